@@ -1,0 +1,54 @@
+// Which implementation serves each seam, picked by name from config. An unknown name fails at
+// start-up listing the known ones. Implementations that need native addons are imported lazily so
+// the simulated station runs on a box without them.
+
+import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
+import { SimulatedSource } from '../drivers/simulated.js';
+import { ConfigError, type LaneConfig } from './config.js';
+import type { Journal } from './journal.js';
+import { MemoryJournal } from './journal.js';
+import type { ListProvider } from './lists.js';
+import { MemoryLists } from './lists.js';
+import type { Logger } from './log.js';
+
+export interface DriverContext {
+  laneId: string;
+  clock: Clock;
+  log: Logger;
+  config: LaneConfig;
+}
+
+type DriverSection = { type: string; [k: string]: unknown };
+type SourceSection = DriverSection & { side: 'entry' | 'exit' };
+
+export type SourceFactory = (cfg: SourceSection, ctx: DriverContext, index: number) => Promise<CredentialSource>;
+export type BarrierFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<BarrierLink>;
+export type ListFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<ListProvider>;
+export type JournalFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<Journal>;
+
+export const sourceDrivers: Record<string, SourceFactory> = {
+  simulated: async (cfg, ctx, i) => new SimulatedSource(`sim-${cfg.side}-${i}`, cfg.side, ctx.clock),
+};
+
+export const barrierDrivers: Record<string, BarrierFactory> = {
+  simulated: async (_cfg, ctx) => {
+    const { SimulatedBarrierLink } = await import('../drivers/simulated.js');
+    const { VirtualBarrier } = await import('../simulator/virtual-barrier.js');
+    return new SimulatedBarrierLink(new VirtualBarrier(ctx.clock), ctx.clock);
+  },
+};
+
+export const listDrivers: Record<string, ListFactory> = {
+  memory: async (_cfg, ctx) => new MemoryLists(ctx.clock.now()),
+};
+
+export const journalDrivers: Record<string, JournalFactory> = {
+  memory: async () => new MemoryJournal(),
+};
+
+/** Look up a driver by name, or fail naming the seam and every known implementation. */
+export function pickDriver<T>(table: Record<string, T>, seam: string, name: string): T {
+  const f = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!f) throw new ConfigError(`unknown ${seam} driver "${name}"; known: ${Object.keys(table).join(', ')}`);
+  return f;
+}
