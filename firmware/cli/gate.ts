@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The `gate` command. Each subcommand lives in its own module and registers itself here.
+import { Command } from 'commander';
+import { register as registerSim } from './sim.js';
+import { register as registerRun } from './run.js';
+
+const program = new Command();
+program.name('gate').description('Metro fare-gate edge runtime: run a lane, simulate a station, bench-test hardware').version('0.1.0');
+
+for (const register of [registerSim, registerRun]) register(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,2 @@
+import type { BenchReport } from './report.js';
+export async function run(_r: BenchReport): Promise<void> {}

@@ -1,0 +1,23 @@
+// `npm run bench`: every section in one run, each figure beside its peer. `--only a,b` picks sections.
+import { BenchReport } from './report.js';
+
+type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Promise<void> }> };
+
+const sections: Section[] = [
+  { name: 'decision', load: () => import('./decision.js') },
+];
+
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+const report = new BenchReport();
+for (const s of sections) {
+  if (only && !only.includes(s.name)) continue;
+  console.log(`\n== ${s.name} ==`);
+  try {
+    const m = await s.load();
+    await m.run(report);
+  } catch (e) {
+    console.log(`[${s.name}] FAILED: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  }
+}
+console.log('\nBENCH_JSON ' + JSON.stringify(report.rows));
