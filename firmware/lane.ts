@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { systemClock } from '../drivers/seams.js';
 import type { LaneConfig } from './config.js';
-import { DecisionCore, MemoryUsedCodes, type RideCodeVerifier, type UsedCodes } from './decision.js';
+import { DecisionCore, type PassbackStore, type RideCodeVerifier, type UsedCodes } from './decision.js';
 import { gateMachine, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
 import type { Journal, JournalEntry } from './journal.js';
 import type { ListProvider } from './lists.js';
@@ -24,6 +24,8 @@ export interface LaneOptions {
   journal?: Journal;
   rideCodes?: RideCodeVerifier;
   usedCodes?: UsedCodes;
+  /** Station-wide anti-passback record (shared by the lanes of one station). */
+  passback?: PassbackStore;
 }
 
 export interface LaneView {
@@ -115,7 +117,7 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
   const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
 
-  const core = new DecisionCore(config.lane.direction, config.policy, lists, opts.usedCodes ?? new MemoryUsedCodes(), opts.rideCodes);
+  const core = new DecisionCore(config.lane.direction, config.policy, { lists, usedCodes: opts.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes });
   const actor = createActor(gateMachine, {
     clock,
     input: {
