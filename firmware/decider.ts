@@ -4,6 +4,7 @@
 
 import { fromCallback } from 'xstate';
 import type { Clock } from '../drivers/seams.js';
+import { checkCredential, credentialRef } from '../protocol/credential.js';
 import type { DecideRequest, DeciderReply } from './gate-machine.js';
 import { laneRefusal, type Decision, type DecisionCore } from './decision.js';
 import type { Journal } from './journal.js';
@@ -18,7 +19,11 @@ export interface DeciderDeps {
 }
 
 export function decide(deps: DeciderDeps, req: DecideRequest): Decision {
-  if (req.preset) return laneRefusal(req.preset, req.side);
+  if (req.preset) {
+    // Keep who it was (privacy-safe) so a busy or out-of-service refusal is traceable in the journal.
+    const c = req.presented?.kind === 'credential' && checkCredential(req.presented.credential).ok ? req.presented.credential : undefined;
+    return c ? laneRefusal(req.preset, req.side, c.kind, credentialRef(c)) : laneRefusal(req.preset, req.side, req.presented?.kind === 'qr-text' ? 'qr' : 'unknown');
+  }
   return deps.core.decide({ presented: req.presented!, side: req.side, nowMs: deps.clock.now(), freePassage: req.freePassage });
 }
 

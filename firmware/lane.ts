@@ -1,7 +1,7 @@
 // One lane's runtime: config → decision core, lists, journal, drivers → a running gate machine.
 // Everything with I/O is injected, so the same code runs on an edge box, on a bench and in the simulator.
 
-import { createActor } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import { EventEmitter } from 'node:events';
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { systemClock } from '../drivers/seams.js';
@@ -26,7 +26,11 @@ export interface LaneOptions {
   usedCodes?: UsedCodes;
   /** Station-wide anti-passback record (shared by the lanes of one station). */
   passback?: PassbackStore;
+  /** XState inspection (dashboards, transition coverage in tests). */
+  inspect?: InspectionObserver;
 }
+
+type InspectionObserver = (e: InspectionEvent) => void;
 
 export interface LaneView {
   laneId: string;
@@ -120,6 +124,7 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   const core = new DecisionCore(config.lane.direction, config.policy, { lists, usedCodes: opts.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes });
   const actor = createActor(gateMachine, {
     clock,
+    inspect: opts.inspect,
     input: {
       laneId: config.lane.id,
       direction: config.lane.direction,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MemoryJournal } from '../../firmware/journal.js';
 import { laneHarness } from '../support/lane-harness.js';
 
 describe('gate lane smoke', () => {
@@ -16,6 +17,6 @@ describe('gate lane smoke', () => {
     expect(h.state()).toBe('normal.closing');
     await h.advance(1000);
     expect(h.state()).toBe('normal.ready');
-    expect(h.journal.records.map((r) => r.entry.type)).toContain('decision');
+    expect((h.journal as MemoryJournal).records.map((r) => r.entry.type)).toContain('decision');
   });
 });

@@ -9,6 +9,8 @@ import type { BarrierCommand } from '../../protocol/barrier.js';
 import { VirtualClock } from '../../protocol/virtual-clock.js';
 import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import type { RideCodeVerifier } from '../../firmware/decision.js';
+import type { Journal } from '../../firmware/journal.js';
+import type { InspectionEvent } from 'xstate';
 
 export interface LaneHarness {
   lane: Lane;
@@ -17,7 +19,7 @@ export interface LaneHarness {
   entry: SimulatedSource;
   exit: SimulatedSource;
   lists: MemoryLists;
-  journal: MemoryJournal;
+  journal: Journal;
   commands: BarrierCommand[];
   /** Let promise callbacks (journal appends) run. */
   settle(): Promise<void>;
@@ -27,7 +29,10 @@ export interface LaneHarness {
   state(): string;
 }
 
-export async function laneHarness(overrides: Record<string, unknown> = {}, opts: { rideCodes?: RideCodeVerifier; journal?: MemoryJournal } = {}): Promise<LaneHarness> {
+export async function laneHarness(
+  overrides: Record<string, unknown> = {},
+  opts: { rideCodes?: RideCodeVerifier; journal?: Journal; inspect?: (e: InspectionEvent) => void } = {},
+): Promise<LaneHarness> {
   const clock = new VirtualClock();
   const config = parseLaneConfig({ lane: { id: 'L1', direction: 'bidirectional' }, ...overrides });
   const board = new VirtualBarrier(clock);
@@ -37,7 +42,7 @@ export async function laneHarness(overrides: Record<string, unknown> = {}, opts:
   const exit = new SimulatedSource('sim-exit', 'exit', clock);
   const lists = new MemoryLists(clock.now());
   const journal = opts.journal ?? new MemoryJournal();
-  const lane = await startLane({ config, clock, barrier: new SimulatedBarrierLink(board, clock), sources: [entry, exit], lists, journal, rideCodes: opts.rideCodes });
+  const lane = await startLane({ config, clock, barrier: new SimulatedBarrierLink(board, clock), sources: [entry, exit], lists, journal, rideCodes: opts.rideCodes, inspect: opts.inspect });
   const settle = async () => {
     for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
   };
