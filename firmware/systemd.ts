@@ -189,7 +189,8 @@ export class SystemdNotifier {
     this.relay = undefined;
     if (!relay || relay.exitCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(() => relay.kill('SIGKILL'), 2000);
+      // A relay slow to start on a loaded box still gets time to send STOPPING (TimeoutStopSec is 20 s).
+      const t = setTimeout(() => relay.kill('SIGKILL'), 5000);
       relay.once('close', () => {
         clearTimeout(t);
         resolve();

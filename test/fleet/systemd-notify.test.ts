@@ -69,7 +69,12 @@ async function runLane(notifySocket: string, relay: string, blockMs: number): Pr
   children.push(c);
   const code = await new Promise<number | null>((r) => c.on('exit', r));
   expect(code).toBe(0);
-  await new Promise((r) => setTimeout(r, 200));
+}
+
+/** Wait until the receiver has printed the last message (socat's output may lag on a loaded machine). */
+async function settled(lines: string[]): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!lines.includes('STATUS=bye') && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
 }
 
 function checkSequence(lines: string[]): void {
@@ -99,6 +104,7 @@ describe('sd_notify', () => {
     const path = join(dir, 'notify.sock');
     const r = await receiver(path);
     await runLane(path, 'socat', 1000);
+    await settled(r.lines);
     r.stop();
     checkSequence(r.lines);
   });
@@ -107,6 +113,7 @@ describe('sd_notify', () => {
     const name = `@gate-test-${process.pid}-${Date.now()}`;
     const r = await receiver(name);
     await runLane(name, 'socat', 400);
+    await settled(r.lines);
     r.stop();
     checkSequence(r.lines);
   });
@@ -116,6 +123,7 @@ describe('sd_notify', () => {
     const path = join(dir, 'notify-py.sock');
     const r = await receiver(path);
     await runLane(path, 'python3', 400);
+    await settled(r.lines);
     r.stop();
     checkSequence(r.lines);
   });
