@@ -1,12 +1,14 @@
 // Prometheus metrics for one lane (prom-client). One private Registry per runtime, so tests and the
-// simulator can run many lanes in one process without clashing names. Everything on the decision
-// path goes through pre-bound label children cached in a Map: one Map lookup and one add per call.
+// simulator can run many lanes in one process without clashing names. The decision path does not go
+// through prom-client's label handling (its label children re-validate and re-hash labels on every
+// call): decisions and latencies land in plain slots found by two Map lookups, and are turned into
+// Prometheus samples only when scraped (FastCounter, FastHistogram below).
 //
 // Drivers never import firmware/, so driver counters reach here either pushed by the composition root
 // (metrics.barrierError(...)) or pulled at scrape time from a stats object the driver exposes
 // (metrics.pullBarrierStats(() => link.stats)), whose shape is declared here structurally.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CredentialKind } from '../protocol/credential.js';
 import type { ReasonCode } from '../protocol/reasons.js';
 
@@ -60,14 +62,93 @@ class BoundCounter<L extends string> {
   }
 }
 
+type Labels = Record<string, string>;
+
+/** A counter whose label sets are slots held by the caller: inc is one add. Rendered at scrape time. */
+class FastCounter {
+  readonly type = 'counter';
+  readonly aggregator = 'sum';
+  private readonly slots: { labels: Labels; value: number }[] = [];
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  slot(labels: Labels): { value: number } {
+    const s = { labels, value: 0 };
+    this.slots.push(s);
+    return s;
+  }
+  get() {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.slots.map((s) => ({ labels: s.labels, value: s.value })) };
+  }
+  reset(): void {
+    for (const s of this.slots) s.value = 0;
+  }
+}
+
+interface HistogramSlot {
+  labels: Labels;
+  /** Non-cumulative counts per bucket; the last one is +Inf. */
+  counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/** A histogram whose label sets are slots held by the caller: observe is a short scan and three adds. */
+class FastHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly slots: HistogramSlot[] = [];
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[],
+  ) {}
+  slot(labels: Labels): HistogramSlot {
+    const s = { labels, counts: new Float64Array(this.buckets.length + 1), sum: 0, count: 0 };
+    this.slots.push(s);
+    return s;
+  }
+  observe(s: HistogramSlot, v: number): void {
+    const b = this.buckets;
+    let i = 0;
+    while (i < b.length && v > b[i]) i++;
+    s.counts[i]++;
+    s.sum += v;
+    s.count++;
+  }
+  get() {
+    const values: { labels: Labels; sharedLabels: Labels; value: number; metricName: string }[] = [];
+    for (const s of this.slots) {
+      let acc = 0;
+      this.buckets.forEach((le, i) => {
+        acc += s.counts[i];
+        values.push({ labels: { le: String(le) }, sharedLabels: s.labels, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+  reset(): void {
+    for (const s of this.slots) {
+      s.counts.fill(0);
+      s.sum = 0;
+      s.count = 0;
+    }
+  }
+}
+
 export class GateMetrics {
   readonly registry = new Registry();
   private readonly now: () => number;
 
-  private readonly decisions: Counter<'kind' | 'reason' | 'grant'>;
-  private readonly decisionsBound: BoundCounter<'kind' | 'reason' | 'grant'>;
-  private readonly decisionSeconds: Histogram<'kind'>;
-  private readonly decisionChildren = new Map<string, { observe(v: number): void }>();
+  private readonly decisions: FastCounter;
+  private readonly decisionSeconds: FastHistogram;
+  /** kind → reason → [refused slot, granted slot]; kind → latency slot. */
+  private readonly decisionSlots = new Map<string, Map<string, [{ value: number } | undefined, { value: number } | undefined]>>();
+  private readonly latencySlots = new Map<string, HistogramSlot>();
 
   private readonly barrierErrors: Counter<'error'>;
   private readonly barrierErrorsBound: BoundCounter<'error'>;
@@ -80,8 +161,8 @@ export class GateMetrics {
   private readonly readerFaultsBound: BoundCounter<'source' | 'fault'>;
   private readonly cameraFaults: Counter<'source' | 'fault'>;
   private readonly cameraFaultsBound: BoundCounter<'source' | 'fault'>;
-  private readonly qrDecodeSeconds: Histogram<'result'>;
-  private readonly qrDecodeChildren: Record<'found' | 'none', { observe(v: number): void }>;
+  private readonly qrDecodeSeconds: FastHistogram;
+  private readonly qrDecodeSlots: Record<'found' | 'none', HistogramSlot>;
 
   private readonly listVersion: Gauge;
   private readonly listAge: Gauge;
@@ -89,7 +170,8 @@ export class GateMetrics {
 
   private readonly journalBacklog: Gauge;
   private journalBacklogFn: (() => number) | undefined;
-  private readonly fsyncSeconds: Histogram;
+  private readonly fsyncSeconds: FastHistogram;
+  private readonly fsyncSlot: HistogramSlot;
   private readonly syncFailures: Counter<'reason'>;
   private readonly syncFailuresBound: BoundCounter<'reason'>;
   private readonly laneMode: Gauge<'mode'>;
@@ -109,20 +191,14 @@ export class GateMetrics {
     // Pull the driver's counters before any barrier counter is read.
     const self = this;
 
-    this.decisions = new Counter({
-      name: `${p}decisions_total`,
-      help: 'Decisions by credential kind, reason code and whether the gate opened',
-      labelNames: ['kind', 'reason', 'grant'] as const,
-      registers,
-    });
-    this.decisionsBound = new BoundCounter(this.decisions);
-    this.decisionSeconds = new Histogram({
-      name: `${p}decision_duration_seconds`,
-      help: 'Time from credential presented to decision made (journal record durable), by credential kind',
-      labelNames: ['kind'] as const,
-      buckets: DECISION_BUCKETS,
-      registers,
-    });
+    this.decisions = new FastCounter(`${p}decisions_total`, 'Decisions by credential kind, reason code and whether the gate opened');
+    this.decisionSeconds = new FastHistogram(
+      `${p}decision_duration_seconds`,
+      'Time from credential presented to decision made (journal record durable), by credential kind',
+      DECISION_BUCKETS,
+    );
+    this.registry.registerMetric(this.decisions as never);
+    this.registry.registerMetric(this.decisionSeconds as never);
 
     this.barrierErrors = new Counter({
       name: `${p}barrier_link_errors_total`,
@@ -174,14 +250,9 @@ export class GateMetrics {
       registers,
     });
     this.cameraFaultsBound = new BoundCounter(this.cameraFaults);
-    this.qrDecodeSeconds = new Histogram({
-      name: `${p}qr_decode_duration_seconds`,
-      help: 'Time to decode one camera frame, by whether a code was found',
-      labelNames: ['result'] as const,
-      buckets: DECODE_BUCKETS,
-      registers,
-    });
-    this.qrDecodeChildren = { found: this.qrDecodeSeconds.labels('found'), none: this.qrDecodeSeconds.labels('none') };
+    this.qrDecodeSeconds = new FastHistogram(`${p}qr_decode_duration_seconds`, 'Time to decode one camera frame, by whether a code was found', DECODE_BUCKETS);
+    this.registry.registerMetric(this.qrDecodeSeconds as never);
+    this.qrDecodeSlots = { found: this.qrDecodeSeconds.slot({ result: 'found' }), none: this.qrDecodeSeconds.slot({ result: 'none' }) };
 
     this.listVersion = new Gauge({
       name: `${p}list_version`,
@@ -210,12 +281,9 @@ export class GateMetrics {
         if (self.journalBacklogFn) this.set(self.journalBacklogFn());
       },
     });
-    this.fsyncSeconds = new Histogram({
-      name: `${p}journal_fsync_duration_seconds`,
-      help: 'Time of one journal fsync (one group commit)',
-      buckets: FSYNC_BUCKETS,
-      registers,
-    });
+    this.fsyncSeconds = new FastHistogram(`${p}journal_fsync_duration_seconds`, 'Time of one journal fsync (one group commit)', FSYNC_BUCKETS);
+    this.registry.registerMetric(this.fsyncSeconds as never);
+    this.fsyncSlot = this.fsyncSeconds.slot({});
     this.syncFailures = new Counter({
       name: `${p}sync_failures_total`,
       help: 'Failed list syncs or journal uploads, by reason (unreachable, http-status, bad-signature, bad-body, ...)',
@@ -240,15 +308,20 @@ export class GateMetrics {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
   }
 
-  /** One decision: credential kind, reason code and latency in seconds. Hot path: two Map lookups. */
+  /** One decision: credential kind, reason code and latency in seconds. Hot path: three Map lookups, four adds. */
   decision(kind: MetricKind, reason: ReasonCode, seconds: number, grant = reason === 'ok'): void {
-    this.decisionsBound.inc({ kind, reason, grant: grant ? 'true' : 'false' }, `${kind}\0${reason}\0${grant}`);
-    let h = this.decisionChildren.get(kind);
-    if (!h) {
-      h = this.decisionSeconds.labels(kind);
-      this.decisionChildren.set(kind, h);
-    }
-    h.observe(seconds);
+    // A clock step can make a latency negative or NaN: count the decision, file the time as 0.
+    if (!(seconds >= 0)) seconds = 0;
+    let byReason = this.decisionSlots.get(kind);
+    if (!byReason) this.decisionSlots.set(kind, (byReason = new Map()));
+    let pair = byReason.get(reason);
+    if (!pair) byReason.set(reason, (pair = [undefined, undefined]));
+    const g = grant ? 1 : 0;
+    const slot = pair[g] ?? (pair[g] = this.decisions.slot({ kind, reason, grant: grant ? 'true' : 'false' }));
+    slot.value++;
+    let h = this.latencySlots.get(kind);
+    if (!h) this.latencySlots.set(kind, (h = this.decisionSeconds.slot({ kind })));
+    this.decisionSeconds.observe(h, seconds);
   }
 
   barrierError(error: string, by = 1): void {
@@ -276,7 +349,7 @@ export class GateMetrics {
     this.cameraFaultsBound.inc({ source, fault }, `${source}\0${fault}`);
   }
   qrDecode(seconds: number, found: boolean): void {
-    this.qrDecodeChildren[found ? 'found' : 'none'].observe(seconds);
+    this.qrDecodeSeconds.observe(this.qrDecodeSlots[found ? 'found' : 'none'], seconds);
   }
 
   /** Where list version and age come from; read at scrape time, so the age is always current. */
@@ -288,7 +361,7 @@ export class GateMetrics {
     this.journalBacklogFn = fn;
   }
   journalFsync(seconds: number): void {
-    this.fsyncSeconds.observe(seconds);
+    this.fsyncSeconds.observe(this.fsyncSlot, seconds);
   }
   syncFailure(reason: string): void {
     this.syncFailuresBound.inc({ reason }, reason);

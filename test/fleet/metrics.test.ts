@@ -92,3 +92,29 @@ describe('metrics', () => {
     expect(await b.text()).toMatch(/gate_process_resident_memory_bytes\{lane="B"\}/);
   });
 });
+
+describe('metrics on the decision path', () => {
+  it('files a nonsense latency (clock step) as 0 and still counts the decision', async () => {
+    const m = createMetrics({ processMetrics: false });
+    m.decision('ticket', 'ok', -0.5);
+    m.decision('ticket', 'ok', Number.NaN);
+    const t = await m.text();
+    expect(sample(t, 'gate_decisions_total{kind="ticket",reason="ok",grant="true"}')).toBe(2);
+    expect(sample(t, 'gate_decision_duration_seconds_bucket{le="0.0001",kind="ticket"}')).toBe(2);
+    expect(sample(t, 'gate_decision_duration_seconds_sum{kind="ticket"}')).toBe(0);
+    expect(sample(t, 'gate_decision_duration_seconds_bucket{le="+Inf",kind="ticket"}')).toBe(2);
+  });
+
+  it('keeps a refused and a granted decision with the same reason apart, and resets with the registry', async () => {
+    const m = createMetrics({ processMetrics: false });
+    m.decision('qr', 'ok', 0.001, true);
+    m.decision('qr', 'ok', 0.001, false);
+    let t = await m.text();
+    expect(sample(t, 'gate_decisions_total{kind="qr",reason="ok",grant="true"}')).toBe(1);
+    expect(sample(t, 'gate_decisions_total{kind="qr",reason="ok",grant="false"}')).toBe(1);
+    m.registry.resetMetrics();
+    t = await m.text();
+    expect(sample(t, 'gate_decisions_total{kind="qr",reason="ok",grant="true"}')).toBe(0);
+    expect(sample(t, 'gate_decision_duration_seconds_count{kind="qr"}')).toBe(0);
+  });
+});
