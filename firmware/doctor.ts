@@ -25,7 +25,9 @@ export interface DoctorTargets {
   serial?: { path: string; baudRate?: number };
   /** PC/SC readers are needed; optional reader-name substring to look for. */
   readers?: { nameContains?: string };
-  camera?: { device: string; format?: string };
+  camera?: { device: string; format?: string; /** ffmpeg input arguments used instead of the device (recorded video). */ input?: string[] };
+  /** The ffmpeg the camera driver runs, when the config names one. */
+  ffmpeg?: string;
   journalDir?: string;
   backofficeUrl?: string;
   listMaxAgeSeconds: number;
@@ -91,9 +93,11 @@ export function targetsFromConfig(config: LaneConfig): DoctorTargets {
   for (const s of config.drivers.sources as Section[]) {
     const type = String(s?.type ?? '');
     if (/pcsc|reader|nfc|card/i.test(type) && !/sim/i.test(type)) t.readers = { nameContains: str(s, 'reader', 'readerName') };
-    if (/camera|v4l2|video|ffmpeg/i.test(type) && !/sim/i.test(type)) {
-      const device = str(s, 'device', 'input', 'path');
-      if (device) t.camera = { device, format: str(s, 'format', 'inputFormat') };
+    if (/camera|v4l2|video/i.test(type) && !/sim/i.test(type)) {
+      // drivers/qr-camera.ts: device (default /dev/video0), or `input` ffmpeg arguments replacing V4L2.
+      const input = Array.isArray(s?.input) && s.input.every((a) => typeof a === 'string') ? (s.input as string[]) : undefined;
+      t.camera = { device: str(s, 'device') ?? '/dev/video0', format: str(s, 'format', 'inputFormat'), input };
+      t.ffmpeg = str(s, 'ffmpeg');
     }
   }
   const journal = config.journal as Section;
@@ -281,7 +285,7 @@ export async function checkPcsc(t: DoctorTargets, env: DoctorEnv): Promise<Check
   }
   const readers = answer.readers ?? [];
   const want = t.readers.nameContains;
-  const match = want ? readers.filter((n) => n.includes(want)) : readers;
+  const match = want ? readers.filter((n) => n.toLowerCase().includes(want.toLowerCase())) : readers;
   if (match.length > 0) return [pcscd, { name: 'card-readers', ok: true, detail: `readers: ${match.join('; ')}` }];
   return [
     pcscd,
@@ -324,8 +328,8 @@ export async function checkFfmpeg(env: DoctorEnv): Promise<CheckResult> {
 export async function checkCamera(t: DoctorTargets, env: DoctorEnv, ffmpegOk: boolean): Promise<CheckResult> {
   const name = 'camera';
   if (!t.camera) return skipped(name, 'no QR camera in this config');
-  const { device } = t.camera;
-  if (!existsSync(device)) {
+  const { device, input } = t.camera;
+  if (!input && !existsSync(device)) {
     return {
       name,
       ok: false,
@@ -335,7 +339,8 @@ export async function checkCamera(t: DoctorTargets, env: DoctorEnv, ffmpegOk: bo
   }
   if (!ffmpegOk) return { name, ok: false, detail: `${device} exists; frames not checked: ffmpeg is missing`, fix: 'apt-get install -y ffmpeg' };
   const format = t.camera.format ?? (device.startsWith('/dev/') ? 'v4l2' : undefined);
-  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', ...(format ? ['-f', format] : []), '-i', device, '-frames:v', '1', '-f', 'null', '-'];
+  const source = input ?? [...(format ? ['-f', format] : []), '-i', device];
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', ...source, '-frames:v', '1', '-f', 'null', '-'];
   const r = await run(env.ffmpeg, args, env.timeoutMs);
   if (r.code === 0) return { name, ok: true, detail: `${device} delivered a frame` };
   const said = (r.error ?? r.stderr.trim().split('\n').slice(-2).join(' ')) || `exit ${r.code}`;
@@ -455,6 +460,7 @@ export async function checkLists(t: DoctorTargets, env: DoctorEnv): Promise<Chec
 
 /** Every check, in the order a technician would fix things. */
 export async function runDoctor(t: DoctorTargets, env: DoctorEnv): Promise<{ ok: boolean; checks: CheckResult[] }> {
+  if (t.ffmpeg) env = { ...env, ffmpeg: t.ffmpeg };
   const [serial, pcsc, ffmpeg, clock, backoffice] = await Promise.all([
     checkSerialPort(t),
     checkPcsc(t, env),

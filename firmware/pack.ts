@@ -72,12 +72,17 @@ export const SAMPLE_CONFIG = {
   drivers: {
     barrier: { type: 'serial', path: '/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0', baudRate: 115200 },
     sources: [
-      { type: 'pcsc', side: 'entry' },
+      { type: 'pcsc', side: 'entry', reader: 'ACR1252' },
       { type: 'camera', side: 'entry', device: '/dev/video0' },
     ],
   },
-  lists: { type: 'file', dir: '/var/lib/gate/lists', url: 'https://afc-backoffice.example/api/v1' },
-  journal: { type: 'file', dir: '/var/lib/gate/journal', uploadUrl: 'https://afc-backoffice.example/api/v1' },
+  lists: {
+    type: 'http-sync',
+    url: 'https://afc-backoffice.example/api/v1/lists',
+    dir: '/var/lib/gate/lists',
+    publicKeys: ['REPLACE-WITH-THE-BACK-OFFICE-LIST-SIGNING-KEY'],
+  },
+  journal: { type: 'file', dir: '/var/lib/gate/journal', uploadUrl: 'https://afc-backoffice.example/api/v1/journal' },
   backoffice: { url: 'https://afc-backoffice.example/healthz' },
   health: { host: '127.0.0.1', port: 9464 },
   log: { level: 'info' },

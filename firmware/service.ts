@@ -9,7 +9,7 @@ import type { LaneConfig } from './config.js';
 import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer, type Probe } from './health.js';
 import type { Lane } from './lane.js';
 import type { Logger } from './log.js';
-import { createMetrics, type GateMetrics } from './metrics.js';
+import { createMetrics, type BarrierLinkStats, type GateMetrics } from './metrics.js';
 import { SystemdNotifier } from './systemd.js';
 
 /**
@@ -49,6 +49,24 @@ export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
   metrics.mode(lane.view().mode);
   metrics.watchLists(() => lane.lists.current());
   metrics.barrierLink(!Object.hasOwn(lane.view().faults, 'barrier-link'));
+  // The serial barrier driver keeps monotonic `counters`; read them at every scrape.
+  if ('counters' in lane.barrier) metrics.pullBarrierStats(() => barrierStats((lane.barrier as { counters?: unknown }).counters));
+}
+
+/** The serial barrier driver's counters (drivers/serial-barrier.ts BarrierLinkCounters) as metrics stats. */
+export function barrierStats(c: unknown): BarrierLinkStats | undefined {
+  if (!c || typeof c !== 'object') return undefined;
+  const n = (k: string) => {
+    const v = (c as Record<string, unknown>)[k];
+    return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+  };
+  return {
+    errors: { 'bad-crc': n('badCrc'), 'bad-frame': n('badFrames'), 'command-failed': n('commandFailures'), 'status-resync': n('resyncs') },
+    retransmits: n('retransmits'),
+    // The parser re-aligning on a frame start after a lost or extra byte.
+    resyncs: n('realigns'),
+    bytesDiscarded: n('bytesDiscarded'),
+  };
 }
 
 /** The journal's directory from its config section, when it is on disk. */
