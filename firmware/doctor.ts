@@ -480,6 +480,8 @@ export async function runDoctor(t: DoctorTargets, env: DoctorEnv): Promise<{ ok:
     backoffice,
     await checkLists(t, env),
   ];
+  // Tools print multi-line errors; one line per check reads better and greps well.
+  for (const c of checks) c.detail = c.detail.replace(/\s*\n\s*/g, ' ');
   return { ok: checks.every((c) => c.ok), checks };
 }
 

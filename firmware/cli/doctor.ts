@@ -1,5 +1,5 @@
 // `gate doctor`: check this box against a lane config; exit 0 only when every check passes.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { systemClock } from '../../drivers/seams.js';
 import { loadLaneConfig, type LaneConfig } from '../config.js';
 import { defaultDoctorEnv, formatDoctor, runDoctor, targetsFromConfig, type DoctorEnv } from '../doctor.js';
@@ -12,6 +12,7 @@ function listsFromConfig(config: LaneConfig): DoctorEnv['lists'] {
     const factory = pickDriver(listDrivers, 'lists', config.lists.type);
     const provider = await factory(config.lists, { laneId: config.lane.id, clock: systemClock, log: silentLogger, config });
     const s = provider.current();
+    // (a list driver that syncs may keep timers; the command exits anyway, see --no-exit)
     const r = { version: s.version, publishedAtMs: s.publishedAtMs };
     await (provider as { close?: () => Promise<void> | void }).close?.();
     return r;
@@ -29,7 +30,9 @@ export function register(program: Command): void {
     .option('--journal-dir <dir>', 'check this journal directory instead of the one in the config')
     .option('--backoffice-url <url>', 'check this back office URL instead of the one in the config')
     .option('--min-free-mb <n>', 'free space the journal directory needs', '200')
-    .action(async (opts: { config: string; json?: boolean; serial?: string; camera?: string; journalDir?: string; backofficeUrl?: string; minFreeMb: string }) => {
+    // In-process callers (tests) keep their process; the command itself exits even if a list driver left a timer.
+    .addOption(new Option('--no-exit', 'do not exit the process when done').hideHelp())
+    .action(async (opts: { config: string; json?: boolean; serial?: string; camera?: string; journalDir?: string; backofficeUrl?: string; minFreeMb: string; exit: boolean }) => {
       let config: LaneConfig;
       try {
         config = loadLaneConfig(opts.config);
@@ -48,5 +51,6 @@ export function register(program: Command): void {
       const r = await runDoctor(targets, env);
       console.log(opts.json ? JSON.stringify(r, null, 2) : formatDoctor(r));
       process.exitCode = r.ok ? 0 : 1;
+      if (opts.exit) setTimeout(() => process.exit(), 200).unref();
     });
 }

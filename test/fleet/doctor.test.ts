@@ -331,7 +331,7 @@ describe("gate doctor", { timeout: 60_000 }, () => {
         process.exitCode = undefined;
         const program = new Command().exitOverride();
         register(program);
-        await program.parseAsync(['node', 'gate', 'doctor', '--config', file, '--json', '--min-free-mb', '1', ...args]);
+        await program.parseAsync(['node', 'gate', 'doctor', '--config', file, '--json', '--no-exit', '--min-free-mb', '1', ...args]);
         return { code: process.exitCode, json: JSON.parse(out.join('\n')) };
       };
       // This machine's clock state is whatever CI has; the clock check is covered above.
