@@ -90,7 +90,6 @@ export interface PortLike {
   on(ev: 'data', fn: (b: Buffer) => void): this;
   on(ev: 'close', fn: (err?: Error | null) => void): this;
   on(ev: 'error', fn: (err: Error) => void): this;
-  removeAllListeners(ev?: string): this;
   set(opts: { rts?: boolean }, cb: (err: Error | null) => void): void;
   drain(cb: (err: Error | null) => void): void;
   readonly isOpen: boolean;
@@ -217,8 +216,8 @@ export class SerialBarrierLink implements BarrierLink {
     const port = this.port;
     this.port = undefined;
     this.portState = 'closed';
+    // Listeners stay: a write cancelled by the close surfaces as an 'error' the handler ignores.
     if (port?.isOpen) await new Promise<void>((res) => port.close(() => res()));
-    port?.removeAllListeners();
   }
 
   // ---- port lifecycle ----
@@ -261,7 +260,9 @@ export class SerialBarrierLink implements BarrierLink {
       this.portState = 'open';
       if (this.everOpened) this.own.reopens++;
       this.everOpened = true;
-      port.on('data', (b) => this.onBytes(b));
+      port.on('data', (b) => {
+        if (this.port === port) this.onBytes(b);
+      });
       port.on('close', (e) => this.onPortGone(port, e ? `port closed: ${e.message}` : 'port closed'));
       port.on('error', (e) => this.onPortGone(port, `port error: ${e.message}`));
       this.log.info({ path: this.config.path }, 'barrier port open');
@@ -280,7 +281,6 @@ export class SerialBarrierLink implements BarrierLink {
     if (this.port !== port) return;
     this.port = undefined;
     this.portState = 'closed';
-    port.removeAllListeners();
     if (port.isOpen) port.close();
     if (this.stopped) return;
     this.log.warn({ path: this.config.path, detail }, 'barrier port lost');

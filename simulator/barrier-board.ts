@@ -208,7 +208,6 @@ export class BarrierBoard {
     const p = this.port;
     this.port = undefined;
     if (p?.isOpen) await new Promise<void>((r) => p.close(() => r()));
-    p?.removeAllListeners();
   }
 
   // ---- hardware switches ----
@@ -241,7 +240,9 @@ export class BarrierBoard {
           return resolve();
         }
         this.port = port;
-        port.on('data', (b: Buffer) => this.inLine.pass(b));
+        port.on('data', (b: Buffer) => {
+          if (this.port === port) this.inLine.pass(b);
+        });
         port.on('close', () => this.onPortGone(port));
         port.on('error', () => this.onPortGone(port));
         resolve();
@@ -252,7 +253,6 @@ export class BarrierBoard {
   private onPortGone(port: SerialPort): void {
     if (this.port !== port) return;
     this.port = undefined;
-    port.removeAllListeners();
     if (port.isOpen) port.close();
     this.scheduleReopen();
   }

@@ -11,7 +11,8 @@ export interface BarrierRig {
   board: BarrierBoard;
   events: BarrierEvent[];
   waitFor(pred: () => boolean, ms?: number, what?: string): Promise<void>;
-  waitEvent(pred: (e: BarrierEvent) => boolean, ms?: number): Promise<BarrierEvent>;
+  /** Wait for an event at or after index `from` (default: events from now on). */
+  waitEvent(pred: (e: BarrierEvent) => boolean, ms?: number, from?: number): Promise<BarrierEvent>;
   close(): Promise<void>;
 }
 
@@ -29,8 +30,7 @@ export async function barrierRig(opts: { link?: Partial<SerialBarrierConfigInput
       await new Promise((r) => setTimeout(r, 2));
     }
   };
-  const waitEvent = async (pred: (e: BarrierEvent) => boolean, ms = 5000) => {
-    const from = events.length;
+  const waitEvent = async (pred: (e: BarrierEvent) => boolean, ms = 5000, from = events.length) => {
     let found: BarrierEvent | undefined;
     await waitFor(() => (found = events.slice(from).find(pred)) !== undefined, ms, 'event');
     return found!;
