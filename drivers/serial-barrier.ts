@@ -177,6 +177,11 @@ export class SerialBarrierLink implements BarrierLink {
     return { framesIn: r.frames, bytesDiscarded: r.bytesDiscarded, badCrc: r.badCrc, badFrames: r.badFrames, ...this.own };
   }
 
+  /** No command in flight or queued (the simulated station waits for this between virtual-time steps). */
+  get idle(): boolean {
+    return !this.inflight && this.queue.length === 0;
+  }
+
   /** 'up' once the board answered a status request; what the lane may rely on. */
   get state(): 'down' | 'resyncing' | 'up' {
     return this.link;

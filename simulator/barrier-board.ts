@@ -41,6 +41,8 @@ export interface BoardOptions {
   seed?: number;
   faults?: { out?: Partial<LineFaults>; in?: Partial<LineFaults>; silent?: boolean };
   timers?: Timers;
+  /** Drive this mechanics model instead of a new one (the simulated station owns its boards). */
+  barrier?: VirtualBarrier;
   /** Every frame in and out (after fault injection on the way in, before it on the way out). */
   trace?: (dir: 'in' | 'out', frame: LinkFrame) => void;
 }
@@ -139,7 +141,7 @@ export class BarrierBoard {
   readonly reader = new FrameReader();
   readonly faults: BoardFaults;
   private readonly timers: Timers;
-  private readonly opt: Required<Omit<BoardOptions, 'faults' | 'mechanics' | 'timers' | 'trace' | 'seed'>>;
+  private readonly opt: Required<Omit<BoardOptions, 'faults' | 'mechanics' | 'timers' | 'trace' | 'seed' | 'barrier'>>;
   private port?: SerialPort;
   private stopped = false;
   private lastCommandKey = '';
@@ -169,7 +171,7 @@ export class BarrierBoard {
       reopenMs: opts.reopenMs ?? 100,
     };
     this.trace = opts.trace;
-    this.barrier = new VirtualBarrier(this.timers, { ...DEFAULT_MECHANICS, ...opts.mechanics });
+    this.barrier = opts.barrier ?? new VirtualBarrier(this.timers, { ...DEFAULT_MECHANICS, ...opts.mechanics });
     this.barrier.listen((e) => this.queueEvent(e));
     const random = rng(opts.seed ?? 1);
     this.faults = {
@@ -181,6 +183,14 @@ export class BarrierBoard {
     this.inLine = new FaultyLine(this.faults.in, random, this.timers, (b) => this.onBytes(b));
     this.lastRx = this.timers.now();
   }
+
+  /** Nothing waiting to be sent or acknowledged (the simulated station waits for this between steps). */
+  get idle(): boolean {
+    return !this.inflight && this.events.length === 0;
+  }
+
+  /** Frames written so far (before line faults). */
+  framesOut = 0;
 
   /** Damage done so far on each direction. */
   get lineCounts(): { out: FaultyLine['counts']; in: FaultyLine['counts'] } {
@@ -385,6 +395,7 @@ export class BarrierBoard {
 
   private writeBytes(b: Buffer, f: LinkFrame): void {
     if (!this.port) return;
+    this.framesOut++;
     this.trace?.('out', f);
     this.outLine.pass(b);
   }
