@@ -322,14 +322,14 @@ export class SerialBarrierLink implements BarrierLink {
   }
 
   private linkDown(detail: string): void {
-    const was = this.link;
     this.link = 'down';
-    this.failAll(`link down: ${detail}`);
+    // The lane hears why first, then which commands did not make it.
     if (this.reportedUp !== false) {
-      if (was !== 'down' || this.reportedUp === undefined) this.own.linkDowns++;
+      this.own.linkDowns++;
       this.reportedUp = false;
       this.emit?.({ type: 'LINK', up: false, detail });
     }
+    this.failAll(`link down: ${detail}`);
   }
 
   private scheduleTick(): void {

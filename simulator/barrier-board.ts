@@ -321,6 +321,8 @@ export class BarrierBoard {
     if (key === this.lastCommandKey && this.lastReply) {
       this.counts.duplicateCommands++;
       if (!this.faults.silent) this.writeBytes(this.lastReply, { type: 'ACK', seq: f.seq, of: typeCode(f) });
+      // A status request is harmless to answer again, and a restarted runtime may reuse the seq.
+      if (f.command.type === 'STATUS_REQUEST') this.queueEvent(this.statusEvent());
       return;
     }
     this.lastCommandKey = key;

@@ -132,4 +132,18 @@ describe('serial barrier driver (binding-mock, manual clock)', () => {
     expect(c.duplicateEvents).toBe(1);
     expect(c.bytesDiscarded).toBeGreaterThanOrEqual(3);
   });
+
+  it('a NACK settles the command as refused, and a late ACK for an abandoned seq is ignored', async () => {
+    const r = await rig();
+    stopLink = () => r.link.stop();
+    const req = r.written().find((f) => f.type === 'COMMAND')!;
+    await r.board({ type: 'ACK', seq: req.seq, of: 0x06 }, { type: 'EVENT', seq: 1, event: { type: 'STATUS', flaps: 'closed', mode: 'locked', faultCode: 0, fireAlarm: false } });
+    const outcome = r.link.request({ type: 'OPEN', direction: 'entry', passages: 1 });
+    await settle();
+    const open = r.written().filter((f) => f.type === 'COMMAND').at(-1)!;
+    await r.board({ type: 'ACK', seq: (open.seq + 100) & 0xff, of: 0x01 }, { type: 'NACK', seq: open.seq, of: 0x01, reason: 'refused' });
+    expect(await outcome).toEqual({ ok: false, detail: 'refused by the board: refused' });
+    expect(r.events.at(-1)).toMatchObject({ type: 'COMMAND_FAILED', command: 'OPEN' });
+    expect(r.link.counters.staleAnswers).toBe(1);
+  });
 });
