@@ -38,7 +38,7 @@ export const serialBarrierConfigSchema = z
       .object({ enabled: z.boolean().default(false), rtsToggle: z.boolean().default(false) })
       .strict()
       .default({ enabled: false, rtsToggle: false }),
-    /** Wait this long for ACK/NACK before sending the same frame again. */
+    /** Wait this long for ACK/NACK before sending the same frame again (doubling per retry, up to 8×). */
     ackTimeoutMs: ms(40),
     /** Retransmissions after the first send; then the command is reported failed. */
     retries: z.number().int().min(0).max(20).default(3),
@@ -384,11 +384,14 @@ export class SerialBarrierLink implements BarrierLink {
     p.attempts = (p.attempts ?? 0) + 1;
     if (p.attempts > 1) this.own.retransmits++;
     this.writeBytes(p.bytes!, frame ?? { type: 'COMMAND', seq: p.seq!, command: p.cmd });
+    // Each wait doubles, up to 8 times the first: a busy board (or a starved pty relay) gets time to
+    // answer, while a lost frame is still repeated quickly.
+    const wait = this.config.ackTimeoutMs * Math.min(2 ** (p.attempts - 1), 8);
     p.timer = this.clock.setTimeout(() => {
       if (this.inflight !== p) return;
       if (p.attempts! <= this.config.retries) this.transmit(p);
       else this.finish(p, { ok: false, detail: `no answer after ${p.attempts} attempts` });
-    }, this.config.ackTimeoutMs);
+    }, wait);
   }
 
   /** Settle a command; a failure is counted and reported as COMMAND_FAILED (internal ones only counted). */

@@ -104,9 +104,13 @@ describe('serial barrier driver (binding-mock, manual clock)', () => {
     await settle();
     r.clock.advance(40);
     await settle();
-    r.clock.advance(40);
+    r.clock.advance(79);
     await settle();
-    r.clock.advance(40);
+    // Waits double: the second retransmission comes 80 ms after the first, not 40.
+    expect(r.written().filter((f) => f.type === 'COMMAND' && f.command.type === 'OPEN')).toHaveLength(2);
+    r.clock.advance(1);
+    await settle();
+    r.clock.advance(160);
     await settle();
     const opens = r.written().filter((f) => f.type === 'COMMAND' && f.command.type === 'OPEN');
     expect(opens).toHaveLength(3);
