@@ -6,7 +6,7 @@
 //   terminal 3: gate barrier --port /tmp/gate open --direction entry --passages 1
 
 import { createInterface } from 'node:readline';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { BarrierCommand, BarrierEvent, BarrierMode } from '../../protocol/barrier.js';
 import { describeFrame } from '../../protocol/barrier-frame.js';
 
@@ -21,9 +21,20 @@ interface LinkOptions {
 
 function positiveInt(v: string, what: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer, got "${v}"`);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a positive integer, got "${v}"`);
   return n;
 }
+
+const arg =
+  <T>(check: (v: string) => T) =>
+  (v: string): T =>
+    check(v);
+const intOption = (what: string) => arg((v) => (positiveInt(v, what), v));
+const oneOf = <T extends string>(what: string, values: readonly T[]) =>
+  arg((v): T => {
+    if (!values.includes(v as T)) throw new InvalidArgumentError(`${what} must be one of ${values.join(', ')}, got "${v}"`);
+    return v as T;
+  });
 
 /** Open the link, wait for the status resync, run `body`, close. Exit code 2 if the board never answers. */
 async function withLink(
@@ -72,32 +83,38 @@ export function register(program: Command): void {
     .command('barrier')
     .description('talk to a barrier board on a serial line: open, close, mode, status, monitor')
     .requiredOption('--port <path>', 'serial device, e.g. /dev/ttyUSB0 or a pty link')
-    .option('--baud <n>', 'baud rate', '115200')
-    .option('--timeout <ms>', 'how long to wait for the board to answer', '3000')
+    .option('--baud <n>', 'baud rate', intOption('--baud'), '115200')
+    .option('--timeout <ms>', 'how long to wait for the board to answer', intOption('--timeout'), '3000')
     .option('--trace', 'print every frame in and out');
   const opts = (c: Command) => c.parent!.opts() as LinkOptions;
 
   barrier
     .command('open')
     .description('open the flaps for authorised passengers (passages 0 = safety reopen)')
-    .option('--direction <d>', 'entry or exit', 'entry')
-    .option('--passages <n>', 'number of passengers', '1')
-    .action(async (o: { direction: string; passages: string }, c: Command) => {
-      if (o.direction !== 'entry' && o.direction !== 'exit') throw new Error(`--direction must be entry or exit, got "${o.direction}"`);
-      const passages = Number(o.passages);
-      if (!Number.isInteger(passages) || passages < 0 || passages > 255) throw new Error(`--passages must be 0..255, got "${o.passages}"`);
-      await runCommand(opts(c), { type: 'OPEN', direction: o.direction, passages });
+    .option('--direction <d>', 'entry or exit', oneOf('--direction', ['entry', 'exit'] as const), 'entry')
+    .option(
+      '--passages <n>',
+      'number of passengers (0 = safety reopen)',
+      arg((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 255) throw new InvalidArgumentError(`--passages must be 0..255, got "${v}"`);
+        return n;
+      }),
+      1,
+    )
+    .action(async (o: { direction: 'entry' | 'exit'; passages: number }, c: Command) => {
+      await runCommand(opts(c), { type: 'OPEN', direction: o.direction, passages: o.passages });
     });
   barrier
     .command('close')
     .description('close the flaps')
     .action(async (_o: unknown, c: Command) => runCommand(opts(c), { type: 'CLOSE' }));
   barrier
-    .command('mode <mode>')
+    .command('mode')
     .description(`set the mode: ${MODES.join(', ')}`)
-    .action(async (mode: string, _o: unknown, c: Command) => {
-      if (!MODES.includes(mode as BarrierMode)) throw new Error(`mode must be one of ${MODES.join(', ')}, got "${mode}"`);
-      await runCommand(opts(c), { type: 'SET_MODE', mode: mode as BarrierMode });
+    .argument('<mode>', MODES.join(' | '), oneOf('mode', MODES))
+    .action(async (mode: BarrierMode, _o: unknown, c: Command) => {
+      await runCommand(opts(c), { type: 'SET_MODE', mode });
     });
   barrier
     .command('status')
@@ -130,13 +147,12 @@ export function register(program: Command): void {
     .command('barrier-sim')
     .description('run a virtual barrier board on a pty or serial device; switches from stdin (type "help")')
     .requiredOption('--port <path>', 'device or pty link the board listens on')
-    .option('--baud <n>', 'baud rate', '115200')
-    .option('--fail-safe <state>', 'safe state after heartbeat silence: open or locked', 'open')
-    .option('--fail-safe-after <ms>', 'heartbeat silence before the fail-safe', '1000')
-    .option('--seed <n>', 'seed of the byte-fault generator', '1')
+    .option('--baud <n>', 'baud rate', intOption('--baud'), '115200')
+    .option('--fail-safe <state>', 'safe state after heartbeat silence: open or locked', oneOf('--fail-safe', ['open', 'locked'] as const), 'open')
+    .option('--fail-safe-after <ms>', 'heartbeat silence before the fail-safe', intOption('--fail-safe-after'), '1000')
+    .option('--seed <n>', 'seed of the byte-fault generator', intOption('--seed'), '1')
     .option('--trace', 'print every frame in and out')
-    .action(async (o: { port: string; baud: string; failSafe: string; failSafeAfter: string; seed: string; trace?: boolean }) => {
-      if (o.failSafe !== 'open' && o.failSafe !== 'locked') throw new Error(`--fail-safe must be open or locked, got "${o.failSafe}"`);
+    .action(async (o: { port: string; baud: string; failSafe: 'open' | 'locked'; failSafeAfter: string; seed: string; trace?: boolean }) => {
       const { BarrierBoard } = await import('../../simulator/barrier-board.js');
       const board = new BarrierBoard({
         path: o.port,
