@@ -122,4 +122,13 @@ describe('serial barrier link over a pty', () => {
     await board.stop();
     await pty.close();
   });
+
+  it('RS-485 with RTS toggling: frames still go out one at a time (a pty ignores the RTS line)', async () => {
+    rig = await barrierRig({ link: { rs485: { enabled: true, rtsToggle: true } } });
+    const { link, board } = rig;
+    await rig.waitFor(() => link.state === 'up', 5000, 'link up');
+    expect(await link.request({ type: 'OPEN', direction: 'exit', passages: 1 })).toMatchObject({ ok: true });
+    expect(await link.request({ type: 'DISPLAY', textId: 12 })).toMatchObject({ ok: true });
+    expect(board.barrier.counts.opens).toBe(1);
+  });
 });
