@@ -523,3 +523,17 @@ afterAll(() => {
   const missing = all.filter((x) => !taken.has(x.t)).map((x) => x.name);
   expect(missing, `transitions never taken:\n${missing.join('\n')}`).toEqual([]);
 });
+
+describe('lane: list age watchdog', () => {
+  it('a list older than the limit applies the configured policy, and a fresh one lifts it', async () => {
+    const h = await laneHarness({ policy: { listMaxAgeSeconds: 3600, staleListAction: 'out-of-service' } });
+    expect(h.state()).toBe('normal.ready');
+    await h.advance(3600_000 + 360_000);
+    expect(h.state()).toBe('outOfService');
+    expect(h.lane.view().faults['list-too-old']).toBeDefined();
+    h.lists.publishedAtMs = h.clock.now();
+    await h.advance(360_000);
+    expect(h.state()).toBe('normal.ready');
+    await h.lane.stop();
+  });
+});
