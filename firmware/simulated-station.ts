@@ -88,7 +88,10 @@ export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringC
       import('../simulator/barrier-board.js'),
       import('../drivers/serial-barrier.js'),
     ]);
-    const pty = await ptyPair(`sim-${ctx.laneId}`);
+    // No socat on this box is a setup problem the user can fix: say so as a config error, not a crash.
+    const pty = await ptyPair(`sim-${ctx.laneId}`).catch((e: Error) => {
+      throw new ConfigError(`--barrier pty: ${e.message}`);
+    });
     const wire = new BarrierBoard({ path: pty.b, barrier: board, timers: ctx.clock, heartbeatMs: 250, failSafeAfterMs: 2000 });
     await wire.start();
     const link = new SerialBarrierLink(
