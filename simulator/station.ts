@@ -91,6 +91,11 @@ export interface StationOptions {
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
+  /**
+   * Let everything triggered by the last virtual-time step finish before the next one. Default: one
+   * turn of the event loop; wires with real I/O (a pty) wait until their bytes have crossed.
+   */
+  settle?: () => Promise<void>;
 }
 
 interface Attempt {
@@ -145,7 +150,7 @@ export class Station {
       this.pendingRiders++;
       clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
     }
-    const settle = () => new Promise<void>((r) => setImmediate(r));
+    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
     await settle();
     while (this.pendingRiders > 0 && !this.stopRequested) {
       if (this.o.realtime) {
