@@ -152,3 +152,47 @@ describe('lane service', () => {
     rx.stop();
   });
 });
+
+describe('lane service with the real serial barrier driver on a pty', () => {
+  it('exports the driver counters and link state, and readiness follows the link', async () => {
+    const { ptyPair } = await import('../support/pty.js');
+    const { BarrierBoard } = await import('../../simulator/barrier-board.js');
+    const { SerialBarrierLink } = await import('../../drivers/serial-barrier.js');
+    const pty = await ptyPair('fleet');
+    const board = new BarrierBoard({ path: pty.b, heartbeatMs: 20, failSafeAfterMs: 2000, eventRetryMs: 15, mechanics: { openMs: 10, closeMs: 10 } });
+    await board.start();
+    const link = new SerialBarrierLink({ type: 'serial', path: pty.a, heartbeatMs: 20, silenceMs: 150, ackTimeoutMs: 15, reopenMs: 30 });
+    const config = parseLaneConfig({ lane: { id: 'S1' }, health: { port: 0 } });
+    const metrics = createMetrics({ labels: { lane: 'S1' }, processMetrics: false });
+    const lane = await startLane({ config, barrier: link, sources: [], inspect: laneInspector(metrics) });
+    const service = await startLaneService(lane, { log: silentLogger, metrics, notifier: new SystemdNotifier({ env: {}, unsetEnvironment: false }) });
+    try {
+      const url = service.health!.url;
+      await until('link up', () => !('barrier-link' in lane.view().faults));
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      // Damage the line for a while: CRC errors and parser re-alignments are counted by the driver.
+      board.setLineFaults('out', { corrupt: 0.3 });
+      await new Promise((r) => setTimeout(r, 400));
+      board.setLineFaults('out', { corrupt: 0 });
+      let text = await (await fetch(`${url}/metrics`)).text();
+      expect(sample(text, 'gate_barrier_link_errors_total{error="bad-crc",lane="S1"}')).toBeGreaterThan(0);
+      expect(text).toMatch(/^gate_barrier_link_bytes_discarded_total\{lane="S1"\} \d+$/m);
+      expect(text).toMatch(/^gate_barrier_link_retransmits_total\{lane="S1"\} \d+$/m);
+      // A hung board: the link goes down, readiness says so.
+      board.faults.silent = true;
+      await until('link down', () => 'barrier-link' in lane.view().faults);
+      const r = await fetch(`${url}/readyz`);
+      expect(r.status).toBe(503);
+      const body = (await r.json()) as { checks: Record<string, { ok: boolean }> };
+      expect(body.checks.barrierLink.ok).toBe(false);
+      text = await (await fetch(`${url}/metrics`)).text();
+      expect(sample(text, 'gate_barrier_link_up{lane="S1"}')).toBe(0);
+      expect(sample(text, 'gate_barrier_link_errors_total{error="link-down",lane="S1"}')).toBeGreaterThanOrEqual(1);
+    } finally {
+      await service.stop();
+      await lane.stop();
+      board.stop();
+      await pty.close();
+    }
+  });
+});
