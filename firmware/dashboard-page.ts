@@ -56,7 +56,7 @@ h2 { font-size:14px; margin:0 0 6px; color:var(--dim); font-weight:600; }
 .conn.on { background:#12361f; color:#7ee2a8; } .conn.off { background:#3d1d1d; color:#ff9b94; }
 .totals { color:var(--dim); font-size:13px; }
 button, select, input { font:inherit; color:var(--text); background:#222b36; border:1px solid var(--line); border-radius:5px; padding:3px 8px; }
-button { cursor:pointer; } button:hover { border-color:var(--dim); }
+button { cursor:pointer; } button:hover { border-color:var(--dim); } button:disabled { opacity:.4; cursor:default; }
 button.danger { background:#4a1e1e; border-color:#7d2a2a; } button.warn { background:#3d2f10; border-color:#6b5115; } button.ok { background:#163320; border-color:#2a5f3a; }
 .simpanel { margin:10px 16px 0; padding:8px 12px; background:var(--panel); border:1px dashed #5a4a1a; border-radius:8px; display:flex; flex-wrap:wrap; gap:8px; align-items:center; }
 .simpanel .tag { color:var(--amber); font-weight:600; }
@@ -72,7 +72,8 @@ button.danger { background:#4a1e1e; border-color:#7d2a2a; } button.warn { backgr
 .lane[data-mode=outOfService] { border-left-color:var(--amber); }
 .lane[data-mode=maintenance] { border-left-color:var(--amber); }
 .lane[data-mode=closed] { border-left-color:#444c56; }
-.lane .head { display:flex; align-items:center; gap:8px; }
+.lane .head { display:flex; align-items:center; gap:4px 8px; flex-wrap:wrap; }
+.lane .head > * { white-space:nowrap; }
 .lane .id { font-size:17px; font-weight:700; }
 .lane .dir { color:var(--dim); font-size:12px; }
 .badge { font-size:12px; padding:1px 7px; border-radius:9px; background:#30363d; }
@@ -207,7 +208,7 @@ const SCRIPT = String.raw`
       controls.append(simc);
     }
     root.append(head, mech, display, health, faults, list, controls);
-    var parts = { badge: badge, state: state, flaps: flaps, flapText: flapText, ind: ind, display: display, dzh: dzh, den: den, health: health, faults: faults, list: list, sel: sel };
+    var parts = { badge: badge, state: state, flaps: flaps, flapText: flapText, ind: ind, display: display, dzh: dzh, den: den, health: health, faults: faults, list: list, sel: sel, reset: reset };
     return { el: root, parts: parts, view: v };
   }
 
@@ -228,6 +229,7 @@ const SCRIPT = String.raw`
     p.badge.className = 'badge ' + v.mode;
     p.badge.textContent = modeNames[v.mode] || v.mode;
     p.state.textContent = v.state;
+    p.reset.disabled = v.mode !== 'emergency';
     p.flaps.dataset.pos = v.flaps;
     p.flapText.textContent = 'flaps ' + v.flaps;
     p.ind.className = 'ind ' + v.indicator;
@@ -301,7 +303,7 @@ const SCRIPT = String.raw`
     resetAll.id = 'reset-all';
     stationControls = { resetAll: resetAll };
     if (DASH.sim) {
-      var fire = btn('🔥 Fire alarm', 'danger', function () { post('/api/sim/fire-alarm', { active: true }).catch(report); });
+      var fire = btn('火警 Fire alarm', 'danger', function () { post('/api/sim/fire-alarm', { active: true }).catch(report); });
       fire.id = 'fire-alarm';
       var clear = btn('Clear fire alarm', 'ok', function () { post('/api/sim/fire-alarm', { active: false }).catch(report); });
       clear.id = 'clear-fire-alarm';

@@ -455,14 +455,12 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new RequestError(413, 'too-large', `body over ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      // Over the limit: answer 413 and drop the rest as it arrives (cutting the socket would lose the answer).
+      if (size > MAX_BODY) reject(new RequestError(413, 'too-large', `body over ${MAX_BODY} bytes`));
+      else chunks.push(c);
     });
     req.on('end', () => {
+      if (size > MAX_BODY) return;
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return resolve({});
       try {

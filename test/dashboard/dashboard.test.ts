@@ -2,6 +2,7 @@
 // a realtime simulated station, the dashboard on a free port, and the page doing what a supervisor does.
 // Figure: time from a tap on the page to its decision appearing on the page (p50 printed, never asserted).
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,14 @@ import { credentialRef } from '../../protocol/credential.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function hasChineseFont(): boolean {
+  try {
+    return execFileSync('fc-list', [':lang=zh'], { encoding: 'utf8' }).trim() !== '';
+  } catch {
+    return false;
+  }
+}
 
 /** A valid 19-digit Beijing T-Union card number, distinct per n. */
 const cardNumber = (n: number) => `3104100077${String(n).padStart(9, '0')}`;
@@ -30,6 +39,7 @@ describe('station dashboard in headless Chromium', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`headless Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
     mkdirSync(ARTIFACTS, { recursive: true });
+    if (!hasChineseFont()) console.warn('dashboard test: no Chinese font (fc-list :lang=zh is empty): screenshots will show boxes for 中文; apt-get install fonts-noto-cjk');
     // No riders: every decision on the page is one the test made. The station keeps its clock running.
     let ready!: (s: SimulatedStation) => void;
     const isReady = new Promise<SimulatedStation>((r) => (ready = r));
@@ -152,6 +162,8 @@ describe('station dashboard in headless Chromium', () => {
     await expect.poll(() => page.locator('section.lane[data-mode="emergency"]').count()).toBe(4);
     expect(sim.lanes.map((l) => l.view().mode)).toEqual(['emergency', 'emergency', 'emergency', 'emergency']);
     await expect.poll(() => page.locator('section.lane[data-lane="L01"] .faults').textContent()).toContain('FIRE ALARM');
+    // Every lane's flaps open (the board on the fire input by itself, the others on the runtime's command).
+    await expect.poll(() => page.locator('section.lane .flaps[data-pos="open"]').count(), { timeout: 5000 }).toBe(4);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-fire-alarm.png`, fullPage: true });
     // Latched: clearing the input alone does not leave emergency; the supervisor resets (with confirmation).
     await page.click('#clear-fire-alarm');
