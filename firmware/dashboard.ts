@@ -175,6 +175,12 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
 
   const flush = () => {
     flushScheduled = false;
+    // Nobody watching: no work on the lane's behalf (a page that opens gets the full state in its hello).
+    if (clients.size === 0) {
+      dirty.clear();
+      lastSent.clear();
+      return;
+    }
     for (const i of dirty) {
       const c = card(i);
       const json = JSON.stringify(c);
