@@ -119,7 +119,8 @@ const SCRIPT = String.raw`
   var lanes = new Map();      // laneId -> { view, el, parts }
   var order = [];
   var decisions = new Map();  // laneId -> rows
-  var seen = new Set();
+  // Sequence numbers from the server, in order: a reconnect's hello replays rows already shown.
+  var lastDecisionSeq = 0, lastLogSeq = 0;
   var totals = { grant: 0, refuse: 0 };
   var modeNames = { normal: '正常 normal', freePassage: '自由通行 free passage', emergency: '紧急 emergency', outOfService: '暂停服务 out of service', maintenance: '维护 maintenance', closed: '关闭 closed' };
   var operatorModes = [['normal', '正常 normal'], ['free', '自由通行 free passage'], ['maintenance', '维护 maintenance'], ['closed', '关闭 closed']];
@@ -256,9 +257,10 @@ const SCRIPT = String.raw`
   }
 
   function renderDecision(d, fresh) {
-    if (seen.has(d.seq)) return;
-    seen.add(d.seq);
-    if (d.grant) totals.grant++; else totals.refuse++;
+    if (d.seq > lastDecisionSeq) {
+      lastDecisionSeq = d.seq;
+      if (d.grant) totals.grant++; else totals.refuse++;
+    } else if (fresh) return;
     var rows = decisions.get(d.laneId) || [];
     rows.push(d);
     if (rows.length > 8) rows.shift();
@@ -278,8 +280,8 @@ const SCRIPT = String.raw`
   }
 
   function renderLog(r) {
-    if (seen.has('log' + r.seq)) return;
-    seen.add('log' + r.seq);
+    if (r.seq <= lastLogSeq) return;
+    lastLogSeq = r.seq;
     var li = el('li', r.kind, hms(r.atMs) + '  ' + r.laneId + '  ' + r.text);
     var log = document.getElementById('log');
     log.prepend(li);
@@ -370,6 +372,13 @@ const SCRIPT = String.raw`
   }
 
   function hello(s) {
+    // Start over from the server's recent history (after a reconnect or a server restart).
+    var maxSeq = s.decisions.reduce(function (m, d) { return Math.max(m, d.seq); }, 0);
+    if (maxSeq < lastDecisionSeq) lastDecisionSeq = 0;
+    lastLogSeq = 0;
+    document.getElementById('log').textContent = '';
+    lanes.forEach(function (L) { L.parts.list.textContent = ''; });
+    decisions.forEach(function (rows) { rows.length = 0; });
     s.lanes.forEach(renderLane);
     s.decisions.sort(function (a, b) { return a.seq - b.seq; }).forEach(function (d) { renderDecision(d, false); });
     s.log.forEach(renderLog);

@@ -217,4 +217,15 @@ describe('station dashboard in headless Chromium', () => {
     expect(reasons.slice(0, 3).sort()).toEqual(['not-registered', 'status-red', 'status-yellow']);
     expect(pageErrors).toEqual([]);
   });
+
+  it('a page opened later gets the recent decisions and alarms', async () => {
+    const other = await browser.newPage();
+    try {
+      await other.goto(server.url);
+      await expect.poll(() => other.locator('section.lane[data-lane="L01"] ol.decisions li').count()).toBe(8);
+      await expect.poll(() => other.locator('ol.log li.alarm', { hasText: 'fire-alarm' }).count()).toBeGreaterThan(0);
+    } finally {
+      await other.close();
+    }
+  });
 });
