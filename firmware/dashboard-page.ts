@@ -45,6 +45,7 @@ function escapeHtml(s: string): string {
 const CSS = String.raw`
 :root { --bg:#0f1419; --panel:#1a212b; --line:#2c3643; --text:#e6edf3; --dim:#8b98a5; --green:#2ea043; --red:#e5534b; --amber:#d29922; --blue:#4493f8; --grey:#6e7681; }
 * { box-sizing: border-box; }
+[hidden] { display:none !important; }
 body { margin:0; background:var(--bg); color:var(--text); font:14px/1.35 system-ui, "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }
 .zh { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
 header.top { display:flex; align-items:center; gap:12px; padding:10px 16px; background:var(--panel); border-bottom:1px solid var(--line); position:sticky; top:0; z-index:2; flex-wrap:wrap; }
@@ -103,7 +104,8 @@ ol.decisions li.fresh { animation:fresh 1.2s ease-out; }
 @keyframes fresh { from { background:#3a4a1a; } to { background:transparent; } }
 ol.decisions .g { color:var(--green); } ol.decisions .r { color:var(--red); }
 ol.decisions .reason { color:var(--dim); }
-.controls { display:flex; flex-wrap:wrap; gap:5px; align-items:center; border-top:1px solid var(--line); padding-top:6px; }
+.controls { display:flex; flex-wrap:wrap; gap:4px; align-items:center; border-top:1px solid var(--line); padding-top:6px; }
+.controls button, .controls select { font-size:12px; padding:2px 6px; }
 .controls .simc { display:flex; gap:5px; padding-left:6px; border-left:1px dashed #5a4a1a; }
 .logpanel { margin:0 16px 16px; padding:8px 12px; background:var(--panel); border:1px solid var(--line); border-radius:8px; }
 ol.log { list-style:none; margin:0; padding:0; max-height:180px; overflow:auto; font-size:12px; font-family:ui-monospace, monospace; }
@@ -182,22 +184,24 @@ const SCRIPT = String.raw`
     var sel = el('select', 'mode-select');
     operatorModes.forEach(function (m) { var o = el('option', null, m[1]); o.value = m[0]; sel.append(o); });
     sel.setAttribute('aria-label', 'mode for ' + v.laneId);
-    var sw = btn('Switch mode…', 'warn switch-mode', function () {
+    var sw = btn('Switch…', 'warn switch-mode', function () {
       var cur = lanes.get(v.laneId).view.mode;
       var label = sel.options[sel.selectedIndex].textContent;
       if (!confirm('Switch lane ' + v.laneId + ' from ' + (modeNames[cur] || cur) + ' to ' + label + '?\n确认切换通道模式？')) return;
       post('/api/lanes/' + encodeURIComponent(v.laneId) + '/mode', { mode: sel.value, confirmed: true }).catch(report);
     });
-    var reset = btn('Reset emergency', 'danger reset-emergency', function () {
+    var reset = btn('Reset emerg.', 'danger reset-emergency', function () {
       if (!confirm('Reset emergency on lane ' + v.laneId + '? Only when the alarm is cleared.\n确认解除紧急模式？')) return;
       post('/api/lanes/' + encodeURIComponent(v.laneId) + '/reset-emergency', { confirmed: true }).catch(report);
     });
+    sw.title = 'Switch lane ' + v.laneId + ' to the selected mode (asks for confirmation)';
+    reset.title = 'Reset emergency on lane ' + v.laneId + ' (asks for confirmation)';
     controls.append(sel, sw, reset);
     if (DASH.sim) {
       var simc = el('span', 'simc');
       var faultOn = false, obstructed = false;
-      var fault = btn('Barrier fault', 'sim-fault', function () {
-        faultOn = !faultOn; fault.textContent = faultOn ? 'Clear fault' : 'Barrier fault';
+      var fault = btn('Fault', 'sim-fault', function () {
+        faultOn = !faultOn; fault.textContent = faultOn ? 'Clear fault' : 'Fault';
         post('/api/sim/fault', { lane: v.laneId, code: faultOn ? 17 : 0 }).catch(report);
       });
       var obst = btn('Obstruct', 'sim-obstruct', function () {
@@ -263,7 +267,7 @@ const SCRIPT = String.raw`
     } else if (fresh) return;
     var rows = decisions.get(d.laneId) || [];
     rows.push(d);
-    if (rows.length > 8) rows.shift();
+    if (rows.length > 6) rows.shift();
     decisions.set(d.laneId, rows);
     var L = lanes.get(d.laneId);
     if (!L) return;
@@ -275,7 +279,7 @@ const SCRIPT = String.raw`
     li.title = d.zh + ' / ' + d.en + ' (' + d.source + ', ' + d.direction + ', decided in ' + d.latencyMs + ' ms)';
     li.append(el('span', null, hms(d.atMs)), el('span', d.grant ? 'g' : 'r', d.grant ? '✓' : '✕'), el('span', 'ref', d.ref), el('span', 'reason', d.reason));
     L.parts.list.prepend(li);
-    while (L.parts.list.children.length > 8) L.parts.list.lastChild.remove();
+    while (L.parts.list.children.length > 6) L.parts.list.lastChild.remove();
     document.getElementById('totals').textContent = 'admitted ' + totals.grant + ' · refused ' + totals.refuse;
   }
 

@@ -133,7 +133,7 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
   const { lanes, sim } = opts;
   const prefix = (opts.prefix ?? '').replace(/\/+$/, '');
   const log = opts.log ?? silentLogger;
-  const keep = opts.keepDecisions ?? 8;
+  const keep = opts.keepDecisions ?? 6;
   const byId = new Map(lanes.map((l, i) => [l.id, i]));
   const clients = new Set<ServerResponse>();
   const refused: Record<string, number> = {};

@@ -222,7 +222,7 @@ describe('station dashboard in headless Chromium', () => {
     const other = await browser.newPage();
     try {
       await other.goto(server.url);
-      await expect.poll(() => other.locator('section.lane[data-lane="L01"] ol.decisions li').count()).toBe(8);
+      await expect.poll(() => other.locator('section.lane[data-lane="L01"] ol.decisions li').count()).toBe(6);
       await expect.poll(() => other.locator('ol.log li.alarm', { hasText: 'fire-alarm' }).count()).toBeGreaterThan(0);
     } finally {
       await other.close();
