@@ -62,6 +62,8 @@ export interface WiringContext {
 export interface BarrierWiring {
   link: BarrierLink;
   close(): Promise<void>;
+  /** For wires with real I/O: true once nothing is in flight, so virtual time may move on. */
+  quiet?(): boolean;
 }
 export interface SourceWiring {
   source: CredentialSource;
@@ -77,9 +79,44 @@ export interface StationWiring {
   close(): Promise<void>;
 }
 
-/** Barrier wire per lane: 'typed' is the in-process typed wire; the serial driver adds 'pty'. */
+/**
+ * Barrier wire per lane: 'typed' is the in-process typed wire; 'pty' puts each lane's board on its own
+ * real pty pair (socat) behind the real serial driver, bytes, CRC and all, still on virtual time.
+ */
 export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringContext) => Promise<BarrierWiring>> = {
   typed: async (board, ctx) => ({ link: new SimulatedBarrierLink(board, ctx.clock), close: async () => {} }),
+  pty: async (board, ctx) => {
+    const [{ ptyPair }, { BarrierBoard }, { SerialBarrierLink }] = await Promise.all([
+      import('../simulator/pty-pair.js'),
+      import('../simulator/barrier-board.js'),
+      import('../drivers/serial-barrier.js'),
+    ]);
+    // No socat on this box is a setup problem the user can fix: say so as a config error, not a crash.
+    const pty = await ptyPair(`sim-${ctx.laneId}`).catch((e: Error) => {
+      throw new ConfigError(`--barrier pty: ${e.message}`);
+    });
+    const wire = new BarrierBoard({ path: pty.b, barrier: board, timers: ctx.clock, heartbeatMs: 250, failSafeAfterMs: 2000 });
+    await wire.start();
+    const link = new SerialBarrierLink(
+      { type: 'serial', path: pty.a, heartbeatMs: 250, silenceMs: 1000 },
+      { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: pty.a }) },
+    );
+    return {
+      link,
+      // Virtual time waits for real bytes: every frame sent has been read and every command and event answered.
+      quiet: () =>
+        link.state === 'up' &&
+        link.idle &&
+        wire.idle &&
+        link.counters.framesOut === wire.reader.counters.frames &&
+        wire.framesOut === link.counters.framesIn,
+      close: async () => {
+        await link.stop();
+        await wire.stop();
+        await pty.close();
+      },
+    };
+  },
 };
 
 /** Card-reader wire per lane side: 'simulated' hands credentials over in process; 'pcsc' taps virtual cards on pcscd. */
@@ -138,6 +175,8 @@ export interface SimulatedStation {
   /** Publish one credential's registration to wherever the lanes' lists come from ('unregistered': nothing published). */
   register(c: Credential, registration: Registration): Promise<void>;
   fireAlarm(active: boolean): void;
+  /** Let the wires finish what the last step started (real I/O on pty wiring; one event-loop turn otherwise). */
+  settle(): Promise<void>;
 }
 
 export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{ summary: StationSummary; sim: SimulatedStation }> {
@@ -163,6 +202,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const boards: VirtualBarrier[] = [];
   const journals: MemoryJournal[] = [];
   const stationLanes: StationLane[] = [];
+  const quietChecks: (() => boolean)[] = [];
   let config!: LaneConfig;
   const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
 
@@ -174,6 +214,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
     const b = await barrierWiring(board, ctx);
     closers.push(b.close);
+    if (b.quiet) quietChecks.push(() => b.quiet!());
     const sides: Direction[] = direction === 'bidirectional' ? ['entry', 'exit'] : [direction];
     const sources: CredentialSource[] = [];
     const presenters: Partial<Record<Direction, RiderPresenter>> = {};
@@ -219,7 +260,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const p = config.policy;
   const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
-  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult });
+  const settle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
+  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult, settle });
   const sim: SimulatedStation = {
     lanes,
     boards,
@@ -233,10 +275,12 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     fireAlarm: (active) => boards[0].setFireAlarm(active),
     register: (c, registration) =>
       registration === 'unregistered' ? Promise.resolve() : backoffice.publish([{ id: 0, credential: c, registration, story: registration, direction: 'entry', tailgater: false }]),
+    settle: settle ?? (() => new Promise<void>((r) => setImmediate(r))),
   };
   // Let every lane bring its link up before riders arrive.
   clock.advanceBy(1);
   await new Promise<void>((r) => setImmediate(r));
+  if (settle) await settleWires(quietChecks, 10_000);
   await o.onReady?.(sim);
   try {
     const summary = await station.run();
@@ -247,6 +291,16 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   }
 }
 
+
+/**
+ * Wait (in real time) until every wire with real I/O is quiet, at most `capMs`: a lost byte must not
+ * stall the simulation, it only lets virtual time move on (and the link's own timers handle it).
+ */
+async function settleWires(quiet: (() => boolean)[], capMs = 1000): Promise<void> {
+  const until = performance.now() + capMs;
+  do await new Promise<void>((r) => setImmediate(r));
+  while (!quiet.every((q) => q()) && performance.now() < until);
+}
 
 /**
  * What the station dashboard may make happen in a simulated station: taps of chosen credentials (registered

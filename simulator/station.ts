@@ -93,6 +93,11 @@ export interface StationOptions {
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
+  /**
+   * Let everything triggered by the last virtual-time step finish before the next one. Default: one
+   * turn of the event loop; wires with real I/O (a pty) wait until their bytes have crossed.
+   */
+  settle?: () => Promise<void>;
 }
 
 interface Attempt {
@@ -147,7 +152,7 @@ export class Station {
       this.pendingRiders++;
       clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
     }
-    const settle = () => new Promise<void>((r) => setImmediate(r));
+    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
     await settle();
     const forever = this.o.realtime === true && this.o.untilStopped === true;
     while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
