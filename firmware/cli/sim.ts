@@ -39,6 +39,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
       try {
+        const log = createLogger(o.logLevel as LogLevel, { app: 'gate-sim' });
         const dashboard = o.dashboard === true;
         const passengers: number = o.passengers ?? (dashboard ? DASHBOARD_PASSENGERS : DEFAULT_SIM.passengers);
         const quiet = o.quiet || (o.json && passengers > 2000);
@@ -60,7 +61,7 @@ export function register(program: Command): void {
             ? async (sim) => {
                 stopStation = () => sim.station.stop();
                 process.on('SIGINT', onSigint);
-                server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim, o.seed), port: o.dashboardPort, host: o.dashboardHost, station: 'SIM' }).catch((e: NodeJS.ErrnoException) => {
+                server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim, o.seed), port: o.dashboardPort, host: o.dashboardHost, station: 'SIM', log: log.child({ part: 'dashboard' }) }).catch((e: NodeJS.ErrnoException) => {
                   throw new ConfigError(`dashboard cannot listen on ${o.dashboardHost}:${o.dashboardPort}: ${e.code ?? e.message}; pick another with --dashboard-port (0: any free port)`);
                 });
                 console.log(`Station dashboard: ${server.url}  (Ctrl-C to stop)`);
@@ -70,7 +71,7 @@ export function register(program: Command): void {
           reader: o.reader,
           qr: o.qr,
           backoffice: o.backoffice,
-          log: createLogger(o.logLevel as LogLevel, { app: 'gate-sim' }),
+          log,
           onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
         }).finally(async () => {
           process.off('SIGINT', onSigint);
