@@ -3,11 +3,11 @@
 // How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
 // office) is picked per seam from the wiring tables below.
 
-import type { Credential, Direction, LaneDirection } from '../protocol/credential.js';
+import { credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
 import { VirtualClock } from '../protocol/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeRiders, registrations, type Rider } from '../simulator/population.js';
+import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../simulator/population.js';
 import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../simulator/station.js';
 import { VirtualBarrier, DEFAULT_MECHANICS } from '../simulator/virtual-barrier.js';
 import { ConfigError, parseLaneConfig, type LaneConfig } from './config.js';
@@ -16,6 +16,7 @@ import { MemoryJournal, type Journal } from './journal.js';
 import { startLane, type Lane } from './lane.js';
 import { MemoryLists, type ListProvider } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
+import type { DashboardSim } from './dashboard.js';
 
 export interface SimOptions {
   lanes: number;
@@ -24,6 +25,8 @@ export interface SimOptions {
   /** Mean arrivals per lane per minute; above the mechanics' capacity, queues form. */
   rate: number;
   realtime: boolean;
+  /** With realtime: keep the station running after the last rider until station.stop() (dashboard open). */
+  untilStopped?: boolean;
   barrier: string;
   reader: string;
   qr: string;
@@ -169,6 +172,8 @@ export interface SimulatedStation {
   journals: MemoryJournal[];
   /** Present a credential at a lane side now (dashboard, tests). */
   present(laneIndex: number, side: Direction, c: Credential): void;
+  /** Publish one credential's registration to wherever the lanes' lists come from ('unregistered': nothing published). */
+  register(c: Credential, registration: Registration): Promise<void>;
   fireAlarm(active: boolean): void;
   /** Let the wires finish what the last step started (real I/O on pty wiring; one event-loop turn otherwise). */
   settle(): Promise<void>;
@@ -256,7 +261,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const p = config.policy;
   const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
   const settle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
-  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, onResult: o.onResult, settle });
+  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult, settle });
   const sim: SimulatedStation = {
     lanes,
     boards,
@@ -268,6 +273,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       (side === 'entry' ? sl.entry : sl.exit)?.present(c);
     },
     fireAlarm: (active) => boards[0].setFireAlarm(active),
+    register: (c, registration) =>
+      registration === 'unregistered' ? Promise.resolve() : backoffice.publish([{ id: 0, credential: c, registration, story: registration, direction: 'entry', tailgater: false }]),
     settle: settle ?? (() => new Promise<void>((r) => setImmediate(r))),
   };
   // Let every lane bring its link up before riders arrive.
@@ -293,4 +300,49 @@ async function settleWires(quiet: (() => boolean)[], capMs = 1000): Promise<void
   const until = performance.now() + capMs;
   do await new Promise<void>((r) => setImmediate(r));
   while (!quiet.every((q) => q()) && performance.now() < until);
+}
+
+/**
+ * What the station dashboard may make happen in a simulated station: taps of chosen credentials (registered
+ * as the chosen story first), walking through, tailgating, the fire alarm, barrier faults, obstructions.
+ */
+export function simulatorControls(sim: SimulatedStation, seed = 1): DashboardSim {
+  const rng = new Random(seed ^ 0x5eed);
+  // Above any rider serial (riders are numbered 1..passengers ≤ 10 M), so manual credentials are new ones.
+  let serial = 90_000_000;
+  const walkAfterMs = 1500;
+  return {
+    async tap(req) {
+      const lane = sim.lanes[req.laneIndex];
+      let c = req.credential ?? makeCredential(rng, req.kind, DEFAULT_MIX, serial++);
+      if (c.kind === 'qr' && req.issuer && !req.credential) c = { ...c, issuer: req.issuer };
+      if (req.story !== 'as-listed') await sim.register(c, req.story);
+      const ref = credentialRef(c);
+      if (req.walk) {
+        // Walk through once this credential is admitted here; give up after a while (no decision, lane moved on).
+        let timer: number | undefined;
+        const onDecision = (e: { decision: { ref: string; grant: boolean; direction: Direction } }) => {
+          if (e.decision.ref !== ref) return;
+          lane.events.off('decision', onDecision);
+          if (timer !== undefined) sim.clock.clearTimeout(timer);
+          if (e.decision.grant) sim.clock.setTimeout(() => sim.boards[req.laneIndex].walkThrough(e.decision.direction, { tailgater: req.tailgater }), walkAfterMs);
+        };
+        lane.events.on('decision', onDecision);
+        timer = sim.clock.setTimeout(() => lane.events.off('decision', onDecision), 30_000);
+      }
+      sim.present(req.laneIndex, req.side, c);
+      return { ref };
+    },
+    fireAlarm(active) {
+      sim.fireAlarm(active);
+      // The input is wired to one board; the lanes it fanned out to hear the all-clear from the station too.
+      if (!active) for (const l of sim.lanes) if (l.view().fireAlarm) l.send({ type: 'FIRE_ALARM', active: false });
+    },
+    barrierFault(i, code) {
+      sim.boards[i].setFault(code);
+    },
+    obstruct(i, active) {
+      sim.boards[i].obstructed = active;
+    },
+  };
 }

@@ -88,6 +88,8 @@ export interface StationOptions {
   timing?: StationTiming;
   /** Pace virtual time to the wall clock (demos, dashboard). */
   realtime?: boolean;
+  /** With realtime: keep the clock running after the last rider, until stop() (a dashboard is open). */
+  untilStopped?: boolean;
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
@@ -152,13 +154,15 @@ export class Station {
     }
     const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
     await settle();
-    while (this.pendingRiders > 0 && !this.stopRequested) {
+    const forever = this.o.realtime === true && this.o.untilStopped === true;
+    while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
       if (this.o.realtime) {
         const next = clock.nextAt();
-        if (next === undefined) break;
-        const wait = next - clock.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 250)));
-        clock.advanceTo(Math.min(next, clock.now() + 250));
+        if (next === undefined && !forever) break;
+        const to = Math.min(next ?? Infinity, clock.now() + 250);
+        const wait = to - clock.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        clock.advanceTo(to);
         await settle();
         continue;
       }
