@@ -37,6 +37,8 @@ export interface HealthServer {
   readonly url: string;
   /** Mount another route (exact path match), e.g. the dashboard page and its event stream. */
   addRoute(method: string, path: string, handler: RouteHandler): void;
+  /** Mount an app that serves its own paths (the dashboard under /dashboard): it returns true when it served the request. */
+  mount(handler: (req: IncomingMessage, res: ServerResponse) => boolean): void;
   /** Add or replace a readiness probe after start (for parts that come up later). */
   setProbe(name: string, probe: Probe): void;
   close(): Promise<void>;
@@ -93,6 +95,7 @@ async function runProbe(probe: Probe, timeoutMs: number): Promise<ProbeResult> {
 export async function startHealthServer(opts: HealthServerOptions = {}): Promise<HealthServer> {
   const probes = new Map<string, Probe>(Object.entries(opts.ready ?? {}));
   const routes = new Map<string, RouteHandler>();
+  const mounts: ((req: IncomingMessage, res: ServerResponse) => boolean)[] = [];
   const maxLoopDelayMs = opts.maxLoopDelayMs ?? 1000;
   const probeTimeoutMs = opts.probeTimeoutMs ?? 2000;
   const started = Date.now();
@@ -135,6 +138,7 @@ export async function startHealthServer(opts: HealthServerOptions = {}): Promise
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const handler = routes.get(`${method} ${url.pathname}`);
     if (!handler) {
+      for (const m of mounts) if (m(req, res)) return;
       const allowed = [...routes.keys()].filter((k) => k.endsWith(` ${url.pathname}`)).map((k) => k.split(' ')[0]);
       if (allowed.length > 0) {
         res.setHeader('allow', allowed.join(', '));
@@ -169,6 +173,9 @@ export async function startHealthServer(opts: HealthServerOptions = {}): Promise
       const key = `${method.toUpperCase()} ${path}`;
       if (routes.has(key)) throw new Error(`route ${key} is already mounted`);
       routes.set(key, handler);
+    },
+    mount(handler) {
+      mounts.push(handler);
     },
     setProbe(name, probe) {
       probes.set(name, probe);

@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import type { InspectionEvent } from 'xstate';
 import type { LaneConfig } from './config.js';
+import { createDashboard } from './dashboard.js';
 import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer, type Probe } from './health.js';
 import type { Lane } from './lane.js';
 import type { Logger } from './log.js';
@@ -117,10 +118,15 @@ export async function startLaneService(
   attachLaneMetrics(lane, metrics);
   const hc = healthConfig(config as { health?: unknown });
   let health: HealthServer | undefined;
+  let closeDashboard = () => {};
   if (hc.enabled) {
     try {
       health = await startHealthServer({ host: hc.host, port: hc.port, maxLoopDelayMs: hc.maxLoopDelayMs, metrics, ready: laneProbes(lane, { now: opts.now }) });
-      opts.log.info({ lane: lane.id, event: 'health', url: health.url }, 'health server listening');
+      // The station dashboard for this lane, on the same server: one port to open on the box.
+      const dashboard = createDashboard({ lanes: [lane], prefix: '/dashboard', station: config.lane.station, log: opts.log });
+      health.mount((req, res) => dashboard.handle(req, res));
+      closeDashboard = () => dashboard.close();
+      opts.log.info({ lane: lane.id, event: 'health', url: health.url, dashboard: `${health.url}/dashboard/` }, 'health server listening');
     } catch (e) {
       // Riders come first: a lane without its health endpoint still serves; monitoring sees it missing.
       opts.log.error({ lane: lane.id, event: 'health', err: (e as Error).message, host: hc.host, port: hc.port }, 'health server could not listen (set health.port in the config)');
@@ -146,6 +152,7 @@ export async function startLaneService(
     async stop() {
       lane.events.off('mode', onMode);
       notifier.stopping(`lane ${lane.id} stopping`);
+      closeDashboard();
       await health?.close();
       await notifier.close();
     },

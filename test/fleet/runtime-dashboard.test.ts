@@ -1,0 +1,36 @@
+// The runtime serves the station dashboard on its health port: page, live state, and a confirmed mode
+// switch that reaches the lane.
+import { describe, expect, it } from 'vitest';
+import { SimulatedSource } from '../../drivers/simulated.js';
+import { parseLaneConfig } from '../../firmware/config.js';
+import { startLane } from '../../firmware/lane.js';
+import { silentLogger } from '../../firmware/log.js';
+import { startLaneService } from '../../firmware/service.js';
+import { SystemdNotifier } from '../../firmware/systemd.js';
+
+describe('runtime dashboard', () => {
+  it('gate run serves /dashboard/ beside /metrics, and a confirmed mode switch reaches the lane', async () => {
+    const config = parseLaneConfig({ lane: { id: 'R1', station: 'BJ-T' }, health: { port: 0 } });
+    const entry = new SimulatedSource('sim-entry', 'entry', { now: Date.now, setTimeout, clearTimeout });
+    const lane = await startLane({ config, sources: [entry] });
+    const service = await startLaneService(lane, { log: silentLogger, notifier: new SystemdNotifier({ env: {} }) });
+    try {
+      const base = service.health!.url;
+      const page = await fetch(`${base}/dashboard/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('Station dashboard');
+      const state = (await (await fetch(`${base}/dashboard/api/state`)).json()) as { lanes: { laneId: string }[] };
+      expect(state.lanes.map((l) => l.laneId)).toEqual(['R1']);
+      const post = (body: unknown) =>
+        fetch(`${base}/dashboard/api/lanes/R1/mode`, { method: 'POST', headers: { 'content-type': 'application/json', origin: base }, body: JSON.stringify(body) });
+      expect((await post({ mode: 'maintenance' })).status).toBe(400); // no confirmation
+      expect(lane.view().mode).not.toBe('maintenance');
+      expect((await post({ mode: 'maintenance', confirmed: true })).status).toBe(200);
+      expect(lane.view().mode).toBe('maintenance');
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    } finally {
+      await service.stop();
+      await lane.stop();
+    }
+  });
+});
