@@ -3,6 +3,7 @@
 // Scan engines repeat a code while it stays in view; it is reported once. An unplugged or unopenable
 // port is a SOURCE_FAULT, retried with backoff; the first successful open after that is SOURCE_OK.
 
+import { stat } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import { systemClock, type Clock, type CredentialSource, type SourceEvent } from './seams.js';
@@ -19,6 +20,8 @@ export const qrSerialConfigSchema = z
     sameCodeHoldMs: z.number().int().min(0).max(60_000).default(1500),
     reopenMinMs: z.number().int().min(10).max(60_000).default(500),
     reopenMaxMs: z.number().int().min(10).max(300_000).default(10_000),
+    /** How often to check the device node still exists: a pulled USB adapter (or pty) does not always make reads fail. */
+    presenceCheckMs: z.number().int().min(10).max(60_000).default(1000),
   })
   .strict();
 export type QrSerialConfig = z.infer<typeof qrSerialConfigSchema>;
@@ -35,6 +38,7 @@ export class QrSerialScanner implements CredentialSource {
   private faulted = false;
   private stopping = false;
   private timer?: unknown;
+  private presence?: unknown;
   private backoffMs: number;
 
   constructor(
@@ -55,7 +59,8 @@ export class QrSerialScanner implements CredentialSource {
     this.stopping = true;
     this.emit = undefined;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.presence !== undefined) this.clock.clearTimeout(this.presence);
+    this.timer = this.presence = undefined;
     const p = this.port;
     this.port = undefined;
     if (p?.isOpen) await new Promise<void>((res) => p.close(() => res()));
@@ -88,13 +93,31 @@ export class QrSerialScanner implements CredentialSource {
           this.fault(`${this.cfg.path} closed (unplugged?)`);
           this.reopenLater();
         });
-        p.on('error', (e) => {
-          if (this.port !== p) return;
-          this.fault(`${this.cfg.path}: ${e.message}`);
-        });
+        p.on('error', (e) => this.lost(p, `${this.cfg.path}: ${e.message}`));
+        this.checkPresence(p);
         resolve();
       });
     });
+  }
+
+  /** The port failed under us: close it, report, and start reopening. */
+  private lost(p: SerialPort, detail: string): void {
+    if (this.port !== p) return;
+    this.port = undefined;
+    if (p.isOpen) p.close(() => {});
+    this.fault(detail);
+    this.reopenLater();
+  }
+
+  private checkPresence(p: SerialPort): void {
+    this.presence = this.clock.setTimeout(() => {
+      this.presence = undefined;
+      if (this.port !== p || this.stopping) return;
+      stat(this.cfg.path, (err) => {
+        if (err && err.code === 'ENOENT') this.lost(p, `${this.cfg.path} disappeared (unplugged)`);
+        else this.checkPresence(p);
+      });
+    }, this.cfg.presenceCheckMs);
   }
 
   private reopenLater(): void {
