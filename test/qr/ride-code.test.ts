@@ -168,7 +168,7 @@ describe('verification', () => {
     const { apps, verifier } = setup();
     const lists = new MemoryLists(T0);
     lists.allowlist.set('qr:alipay:rep1', 'green');
-    const core = new DecisionCore('bidirectional', policySchema.parse({ antiPassbackSeconds: 0, entry: { green: true, yellow: false, red: false, unregistered: true, blocked: false } }), lists, new MemoryUsedCodes(), verifier);
+    const core = new DecisionCore('bidirectional', policySchema.parse({ antiPassbackSeconds: 0, entry: { green: true, yellow: false, red: false, unregistered: true, blocked: false } }), { lists, usedCodes: new MemoryUsedCodes(), rideCodes: verifier });
     const text = apps.app('alipay').mint('rep1', T0);
     const d1 = core.decide({ presented: { kind: 'qr-text', text }, side: 'entry', nowMs: T0 + 100 });
     expect(d1.grant).toBe(true);

@@ -48,8 +48,8 @@ describe('used code ids shared among lanes (UDP, loopback)', () => {
     const r = verifyTrustList(apps.trustListDocument(), apps.backOfficeKeys());
     if (!r.ok) throw new Error(r.detail);
     const policy = policySchema.parse({ antiPassbackSeconds: 0, entry: { green: true, yellow: false, red: false, unregistered: true, blocked: false } });
-    const c1 = new DecisionCore('bidirectional', policy, new MemoryLists(), u1, new RideCodes(r.list));
-    const c2 = new DecisionCore('bidirectional', policy, new MemoryLists(), u2, new RideCodes(r.list));
+    const c1 = new DecisionCore('bidirectional', policy, { lists: new MemoryLists(), usedCodes: u1, rideCodes: new RideCodes(r.list) });
+    const c2 = new DecisionCore('bidirectional', policy, { lists: new MemoryLists(), usedCodes: u2, rideCodes: new RideCodes(r.list) });
     const codes = Array.from({ length: 50 }, (_, i) => apps.app('alipay').mint('rider' + i, now()));
     for (const text of codes) {
       const d = c1.decide({ presented: { kind: 'qr-text', text }, side: 'entry', nowMs: now() });
