@@ -30,6 +30,8 @@ export const qrCameraConfigSchema = z
     restartMaxMs: z.number().int().min(10).max(300_000).default(10_000),
     /** A code decoded again within this long of its last sighting is the same presentation (not reported again). */
     sameCodeHoldMs: z.number().int().min(0).max(60_000).default(1500),
+    /** 'ffmpeg' (the box, tests); 'push': frames handed over by pushFrame() (the simulated station's rendered frames). */
+    frames: z.enum(['ffmpeg', 'push']).default('ffmpeg'),
   })
   .strict();
 export type QrCameraConfig = z.infer<typeof qrCameraConfigSchema>;
@@ -95,8 +97,19 @@ export class QrCamera implements CredentialSource {
     this.stopping = false;
     this.worker = await this.startWorker();
     this.lastFrameMs = this.clock.now();
+    this.pump(); // frames pushed while the decoder was starting
+    if (this.cfg.frames === 'push') return;
     this.spawnFfmpeg();
     this.armWatchdog();
+  }
+
+  /** Push mode: one grey frame (width*height bytes), as if ffmpeg had delivered it. The bytes are copied. */
+  pushFrame(grey: Uint8Array): void {
+    if (this.cfg.frames !== 'push') throw new Error('pushFrame needs frames: "push"');
+    if (grey.length !== this.frameBytes) throw new RangeError(`frame is ${grey.length} bytes, expected ${this.cfg.width}x${this.cfg.height}`);
+    const buf = this.pool.pop() ?? new ArrayBuffer(this.frameBytes);
+    new Uint8Array(buf).set(grey);
+    this.onFrame(buf);
   }
 
   async stop(): Promise<void> {

@@ -91,6 +91,8 @@ export interface StationOptions {
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
+  /** Resolves (true if it had to wait) once real-time work behind the wires (a decode, a pty round trip) is done; virtual time waits for it. */
+  idle?: () => Promise<boolean>;
 }
 
 interface Attempt {
@@ -157,6 +159,7 @@ export class Station {
         await settle();
         continue;
       }
+      if (this.o.idle && (await this.o.idle())) await settle();
       if (!clock.step()) break;
       await settle();
     }
