@@ -9,6 +9,10 @@ import { issuerCode, parseRideCode, rideCodeSignatureOk, type RideCodeParseError
 import { ed25519PublicKey, verifyTrustList, type IssuerKey, type TrustList } from '../protocol/trust-list.js';
 import type { ReasonCode } from '../protocol/reasons.js';
 import type { RideCodeCheck, RideCodeVerifier } from './decision.js';
+import { z } from 'zod';
+import type { Clock } from '../drivers/seams.js';
+import { ConfigError, parseDriverConfig } from './config.js';
+import { StationUsedCodes } from './used-codes.js';
 
 export interface RideCodePolicy {
   /** Allowance for the phone's clock against the gate's, applied at both ends of the window. */
@@ -119,4 +123,67 @@ export function loadTrustListFile(file: string, backOfficeKeys: ReadonlyMap<stri
 /** Back office signer keys from config: `{ "bo-2022-1": "<base64 raw Ed25519 public key>" }`. */
 export function backOfficeKeysFrom(raw: Record<string, string>): Map<string, KeyObject> {
   return new Map(Object.entries(raw).map(([id, b64]) => [id, ed25519PublicKey(new Uint8Array(Buffer.from(b64, 'base64')))]));
+}
+
+// --- Config ---------------------------------------------------------------------------------------
+
+/**
+ * The lane config's top-level `qr` section: where the trust list is, which back office keys sign it,
+ * the window policy, and the station peers sharing used code ids. Example:
+ * { "trustList": "/var/lib/gate/qr-trust-list.json", "backOfficeKeys": { "bo-1": "<base64 raw Ed25519>" },
+ *   "clockSkewSeconds": 30, "usedCodes": { "bind": "0.0.0.0:7431", "peers": [{ "id": "L02", "address": "10.0.0.12:7431" }] } }
+ */
+export const qrConfigSchema = z
+  .object({
+    trustList: z.string().min(1),
+    backOfficeKeys: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte Ed25519 public key, base64')),
+    clockSkewSeconds: z.number().int().min(0).max(600).default(30),
+    maxValiditySeconds: z.number().int().min(1).max(65_535).default(600),
+    usedCodes: z
+      .object({
+        bind: z.string().regex(/^[^:]+:\d{1,5}$/, 'host:port'),
+        peers: z.array(z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/), address: z.string().regex(/^[^:]+:\d{1,5}$/, 'host:port') }).strict()).default([]),
+        retryMs: z.number().int().min(10).max(10_000).default(200),
+        helloMs: z.number().int().min(10).max(10_000).default(500),
+        peerDownMs: z.number().int().min(50).max(60_000).default(3000),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type QrConfig = z.infer<typeof qrConfigSchema>;
+
+const hostPort = (s: string) => {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+};
+
+/**
+ * Build the lane's ride-code verifier (trust list loaded and verified from its file) and, when peers are
+ * configured, the station-shared used-code store (started). Throws ConfigError naming the field.
+ */
+export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock): Promise<{ rideCodes: RideCodes; usedCodes?: StationUsedCodes; stop(): Promise<void> }> {
+  const c = parseDriverConfig(qrConfigSchema, raw, 'qr');
+  let list: TrustList;
+  try {
+    list = loadTrustListFile(c.trustList, backOfficeKeysFrom(c.backOfficeKeys));
+  } catch (e) {
+    throw new ConfigError(`qr.trustList: ${(e as Error).message}`);
+  }
+  const rideCodes = new RideCodes(list, { clockSkewMs: c.clockSkewSeconds * 1000, maxValiditySeconds: c.maxValiditySeconds });
+  let usedCodes: StationUsedCodes | undefined;
+  if (c.usedCodes) {
+    const u = c.usedCodes;
+    usedCodes = new StationUsedCodes({
+      id: laneId,
+      bind: hostPort(u.bind),
+      peers: u.peers.map((p) => ({ id: p.id, ...hostPort(p.address) })),
+      retryMs: u.retryMs,
+      helloMs: u.helloMs,
+      peerDownMs: u.peerDownMs,
+      clock,
+    });
+    await usedCodes.start();
+  }
+  return { rideCodes, usedCodes, stop: async () => usedCodes?.stop() };
 }
