@@ -458,7 +458,9 @@ export const gateMachine = setup({
 
     emergency: {
       entry: [
-        assign({ current: undefined, pending: undefined, queued: undefined }),
+        // A tap queued while the flaps were closing is answered (and journaled), never dropped silently.
+        'dropQueued',
+        assign({ current: undefined, pending: undefined }),
         { type: 'setMode', params: { to: 'emergency', barrier: 'emergency', cause: 'fire alarm or emergency button' } },
         { type: 'show', params: { reason: 'out-of-service', indicator: 'green-arrow', buzzer: 'alarm' } },
       ],

@@ -88,11 +88,16 @@ export interface StationOptions {
   timing?: StationTiming;
   /** Pace virtual time to the wall clock (demos, dashboard). */
   realtime?: boolean;
+  /** With realtime: keep the clock running after the last rider, until stop() (a dashboard is open). */
+  untilStopped?: boolean;
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
-  /** Resolves (true if it had to wait) once real-time work behind the wires (a decode, a pty round trip) is done; virtual time waits for it. */
-  idle?: () => Promise<boolean>;
+  /**
+   * Let everything triggered by the last virtual-time step finish before the next one. Default: one
+   * turn of the event loop; wires with real I/O (a pty) wait until their bytes have crossed.
+   */
+  settle?: () => Promise<void>;
 }
 
 interface Attempt {
@@ -147,19 +152,20 @@ export class Station {
       this.pendingRiders++;
       clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
     }
-    const settle = () => new Promise<void>((r) => setImmediate(r));
+    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
     await settle();
-    while (this.pendingRiders > 0 && !this.stopRequested) {
+    const forever = this.o.realtime === true && this.o.untilStopped === true;
+    while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
       if (this.o.realtime) {
         const next = clock.nextAt();
-        if (next === undefined) break;
-        const wait = next - clock.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 250)));
-        clock.advanceTo(Math.min(next, clock.now() + 250));
+        if (next === undefined && !forever) break;
+        const to = Math.min(next ?? Infinity, clock.now() + 250);
+        const wait = to - clock.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        clock.advanceTo(to);
         await settle();
         continue;
       }
-      if (this.o.idle && (await this.o.idle())) await settle();
       if (!clock.step()) break;
       await settle();
     }

@@ -537,3 +537,19 @@ describe('lane: list age watchdog', () => {
     await h.lane.stop();
   });
 });
+
+describe('gate machine: emergency while a tap waits', () => {
+  it('a tap queued while closing is refused and journaled when the fire alarm comes', async () => {
+    const h = await laneHarness({}, { inspect });
+    h.register(`card:${CARD}`, 'green');
+    h.register(`card:${CARD2}`, 'green');
+    const d = decisions(h);
+    await grantAndWalk(h);
+    h.entry.present(card(CARD2));
+    await h.advance(0);
+    h.board.setFireAlarm(true);
+    await h.advance(0);
+    expect(h.state()).toBe('emergency');
+    expect(d).toEqual(['grant:ok', 'refuse:out-of-service']);
+  });
+});
