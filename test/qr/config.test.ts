@@ -48,3 +48,38 @@ describe('QR config', () => {
     await expect(pickDriver(sourceDrivers, 'credential source', 'camera')({ type: 'camera', side: 'entry', width: 7 }, ctx, 0)).rejects.toThrow(/drivers\.sources\[0\]\.width/);
   });
 });
+
+describe('a lane built from a config with a qr section', () => {
+  it('verifies QR text from a source against the trust list file and refuses the replay', async () => {
+    const { startLane } = await import('../../firmware/lane.js');
+    const { SimulatedSource } = await import('../../drivers/simulated.js');
+    const apps = new IssuerApps('lane-cfg');
+    const file = join(dir, 'lane-trust.json');
+    writeFileSync(file, apps.trustListDocument());
+    const config = parseLaneConfig({
+      lane: { id: 'Q1', direction: 'entry' },
+      timeouts: { passageMs: 200 },
+      lists: { type: 'memory', entries: { 'qr:cmb:lane_rider': 'green' } },
+      qr: { trustList: file, backOfficeKeys: apps.backOfficeKeyConfig(), usedCodes: { bind: '127.0.0.1:0', peers: [] } },
+    });
+    const source = new SimulatedSource('qr-test', 'entry', systemClock);
+    const lane = await startLane({ config, sources: [source] });
+    const decisions: { grant: boolean; reason: string }[] = [];
+    lane.on('decision', (e) => decisions.push({ grant: e.decision.grant, reason: e.decision.reason }));
+    try {
+      const { vi } = await import('vitest');
+      await vi.waitFor(() => expect(lane.view().mode).toBe('normal'), { timeout: 5000 });
+      const text = apps.app('cmb').mint('lane_rider', Date.now());
+      source.showQrText(text);
+      await vi.waitFor(() => expect(decisions).toHaveLength(1), { timeout: 5000 });
+      expect(decisions[0]).toEqual({ grant: true, reason: 'ok' });
+      // Nobody walks through: the grant times out and the lane is ready again (the code id stays used).
+      await vi.waitFor(() => expect(lane.view().state).toBe('normal.ready'), { timeout: 15_000, interval: 50 });
+      source.showQrText(text);
+      await vi.waitFor(() => expect(decisions.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
+      expect(decisions[1]).toEqual({ grant: false, reason: 'qr-replayed' });
+    } finally {
+      await lane.stop();
+    }
+  }, 40_000);
+});
