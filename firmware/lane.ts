@@ -53,6 +53,8 @@ export class Lane {
   readonly id: string;
   private stopped = false;
   private ageTimer: unknown;
+  /** Extra things to release on stop (the QR station peer socket). */
+  readonly cleanups: (() => Promise<void>)[] = [];
 
   constructor(
     readonly actor: GateActor,
@@ -118,7 +120,7 @@ export class Lane {
     this.stopped = true;
     if (this.ageTimer !== undefined) this.clock.clearTimeout(this.ageTimer);
     this.actor.stop();
-    await Promise.allSettled([this.barrier.stop(), ...this.sources.map((s) => s.stop())]);
+    await Promise.allSettled([this.barrier.stop(), ...this.sources.map((s) => s.stop()), ...this.cleanups.map((c) => c())]);
     await this.journal.close();
   }
 }
@@ -141,7 +143,15 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
   const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
 
-  const core = new DecisionCore(config.lane.direction, config.policy, { lists, usedCodes: opts.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes });
+  // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
+  const qrSection = (config as Record<string, unknown>).qr;
+  const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('./ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
+  const core = new DecisionCore(config.lane.direction, config.policy, {
+    lists,
+    usedCodes: opts.usedCodes ?? qr?.usedCodes,
+    passback: opts.passback,
+    rideCodes: opts.rideCodes ?? qr?.rideCodes,
+  });
   const actor = createActor(gateMachine, {
     clock,
     inspect: opts.inspect,
@@ -162,6 +172,7 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
     },
   });
   const lane = new Lane(actor, config, lists, journal, sources, barrier, core, clock);
+  if (qr) lane.cleanups.push(qr.stop);
 
   // Alarms, mode changes and passages go to the journal too (not on the decision path: fire and forget).
   const record = (entry: JournalEntry) => {

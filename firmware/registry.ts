@@ -29,6 +29,14 @@ export type JournalFactory = (cfg: DriverSection, ctx: DriverContext) => Promise
 
 export const sourceDrivers: Record<string, SourceFactory> = {
   simulated: async (cfg, ctx, i) => new SimulatedSource(`sim-${cfg.side}-${i}`, cfg.side, ctx.clock),
+  camera: async (cfg, ctx, i) => {
+    const { QrCamera, qrCameraConfigSchema } = await import('../drivers/qr-camera.js');
+    return new QrCamera(parseDriverConfig(qrCameraConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+  },
+  'qr-serial': async (cfg, ctx, i) => {
+    const { QrSerialScanner, qrSerialConfigSchema } = await import('../drivers/qr-serial-scanner.js');
+    return new QrSerialScanner(parseDriverConfig(qrSerialConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+  },
 };
 
 export const barrierDrivers: Record<string, BarrierFactory> = {

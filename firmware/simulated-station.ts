@@ -57,6 +57,8 @@ export interface WiringContext {
   clock: VirtualClock;
   log: Logger;
   seed: number;
+  /** Hold the station's virtual clock until this real-time work (a decode, a pty round trip) has finished. */
+  hold(work: Promise<unknown>): void;
 }
 
 export interface BarrierWiring {
@@ -68,6 +70,8 @@ export interface BarrierWiring {
 export interface SourceWiring {
   source: CredentialSource;
   presenter: RiderPresenter;
+  /** Set by wirings whose riders show signed QR codes (the lane must verify them). */
+  rideCodes?: RideCodeVerifier;
   close(): Promise<void>;
 }
 export interface StationWiring {
@@ -127,6 +131,7 @@ export const readerWirings: Record<string, (side: Direction, ctx: WiringContext)
 /** QR wire per lane side: 'simulated' hands verified codes over in process; 'camera' renders frames for the real decoder. */
 export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
   simulated: async (side, ctx) => simulatedSourceWiring(`sim-qr-${side}`, side, ctx.clock),
+  camera: async (side, ctx) => (await import('./sim-qr-camera.js')).cameraQrWiring(side, ctx),
 };
 
 /** Where the lanes' lists come from: 'memory' loads them directly; the back office adds 'http'. */
@@ -206,11 +211,24 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   let config!: LaneConfig;
   const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
 
+  // Real-time work the wirings started (decodes, pty round trips): the virtual clock waits for it.
+  const inflight = new Set<Promise<unknown>>();
+  const hold = (work: Promise<unknown>): void => {
+    const p = work.catch((e) => log.error({ err: e }, 'simulated wiring failed')).finally(() => inflight.delete(p));
+    inflight.add(p);
+  };
+  const idle = async (): Promise<boolean> => {
+    if (inflight.size === 0) return false;
+    while (inflight.size > 0) await Promise.allSettled([...inflight]);
+    return true;
+  };
+
   for (let i = 0; i < o.lanes; i++) {
+    let laneRideCodes: RideCodeVerifier | undefined;
     const laneId = `L${String(i + 1).padStart(2, '0')}`;
     const direction = laneDirection(i, o.lanes);
     config = parseLaneConfig({ lane: { id: laneId, station: 'SIM', direction } });
-    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed };
+    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed, hold };
     const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
     const b = await barrierWiring(board, ctx);
     closers.push(b.close);
@@ -221,6 +239,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     for (const side of sides) {
       const reader = await readerWiring(side, ctx);
       const qr = o.qr === o.reader && o.qr === 'simulated' ? reader : await qrWiring(side, ctx);
+      laneRideCodes ??= qr.rideCodes;
       closers.push(reader.close);
       sources.push(reader.source);
       if (qr !== reader) {
@@ -243,7 +262,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       journal: journal as Journal,
       usedCodes,
       passback,
-      rideCodes: backoffice.rideCodes,
+      rideCodes: backoffice.rideCodes ?? laneRideCodes,
     });
     lanes.push(lane);
     boards.push(board);
@@ -260,7 +279,16 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const p = config.policy;
   const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
-  const settle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
+  const baseSettle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
+  // Real-time work held by wirings (camera decodes) also has to finish before virtual time moves on.
+  const settle = async (): Promise<void> => {
+    if (baseSettle) await baseSettle();
+    else await new Promise<void>((r) => setImmediate(r));
+    if (await idle()) {
+      if (baseSettle) await baseSettle();
+      else await new Promise<void>((r) => setImmediate(r));
+    }
+  };
   const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult, settle });
   const sim: SimulatedStation = {
     lanes,
@@ -275,12 +303,13 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     fireAlarm: (active) => boards[0].setFireAlarm(active),
     register: (c, registration) =>
       registration === 'unregistered' ? Promise.resolve() : backoffice.publish([{ id: 0, credential: c, registration, story: registration, direction: 'entry', tailgater: false }]),
-    settle: settle ?? (() => new Promise<void>((r) => setImmediate(r))),
+    settle,
   };
   // Let every lane bring its link up before riders arrive.
   clock.advanceBy(1);
   await new Promise<void>((r) => setImmediate(r));
-  if (settle) await settleWires(quietChecks, 10_000);
+  if (baseSettle) await settleWires(quietChecks, 10_000);
+  await idle();
   await o.onReady?.(sim);
   try {
     const summary = await station.run();

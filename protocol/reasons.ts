@@ -42,6 +42,8 @@ export const REASONS = {
   'station-closed': { id: 43, grant: false, zh: '车站已关闭', en: 'Station closed' },
   'journal-unavailable': { id: 44, grant: false, zh: '设备故障，请走其他通道', en: 'Gate fault: please use another lane' },
   'credential-invalid': { id: 45, grant: false, zh: '无法识别，请重试', en: 'Not recognised: please try again' },
+  // QR: the code was signed by an issuer key outside its scheduled validity (rotated out, or not yet in service)
+  'qr-key-expired': { id: 38, grant: false, zh: '乘车码无效，请更新应用', en: 'Ride code invalid: please update your app' },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type ReasonCode = keyof typeof REASONS;

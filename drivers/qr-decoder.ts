@@ -1,0 +1,171 @@
+// zxing-wasm QR decoding of grey frames, in a worker thread (so decoding never blocks the gate
+// machine) or in-process (bench, tests). The .wasm file is read from the installed package and handed
+// over as `wasmBinary`: the library's default would fetch it from a CDN, which a gate must never do.
+
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+
+/** Where the installed zxing-wasm reader (CommonJS build) and its .wasm live. */
+export function zxingReaderFiles(): { readerPath: string; wasmPath: string } {
+  return { readerPath: require.resolve('zxing-wasm/reader'), wasmPath: require.resolve('zxing-wasm/reader/zxing_reader.wasm') };
+}
+
+/**
+ * Reader options as the wasm binding takes them (the package does not export its converter).
+ * QR only; LocalAverage binariser copes with glare and uneven light; tryInvert off (phone codes are dark on light).
+ */
+export const ZXING_QR_OPTIONS = {
+  formats: 'QRCode',
+  tryHarder: true,
+  tryRotate: true,
+  tryInvert: false,
+  tryDownscale: true,
+  tryDenoise: false,
+  binarizer: 0, // LocalAverage
+  isPure: false,
+  downscaleFactor: 3,
+  downscaleThreshold: 500,
+  minLineCount: 2,
+  maxNumberOfSymbols: 1,
+  validateOptionalChecksum: false,
+  returnErrors: false,
+  eanAddOnSymbol: 0,
+  textMode: 0, // Plain
+  characterSet: 0,
+  tryCode39ExtendedMode: false,
+};
+
+interface ZxingModule {
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  readBarcodesFromPixmap(ptr: number, w: number, h: number, opts: typeof ZXING_QR_OPTIONS): { size(): number; get(i: number): { isValid: boolean; text: string }; delete?: () => void };
+}
+
+/** In-process decoder over the same wasm module and options as the worker. */
+export async function createQrDecoder(): Promise<{ decode(grey: Uint8Array, width: number, height: number): string[] }> {
+  const { readerPath, wasmPath } = zxingReaderFiles();
+  const zx = require(readerPath) as { prepareZXingModule(o: object): Promise<ZxingModule> };
+  const wasm = readFileSync(wasmPath);
+  const mod = await zx.prepareZXingModule({
+    overrides: { wasmBinary: wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength), locateFile: () => wasmPath },
+    fireImmediately: true,
+  });
+  let ptr = 0;
+  let cap = 0;
+  return {
+    decode(grey, width, height) {
+      if (grey.length !== width * height) throw new RangeError(`frame is ${grey.length} bytes, expected ${width}x${height}`);
+      if (cap < grey.length) {
+        if (ptr) mod._free(ptr);
+        ptr = mod._malloc(grey.length);
+        cap = grey.length;
+      }
+      mod.HEAPU8.set(grey, ptr);
+      const v = mod.readBarcodesFromPixmap(ptr, width, height, ZXING_QR_OPTIONS);
+      const out: string[] = [];
+      for (let i = 0; i < v.size(); i++) {
+        const r = v.get(i);
+        if (r.isValid && r.text) out.push(r.text);
+      }
+      v.delete?.();
+      return out;
+    },
+  };
+}
+
+// The worker body, as CommonJS source: it runs unchanged whether this module was loaded from
+// TypeScript (tests) or from the compiled dist/ (production), with no loader in the worker.
+export const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { readFileSync } = require('node:fs');
+const { performance } = require('node:perf_hooks');
+let mod, ptr = 0, cap = 0;
+const opts = workerData.options;
+(async () => {
+  try {
+    const zx = require(workerData.readerPath);
+    const wasm = readFileSync(workerData.wasmPath);
+    mod = await zx.prepareZXingModule({
+      overrides: { wasmBinary: wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength), locateFile: () => workerData.wasmPath },
+      fireImmediately: true,
+    });
+    parentPort.postMessage({ t: 'ready' });
+  } catch (e) {
+    parentPort.postMessage({ t: 'init-error', message: String((e && e.stack) || e) });
+  }
+})();
+parentPort.on('message', (m) => {
+  const t0 = performance.now();
+  let texts = [];
+  let error;
+  try {
+    const data = new Uint8Array(m.frame);
+    if (data.length !== m.w * m.h) throw new Error('frame size ' + data.length + ' != ' + m.w + 'x' + m.h);
+    if (cap < data.length) { if (ptr) mod._free(ptr); ptr = mod._malloc(data.length); cap = data.length; }
+    mod.HEAPU8.set(data, ptr);
+    const v = mod.readBarcodesFromPixmap(ptr, m.w, m.h, opts);
+    for (let i = 0; i < v.size(); i++) { const r = v.get(i); if (r.isValid && r.text) texts.push(r.text); }
+    if (v.delete) v.delete();
+  } catch (e) {
+    error = String((e && e.message) || e);
+  }
+  parentPort.postMessage({ t: 'result', id: m.id, texts, error, ms: performance.now() - t0, frame: m.frame }, [m.frame]);
+});
+`;
+
+export interface DecodeResult {
+  id: number;
+  texts: string[];
+  error?: string;
+  /** Time spent in zxing-wasm for this frame (ms), measured in the worker. */
+  ms: number;
+  /** The frame's buffer, handed back for reuse. */
+  frame: ArrayBuffer;
+}
+
+/**
+ * A decoder worker: post one frame at a time (the buffer is transferred, not copied) and get the
+ * result back with the buffer. Resolves once zxing-wasm is initialised; rejects if it cannot be
+ * (a broken install: retrying will not fix it).
+ */
+export async function startDecodeWorker(onResult: (r: DecodeResult) => void, onExit: (why: string) => void): Promise<{ post(frame: ArrayBuffer, w: number, h: number, id: number): void; stop(): Promise<void> }> {
+  const files = zxingReaderFiles();
+  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { ...files, options: ZXING_QR_OPTIONS } });
+  let stopping = false;
+  await new Promise<void>((resolve, reject) => {
+    const onMsg = (m: { t: string; message?: string }) => {
+      if (m.t === 'ready') {
+        w.off('message', onMsg);
+        resolve();
+      } else if (m.t === 'init-error') {
+        w.off('message', onMsg);
+        void w.terminate();
+        reject(new Error(`zxing-wasm failed to initialise from ${files.wasmPath}: ${m.message}`));
+      }
+    };
+    w.on('message', onMsg);
+    w.once('error', reject);
+  });
+  w.on('message', (m: DecodeResult & { t: string }) => {
+    if (m.t === 'result') onResult(m);
+  });
+  w.on('error', (e) => {
+    if (!stopping) onExit(`decoder worker error: ${e.message}`);
+  });
+  w.on('exit', (code) => {
+    if (!stopping) onExit(`decoder worker exited (${code})`);
+  });
+  return {
+    post(frame, width, height, id) {
+      w.postMessage({ frame, w: width, h: height, id }, [frame]);
+    },
+    async stop() {
+      stopping = true;
+      await w.terminate();
+    },
+  };
+}
