@@ -8,6 +8,7 @@
 import type { Credential, Direction } from '../protocol/credential.js';
 import { verifyTrustList } from '../protocol/trust-list.js';
 import { QrCamera, qrCameraConfigSchema } from '../drivers/qr-camera.js';
+import { SimulatedSource } from '../drivers/simulated.js';
 import { IssuerApps, seededRandom } from '../simulator/virtual-phone.js';
 import { qrMatrix, renderFrame, type Scene } from '../simulator/virtual-camera.js';
 import { RideCodes } from './ride-codes.js';
@@ -79,6 +80,28 @@ export async function cameraQrWiring(side: Direction, ctx: WiringContext): Promi
       },
       // A code the gate cannot use: the rider shows some other QR code (a payment code, a web link).
       cardFault: () => ctx.hold(show('https://example.com/not-a-ride-code')),
+    },
+    close: async () => {},
+  };
+}
+
+/**
+ * `gate sim --qr signed` (the default): each QR rider's phone mints a real signed ride code and the lane
+ * gets its text, verified by the real verifier and replay store — everything but the camera and decoder.
+ */
+export async function signedQrWiring(side: Direction, ctx: WiringContext): Promise<SourceWiring & { rideCodes: RideCodes }> {
+  const { apps, rideCodes } = simIssuers();
+  const source = new SimulatedSource(`sim-qr-${side}`, side, ctx.clock);
+  return {
+    source,
+    rideCodes,
+    presenter: {
+      present: (c: Credential) => {
+        if (c.kind !== 'qr') throw new Error(`the signed QR wiring only shows QR codes, got ${c.kind}`);
+        source.showQrText(apps.app(c.issuer).mint(c.account, ctx.clock.now(), { validitySeconds: 60 }));
+      },
+      // The phone shows some other QR code (a payment code, a web link): the gate cannot use it.
+      cardFault: () => source.showQrText('https://example.com/not-a-ride-code'),
     },
     close: async () => {},
   };

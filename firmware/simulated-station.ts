@@ -45,7 +45,7 @@ export const DEFAULT_SIM: SimOptions = {
   realtime: false,
   barrier: 'typed',
   reader: 'simulated',
-  qr: 'simulated',
+  qr: 'signed',
   backoffice: 'memory',
 };
 
@@ -131,6 +131,7 @@ export const readerWirings: Record<string, (side: Direction, ctx: WiringContext)
 /** QR wire per lane side: 'simulated' hands verified codes over in process; 'camera' renders frames for the real decoder. */
 export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
   simulated: async (side, ctx) => simulatedSourceWiring(`sim-qr-${side}`, side, ctx.clock),
+  signed: async (side, ctx) => (await import('./sim-qr-camera.js')).signedQrWiring(side, ctx),
   camera: async (side, ctx) => (await import('./sim-qr-camera.js')).cameraQrWiring(side, ctx),
 };
 
