@@ -28,6 +28,12 @@ export type JournalFactory = (cfg: DriverSection, ctx: DriverContext) => Promise
 
 export const sourceDrivers: Record<string, SourceFactory> = {
   simulated: async (cfg, ctx, i) => new SimulatedSource(`sim-${cfg.side}-${i}`, cfg.side, ctx.clock),
+  // Real contactless reader over pcscd; nfc-pcsc (native) is loaded only when a config names it.
+  pcsc: async (cfg, ctx, i) => {
+    const { PcscReader, pcscReaderConfigSchema } = await import('../drivers/pcsc-reader.js');
+    const { parseDriverConfig } = await import('./config.js');
+    return new PcscReader(parseDriverConfig(pcscReaderConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+  },
 };
 
 export const barrierDrivers: Record<string, BarrierFactory> = {
