@@ -15,7 +15,9 @@ export type CardReadError =
   /** The card does not hold any application or layout we know. */
   | 'not-supported'
   | 'expired'
-  | 'not-yet-valid';
+  | 'not-yet-valid'
+  /** No bytes at all: the card left the field mid-exchange (vpcd and some readers report it so, not as an error). */
+  | 'no-answer';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: CardReadError; detail: string };
 

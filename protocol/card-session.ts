@@ -44,6 +44,8 @@ export function faultReason(e: CardReadError): CardFaultReason {
       return 'card-not-yet-valid';
     case 'not-supported':
       return 'card-not-supported';
+    case 'no-answer':
+      return 'tap-again';
     default:
       return 'card-unreadable';
   }
@@ -54,10 +56,24 @@ export function faultReason(e: CardReadError): CardFaultReason {
  * Card-side problems come back as `{ ok: false }`; PC/SC errors from `exchange` propagate.
  */
 export async function readTap(exchange: Exchange, atr: Uint8Array, nowMs: number): Promise<TapOutcome> {
+  const counter = { apdus: 0 };
+  try {
+    return await exchangeTap(exchange, atr, nowMs, counter);
+  } catch (e) {
+    if (e instanceof NoAnswer) return { ok: false, reason: 'tap-again', error: 'no-answer', detail: `no answer to APDU ${counter.apdus}: card left the field`, apdus: counter.apdus };
+    throw e;
+  }
+}
+
+class NoAnswer extends Error {}
+
+async function exchangeTap(exchange: Exchange, atr: Uint8Array, nowMs: number, counter: { apdus: number }): Promise<TapOutcome> {
   let apdus = 0;
-  const send = (c: Uint8Array) => {
-    apdus++;
-    return exchange(c);
+  const send = async (c: Uint8Array) => {
+    counter.apdus = ++apdus;
+    const a = await exchange(c);
+    if (a.length === 0) throw new NoAnswer();
+    return a;
   };
   const refuse = (p: { error: CardReadError; detail: string }, uid?: string): TapOutcome => ({ ok: false, reason: faultReason(p.error), error: p.error, detail: p.detail, uid, apdus });
   const today: YyyyMmDd = beijingDate(nowMs);

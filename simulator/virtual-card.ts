@@ -169,7 +169,7 @@ export class VirtualCardBuilder {
       kind: 'broken',
       atr: iso14443Atr(Uint8Array.from([0x00, 0x00])),
       uid: () => uid,
-      answer: () => Uint8Array.from({ length: Math.floor(rnd() * 40) }, () => Math.floor(rnd() * 256)),
+      answer: () => Uint8Array.from({ length: 1 + Math.floor(rnd() * 40) }, () => Math.floor(rnd() * 256)),
     };
     return this;
   }
