@@ -4,7 +4,8 @@
 
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { SimulatedSource } from '../drivers/simulated.js';
-import { ConfigError, type LaneConfig } from './config.js';
+import { z } from 'zod';
+import { ConfigError, parseDriverConfig, type LaneConfig } from './config.js';
 import type { Journal } from './journal.js';
 import { MemoryJournal } from './journal.js';
 import type { ListProvider } from './lists.js';
@@ -44,8 +45,23 @@ export const barrierDrivers: Record<string, BarrierFactory> = {
   },
 };
 
+const memoryListsSchema = z
+  .object({
+    type: z.literal('memory'),
+    /** Inline registrations for a bench or a demo: list key → status. */
+    entries: z.record(z.string(), z.enum(['green', 'yellow', 'red'])).default({}),
+    blocked: z.array(z.string()).default([]),
+  })
+  .strict();
+
 export const listDrivers: Record<string, ListFactory> = {
-  memory: async (_cfg, ctx) => new MemoryLists(ctx.clock.now()),
+  memory: async (cfg, ctx) => {
+    const c = parseDriverConfig(memoryListsSchema, cfg, 'lists');
+    const lists = new MemoryLists(ctx.clock.now());
+    for (const [k, v] of Object.entries(c.entries)) lists.allowlist.set(k, v);
+    for (const k of c.blocked) lists.denylist.block(k);
+    return lists;
+  },
 };
 
 export const journalDrivers: Record<string, JournalFactory> = {

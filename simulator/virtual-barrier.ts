@@ -37,10 +37,15 @@ export class VirtualBarrier implements TypedBarrierPeer {
   private commandListeners: ((c: BarrierCommand) => void)[] = [];
   private flapTimer: any;
 
+  readonly mechanics: BarrierMechanics;
+
   constructor(
     private readonly clock: Timers,
-    readonly mechanics: BarrierMechanics = DEFAULT_MECHANICS,
-  ) {}
+    mechanics: BarrierMechanics = DEFAULT_MECHANICS,
+  ) {
+    // A copy: tests and fault switches change one board's mechanics, never the defaults.
+    this.mechanics = { ...mechanics };
+  }
 
   listen(fn: (e: BarrierEvent) => void): void {
     this.listeners.push(fn);

@@ -1,0 +1,242 @@
+// The composition behind `gate sim`: N real lane runtimes (the same firmware a gate runs) wired to a
+// simulated station — virtual barrier boards, riders, readers and cameras — on one virtual clock.
+// How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
+// office) is picked per seam from the wiring tables below.
+
+import type { Credential, Direction, LaneDirection } from '../protocol/credential.js';
+import { VirtualClock } from '../protocol/virtual-clock.js';
+import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
+import { SimulatedBarrierLink, SimulatedSource } from '../drivers/simulated.js';
+import { DEFAULT_MIX, Random, makeRiders, registrations, type Rider } from '../simulator/population.js';
+import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../simulator/station.js';
+import { VirtualBarrier, DEFAULT_MECHANICS } from '../simulator/virtual-barrier.js';
+import { ConfigError, parseLaneConfig, type LaneConfig } from './config.js';
+import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from './decision.js';
+import { MemoryJournal, type Journal } from './journal.js';
+import { startLane, type Lane } from './lane.js';
+import { MemoryLists, type ListProvider } from './lists.js';
+import { silentLogger, type Logger } from './log.js';
+
+export interface SimOptions {
+  lanes: number;
+  passengers: number;
+  seed: number;
+  /** Mean arrivals per lane per minute; above the mechanics' capacity, queues form. */
+  rate: number;
+  realtime: boolean;
+  barrier: string;
+  reader: string;
+  qr: string;
+  backoffice: string;
+  log?: Logger;
+  onResult?: (r: PresentationResult) => void;
+  /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
+  onReady?: (s: SimulatedStation) => void | Promise<void>;
+}
+
+export const DEFAULT_SIM: SimOptions = {
+  lanes: 4,
+  passengers: 400,
+  seed: 1,
+  rate: 30,
+  realtime: false,
+  barrier: 'typed',
+  reader: 'simulated',
+  qr: 'simulated',
+  backoffice: 'memory',
+};
+
+/** What a wiring gets to build one lane's side of a seam. */
+export interface WiringContext {
+  laneIndex: number;
+  laneId: string;
+  direction: LaneDirection;
+  clock: VirtualClock;
+  log: Logger;
+  seed: number;
+}
+
+export interface BarrierWiring {
+  link: BarrierLink;
+  close(): Promise<void>;
+}
+export interface SourceWiring {
+  source: CredentialSource;
+  presenter: RiderPresenter;
+  close(): Promise<void>;
+}
+export interface StationWiring {
+  lists: ListProvider;
+  /** Publish the riders' registrations (and later changes) wherever the lanes' lists come from. */
+  publish(riders: Rider[]): Promise<void>;
+  /** Verifies QR text when QR riders show signed codes. */
+  rideCodes?: RideCodeVerifier;
+  close(): Promise<void>;
+}
+
+/** Barrier wire per lane: 'typed' is the in-process typed wire; the serial driver adds 'pty'. */
+export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringContext) => Promise<BarrierWiring>> = {
+  typed: async (board, ctx) => ({ link: new SimulatedBarrierLink(board, ctx.clock), close: async () => {} }),
+};
+
+/** Card-reader wire per lane side: 'simulated' hands credentials over in process; 'pcsc' taps virtual cards on pcscd. */
+export const readerWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
+  simulated: async (side, ctx) => simulatedSourceWiring(`sim-reader-${side}`, side, ctx.clock),
+};
+
+/** QR wire per lane side: 'simulated' hands verified codes over in process; 'camera' renders frames for the real decoder. */
+export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
+  simulated: async (side, ctx) => simulatedSourceWiring(`sim-qr-${side}`, side, ctx.clock),
+};
+
+/** Where the lanes' lists come from: 'memory' loads them directly; the back office adds 'http'. */
+export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger; seed: number }) => Promise<StationWiring>> = {
+  memory: async ({ clock }) => {
+    const lists = new MemoryLists(clock.now());
+    return {
+      lists,
+      publish: async (riders) => {
+        for (const [key, reg] of registrations(riders)) {
+          if (reg === 'blocked') lists.denylist.block(key);
+          else lists.allowlist.set(key, reg);
+        }
+      },
+      close: async () => {},
+    };
+  },
+};
+
+function simulatedSourceWiring(name: string, side: Direction, clock: Clock): SourceWiring {
+  const source = new SimulatedSource(name, side, clock);
+  return { source, presenter: { present: (c) => source.present(c), cardFault: (r, d) => source.cardFault(r, d) }, close: async () => {} };
+}
+
+function pick<T>(table: Record<string, T>, what: string, name: string): T {
+  const v = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!v) throw new ConfigError(`unknown ${what} "${name}"; known: ${Object.keys(table).join(', ')}`);
+  return v;
+}
+
+/** entry, entry, exit, bidirectional, ...: a station needs both directions whatever N is. */
+export function laneDirection(i: number, n: number): LaneDirection {
+  if (n === 1) return 'bidirectional';
+  if (n === 2) return i === 0 ? 'entry' : 'exit';
+  return (['entry', 'entry', 'exit', 'bidirectional'] as const)[i % 4];
+}
+
+export interface SimulatedStation {
+  lanes: Lane[];
+  boards: VirtualBarrier[];
+  clock: VirtualClock;
+  station: Station;
+  journals: MemoryJournal[];
+  /** Present a credential at a lane side now (dashboard, tests). */
+  present(laneIndex: number, side: Direction, c: Credential): void;
+  fireAlarm(active: boolean): void;
+}
+
+export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{ summary: StationSummary; sim: SimulatedStation }> {
+  const o: SimOptions = { ...DEFAULT_SIM, ...opts };
+  if (!Number.isInteger(o.lanes) || o.lanes < 1 || o.lanes > 64) throw new ConfigError(`--lanes must be 1-64, got ${o.lanes}`);
+  if (!Number.isInteger(o.passengers) || o.passengers < 0) throw new ConfigError(`--passengers must be a whole number >= 0, got ${o.passengers}`);
+  if (!(o.rate > 0)) throw new ConfigError(`--rate must be > 0 arrivals per lane per minute, got ${o.rate}`);
+  const log = o.log ?? silentLogger;
+  const barrierWiring = pick(barrierWirings, 'barrier wiring (--barrier)', o.barrier);
+  const readerWiring = pick(readerWirings, 'reader wiring (--reader)', o.reader);
+  const qrWiring = pick(qrWirings, 'QR wiring (--qr)', o.qr);
+  const backofficeWiring = pick(backofficeWirings, 'back office (--backoffice)', o.backoffice);
+
+  const clock = new VirtualClock();
+  const rng = new Random(o.seed);
+  const riders = makeRiders(o.passengers, rng, DEFAULT_MIX);
+  const backoffice = await backofficeWiring({ clock, log, seed: o.seed });
+  await backoffice.publish(riders);
+
+  const usedCodes = new MemoryUsedCodes();
+  const closers: (() => Promise<void>)[] = [backoffice.close];
+  const lanes: Lane[] = [];
+  const boards: VirtualBarrier[] = [];
+  const journals: MemoryJournal[] = [];
+  const stationLanes: StationLane[] = [];
+  let config!: LaneConfig;
+  const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
+
+  for (let i = 0; i < o.lanes; i++) {
+    const laneId = `L${String(i + 1).padStart(2, '0')}`;
+    const direction = laneDirection(i, o.lanes);
+    config = parseLaneConfig({ lane: { id: laneId, station: 'SIM', direction } });
+    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed };
+    const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
+    const b = await barrierWiring(board, ctx);
+    closers.push(b.close);
+    const sides: Direction[] = direction === 'bidirectional' ? ['entry', 'exit'] : [direction];
+    const sources: CredentialSource[] = [];
+    const presenters: Partial<Record<Direction, RiderPresenter>> = {};
+    for (const side of sides) {
+      const reader = await readerWiring(side, ctx);
+      const qr = o.qr === o.reader && o.qr === 'simulated' ? reader : await qrWiring(side, ctx);
+      closers.push(reader.close);
+      sources.push(reader.source);
+      if (qr !== reader) {
+        closers.push(qr.close);
+        sources.push(qr.source);
+      }
+      presenters[side] = {
+        present: (c) => (c.kind === 'qr' ? qr : reader).presenter.present(c),
+        cardFault: (r, d) => (r === 'qr-malformed' ? qr : reader).presenter.cardFault(r, d),
+      };
+    }
+    const journal = new MemoryJournal();
+    const lane = await startLane({
+      config,
+      clock,
+      log: log.child({ lane: laneId }),
+      barrier: b.link,
+      sources,
+      lists: backoffice.lists,
+      journal: journal as Journal,
+      usedCodes,
+      passback,
+      rideCodes: backoffice.rideCodes,
+    });
+    lanes.push(lane);
+    boards.push(board);
+    journals.push(journal);
+    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit });
+  }
+
+  // One fire-alarm input opens every lane of the station.
+  for (const lane of lanes) {
+    lane.on('alarm', (e) => {
+      if (e.alarm === 'fire-alarm') for (const other of lanes) if (other !== lane && !other.view().fireAlarm) other.send({ type: 'FIRE_ALARM', active: true });
+    });
+  }
+
+  const p = config.policy;
+  const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
+  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, onResult: o.onResult });
+  const sim: SimulatedStation = {
+    lanes,
+    boards,
+    clock,
+    station,
+    journals,
+    present: (i, side, c) => {
+      const sl = stationLanes[i];
+      (side === 'entry' ? sl.entry : sl.exit)?.present(c);
+    },
+    fireAlarm: (active) => boards[0].setFireAlarm(active),
+  };
+  // Let every lane bring its link up before riders arrive.
+  clock.advanceBy(1);
+  await new Promise<void>((r) => setImmediate(r));
+  await o.onReady?.(sim);
+  try {
+    const summary = await station.run();
+    return { summary, sim };
+  } finally {
+    await Promise.allSettled(lanes.map((l) => l.stop()));
+    await Promise.allSettled(closers.map((c) => c()));
+  }
+}
+
