@@ -51,7 +51,7 @@ function rider(i: number): Truth {
 
 test(`${TAPS} taps of mixed virtual cards: every credential and decision right`, async () => {
   const lists = new MemoryLists();
-  const core = new DecisionCore('bidirectional', policySchema.parse({ antiPassbackSeconds: 0 }), lists);
+  const core = new DecisionCore('bidirectional', policySchema.parse({ antiPassbackSeconds: 0 }), { lists });
   const truths = Array.from({ length: TAPS }, (_, i) => rider(i));
   // Ground truth for decisions: a third registered green, a third yellow, the rest unregistered.
   truths.forEach((t, i) => {
