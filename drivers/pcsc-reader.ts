@@ -42,8 +42,10 @@ export type PcscReaderConfig = z.infer<typeof pcscReaderConfigSchema>;
 export interface TapReport {
   reader: string;
   atMs: number;
-  /** Card present (nfc-pcsc 'card' event) to credential or refusal, in ms. */
+  /** Card present (pcscd's status change seen by the process) to credential or refusal, in ms. */
   elapsedMs: number;
+  /** performance.now() when the card was seen present: for end-to-end timings (present → OPEN). */
+  presentAt: number;
   outcome: TapOutcome | { ok: false; reason: CardFaultReason; error: 'pcsc'; detail: string; apdus: number };
   atr: string;
 }
@@ -78,7 +80,7 @@ interface NfcInstance {
 interface NfcReader {
   name: string;
   autoProcessing: boolean;
-  reader: { name: string };
+  reader: { name: string; state?: number; SCARD_STATE_PRESENT?: number; on(ev: 'status', fn: (s: { state: number }) => void): void };
   on(ev: 'card', fn: (card: { atr?: Buffer }) => void): void;
   on(ev: 'card.off', fn: () => void): void;
   on(ev: 'error' | 'end', fn: (e?: Error) => void): void;
@@ -103,6 +105,8 @@ interface ReaderState {
   tap: number;
   /** The tap number whose card has left the field (its exchange can no longer succeed). */
   left: number;
+  /** performance.now() of the last absent → present change, before nfc-pcsc connects to the card. */
+  presentAt: number;
 }
 
 export class PcscReader implements CredentialSource {
@@ -222,7 +226,14 @@ export class PcscReader implements CredentialSource {
     });
     if (!this.matches(r.name)) return;
     r.autoProcessing = false;
-    const st: ReaderState = { nfcReader: r, tap: 0, left: 0 };
+    const st: ReaderState = { nfcReader: r, tap: 0, left: 0, presentAt: 0 };
+    // pcsclite emits 'status' before nfc-pcsc connects: the honest start of "card present → credential".
+    const PRESENT = r.reader.SCARD_STATE_PRESENT ?? 0x20;
+    let prev = 0;
+    r.reader.on('status', (s) => {
+      if (s.state & PRESENT && !(prev & PRESENT)) st.presentAt = performance.now();
+      prev = s.state;
+    });
     this.readers.set(r.name, st);
     this.counters.readersPresent = this.readers.size;
     for (const fn of this.readerListeners) fn(r.name, true);
@@ -244,7 +255,7 @@ export class PcscReader implements CredentialSource {
   private async onCard(st: ReaderState, atr: Buffer | undefined): Promise<void> {
     const tap = ++st.tap;
     const t0 = this.clock.now();
-    const hr = process.hrtime.bigint();
+    const presentAt = st.presentAt || performance.now();
     this.counters.taps++;
     const reader = st.nfcReader;
     const exchange = async (cmd: Uint8Array): Promise<Uint8Array> => {
@@ -279,7 +290,7 @@ export class PcscReader implements CredentialSource {
       this.counters.dropped++;
       return;
     }
-    const elapsedMs = Number(process.hrtime.bigint() - hr) / 1e6;
+    const elapsedMs = performance.now() - presentAt;
     const atMs = t0;
     if (outcome.ok) {
       this.counters.credentials++;
@@ -288,7 +299,7 @@ export class PcscReader implements CredentialSource {
       this.counters.cardFaults[outcome.reason] = (this.counters.cardFaults[outcome.reason] ?? 0) + 1;
       this.emit?.({ type: 'CARD_FAULT', reason: outcome.reason, side: this.side, source: this.name, detail: `${reader.name}: ${outcome.detail}`, atMs });
     }
-    const report: TapReport = { reader: reader.name, atMs, elapsedMs, outcome, atr: atr ? toHex(atr) : '' };
+    const report: TapReport = { reader: reader.name, atMs, elapsedMs, presentAt, outcome, atr: atr ? toHex(atr) : '' };
     for (const fn of this.tapListeners) fn(report);
   }
 
