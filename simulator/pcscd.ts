@@ -98,7 +98,14 @@ export async function startPcscd(opts: { namePrefix?: string } = {}): Promise<Pr
   const launch = async () => {
     rmSync(socket, { force: true });
     const ns = process.getuid?.() === 0 ? ['-m', '--propagation', 'private'] : ['-r', '-m', '--propagation', 'private'];
-    const script = `mount --bind "${runDir}" /run/pcscd 2>/dev/null || { mkdir -p /run/pcscd && mount --bind "${runDir}" /run/pcscd; } || exit 97; exec pcscd -f -i -c "${confDir}"`;
+    // pcscd runs as a child of this shell, which kills it when told to (TERM) or when our process dies
+    // (a killed test runner must not leave a pcscd behind).
+    const script =
+      `mount --bind "${runDir}" /run/pcscd 2>/dev/null || { mkdir -p /run/pcscd && mount --bind "${runDir}" /run/pcscd; } || exit 97\n` +
+      `pcscd -f -i -c "${confDir}" & p=$!\n` +
+      `trap 'kill $p 2>/dev/null; wait $p; exit 0' TERM INT\n` +
+      `while kill -0 ${process.pid} 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 0.3; done\n` +
+      `kill $p 2>/dev/null; wait $p\n`;
     const c = spawn('unshare', [...ns, 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     const ready = new Promise<void>((resolve, reject) => {
