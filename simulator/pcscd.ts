@@ -17,6 +17,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+const running = new Set<string>();
+
 export const VPCD_DRIVER = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so';
 
 export interface VirtualReader {
@@ -76,9 +78,13 @@ export async function startPcscd(opts: { namePrefix?: string } = {}): Promise<Pr
   const pairs = 1;
   const dir = mkdtempSync(join(tmpdir(), 'pcscd-'));
   const confDir = join(dir, 'reader.conf.d');
-  const runDir = join(dir, 'run');
+  // libpcsclite reads PCSCLITE_CSOCK_NAME once per process and keeps it: every pcscd this process
+  // starts (one after another, e.g. test files sharing a worker) must use the same socket path.
+  const runDir = join(tmpdir(), `pcscd-run-${process.pid}`);
+  if (running.has(runDir)) throw new Error('startPcscd: one private pcscd per process at a time (libpcsclite keeps one socket path)');
   mkdirSync(confDir);
-  mkdirSync(runDir);
+  mkdirSync(runDir, { recursive: true });
+  running.add(runDir);
   const readers: VirtualReader[] = [];
   const letters = 'ABCDEFGHIJKLMNOP';
   for (let i = 0; i < pairs; i++) {
@@ -144,7 +150,9 @@ export async function startPcscd(opts: { namePrefix?: string } = {}): Promise<Pr
     },
     stop: async () => {
       await kill();
+      running.delete(runDir);
       rmSync(dir, { recursive: true, force: true });
+      rmSync(runDir, { recursive: true, force: true });
     },
     get log() {
       return log;
