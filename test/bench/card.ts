@@ -21,7 +21,7 @@ import { virtualCard } from '../../simulator/virtual-card.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
 import { percentile, type BenchReport } from './report.js';
 
-const TAPS = Number(process.env.CARD_BENCH_TAPS ?? 60);
+const TAPS = Number(process.env.CARD_BENCH_TAPS ?? 100);
 const SEQUENCE = [APDU.getUid, APDU.selectTUnion, APDU.readFile15, APDU.readFile17, APDU.getBalance];
 const serial = (i: number) => `31049999${String(i).padStart(11, '0')}`;
 const card = (i: number) => virtualCard().tUnion({ serial: serial(i), expiry: 20301231, balanceFen: i });
