@@ -52,6 +52,7 @@ export class Lane {
   readonly events = new EventEmitter<LaneEvents>();
   readonly id: string;
   private stopped = false;
+  private ageTimer: unknown;
 
   constructor(
     readonly actor: GateActor,
@@ -94,9 +95,28 @@ export class Lane {
     };
   }
 
+  /** Tell the machine when the list crosses the configured age (it then applies the stale-list policy). */
+  watchListAge(): void {
+    const maxAgeMs = this.config.policy.listMaxAgeSeconds * 1000;
+    const every = Math.min(60_000, Math.max(1000, Math.floor(maxAgeMs / 10)));
+    let stale: boolean | undefined;
+    const check = () => {
+      if (this.stopped) return;
+      const age = this.clock.now() - this.lists.current().publishedAtMs;
+      const now = age > maxAgeMs;
+      if (now !== stale) {
+        stale = now;
+        this.send({ type: 'LIST_STATE', stale: now, action: this.config.policy.staleListAction });
+      }
+      this.ageTimer = this.clock.setTimeout(check, every);
+    };
+    check();
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.ageTimer !== undefined) this.clock.clearTimeout(this.ageTimer);
     this.actor.stop();
     await Promise.allSettled([this.barrier.stop(), ...this.sources.map((s) => s.stop())]);
     await this.journal.close();
@@ -174,5 +194,6 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
     lane.events.emit(e.type, e as never);
   });
   actor.start();
+  lane.watchListAge();
   return lane;
 }

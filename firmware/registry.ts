@@ -43,6 +43,12 @@ export const barrierDrivers: Record<string, BarrierFactory> = {
     const { VirtualBarrier } = await import('../simulator/virtual-barrier.js');
     return new SimulatedBarrierLink(new VirtualBarrier(ctx.clock), ctx.clock);
   },
+  /** The barrier board on a serial line (RS-232/RS-485, or a pty in CI): drivers/serial-barrier.ts. */
+  serial: async (cfg, ctx) => {
+    const { SerialBarrierLink, serialBarrierConfigSchema } = await import('../drivers/serial-barrier.js');
+    const c = parseDriverConfig(serialBarrierConfigSchema, cfg, `lane ${ctx.config.lane.id} drivers.barrier`);
+    return new SerialBarrierLink(c, { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: c.path }) });
+  },
 };
 
 const memoryListsSchema = z

@@ -3,11 +3,11 @@
 // How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
 // office) is picked per seam from the wiring tables below.
 
-import type { Credential, Direction, LaneDirection } from '../protocol/credential.js';
+import { credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
 import { VirtualClock } from '../protocol/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeRiders, registrations, type Rider } from '../simulator/population.js';
+import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../simulator/population.js';
 import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../simulator/station.js';
 import { VirtualBarrier, DEFAULT_MECHANICS } from '../simulator/virtual-barrier.js';
 import { ConfigError, parseLaneConfig, type LaneConfig } from './config.js';
@@ -16,6 +16,7 @@ import { MemoryJournal, type Journal } from './journal.js';
 import { startLane, type Lane } from './lane.js';
 import { MemoryLists, type ListProvider } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
+import type { DashboardSim } from './dashboard.js';
 
 export interface SimOptions {
   lanes: number;
@@ -24,6 +25,8 @@ export interface SimOptions {
   /** Mean arrivals per lane per minute; above the mechanics' capacity, queues form. */
   rate: number;
   realtime: boolean;
+  /** With realtime: keep the station running after the last rider until station.stop() (dashboard open). */
+  untilStopped?: boolean;
   barrier: string;
   reader: string;
   qr: string;
@@ -61,6 +64,8 @@ export interface WiringContext {
 export interface BarrierWiring {
   link: BarrierLink;
   close(): Promise<void>;
+  /** For wires with real I/O: true once nothing is in flight, so virtual time may move on. */
+  quiet?(): boolean;
 }
 export interface SourceWiring {
   source: CredentialSource;
@@ -76,9 +81,44 @@ export interface StationWiring {
   close(): Promise<void>;
 }
 
-/** Barrier wire per lane: 'typed' is the in-process typed wire; the serial driver adds 'pty'. */
+/**
+ * Barrier wire per lane: 'typed' is the in-process typed wire; 'pty' puts each lane's board on its own
+ * real pty pair (socat) behind the real serial driver, bytes, CRC and all, still on virtual time.
+ */
 export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringContext) => Promise<BarrierWiring>> = {
   typed: async (board, ctx) => ({ link: new SimulatedBarrierLink(board, ctx.clock), close: async () => {} }),
+  pty: async (board, ctx) => {
+    const [{ ptyPair }, { BarrierBoard }, { SerialBarrierLink }] = await Promise.all([
+      import('../simulator/pty-pair.js'),
+      import('../simulator/barrier-board.js'),
+      import('../drivers/serial-barrier.js'),
+    ]);
+    // No socat on this box is a setup problem the user can fix: say so as a config error, not a crash.
+    const pty = await ptyPair(`sim-${ctx.laneId}`).catch((e: Error) => {
+      throw new ConfigError(`--barrier pty: ${e.message}`);
+    });
+    const wire = new BarrierBoard({ path: pty.b, barrier: board, timers: ctx.clock, heartbeatMs: 250, failSafeAfterMs: 2000 });
+    await wire.start();
+    const link = new SerialBarrierLink(
+      { type: 'serial', path: pty.a, heartbeatMs: 250, silenceMs: 1000 },
+      { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: pty.a }) },
+    );
+    return {
+      link,
+      // Virtual time waits for real bytes: every frame sent has been read and every command and event answered.
+      quiet: () =>
+        link.state === 'up' &&
+        link.idle &&
+        wire.idle &&
+        link.counters.framesOut === wire.reader.counters.frames &&
+        wire.framesOut === link.counters.framesIn,
+      close: async () => {
+        await link.stop();
+        await wire.stop();
+        await pty.close();
+      },
+    };
+  },
 };
 
 /** Card-reader wire per lane side: 'simulated' hands credentials over in process; 'pcsc' taps virtual cards on pcscd. */
@@ -135,7 +175,11 @@ export interface SimulatedStation {
   journals: MemoryJournal[];
   /** Present a credential at a lane side now (dashboard, tests). */
   present(laneIndex: number, side: Direction, c: Credential): void;
+  /** Publish one credential's registration to wherever the lanes' lists come from ('unregistered': nothing published). */
+  register(c: Credential, registration: Registration): Promise<void>;
   fireAlarm(active: boolean): void;
+  /** Let the wires finish what the last step started (real I/O on pty wiring; one event-loop turn otherwise). */
+  settle(): Promise<void>;
 }
 
 export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{ summary: StationSummary; sim: SimulatedStation }> {
@@ -161,6 +205,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const boards: VirtualBarrier[] = [];
   const journals: MemoryJournal[] = [];
   const stationLanes: StationLane[] = [];
+  const quietChecks: (() => boolean)[] = [];
   let config!: LaneConfig;
   const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
 
@@ -172,6 +217,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
     const b = await barrierWiring(board, ctx);
     closers.push(b.close);
+    if (b.quiet) quietChecks.push(() => b.quiet!());
     const sides: Direction[] = direction === 'bidirectional' ? ['entry', 'exit'] : [direction];
     const sources: CredentialSource[] = [];
     const presenters: Partial<Record<Direction, RiderPresenter>> = {};
@@ -217,7 +263,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const p = config.policy;
   const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
-  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, onResult: o.onResult });
+  const settle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
+  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult, settle });
   const sim: SimulatedStation = {
     lanes,
     boards,
@@ -229,10 +276,14 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       (side === 'entry' ? sl.entry : sl.exit)?.present(c);
     },
     fireAlarm: (active) => boards[0].setFireAlarm(active),
+    register: (c, registration) =>
+      registration === 'unregistered' ? Promise.resolve() : backoffice.publish([{ id: 0, credential: c, registration, story: registration, direction: 'entry', tailgater: false }]),
+    settle: settle ?? (() => new Promise<void>((r) => setImmediate(r))),
   };
   // Let every lane bring its link up before riders arrive.
   clock.advanceBy(1);
   await new Promise<void>((r) => setImmediate(r));
+  if (settle) await settleWires(quietChecks, 10_000);
   await o.onReady?.(sim);
   try {
     const summary = await station.run();
@@ -243,3 +294,58 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   }
 }
 
+
+/**
+ * Wait (in real time) until every wire with real I/O is quiet, at most `capMs`: a lost byte must not
+ * stall the simulation, it only lets virtual time move on (and the link's own timers handle it).
+ */
+async function settleWires(quiet: (() => boolean)[], capMs = 1000): Promise<void> {
+  const until = performance.now() + capMs;
+  do await new Promise<void>((r) => setImmediate(r));
+  while (!quiet.every((q) => q()) && performance.now() < until);
+}
+
+/**
+ * What the station dashboard may make happen in a simulated station: taps of chosen credentials (registered
+ * as the chosen story first), walking through, tailgating, the fire alarm, barrier faults, obstructions.
+ */
+export function simulatorControls(sim: SimulatedStation, seed = 1): DashboardSim {
+  const rng = new Random(seed ^ 0x5eed);
+  // Above any rider serial (riders are numbered 1..passengers ≤ 10 M), so manual credentials are new ones.
+  let serial = 90_000_000;
+  const walkAfterMs = 1500;
+  return {
+    async tap(req) {
+      const lane = sim.lanes[req.laneIndex];
+      let c = req.credential ?? makeCredential(rng, req.kind, DEFAULT_MIX, serial++);
+      if (c.kind === 'qr' && req.issuer && !req.credential) c = { ...c, issuer: req.issuer };
+      if (req.story !== 'as-listed') await sim.register(c, req.story);
+      const ref = credentialRef(c);
+      if (req.walk) {
+        // Walk through once this credential is admitted here; give up after a while (no decision, lane moved on).
+        let timer: number | undefined;
+        const onDecision = (e: { decision: { ref: string; grant: boolean; direction: Direction } }) => {
+          if (e.decision.ref !== ref) return;
+          lane.events.off('decision', onDecision);
+          if (timer !== undefined) sim.clock.clearTimeout(timer);
+          if (e.decision.grant) sim.clock.setTimeout(() => sim.boards[req.laneIndex].walkThrough(e.decision.direction, { tailgater: req.tailgater }), walkAfterMs);
+        };
+        lane.events.on('decision', onDecision);
+        timer = sim.clock.setTimeout(() => lane.events.off('decision', onDecision), 30_000);
+      }
+      sim.present(req.laneIndex, req.side, c);
+      return { ref };
+    },
+    fireAlarm(active) {
+      sim.fireAlarm(active);
+      // The input is wired to one board; the lanes it fanned out to hear the all-clear from the station too.
+      if (!active) for (const l of sim.lanes) if (l.view().fireAlarm) l.send({ type: 'FIRE_ALARM', active: false });
+    },
+    barrierFault(i, code) {
+      sim.boards[i].setFault(code);
+    },
+    obstruct(i, active) {
+      sim.boards[i].obstructed = active;
+    },
+  };
+}

@@ -88,9 +88,16 @@ export interface StationOptions {
   timing?: StationTiming;
   /** Pace virtual time to the wall clock (demos, dashboard). */
   realtime?: boolean;
+  /** With realtime: keep the clock running after the last rider, until stop() (a dashboard is open). */
+  untilStopped?: boolean;
   onResult?: (r: PresentationResult) => void;
   /** Wall clock for latency (performance.now). */
   wallNow?: () => number;
+  /**
+   * Let everything triggered by the last virtual-time step finish before the next one. Default: one
+   * turn of the event loop; wires with real I/O (a pty) wait until their bytes have crossed.
+   */
+  settle?: () => Promise<void>;
 }
 
 interface Attempt {
@@ -145,15 +152,17 @@ export class Station {
       this.pendingRiders++;
       clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
     }
-    const settle = () => new Promise<void>((r) => setImmediate(r));
+    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
     await settle();
-    while (this.pendingRiders > 0 && !this.stopRequested) {
+    const forever = this.o.realtime === true && this.o.untilStopped === true;
+    while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
       if (this.o.realtime) {
         const next = clock.nextAt();
-        if (next === undefined) break;
-        const wait = next - clock.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 250)));
-        clock.advanceTo(Math.min(next, clock.now() + 250));
+        if (next === undefined && !forever) break;
+        const to = Math.min(next ?? Infinity, clock.now() + 250);
+        const wait = to - clock.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        clock.advanceTo(to);
         await settle();
         continue;
       }

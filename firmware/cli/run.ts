@@ -8,6 +8,8 @@ import { ConfigError, loadLaneConfig } from '../config.js';
 import type { OperatorMode } from '../gate-machine.js';
 import { startLane, type Lane } from '../lane.js';
 import { createLogger } from '../log.js';
+import { createMetrics } from '../metrics.js';
+import { laneInspector, startLaneService, type LaneService } from '../service.js';
 
 export function register(program: Command): void {
   program
@@ -17,10 +19,14 @@ export function register(program: Command): void {
     .option('--stdin', 'read bench commands from stdin (taps for simulated readers, modes, fire alarm); "help" lists them', false)
     .action(async (o) => {
       let lane: Lane;
+      let service: LaneService;
       try {
         const config = loadLaneConfig(o.config);
         const log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
-        lane = await startLane({ config, log });
+        const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
+        lane = await startLane({ config, log, inspect: laneInspector(metrics) });
+        // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
+        service = await startLaneService(lane, { log, metrics });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
       } catch (e) {
         if (e instanceof ConfigError) {
@@ -35,6 +41,7 @@ export function register(program: Command): void {
         console.log(JSON.stringify({ lane: lane.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
       });
       const stop = async () => {
+        await service.stop();
         await lane.stop();
         process.exit(0);
       };

@@ -1,7 +1,8 @@
 // `gate sim`: a whole simulated station on embedded defaults, no config file needed.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../log.js';
-import { DEFAULT_SIM, simulateStation, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../simulated-station.js';
+import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../simulated-station.js';
+import { startDashboardServer, type DashboardServer } from '../dashboard.js';
 import { formatResult } from '../../simulator/station.js';
 import { ConfigError } from '../config.js';
 
@@ -13,17 +14,23 @@ export function intArg(name: string, min: number, max: number) {
   };
 }
 
+/** Riders for a dashboard run: at the default rate, enough to keep a station busy for hours. */
+const DASHBOARD_PASSENGERS = 20_000;
+
 export function register(program: Command): void {
   program
     .command('sim')
     .description('run a simulated station: riders, lanes, barriers; every decision checked against ground truth')
     .option('--lanes <n>', 'number of lanes', intArg('--lanes', 1, 64), DEFAULT_SIM.lanes)
-    .option('--passengers <n>', 'number of riders', intArg('--passengers', 0, 10_000_000), DEFAULT_SIM.passengers)
+    .option('--passengers <n>', `number of riders (default ${DEFAULT_SIM.passengers}; ${DASHBOARD_PASSENGERS} with --dashboard)`, intArg('--passengers', 0, 10_000_000))
     .option('--seed <n>', 'random seed (same seed, same station)', intArg('--seed', 0, 2 ** 31), DEFAULT_SIM.seed)
     .option('--rate <n>', 'mean arrivals per lane per minute', intArg('--rate', 1, 10_000), DEFAULT_SIM.rate)
     .option('--realtime', 'pace the simulation to the wall clock (demos)', false)
     .option('--json', 'print the summary as one JSON object on the last line', false)
     .option('--quiet', 'do not print a line per decision', false)
+    .option('--dashboard', 'serve the station dashboard (implies --realtime; runs until Ctrl-C)', false)
+    .option('--dashboard-port <n>', 'dashboard port (0: any free port)', intArg('--dashboard-port', 0, 65535), 8080)
+    .option('--dashboard-host <host>', 'dashboard address to listen on', '127.0.0.1')
     .addOption(new Option('--barrier <wire>', 'how lanes reach their barrier boards').default(DEFAULT_SIM.barrier))
     .addOption(new Option('--reader <wire>', 'how card taps reach the lanes').default(DEFAULT_SIM.reader))
     .addOption(new Option('--qr <wire>', 'how QR codes reach the lanes').default(DEFAULT_SIM.qr))
@@ -32,26 +39,52 @@ export function register(program: Command): void {
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
       try {
-        const quiet = o.quiet || (o.json && o.passengers > 2000);
+        const log = createLogger(o.logLevel as LogLevel, { app: 'gate-sim' });
+        const dashboard = o.dashboard === true;
+        const passengers: number = o.passengers ?? (dashboard ? DASHBOARD_PASSENGERS : DEFAULT_SIM.passengers);
+        const quiet = o.quiet || (o.json && passengers > 2000);
+        let server: DashboardServer | undefined;
+        let stopStation: (() => void) | undefined;
+        const onSigint = () => {
+          console.error('\ngate sim: stopping (Ctrl-C again to force)');
+          process.off('SIGINT', onSigint);
+          stopStation?.();
+        };
         const { summary } = await simulateStation({
           lanes: o.lanes,
-          passengers: o.passengers,
+          passengers,
           seed: o.seed,
           rate: o.rate,
-          realtime: o.realtime,
+          realtime: o.realtime || dashboard,
+          untilStopped: dashboard,
+          onReady: dashboard
+            ? async (sim) => {
+                stopStation = () => sim.station.stop();
+                process.on('SIGINT', onSigint);
+                server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim, o.seed), port: o.dashboardPort, host: o.dashboardHost, station: 'SIM', log: log.child({ part: 'dashboard' }) }).catch((e: NodeJS.ErrnoException) => {
+                  throw new ConfigError(`dashboard cannot listen on ${o.dashboardHost}:${o.dashboardPort}: ${e.code ?? e.message}; pick another with --dashboard-port (0: any free port)`);
+                });
+                console.log(`Station dashboard: ${server.url}  (Ctrl-C to stop)`);
+              }
+            : undefined,
           barrier: o.barrier,
           reader: o.reader,
           qr: o.qr,
           backoffice: o.backoffice,
-          log: createLogger(o.logLevel as LogLevel, { app: 'gate-sim' }),
+          log,
           onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
+        }).finally(async () => {
+          process.off('SIGINT', onSigint);
+          await server?.close();
         });
         if (o.json) {
           console.log(JSON.stringify(summary));
         } else {
           console.log('\n' + summaryText(summary));
         }
-        if (summary.falseAccepts > 0 || summary.falseRejects > 0 || summary.unanswered > 0) process.exitCode = 3;
+        // With a dashboard, the supervisor's modes, alarms and manual taps overrule the judge's ground truth.
+        if (dashboard) console.log('(dashboard run: operator actions make the verdicts above informative only)');
+        else if (summary.falseAccepts > 0 || summary.falseRejects > 0 || summary.unanswered > 0) process.exitCode = 3;
       } catch (e) {
         if (e instanceof ConfigError) {
           console.error(`gate sim: ${e.message}\n(${known})`);

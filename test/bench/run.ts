@@ -6,6 +6,7 @@ type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Pr
 const sections: Section[] = [
   { name: 'decision', load: () => import('./decision.js') },
   { name: 'card', load: () => import('./card.js') },
+  { name: 'barrier', load: () => import('./barrier.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

@@ -523,3 +523,33 @@ afterAll(() => {
   const missing = all.filter((x) => !taken.has(x.t)).map((x) => x.name);
   expect(missing, `transitions never taken:\n${missing.join('\n')}`).toEqual([]);
 });
+
+describe('lane: list age watchdog', () => {
+  it('a list older than the limit applies the configured policy, and a fresh one lifts it', async () => {
+    const h = await laneHarness({ policy: { listMaxAgeSeconds: 3600, staleListAction: 'out-of-service' } });
+    expect(h.state()).toBe('normal.ready');
+    await h.advance(3600_000 + 360_000);
+    expect(h.state()).toBe('outOfService');
+    expect(h.lane.view().faults['list-too-old']).toBeDefined();
+    h.lists.publishedAtMs = h.clock.now();
+    await h.advance(360_000);
+    expect(h.state()).toBe('normal.ready');
+    await h.lane.stop();
+  });
+});
+
+describe('gate machine: emergency while a tap waits', () => {
+  it('a tap queued while closing is refused and journaled when the fire alarm comes', async () => {
+    const h = await laneHarness({}, { inspect });
+    h.register(`card:${CARD}`, 'green');
+    h.register(`card:${CARD2}`, 'green');
+    const d = decisions(h);
+    await grantAndWalk(h);
+    h.entry.present(card(CARD2));
+    await h.advance(0);
+    h.board.setFireAlarm(true);
+    await h.advance(0);
+    expect(h.state()).toBe('emergency');
+    expect(d).toEqual(['grant:ok', 'refuse:out-of-service']);
+  });
+});
