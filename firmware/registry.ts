@@ -37,6 +37,11 @@ export const sourceDrivers: Record<string, SourceFactory> = {
     const { QrSerialScanner, qrSerialConfigSchema } = await import('../drivers/qr-serial-scanner.js');
     return new QrSerialScanner(parseDriverConfig(qrSerialConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
   },
+  // Real contactless reader over pcscd; nfc-pcsc (native) is loaded only when a config names it.
+  pcsc: async (cfg, ctx, i) => {
+    const { PcscReader, pcscReaderConfigSchema } = await import('../drivers/pcsc-reader.js');
+    return new PcscReader(parseDriverConfig(pcscReaderConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+  },
 };
 
 export const barrierDrivers: Record<string, BarrierFactory> = {

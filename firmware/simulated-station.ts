@@ -59,6 +59,8 @@ export interface WiringContext {
   seed: number;
   /** Hold the station's virtual clock until this real-time work (a decode, a pty round trip) has finished. */
   hold(work: Promise<unknown>): void;
+  /** Paced to the wall clock (wirings on real processes, such as pcsc, need it). */
+  realtime?: boolean;
 }
 
 export interface BarrierWiring {
@@ -126,6 +128,7 @@ export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringC
 /** Card-reader wire per lane side: 'simulated' hands credentials over in process; 'pcsc' taps virtual cards on pcscd. */
 export const readerWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
   simulated: async (side, ctx) => simulatedSourceWiring(`sim-reader-${side}`, side, ctx.clock),
+  pcsc: async (side, ctx) => (await import('./sim-pcsc.js')).pcscWiring(side, ctx),
 };
 
 /** QR wire per lane side: 'simulated' hands verified codes over in process; 'camera' renders frames for the real decoder. */
@@ -229,7 +232,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     const laneId = `L${String(i + 1).padStart(2, '0')}`;
     const direction = laneDirection(i, o.lanes);
     config = parseLaneConfig({ lane: { id: laneId, station: 'SIM', direction } });
-    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed, hold };
+    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed, hold, realtime: o.realtime };
     const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
     const b = await barrierWiring(board, ctx);
     closers.push(b.close);

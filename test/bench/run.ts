@@ -5,6 +5,7 @@ type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Pr
 
 const sections: Section[] = [
   { name: 'decision', load: () => import('./decision.js') },
+  { name: 'card', load: () => import('./card.js') },
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
 ];
