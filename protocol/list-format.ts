@@ -273,7 +273,18 @@ function checkSignature(bytes: Uint8Array, keyId: Uint8Array, keys: readonly Tru
 }
 
 function digestOf(body: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(body).digest());
+  return runToEnd(digestGen(body));
+}
+
+const DIGEST_SLICE = 1 << 20;
+/** SHA-256 in 1 MiB slices, yielding between them (about half a millisecond each). */
+function* digestGen(body: Uint8Array): Generator<void, Uint8Array, void> {
+  const h = createHash('sha256');
+  for (let p = 0; p < body.byteLength; p += DIGEST_SLICE) {
+    h.update(body.subarray(p, Math.min(body.byteLength, p + DIGEST_SLICE)));
+    yield;
+  }
+  return new Uint8Array(h.digest());
 }
 
 /**
@@ -281,6 +292,11 @@ function digestOf(body: Uint8Array): Uint8Array {
  * null: a file this gate wrote itself, integrity only), body length, SHA-256, then the layout bounds.
  */
 export function verifySnapshot(bytes: Uint8Array, keys: readonly TrustedListKey[] | null): Checked<SnapshotHeader> {
+  return runToEnd(verifySnapshotGen(bytes, keys));
+}
+
+/** verifySnapshot in slices (for a gate that keeps serving while it checks a large download). */
+export function* verifySnapshotGen(bytes: Uint8Array, keys: readonly TrustedListKey[] | null): Generator<void, Checked<SnapshotHeader>, void> {
   const h = readSnapshotHeader(bytes);
   if (!h.ok) return h;
   if (keys) {
@@ -288,7 +304,8 @@ export function verifySnapshot(bytes: Uint8Array, keys: readonly TrustedListKey[
     if (!s.ok) return s;
   }
   if (bytes.byteLength !== HEADER_BYTES + h.value.bodyBytes) return fail('bad-length', `snapshot: ${bytes.byteLength} bytes, header says ${HEADER_BYTES + h.value.bodyBytes}`);
-  if (!sameBytes(digestOf(bytes.subarray(HEADER_BYTES)), h.value.digest)) return fail('bad-checksum', 'snapshot: body SHA-256 does not match');
+  const d = yield* digestGen(bytes.subarray(HEADER_BYTES));
+  if (!sameBytes(d, h.value.digest)) return fail('bad-checksum', 'snapshot: body SHA-256 does not match');
   return { ok: true, value: h.value };
 }
 
@@ -447,17 +464,22 @@ export class SnapshotView {
 
   /** Bounds the lookups rely on: bucket index monotonic and within the counts, key offsets inside the heap. O(buckets + generic entries). */
   checkBounds(): Checked<true> {
-    const chk = (bk: Uint32Array, n: number, what: string): string | undefined => {
-      if (bk[0] !== 0 || bk[bk.length - 1] !== n) return `${what} bucket index does not span the entries`;
-      for (let i = 1; i < bk.length; i++) if (bk[i] < bk[i - 1]) return `${what} bucket index not monotonic at ${i}`;
-      return undefined;
-    };
-    const e = chk(this.cBucket, this.header.cardCount, 'card') ?? chk(this.gBucket, this.header.genCount, 'generic');
-    if (e) return fail('bad-layout', `snapshot: ${e}`);
+    return runToEnd(this.checkBoundsGen());
+  }
+
+  *checkBoundsGen(): Generator<void, Checked<true>, void> {
+    for (const [bk, n, what] of [[this.cBucket, this.header.cardCount, 'card'], [this.gBucket, this.header.genCount, 'generic']] as const) {
+      if (bk[0] !== 0 || bk[bk.length - 1] !== n) return fail('bad-layout', `snapshot: ${what} bucket index does not span the entries`);
+      for (let i = 1; i < bk.length; i++) {
+        if (bk[i] < bk[i - 1]) return fail('bad-layout', `snapshot: ${what} bucket index not monotonic at ${i}`);
+        if ((i & 0xffff) === 0) yield;
+      }
+    }
     const hb = this.header.heapBytes;
     for (let i = 0; i < this.gOff.length; i++) {
       const o = this.gOff[i];
       if (o >= hb || o + 1 + this.heap[o] > hb) return fail('bad-layout', `snapshot: key ${i} outside the key heap`);
+      if ((i & 0xffff) === 0) yield;
     }
     return { ok: true, value: true };
   }
@@ -637,8 +659,8 @@ export class ListBuilder {
   }
 
   /** @internal One section sorted and deduplicated (for mergeChanges). */
-  sorted(which: 'card' | 'generic'): Columns {
-    return which === 'card' ? sortSection(this.cards, null) : sortSection(this.gens, this.heap);
+  sorted(which: 'card' | 'generic'): Generator<void, Columns, void> {
+    return which === 'card' ? sortSectionGen(this.cards, null) : sortSectionGen(this.gens, this.heap);
   }
 
   /** @internal The raw key heap the generic section's offsets point into. */
@@ -681,12 +703,13 @@ export class ListBuilder {
 }
 
 /** Write the header of a laid-out snapshot (counts, meta, body digest). */
-export function finishSnapshot(
-  out: Uint8Array,
-  h: { version: number; publishedAtMs: number; cardCount: number; cardBits: number; genCount: number; genBits: number; heapBytes: number },
-): Uint8Array {
+type SnapMeta = { version: number; publishedAtMs: number; cardCount: number; cardBits: number; genCount: number; genBits: number; heapBytes: number };
+export function finishSnapshot(out: Uint8Array, h: SnapMeta): Uint8Array {
+  return runToEnd(finishSnapshotGen(out, h));
+}
+function* finishSnapshotGen(out: Uint8Array, h: SnapMeta): Generator<void, Uint8Array, void> {
   const body = out.subarray(HEADER_BYTES);
-  const v = writeCommon(out, MAGIC_SNAPSHOT, body.byteLength, h.publishedAtMs, digestOf(body));
+  const v = writeCommon(out, MAGIC_SNAPSHOT, body.byteLength, h.publishedAtMs, yield* digestGen(body));
   v.setUint32(8, h.version, true);
   v.setUint32(32, h.cardCount, true);
   v.setUint8(36, h.cardBits);
@@ -698,24 +721,34 @@ export function finishSnapshot(
 
 /** bk[b] = first index whose bucket (top `bits` of hi) is >= b; bk[2^bits] = n. hi must be sorted. */
 export function fillBuckets(bk: Uint32Array, hi: Uint32Array, n: number, bits: number): void {
+  runToEnd(fillBucketsGen(bk, hi, n, bits));
+}
+function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: number): Generator<void, void, void> {
   const nb = 1 << bits;
   const shift = 32 - bits;
   let b = 0;
   for (let i = 0; i < n; i++) {
     const ib = bits === 0 ? 0 : hi[i] >>> shift;
     while (b <= ib) bk[b++] = i;
+    if ((i & 0x3ffff) === 0) yield;
   }
   while (b <= nb) bk[b++] = n;
 }
 
 /** Sort one section by (hi, lo[, key bytes]) and keep the last of equal keys. */
 function sortSection(cols: Columns, heap: Uint8Array | null): Columns {
+  return runToEnd(sortSectionGen(cols, heap));
+}
+function* sortSectionGen(cols: Columns, heap: Uint8Array | null): Generator<void, Columns, void> {
   const n = cols.n;
   const bits = Math.min(20, bucketBitsFor(n));
   const shift = 32 - bits;
   const nb = 1 << bits;
   const count = new Uint32Array(nb + 1);
-  for (let i = 0; i < n; i++) count[(bits === 0 ? 0 : cols.hi[i] >>> shift) + 1]++;
+  for (let i = 0; i < n; i++) {
+    count[(bits === 0 ? 0 : cols.hi[i] >>> shift) + 1]++;
+    if ((i & 0xffff) === 0) yield;
+  }
   for (let b = 0; b < nb; b++) count[b + 1] += count[b];
   const out = new Columns(Math.max(1, n), cols.off !== null);
   const pos = count.slice(0, nb);
@@ -726,6 +759,7 @@ function sortSection(cols: Columns, heap: Uint8Array | null): Columns {
     out.lo[j] = cols.lo[i];
     out.st[j] = cols.st[i];
     if (out.off) out.off[j] = cols.off![i];
+    if ((i & 0xffff) === 0) yield;
   }
   out.n = n;
   // Insertion sort within each bucket: stable, so the later of two equal keys stays later.
@@ -745,6 +779,7 @@ function sortSection(cols: Columns, heap: Uint8Array | null): Columns {
         j--;
       }
     }
+    if ((b & 0x3fff) === 0) yield;
   }
   // Dedupe: keep the last of each run of equal keys.
   let w = 0;
@@ -754,6 +789,7 @@ function sortSection(cols: Columns, heap: Uint8Array | null): Columns {
     H[w] = H[i]; L[w] = L[i]; S[w] = S[i];
     if (O) O[w] = O[i];
     w++;
+    if ((i & 0xffff) === 0) yield;
   }
   out.n = w;
   return out;
@@ -784,10 +820,8 @@ export function* mergeChanges(
     b.put(c.key, c.status === 0 ? 8 : c.status);
     if (++k % sliceEntries === 0) yield;
   }
-  const cc = b.sorted('card');
-  yield;
-  const gc = b.sorted('generic');
-  yield;
+  const cc = yield* b.sorted('card');
+  const gc = yield* b.sorted('generic');
   const cheap = b.heapBytes();
 
   // Exact output counts first, so the new file is allocated once (old + new, never more, in memory).
@@ -839,8 +873,7 @@ export function* mergeChanges(
       j++;
       if (j % sliceEntries === 0) yield;
     }
-    fillBuckets(u32(L.cBucket, (1 << cardBits) + 1), nH, nc, cardBits);
-    yield;
+    yield* fillBucketsGen(u32(L.cBucket, (1 << cardBits) + 1), nH, nc, cardBits);
   }
   // Generic keys (few compared with cards): entry by entry, rebuilding the key heap.
   {
@@ -881,10 +914,9 @@ export function* mergeChanges(
       }
       if (++n % sliceEntries === 0) yield;
     }
-    fillBuckets(u32(L.gBucket, (1 << genBits) + 1), nH, ng, genBits);
+    yield* fillBucketsGen(u32(L.gBucket, (1 << genBits) + 1), nH, ng, genBits);
   }
-  yield;
-  return finishSnapshot(out, { ...meta, ...hdr });
+  return yield* finishSnapshotGen(out, { ...meta, ...hdr });
 }
 
 /** Run a generator to its end (for callers that may block, like the back office). */

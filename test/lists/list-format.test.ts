@@ -12,6 +12,7 @@ import {
   verifyDeltas,
   verifySnapshot,
   type ListChange,
+  type TrustedListKey,
 } from '../../protocol/list-format.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -22,7 +23,7 @@ function card(i: number): string {
   return `card:${String(3100000000000000000n + BigInt(i) * 7919n)}`;
 }
 
-function view(bytes: Uint8Array, keys = trusted): SnapshotView {
+function view(bytes: Uint8Array, keys: readonly TrustedListKey[] | null = trusted): SnapshotView {
   const aligned = new Uint8Array(new ArrayBuffer(bytes.byteLength));
   aligned.set(bytes);
   const v = verifySnapshot(aligned, keys);
