@@ -40,10 +40,25 @@ export const barrierDrivers: Record<string, BarrierFactory> = {
 
 export const listDrivers: Record<string, ListFactory> = {
   memory: async (_cfg, ctx) => new MemoryLists(ctx.clock.now()),
+  /** A local snapshot file (provisioned by hand or by another process), loaded at start-up. */
+  file: async (cfg) => {
+    const { fileListsFromConfig } = await import('./list-drivers.js');
+    return fileListsFromConfig(cfg);
+  },
+  /** Synced from the back office over HTTP (firmware/list-sync.ts). */
+  'http-sync': async (cfg, ctx) => {
+    const { httpSyncFromConfig } = await import('./list-drivers.js');
+    return httpSyncFromConfig(cfg, ctx);
+  },
 };
 
 export const journalDrivers: Record<string, JournalFactory> = {
   memory: async () => new MemoryJournal(),
+  /** Files with fsync, group commit, recovery and upload (firmware/file-journal.ts). */
+  file: async (cfg, ctx) => {
+    const { fileJournalFromConfig } = await import('./list-drivers.js');
+    return fileJournalFromConfig(cfg, ctx);
+  },
 };
 
 /** Look up a driver by name, or fail naming the seam and every known implementation. */
