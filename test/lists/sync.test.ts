@@ -203,7 +203,7 @@ describe('hostile list updates', () => {
 
   /** A back office serving whatever bytes the test sets. */
   async function fake() {
-    const s = { snapshot: new Uint8Array(0), deltas: null as Uint8Array | null };
+    const s = { snapshot: new Uint8Array(0) as Uint8Array, deltas: null as Uint8Array | null };
     const server = createServer((req, res) => {
       if (req.url!.startsWith('/v1/lists/deltas')) {
         if (!s.deltas) return void res.writeHead(410).end();
@@ -236,7 +236,8 @@ describe('hostile list updates', () => {
       ['tampered delta header', () => (f.s.deltas = flip(d56, 20)), 'bad-signature'],
       ['tampered delta version', () => (f.s.deltas = flip(d56, 12)), 'bad-layout'],
       ['truncated delta', () => (f.s.deltas = d56.subarray(0, d56.length - 3)), 'bad-length'],
-      ['reordered deltas', () => (f.s.deltas = Buffer.concat([d67, d56])), 'gap'],
+      ['reordered deltas', () => (f.s.deltas = Buffer.concat([d67, d56])), 'bad-layout'],
+      ['missing delta (gap)', () => (f.s.deltas = d67), 'gap'],
       ['reordered pair', () => (f.s.deltas = Buffer.concat([d56, delta(7, []), d67])), 'bad-layout'],
       ['replayed old delta', () => (f.s.deltas = delta(4, [{ key: B, status: 1 }])), 'replayed'],
       ['wrongly signed delta', () => (f.s.deltas = delta(5, [{ key: B, status: 1 }], evil.privateKey)), 'unknown-key'],
