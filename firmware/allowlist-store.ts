@@ -3,8 +3,7 @@
 // bytes each (450 MB); lookups are a bucket index then a short binary search, exact for every key.
 // The file is replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
 
-import { open, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open } from 'node:fs/promises';
 import {
   ListBuilder,
   SnapshotView,
@@ -19,6 +18,8 @@ import {
   type TrustedListKey,
 } from '../protocol/list-format.js';
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './lists.js';
+
+export { writeFileAtomic } from './atomic-file.js';
 
 /** One consistent version of the lists, served from snapshot bytes. */
 export class StoredLists implements ListSnapshot {
@@ -113,32 +114,6 @@ export async function loadListFile(path: string, keys: readonly TrustedListKey[]
   const r = await openSnapshot(bytes, keys);
   if (!r.ok) throw new ListFileError(`list-file-${r.error}`, `${path}: ${r.detail}`);
   return r.value;
-}
-
-/** Replace a file atomically and durably: write a temporary file, fsync it, rename over, fsync the directory. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  try {
-    let at = 0;
-    while (at < bytes.byteLength) {
-      const { bytesWritten } = await fh.write(bytes, at, Math.min(bytes.byteLength - at, 1 << 26));
-      at += bytesWritten;
-    }
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 /**

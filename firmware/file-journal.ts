@@ -11,9 +11,9 @@ import { EventEmitter } from 'node:events';
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJournalRecords, encodeJournalRecord } from '../protocol/journal-record.js';
-import { writeFileAtomic } from './allowlist-store.js';
+import { syncDir, writeFileAtomic } from './atomic-file.js';
 import type { Journal, JournalEntry, JournalRecord } from './journal.js';
-import { silentLogger, type Logger } from './log.js';
+import type { Logger } from './log.js';
 
 export interface FileJournalOptions {
   dir: string;
@@ -108,7 +108,8 @@ export class FileJournal extends EventEmitter implements Journal {
       maxBackoffMs: 60_000,
       ...opts,
     };
-    this.log = opts.log ?? silentLogger;
+    // No logger given: stay quiet (and keep pino out of processes that only journal).
+    this.log = opts.log ?? quietLog;
   }
 
   /** Open (and recover) the journal in `dir`; starts uploading when uploadUrl is set. */
@@ -371,11 +372,5 @@ export class FileJournal extends EventEmitter implements Journal {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
+const noop = () => {};
+const quietLog = { warn: noop, error: noop, info: noop, debug: noop } as unknown as Logger;
