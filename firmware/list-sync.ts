@@ -12,9 +12,9 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { verifyDeltas, type TrustedListKey } from '../protocol/list-format.js';
+import { verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
 import { systemClock, type Clock } from '../drivers/seams.js';
-import { applyChanges, emptyLists, loadListFile, openSnapshot, writeFileAtomic, type StoredLists } from './allowlist-store.js';
+import { applyChanges, emptyLists, loadListFileFast, openSnapshot, runSliced, writeFileAtomic, type StoredLists } from './allowlist-store.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -76,6 +76,8 @@ export class ListSync extends EventEmitter implements ListProvider {
   private lastSuccessAtMs: number | undefined;
   private failures = 0;
   readonly counters = { polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, issuerKeyUpdates: 0 };
+  /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
+  bootCheck: Promise<boolean> = Promise.resolve(true);
   /** Called with each new issuer trust-list document (also the one on disk at open). */
   onIssuerKeys: ((bytes: Uint8Array) => void) | undefined;
 
@@ -109,10 +111,17 @@ export class ListSync extends EventEmitter implements ListProvider {
     await mkdir(opts.dir, { recursive: true });
     const log = opts.log ?? silentLogger;
     let lists: StoredLists;
+    let verified: Promise<unknown> | undefined;
+    let damage: string | undefined;
     try {
-      lists = await loadListFile(join(opts.dir, 'lists.snap'));
+      const f = await loadListFileFast(join(opts.dir, 'lists.snap'), opts.sliceMs ?? 0.5);
+      lists = f.lists;
+      verified = f.verified;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err: (e as Error).message }, 'list file unusable; starting empty until the next sync');
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        damage = (e as Error).message;
+        log.error({ err: damage }, 'list file unusable; starting empty until the next sync');
+      }
       lists = emptyLists();
     }
     const s = new ListSync(opts, lists);
@@ -123,6 +132,16 @@ export class ListSync extends EventEmitter implements ListProvider {
     } catch {
       // none yet
     }
+    // Served at once; the body checksum is checked in the background. A damaged file is dropped.
+    // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
+    const settle = new Promise<void>((r) => setImmediate(r));
+    s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(([r]) => {
+      const c = r as { ok: boolean; detail?: string };
+      if (c.ok) return true;
+      if (s.lists === lists) s.lists = emptyLists();
+      s.emit('alarm', 'list-rejected', `list file on disk is damaged (${c.detail}); dropped, resyncing`);
+      return false;
+    });
     return s;
   }
 
@@ -213,7 +232,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     if (r.status === 204) return { kind: 'up-to-date', version: from };
     if (r.status === 410 || r.status === 404 || r.status === 409 || from === 0) return this.syncSnapshot(from);
     if (r.status !== 200) throw new HttpFailure(`deltas: HTTP ${r.status}`);
-    const v = verifyDeltas(r.body, this.o.trustedKeys);
+    const v = await runSliced(verifyDeltasGen(r.body, this.o.trustedKeys), this.o.sliceMs);
     if (!v.ok) return this.reject(v.error, v.detail);
     if (v.value.length === 0) return { kind: 'up-to-date', version: from };
     const first = v.value[0].header, last = v.value[v.value.length - 1].header;

@@ -276,8 +276,8 @@ function digestOf(body: Uint8Array): Uint8Array {
   return runToEnd(digestGen(body));
 }
 
-const DIGEST_SLICE = 1 << 20;
-/** SHA-256 in 1 MiB slices, yielding between them (about half a millisecond each). */
+const DIGEST_SLICE = 1 << 18;
+/** SHA-256 in 256 KiB slices, yielding between them (well under a millisecond each). */
 function* digestGen(body: Uint8Array): Generator<void, Uint8Array, void> {
   const h = createHash('sha256');
   for (let p = 0; p < body.byteLength; p += DIGEST_SLICE) {
@@ -321,6 +321,11 @@ export interface ListChange {
 
 /** Split a response of concatenated deltas and verify each one (signature, checksum, records). */
 export function verifyDeltas(bytes: Uint8Array, keys: readonly TrustedListKey[]): Checked<DeltaFile[]> {
+  return runToEnd(verifyDeltasGen(bytes, keys));
+}
+
+/** verifyDeltas in slices (a gate keeps serving while it checks a large delta). */
+export function* verifyDeltasGen(bytes: Uint8Array, keys: readonly TrustedListKey[]): Generator<void, Checked<DeltaFile[]>, void> {
   const out: DeltaFile[] = [];
   let at = 0;
   while (at < bytes.byteLength) {
@@ -332,8 +337,8 @@ export function verifyDeltas(bytes: Uint8Array, keys: readonly TrustedListKey[])
     const end = HEADER_BYTES + h.value.bodyBytes;
     if (rest.byteLength < end) return fail('bad-length', `delta ${h.value.fromVersion}→${h.value.toVersion}: truncated (${rest.byteLength} of ${end} bytes)`);
     const body = rest.subarray(HEADER_BYTES, end);
-    if (!sameBytes(digestOf(body), h.value.digest)) return fail('bad-checksum', `delta ${h.value.fromVersion}→${h.value.toVersion}: body SHA-256 does not match`);
-    const changes = decodeDeltaBody(body, h.value.count);
+    if (!sameBytes(yield* digestGen(body), h.value.digest)) return fail('bad-checksum', `delta ${h.value.fromVersion}→${h.value.toVersion}: body SHA-256 does not match`);
+    const changes = yield* decodeDeltaBody(body, h.value.count);
     if (!changes.ok) return changes;
     if (out.length > 0 && out[out.length - 1].header.toVersion !== h.value.fromVersion) {
       return fail('bad-layout', `deltas out of order: ${out[out.length - 1].header.toVersion} then ${h.value.fromVersion}→${h.value.toVersion}`);
@@ -344,10 +349,11 @@ export function verifyDeltas(bytes: Uint8Array, keys: readonly TrustedListKey[])
   return { ok: true, value: out };
 }
 
-function decodeDeltaBody(body: Uint8Array, count: number): Checked<ListChange[]> {
+function* decodeDeltaBody(body: Uint8Array, count: number): Generator<void, Checked<ListChange[]>, void> {
   const out: ListChange[] = new Array(count);
   let p = 0;
   for (let i = 0; i < count; i++) {
+    if ((i & 2047) === 2047) yield;
     if (p + 3 > body.length) return fail('bad-record', `delta record ${i}: truncated`);
     const op = body[p], st = body[p + 1], len = body[p + 2];
     p += 3;
@@ -730,7 +736,7 @@ function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: numb
   for (let i = 0; i < n; i++) {
     const ib = bits === 0 ? 0 : hi[i] >>> shift;
     while (b <= ib) bk[b++] = i;
-    if ((i & 0x3ffff) === 0) yield;
+    if ((i & 0xffff) === 0) yield;
   }
   while (b <= nb) bk[b++] = n;
 }
@@ -810,7 +816,7 @@ export function* mergeChanges(
   old: SnapshotView,
   changes: readonly ListChange[],
   meta: { version: number; publishedAtMs: number },
-  sliceEntries = 4096,
+  sliceEntries = 512,
 ): Generator<void, Uint8Array, void> {
   // Changes into their own sorted, deduplicated sections (last change to a key wins).
   const b = new ListBuilder(Math.max(16, changes.length));
@@ -840,7 +846,12 @@ export function* mergeChanges(
   const cardBits = bucketBitsFor(nc), genBits = bucketBitsFor(ng);
   const hdr = { cardCount: nc, cardBits, genCount: ng, genBits, heapBytes };
   const L = snapshotLayout(hdr);
-  const out = new Uint8Array(HEADER_BYTES + L.total);
+  // Allocate without the one-shot zero fill (hundreds of MB at metro scale) and clear it in slices.
+  const out = Buffer.allocUnsafeSlow(HEADER_BYTES + L.total) as Uint8Array;
+  for (let p = 0; p < out.byteLength; p += 1 << 20) {
+    out.fill(0, p, Math.min(out.byteLength, p + (1 << 20)));
+    yield;
+  }
   const base = out.byteOffset + HEADER_BYTES;
   const u32 = (at: number, n: number) => new Uint32Array(out.buffer, base + at, n);
   const u8 = (at: number, n: number) => new Uint8Array(out.buffer, base + at, n);

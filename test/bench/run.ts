@@ -5,6 +5,7 @@ type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Pr
 
 const sections: Section[] = [
   { name: 'decision', load: () => import('./decision.js') },
+  { name: 'lists', load: () => import('./lists.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

@@ -282,6 +282,10 @@ describe('hostile list updates', () => {
     b[b.length - 1] ^= 0xff;
     writeFileSync(join(dir, 'lists.snap'), b);
     const damaged = await ListSync.open({ url: f.url, dir, trustedKeys: keys });
+    const alarms: string[] = [];
+    damaged.on('alarm', (a: string) => alarms.push(a));
+    expect(await damaged.bootCheck).toBe(false);
+    expect(alarms).toEqual(['list-rejected']);
     expect(damaged.current().version).toBe(0);
     expect(await damaged.syncOnce()).toMatchObject({ kind: 'applied', to: 3 });
   });
