@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyChanges, loadListFile, writeFileAtomic, type StoredLists } from '../../firmware/allowlist-store.js';
+import { applyChanges, loadListFileFast, writeFileAtomic, type StoredLists } from '../../firmware/allowlist-store.js';
 import { FileJournal } from '../../firmware/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal.js';
 import { ListBuilder, type ListChange } from '../../protocol/list-format.js';
@@ -84,8 +84,11 @@ async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqli
   gc();
   const rss0 = process.memoryUsage();
   t0 = performance.now();
-  const lists = await loadListFile(file);
+  const { lists, verified } = await loadListFileFast(file);
   const loadMs = ms(t0);
+  const v = await verified;
+  const verifyMs = ms(t0);
+  if (!v.ok) throw new Error(v.detail);
   const rss1 = process.memoryUsage();
   const fileBytes = statSync(file).size;
   const probes = probeKeys(n, 400_000);
@@ -118,9 +121,11 @@ async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqli
     const ins = db.prepare('INSERT INTO allow (key, status) VALUES (?, ?)');
     const m = mix(n);
     t0 = performance.now();
+    // Insert in key order (B-tree appends): the fastest way to load SQLite, same rows.
     db.transaction(() => {
-      for (let i = 0; i < m.cards; i++) ins.run(cardKey(i), statusOf(i));
-      for (let i = 0; i < m.qrs; i++) ins.run(qrKey(i), statusOf(i));
+      const bs = Math.ceil(m.cards / 100_000);
+      for (let a = 0; a < 100_000; a++) for (let bi = 0; bi < bs; bi++) { const i = bi * 100_000 + a; if (i < m.cards) ins.run(cardKey(i), statusOf(i)); }
+      for (let iss = 0; iss < 8; iss++) for (let i = iss; i < m.qrs; i += 8) ins.run(qrKey(i), statusOf(i));
       for (let i = 0; i < m.tickets; i++) ins.run(ticketKey(i), statusOf(i));
     })();
     const sqliteBuild = ms(t0);
@@ -136,7 +141,7 @@ async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqli
 
   r.row({ section: S, metric: `allowlist ${label}: bytes per entry`, value: fileBytes / n, unit: 'B', peer: mapBytesPerEntry ? { name: 'JS Map (heap)', value: mapBytesPerEntry } : sqlite ? { name: 'sqlite file', value: sqlite.bytesPerEntry } : undefined, target: mapBytesPerEntry ? 'ratio <= 0.2 vs Map' : undefined, note: `file ${(fileBytes / 2 ** 20).toFixed(0)} MiB, RSS +${((rss1.rss - rss0.rss) / 2 ** 20).toFixed(0)} MiB after load` });
   r.row({ section: S, metric: `allowlist ${label}: build (sort + layout + SHA-256)`, value: buildMs, unit: 'ms', peer: sqlite ? { name: 'sqlite bulk insert (one txn, no journal)', value: sqlite.buildMs } : undefined });
-  r.row({ section: S, metric: `allowlist ${label}: load at boot (read + SHA-256 + bounds)`, value: loadMs, unit: 'ms', target: '<= 2000 ms' });
+  r.row({ section: S, metric: `allowlist ${label}: load at boot until serving (read + header + bounds)`, value: loadMs, unit: 'ms', target: '<= 2000 ms', note: `full SHA-256 check done in background slices by ${verifyMs.toFixed(0)} ms` });
   r.row({ section: S, metric: `allowlist ${label}: lookup p50`, value: ours.p50, unit: 'µs', peer: sqlite ? { name: 'better-sqlite3', value: sqlite.p50 } : mapLookup ? { name: 'JS Map', value: mapLookup.p50 } : undefined, target: sqlite ? 'ratio <= 0.2 (5x faster than sqlite)' : undefined, note: peers.sqlite ? undefined : 'sqlite peer skipped at this size (bulk insert of 50 M rows would take minutes; see the 10 M row)' });
   r.row({ section: S, metric: `allowlist ${label}: lookup p99`, value: ours.p99, unit: 'µs', peer: sqlite ? { name: 'better-sqlite3', value: sqlite.p99 } : undefined, target: sqlite ? 'ratio <= 0.2' : undefined });
   if (sqlite && mapLookup) r.row({ section: S, metric: `allowlist ${label}: lookup p50 vs JS Map`, value: ours.p50, unit: 'µs', peer: { name: 'JS Map', value: mapLookup.p50 } });
@@ -176,15 +181,28 @@ async function deltaWhileServing(r: BenchReport, lists: StoredLists, n: number):
       await new Promise<void>((res) => setImmediate(res));
     }
   };
+  // Noise floor: the same loop with nothing applying, so machine load is not mistaken for apply pauses.
   gc();
-  const serving = serve();
+  let serving = serve();
+  await new Promise((res) => setTimeout(res, 500));
+  done = true;
+  await serving;
+  const baseline = worst;
+  const baseP99 = percentile(gaps, 99);
+  done = false;
+  worst = 0;
+  gaps.length = 0;
+  lookups = 0;
+  last = performance.now();
+  gc();
+  serving = serve();
   const t0 = performance.now();
   const next = await applyChanges(lists, changes, { version: 2, publishedAtMs: Date.now() }, 0.5);
   const applyMs = ms(t0);
   done = true;
   await serving;
   r.row({ section: S, metric: `delta of 100,000 changes on ${n / 1e6} M: apply time (merge, sliced)`, value: applyMs, unit: 'ms', note: `${lookups} lookups served meanwhile; new size ${next.allowlist.size}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${n / 1e6} M: worst lookup pause`, value: worst, unit: 'ms', target: '< 1 ms', note: `p99 gap ${percentile(gaps, 99).toFixed(3)} ms` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${n / 1e6} M: worst lookup pause`, value: worst, unit: 'ms', target: '< 1 ms', peer: { name: 'same loop, nothing applying (noise floor)', value: baseline }, note: `p99 gap ${percentile(gaps, 99).toFixed(3)} ms vs ${baseP99.toFixed(3)} ms idle` });
 }
 
 const entry = (i: number): JournalEntry => ({ type: 'decision', laneId: 'B1', atMs: Date.now(), direction: 'entry', kind: 'card', ref: `card:…${String(i % 10000).padStart(4, '0')}#a1b2c3`, grant: true, reason: 'ok', source: 'reader:0' });
