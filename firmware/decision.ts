@@ -29,6 +29,35 @@ export interface UsedCodes {
   markUsed(codeId: string, untilMs: number): void;
 }
 
+/**
+ * Who entered and when, for anti-passback. Station-wide: a rider refused a second entry at lane 1
+ * must be refused at lane 2 too, so the lanes of a station share one (in one process: one object).
+ */
+export interface PassbackStore {
+  lastEntry(key: string): number | undefined;
+  recordEntry(key: string, atMs: number): void;
+  recordExit(key: string): void;
+}
+
+export class MemoryPassback implements PassbackStore {
+  private readonly entered = new Map<string, number>();
+  private lastPrune = 0;
+  constructor(private readonly windowMs: number) {}
+  lastEntry(key: string): number | undefined {
+    return this.entered.get(key);
+  }
+  recordEntry(key: string, atMs: number): void {
+    this.entered.set(key, atMs);
+    if (atMs - this.lastPrune > 60_000) {
+      this.lastPrune = atMs;
+      for (const [k, at] of this.entered) if (atMs - at >= this.windowMs) this.entered.delete(k);
+    }
+  }
+  recordExit(key: string): void {
+    this.entered.delete(key);
+  }
+}
+
 export interface Decision {
   grant: boolean;
   reason: ReasonCode;
@@ -81,18 +110,29 @@ const REFUSE_FOR: Record<keyof StatusPolicy, ReasonCode> = {
   blocked: 'blocked',
 };
 
+export interface DecisionCoreDeps {
+  lists: ListProvider;
+  usedCodes?: UsedCodes;
+  passback?: PassbackStore;
+  rideCodes?: RideCodeVerifier;
+}
+
 export class DecisionCore {
-  /** Entered credentials and when, for anti-passback. Bounded by pruning entries older than the window. */
-  private readonly entered = new Map<string, number>();
-  private lastPrune = 0;
+  private readonly lists: ListProvider;
+  private readonly usedCodes: UsedCodes;
+  private readonly passback: PassbackStore;
+  private readonly rideCodes?: RideCodeVerifier;
 
   constructor(
     private readonly laneDirection: LaneDirection,
     private readonly policy: Policy,
-    private readonly lists: ListProvider,
-    private readonly usedCodes: UsedCodes = new MemoryUsedCodes(),
-    private readonly rideCodes?: RideCodeVerifier,
-  ) {}
+    deps: DecisionCoreDeps,
+  ) {
+    this.lists = deps.lists;
+    this.usedCodes = deps.usedCodes ?? new MemoryUsedCodes();
+    this.passback = deps.passback ?? new MemoryPassback(policy.antiPassbackSeconds * 1000);
+    this.rideCodes = deps.rideCodes;
+  }
 
   decide(input: DecisionInput): Decision {
     const side = input.side;
@@ -123,7 +163,7 @@ export class DecisionCore {
     if (!table[status]) return { grant: false, reason: REFUSE_FOR[status], ...base };
 
     if (side === 'entry' && this.policy.antiPassbackSeconds > 0) {
-      const at = this.entered.get(key);
+      const at = this.passback.lastEntry(key);
       if (at !== undefined && input.nowMs - at < this.policy.antiPassbackSeconds * 1000) {
         return { grant: false, reason: 'passback', ...base };
       }
@@ -136,15 +176,8 @@ export class DecisionCore {
     if (!d.grant || !d.credential || !d.key) return;
     const c = d.credential;
     if (c.kind === 'qr' && c.codeId !== undefined) this.usedCodes.markUsed(c.codeId, c.validUntilMs ?? nowMs + 60_000);
-    if (d.direction === 'entry') this.entered.set(d.key, nowMs);
-    else this.entered.delete(d.key);
-    if (nowMs - this.lastPrune > 60_000) this.prune(nowMs);
-  }
-
-  private prune(nowMs: number): void {
-    this.lastPrune = nowMs;
-    const windowMs = this.policy.antiPassbackSeconds * 1000;
-    for (const [k, at] of this.entered) if (nowMs - at >= windowMs) this.entered.delete(k);
+    if (d.direction === 'entry') this.passback.recordEntry(d.key, nowMs);
+    else this.passback.recordExit(d.key);
   }
 }
 

@@ -4,7 +4,8 @@
 
 import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
 import { SimulatedSource } from '../drivers/simulated.js';
-import { ConfigError, type LaneConfig } from './config.js';
+import { z } from 'zod';
+import { ConfigError, parseDriverConfig, type LaneConfig } from './config.js';
 import type { Journal } from './journal.js';
 import { MemoryJournal } from './journal.js';
 import type { ListProvider } from './lists.js';
@@ -36,10 +37,31 @@ export const barrierDrivers: Record<string, BarrierFactory> = {
     const { VirtualBarrier } = await import('../simulator/virtual-barrier.js');
     return new SimulatedBarrierLink(new VirtualBarrier(ctx.clock), ctx.clock);
   },
+  /** The barrier board on a serial line (RS-232/RS-485, or a pty in CI): drivers/serial-barrier.ts. */
+  serial: async (cfg, ctx) => {
+    const { SerialBarrierLink, serialBarrierConfigSchema } = await import('../drivers/serial-barrier.js');
+    const c = parseDriverConfig(serialBarrierConfigSchema, cfg, `lane ${ctx.config.lane.id} drivers.barrier`);
+    return new SerialBarrierLink(c, { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: c.path }) });
+  },
 };
 
+const memoryListsSchema = z
+  .object({
+    type: z.literal('memory'),
+    /** Inline registrations for a bench or a demo: list key → status. */
+    entries: z.record(z.string(), z.enum(['green', 'yellow', 'red'])).default({}),
+    blocked: z.array(z.string()).default([]),
+  })
+  .strict();
+
 export const listDrivers: Record<string, ListFactory> = {
-  memory: async (_cfg, ctx) => new MemoryLists(ctx.clock.now()),
+  memory: async (cfg, ctx) => {
+    const c = parseDriverConfig(memoryListsSchema, cfg, 'lists');
+    const lists = new MemoryLists(ctx.clock.now());
+    for (const [k, v] of Object.entries(c.entries)) lists.allowlist.set(k, v);
+    for (const k of c.blocked) lists.denylist.block(k);
+    return lists;
+  },
   /** A local snapshot file (provisioned by hand or by another process), loaded at start-up. */
   file: async (cfg) => {
     const { fileListsFromConfig } = await import('./list-drivers.js');

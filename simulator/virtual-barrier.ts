@@ -32,15 +32,28 @@ export class VirtualBarrier implements TypedBarrierPeer {
   readonly counts = { opens: 0, safetyReopens: 0, closes: 0, passed: 0, tailgates: 0, intrusions: 0 };
   /** Set while something blocks the flaps: a close then reports OBSTRUCTION instead of closing. */
   obstructed = false;
+  /** Fault switch: the flap drive is jammed; a movement starts but never ends, and reports FAULT. */
+  stuckFlap = false;
+  /** Fault code reported when a jammed flap fails to finish a movement (0x01xx: flap drive). */
+  static readonly STUCK_FLAP_FAULT = 0x0101;
+  /** Fault code of a passage-sensor failure (0x02xx: passage sensors). */
+  static readonly SENSOR_FAULT = 0x0201;
+  /** True after failSafe() until the next command from the runtime. */
+  inFailSafe = false;
 
   private listeners: ((e: BarrierEvent) => void)[] = [];
   private commandListeners: ((c: BarrierCommand) => void)[] = [];
   private flapTimer: any;
 
+  readonly mechanics: BarrierMechanics;
+
   constructor(
     private readonly clock: Timers,
-    readonly mechanics: BarrierMechanics = DEFAULT_MECHANICS,
-  ) {}
+    mechanics: BarrierMechanics = DEFAULT_MECHANICS,
+  ) {
+    // A copy: tests and fault switches change one board's mechanics, never the defaults.
+    this.mechanics = { ...mechanics };
+  }
 
   listen(fn: (e: BarrierEvent) => void): void {
     this.listeners.push(fn);
@@ -52,6 +65,7 @@ export class VirtualBarrier implements TypedBarrierPeer {
   }
 
   command(cmd: BarrierCommand): void {
+    this.inFailSafe = false;
     for (const l of this.commandListeners) l(cmd);
     switch (cmd.type) {
       case 'OPEN':
@@ -121,6 +135,7 @@ export class VirtualBarrier implements TypedBarrierPeer {
 
   /** The runtime went silent: go to the configured safe state. */
   failSafe(): void {
+    this.inFailSafe = true;
     this.authorised = 0;
     if (this.mechanics.failSafe === 'open') this.moveFlaps('open');
     else this.moveFlaps('closed');
@@ -143,6 +158,18 @@ export class VirtualBarrier implements TypedBarrierPeer {
     }
     this.flaps = to === 'open' ? 'opening' : 'closing';
     if (to === 'closed') this.authorised = 0;
+    if (this.stuckFlap) {
+      // The drive times out instead of reaching the end stop: position stays mid-way.
+      this.flapTimer = this.clock.setTimeout(
+        () => {
+          this.flapTimer = undefined;
+          this.faultCode = VirtualBarrier.STUCK_FLAP_FAULT;
+          this.emit({ type: 'FAULT', code: VirtualBarrier.STUCK_FLAP_FAULT });
+        },
+        to === 'open' ? this.mechanics.openMs : this.mechanics.closeMs,
+      );
+      return;
+    }
     this.flapTimer = this.clock.setTimeout(
       () => {
         this.flapTimer = undefined;

@@ -4,10 +4,11 @@ import { Command } from 'commander';
 import { register as registerSim } from './sim.js';
 import { register as registerRun } from './run.js';
 import { register as registerBackoffice } from './backoffice.js';
+import { register as registerBarrier } from './barrier.js';
 
 const program = new Command();
 program.name('gate').description('Metro fare-gate edge runtime: run a lane, simulate a station, bench-test hardware').version('0.1.0');
 
-for (const register of [registerSim, registerRun, registerBackoffice]) register(program);
+for (const register of [registerSim, registerRun, registerBarrier, registerBackoffice]) register(program);
 
 await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@ type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Pr
 
 const sections: Section[] = [
   { name: 'decision', load: () => import('./decision.js') },
+  { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'lists', load: () => import('./lists.js') },
 ];
 

@@ -1,0 +1,534 @@
+// The barrier link over a real serial line (RS-232 or RS-485): serialport + @serialport/parser-byte-length,
+// frames from protocol/barrier-frame.ts. Acked commands with bounded retransmission (same seq, so the
+// board executes once), heartbeats both ways, silence detection, status resync before serving anyone,
+// and reopening the device when a USB adapter is unplugged and plugged back in.
+
+import { ByteLengthParser } from '@serialport/parser-byte-length';
+import { SerialPort } from 'serialport';
+import { z } from 'zod';
+import type { BarrierCommand, BarrierEvent } from '../protocol/barrier.js';
+import {
+  type BoardEvent,
+  type DecodeResult,
+  encodeFrame,
+  FRAME_LENGTH,
+  FrameReader,
+  type LinkFrame,
+  typeCode,
+} from '../protocol/barrier-frame.js';
+import { type BarrierLink, type Clock, systemClock } from './seams.js';
+
+const ms = (def: number, min = 1) => z.number().int().min(min).max(600_000).default(def);
+
+/** The lane config's `drivers.barrier` section when `type` is "serial". */
+export const serialBarrierConfigSchema = z
+  .object({
+    type: z.literal('serial'),
+    /** Device path, e.g. /dev/ttyUSB0, /dev/serial/by-id/..., or a pty link. */
+    path: z.string().min(1),
+    baudRate: z.number().int().min(300).max(4_000_000).default(115200),
+    dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+    parity: z.enum(['none', 'even', 'odd']).default('none'),
+    stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+    /**
+     * RS-485 half duplex. `rtsToggle`: the driver raises RTS while it sends (adapters without automatic
+     * direction control). The runtime ignores its own frames heard back on a 2-wire bus.
+     */
+    rs485: z
+      .object({ enabled: z.boolean().default(false), rtsToggle: z.boolean().default(false) })
+      .strict()
+      .default({ enabled: false, rtsToggle: false }),
+    /** Wait this long for ACK/NACK before sending the same frame again (doubling per retry, up to 8×). */
+    ackTimeoutMs: ms(40),
+    /** Retransmissions after the first send; then the command is reported failed. */
+    retries: z.number().int().min(0).max(20).default(3),
+    heartbeatMs: ms(100),
+    /** No valid frame from the board for this long: link down, lane out of service. */
+    silenceMs: ms(500),
+    /** Retry period for opening a missing or unplugged device. */
+    reopenMs: ms(250),
+    /** Commands waiting behind the one in flight; beyond this they fail at once. */
+    queueLimit: z.number().int().min(1).max(10_000).default(64),
+  })
+  .strict();
+
+export type SerialBarrierConfig = z.infer<typeof serialBarrierConfigSchema>;
+export type SerialBarrierConfigInput = z.input<typeof serialBarrierConfigSchema>;
+
+/** Running totals a metrics module can read (monotonic, from start()). */
+export interface BarrierLinkCounters {
+  framesIn: number;
+  framesOut: number;
+  bytesDiscarded: number;
+  badCrc: number;
+  /** CRC-valid frames with an unknown version, type or payload value */
+  badFrames: number;
+  retransmits: number;
+  /** the byte-length slicer was re-aligned on a frame start after a lost or extra byte */
+  realigns: number;
+  /** status-request resyncs started (connect, link back) */
+  resyncs: number;
+  commandFailures: number;
+  duplicateEvents: number;
+  /** ACK/NACK not matching the command in flight (late answers to an abandoned command) */
+  staleAnswers: number;
+  /** our own frames heard back (RS-485 2-wire) */
+  echoes: number;
+  linkDowns: number;
+  /** successful opens of the device after the first */
+  reopens: number;
+  openFailures: number;
+}
+
+export type CommandOutcome = { ok: true; attempts: number } | { ok: false; detail: string };
+
+/** The part of a serialport stream this driver uses (SerialPort, SerialPortMock). */
+export interface PortLike {
+  open(cb: (err: Error | null) => void): void;
+  close(cb?: (err: Error | null) => void): void;
+  write(data: Buffer): boolean;
+  on(ev: 'data', fn: (b: Buffer) => void): this;
+  on(ev: 'close', fn: (err?: Error | null) => void): this;
+  on(ev: 'error', fn: (err: Error) => void): this;
+  set(opts: { rts?: boolean }, cb: (err: Error | null) => void): void;
+  drain(cb: (err: Error | null) => void): void;
+  readonly isOpen: boolean;
+}
+
+export interface SerialBarrierOptions {
+  clock?: Clock;
+  /** Anything with pino-style methods; defaults to silent. */
+  log?: { debug(o: object, m?: string): void; info(o: object, m?: string): void; warn(o: object, m?: string): void };
+  /** Build the port (tests pass a SerialPortMock factory); default: a real SerialPort. */
+  makePort?: (cfg: SerialBarrierConfig) => PortLike;
+  /** Every frame in and out, for `gate barrier monitor` and debugging. */
+  trace?: (dir: 'in' | 'out', frame: LinkFrame) => void;
+}
+
+interface Pending {
+  cmd: BarrierCommand;
+  internal: boolean;
+  resolve: (o: CommandOutcome) => void;
+  seq?: number;
+  bytes?: Buffer;
+  attempts?: number;
+  timer?: any;
+}
+
+const silentLog = { debug() {}, info() {}, warn() {} };
+
+export class SerialBarrierLink implements BarrierLink {
+  readonly config: SerialBarrierConfig;
+  private readonly clock: Clock;
+  private readonly log: NonNullable<SerialBarrierOptions['log']>;
+  private readonly opts: SerialBarrierOptions;
+  private emit?: (e: BarrierEvent) => void;
+  private stopped = true;
+
+  private port?: PortLike;
+  private portState: 'closed' | 'opening' | 'open' = 'closed';
+  private everOpened = false;
+  private link: 'down' | 'resyncing' | 'up' = 'down';
+  /** what we last told the lane: undefined before the first report */
+  private reportedUp: boolean | undefined;
+
+  private queue: Pending[] = [];
+  private inflight?: Pending;
+  private nextSeq = 1;
+  private heartbeatSeq = 0;
+  private lastRx = 0;
+  private lastTx = 0;
+  private resyncSentAt = -Infinity;
+  private tickTimer: any;
+  private reopenTimer: any;
+  private lastEventKey = '';
+
+  // Framing: the byte-length slicer cuts 12-byte pieces; the reader checks them and re-aligns.
+  private readonly reader = new FrameReader();
+  private slicer!: ByteLengthParser;
+  /** bytes inside the slicer that it has not emitted yet (we mirror them to re-align) */
+  private held = Buffer.alloc(0);
+
+  private readonly own = {
+    framesOut: 0,
+    retransmits: 0,
+    realigns: 0,
+    resyncs: 0,
+    commandFailures: 0,
+    duplicateEvents: 0,
+    staleAnswers: 0,
+    echoes: 0,
+    linkDowns: 0,
+    reopens: 0,
+    openFailures: 0,
+  };
+  private writeChain: Promise<void> = Promise.resolve();
+
+  constructor(config: SerialBarrierConfigInput | SerialBarrierConfig, opts: SerialBarrierOptions = {}) {
+    this.config = serialBarrierConfigSchema.parse(config);
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLog;
+    this.opts = opts;
+    this.newSlicer();
+  }
+
+  get counters(): BarrierLinkCounters {
+    const r = this.reader.counters;
+    return { framesIn: r.frames, bytesDiscarded: r.bytesDiscarded, badCrc: r.badCrc, badFrames: r.badFrames, ...this.own };
+  }
+
+  /** No command in flight or queued (the simulated station waits for this between virtual-time steps). */
+  get idle(): boolean {
+    return !this.inflight && this.queue.length === 0;
+  }
+
+  /** 'up' once the board answered a status request; what the lane may rely on. */
+  get state(): 'down' | 'resyncing' | 'up' {
+    return this.link;
+  }
+
+  async start(emit: (e: BarrierEvent) => void): Promise<void> {
+    this.emit = emit;
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.openPort();
+    this.scheduleTick();
+  }
+
+  send(cmd: BarrierCommand): void {
+    void this.request(cmd);
+  }
+
+  /** Send a command and learn its fate (the bench tool and tests use this; send() ignores it). */
+  request(cmd: BarrierCommand): Promise<CommandOutcome> {
+    return new Promise((resolve) => {
+      const p: Pending = { cmd, internal: false, resolve };
+      if (this.link !== 'up') return this.finish(p, { ok: false, detail: `link ${this.link}` }, true);
+      if (this.queue.length >= this.config.queueLimit) return this.finish(p, { ok: false, detail: 'command queue full' }, true);
+      this.queue.push(p);
+      this.pump();
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.emit = undefined;
+    this.clock.clearTimeout(this.tickTimer);
+    this.clock.clearTimeout(this.reopenTimer);
+    this.failAll('link stopped');
+    this.link = 'down';
+    const port = this.port;
+    this.port = undefined;
+    this.portState = 'closed';
+    // Listeners stay: a write cancelled by the close surfaces as an 'error' the handler ignores.
+    if (port?.isOpen) await new Promise<void>((res) => port.close(() => res()));
+  }
+
+  // ---- port lifecycle ----
+
+  private makePort(): PortLike {
+    if (this.opts.makePort) return this.opts.makePort(this.config);
+    const c = this.config;
+    return new SerialPort({
+      path: c.path,
+      baudRate: c.baudRate,
+      dataBits: c.dataBits,
+      parity: c.parity,
+      stopBits: c.stopBits,
+      autoOpen: false,
+      // Another process holding the port (a stale runtime) must be an open error, not shared bytes.
+      lock: true,
+    }) as unknown as PortLike;
+  }
+
+  private openPort(): void {
+    if (this.stopped || this.portState !== 'closed') return;
+    this.portState = 'opening';
+    let port: PortLike;
+    try {
+      port = this.makePort();
+    } catch (e) {
+      this.portState = 'closed';
+      return this.onOpenFailed((e as Error).message);
+    }
+    port.open((err) => {
+      if (this.stopped) {
+        if (!err) port.close();
+        return;
+      }
+      if (err) {
+        this.portState = 'closed';
+        return this.onOpenFailed(err.message);
+      }
+      this.port = port;
+      this.portState = 'open';
+      if (this.everOpened) this.own.reopens++;
+      this.everOpened = true;
+      port.on('data', (b) => {
+        if (this.port === port) this.onBytes(b);
+      });
+      port.on('close', (e) => this.onPortGone(port, e ? `port closed: ${e.message}` : 'port closed'));
+      port.on('error', (e) => this.onPortGone(port, `port error: ${e.message}`));
+      this.log.info({ path: this.config.path }, 'barrier port open');
+      this.onPortOpened();
+    });
+  }
+
+  private onOpenFailed(detail: string): void {
+    this.own.openFailures++;
+    this.log.debug({ path: this.config.path, detail }, 'barrier port open failed');
+    this.linkDown(`cannot open ${this.config.path}: ${detail}`);
+    this.scheduleReopen();
+  }
+
+  private onPortGone(port: PortLike, detail: string): void {
+    if (this.port !== port) return;
+    this.port = undefined;
+    this.portState = 'closed';
+    if (port.isOpen) port.close();
+    if (this.stopped) return;
+    this.log.warn({ path: this.config.path, detail }, 'barrier port lost');
+    this.linkDown(detail);
+    this.scheduleReopen();
+  }
+
+  private scheduleReopen(): void {
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.reopenTimer);
+    this.reopenTimer = this.clock.setTimeout(() => this.openPort(), this.config.reopenMs);
+  }
+
+  private onPortOpened(): void {
+    // Bytes left from the previous connection belong to no frame.
+    const stale = this.reader.takePending().length + this.held.length;
+    this.reader.counters.bytesDiscarded += stale;
+    this.newSlicer();
+    this.lastEventKey = '';
+    this.lastRx = this.clock.now();
+    this.link = 'resyncing';
+    this.startResync();
+  }
+
+  // ---- link state ----
+
+  private startResync(): void {
+    if (this.link !== 'resyncing' || this.portState !== 'open') return;
+    if (this.inflight?.internal || this.queue.some((p) => p.internal)) return;
+    this.own.resyncs++;
+    this.resyncSentAt = this.clock.now();
+    this.queue.unshift({ cmd: { type: 'STATUS_REQUEST' }, internal: true, resolve: () => {} });
+    this.pump();
+  }
+
+  private linkDown(detail: string): void {
+    this.link = 'down';
+    // The lane hears why first, then which commands did not make it.
+    if (this.reportedUp !== false) {
+      this.own.linkDowns++;
+      this.reportedUp = false;
+      this.emit?.({ type: 'LINK', up: false, detail });
+    }
+    this.failAll(`link down: ${detail}`);
+  }
+
+  private scheduleTick(): void {
+    const period = Math.max(1, Math.min(this.config.heartbeatMs, Math.floor(this.config.silenceMs / 4)));
+    this.tickTimer = this.clock.setTimeout(() => {
+      if (this.stopped) return;
+      this.tick();
+      this.scheduleTick();
+    }, period);
+  }
+
+  private tick(): void {
+    if (this.portState !== 'open') return;
+    const now = this.clock.now();
+    if (this.link !== 'down' && now - this.lastRx > this.config.silenceMs) {
+      this.linkDown(`no frame from the board for ${now - this.lastRx} ms`);
+    }
+    if (now - this.lastTx >= this.config.heartbeatMs) {
+      this.heartbeatSeq = (this.heartbeatSeq + 1) & 0xff;
+      this.write({ type: 'HEARTBEAT', seq: this.heartbeatSeq, from: 'runtime' });
+    }
+    // The status request was answered but its STATUS never came (or was never answered): ask again.
+    if (this.link === 'resyncing' && now - this.resyncSentAt > this.config.silenceMs) this.startResync();
+  }
+
+  // ---- commands ----
+
+  private pump(): void {
+    while (!this.inflight && this.portState === 'open') {
+      const p = this.queue.shift();
+      if (!p) return;
+      if (!p.internal && this.link !== 'up') {
+        this.finish(p, { ok: false, detail: `link ${this.link}` });
+        continue;
+      }
+      p.seq = this.nextSeq;
+      this.nextSeq = this.nextSeq === 255 ? 1 : this.nextSeq + 1;
+      const frame: LinkFrame = { type: 'COMMAND', seq: p.seq, command: p.cmd };
+      try {
+        p.bytes = Buffer.from(encodeFrame(frame));
+      } catch (e) {
+        this.finish(p, { ok: false, detail: `cannot encode: ${(e as Error).message}` });
+        continue;
+      }
+      p.attempts = 0;
+      this.inflight = p;
+      this.transmit(p, frame);
+    }
+  }
+
+  private transmit(p: Pending, frame?: LinkFrame): void {
+    p.attempts = (p.attempts ?? 0) + 1;
+    if (p.attempts > 1) this.own.retransmits++;
+    this.writeBytes(p.bytes!, frame ?? { type: 'COMMAND', seq: p.seq!, command: p.cmd });
+    // Each wait doubles, up to 8 times the first: a busy board (or a starved pty relay) gets time to
+    // answer, while a lost frame is still repeated quickly.
+    const wait = this.config.ackTimeoutMs * Math.min(2 ** (p.attempts - 1), 8);
+    p.timer = this.clock.setTimeout(() => {
+      if (this.inflight !== p) return;
+      if (p.attempts! <= this.config.retries) this.transmit(p);
+      else this.finish(p, { ok: false, detail: `no answer after ${p.attempts} attempts` });
+    }, wait);
+  }
+
+  /** Settle a command; a failure is counted and reported as COMMAND_FAILED (internal ones only counted). */
+  private finish(p: Pending, o: CommandOutcome, deferred = false): void {
+    if (this.inflight === p) {
+      this.clock.clearTimeout(p.timer);
+      this.inflight = undefined;
+    }
+    if (!o.ok) {
+      this.own.commandFailures++;
+      if (!p.internal) {
+        const e: BarrierEvent = { type: 'COMMAND_FAILED', command: p.cmd.type, detail: o.detail };
+        // Refusals at send() time are reported after the caller's turn, never inside it.
+        if (deferred) queueMicrotask(() => this.emit?.(e));
+        else this.emit?.(e);
+      }
+    }
+    p.resolve(o);
+    if (!deferred) this.pump();
+  }
+
+  private failAll(detail: string): void {
+    const all = [...(this.inflight ? [this.inflight] : []), ...this.queue];
+    this.queue = [];
+    for (const p of all) this.finish(p, { ok: false, detail });
+  }
+
+  // ---- bytes in ----
+
+  private newSlicer(): void {
+    this.slicer?.removeAllListeners('data');
+    this.slicer = new ByteLengthParser({ length: FRAME_LENGTH });
+    this.slicer.on('data', (piece: Buffer) => {
+      for (const r of this.reader.push(piece)) this.onResult(r);
+    });
+    this.held = Buffer.alloc(0);
+  }
+
+  /** Feed the slicer, mirroring the bytes it holds (it emits synchronously on write). */
+  private feed(chunk: Buffer): void {
+    const total = this.held.length + chunk.length;
+    const keep = total % FRAME_LENGTH;
+    const next = keep <= chunk.length ? Buffer.from(chunk.subarray(chunk.length - keep)) : Buffer.concat([this.held.subarray(this.held.length - (keep - chunk.length)), chunk]);
+    this.slicer.write(chunk);
+    this.held = next;
+  }
+
+  private onBytes(chunk: Buffer): void {
+    this.feed(chunk);
+    // A lost or extra byte leaves the slicer cutting mid-frame: the reader then holds the start of a
+    // frame. Restart the slicer on that start so the next frame is emitted as soon as its last byte
+    // arrives (ByteLengthParser alone would stay out of step for good). Each pass consumes bytes.
+    while (this.reader.pending > 0 && !this.stopped) {
+      const carry = Buffer.concat([this.reader.takePending(), this.held]);
+      this.own.realigns++;
+      this.newSlicer();
+      this.feed(carry);
+    }
+  }
+
+  private onResult(r: DecodeResult): void {
+    if (r.kind !== 'frame') {
+      this.log.debug({ result: r }, 'barrier frame rejected');
+      return;
+    }
+    const f = r.frame;
+    this.opts.trace?.('in', f);
+    if (f.type === 'COMMAND' || f.type === 'EVENT_ACK' || (f.type === 'HEARTBEAT' && f.from === 'runtime')) {
+      this.own.echoes++;
+      return;
+    }
+    this.lastRx = this.clock.now();
+    if (this.link === 'down' && this.portState === 'open') {
+      this.link = 'resyncing';
+      this.startResync();
+    }
+    switch (f.type) {
+      case 'HEARTBEAT':
+        return;
+      case 'ACK':
+      case 'NACK': {
+        const p = this.inflight;
+        if (!p || p.seq !== f.seq || typeCode({ type: 'COMMAND', seq: 0, command: p.cmd }) !== f.of) {
+          this.own.staleAnswers++;
+          return;
+        }
+        return this.finish(p, f.type === 'ACK' ? { ok: true, attempts: p.attempts! } : { ok: false, detail: `refused by the board: ${f.reason}` });
+      }
+      case 'EVENT': {
+        this.write({ type: 'EVENT_ACK', seq: f.seq, of: typeCode(f) });
+        // A repeat of the last event taken (our EVENT_ACK was lost): acknowledge again, pass on once.
+        const key = `${f.seq}:${JSON.stringify(f.event)}`;
+        if (key === this.lastEventKey) {
+          this.own.duplicateEvents++;
+          return;
+        }
+        this.lastEventKey = key;
+        return this.onEvent(f.event);
+      }
+    }
+  }
+
+  private onEvent(e: BoardEvent): void {
+    if (e.type === 'STATUS' && this.link === 'resyncing') {
+      this.link = 'up';
+      this.reportedUp = true;
+      this.log.info({ status: e }, 'barrier link up');
+      this.emit?.({ type: 'LINK', up: true });
+    }
+    this.emit?.(e);
+  }
+
+  // ---- bytes out ----
+
+  private write(f: LinkFrame): void {
+    this.writeBytes(Buffer.from(encodeFrame(f)), f);
+  }
+
+  private writeBytes(b: Buffer, f: LinkFrame): void {
+    const port = this.port;
+    if (!port || this.portState !== 'open') return;
+    this.lastTx = this.clock.now();
+    this.own.framesOut++;
+    this.opts.trace?.('out', f);
+    if (!this.config.rs485.rtsToggle) {
+      port.write(b);
+      return;
+    }
+    // RS-485 without automatic direction control: drive RTS around each frame, one frame at a time.
+    this.writeChain = this.writeChain.then(
+      () =>
+        new Promise<void>((res) => {
+          port.set({ rts: true }, () => {
+            port.write(b);
+            port.drain(() => port.set({ rts: false }, () => res()));
+          });
+        }),
+    );
+  }
+}

@@ -1,0 +1,77 @@
+// The decider: the one place a presentation becomes a decision. It runs the decision core, makes the
+// journal record durable, and only then answers the gate machine — so the gate never acts on a
+// decision that a power cut could lose.
+
+import { fromCallback } from 'xstate';
+import type { Clock } from '../drivers/seams.js';
+import { checkCredential, credentialRef } from '../protocol/credential.js';
+import type { DecideRequest, DeciderReply } from './gate-machine.js';
+import { laneRefusal, type Decision, type DecisionCore } from './decision.js';
+import type { Journal } from './journal.js';
+
+export interface DeciderDeps {
+  laneId: string;
+  core: DecisionCore;
+  journal: Journal;
+  clock: Clock;
+  /** Called when the journal cannot make a record durable. */
+  onJournalError?: (err: Error, decision: Decision) => void;
+}
+
+export function decide(deps: DeciderDeps, req: DecideRequest): Decision {
+  if (req.preset) {
+    // Keep who it was (privacy-safe) so a busy or out-of-service refusal is traceable in the journal.
+    const c = req.presented?.kind === 'credential' && checkCredential(req.presented.credential).ok ? req.presented.credential : undefined;
+    return c ? laneRefusal(req.preset, req.side, c.kind, credentialRef(c)) : laneRefusal(req.preset, req.side, req.presented?.kind === 'qr-text' ? 'qr' : 'unknown');
+  }
+  return deps.core.decide({ presented: req.presented!, side: req.side, nowMs: deps.clock.now(), freePassage: req.freePassage });
+}
+
+export const deciderLogic = fromCallback<DecideRequest, DeciderDeps>(({ sendBack, receive, input: deps }) => {
+  let stopped = false;
+  receive((req) => {
+    let decision: Decision;
+    try {
+      decision = decide(deps, req);
+    } catch (err) {
+      // A bug or a bad input must never open the gate nor stop the lane.
+      decision = laneRefusal('credential-invalid', req.side);
+      deps.onJournalError?.(err as Error, decision);
+    }
+    const reply = (d: Decision) => {
+      if (!stopped) sendBack({ type: 'DECIDED', id: req.id, decision: d, source: req.source, atMs: req.atMs } satisfies DeciderReply);
+    };
+    deps.journal
+      .append({
+        type: 'decision',
+        laneId: deps.laneId,
+        atMs: deps.clock.now(),
+        direction: decision.direction,
+        kind: decision.kind,
+        ref: decision.ref,
+        key: decision.key,
+        grant: decision.grant,
+        reason: decision.reason,
+        source: req.source,
+      })
+      .then(
+        () => {
+          deps.core.commit(decision, deps.clock.now());
+          reply(decision);
+        },
+        (err: Error) => {
+          deps.onJournalError?.(err, decision);
+          // Exits keep working with a broken journal: never trap a rider inside.
+          if (decision.grant && decision.direction === 'exit') {
+            deps.core.commit(decision, deps.clock.now());
+            reply(decision);
+          } else {
+            reply(laneRefusal('journal-unavailable', decision.direction, decision.kind, decision.ref));
+          }
+        },
+      );
+  });
+  return () => {
+    stopped = true;
+  };
+});

@@ -1,0 +1,199 @@
+// One lane's runtime: config → decision core, lists, journal, drivers → a running gate machine.
+// Everything with I/O is injected, so the same code runs on an edge box, on a bench and in the simulator.
+
+import { createActor, type InspectionEvent } from 'xstate';
+import { EventEmitter } from 'node:events';
+import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
+import { systemClock } from '../drivers/seams.js';
+import type { LaneConfig } from './config.js';
+import { DecisionCore, type PassbackStore, type RideCodeVerifier, type UsedCodes } from './decision.js';
+import { gateMachine, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
+import type { Journal, JournalEntry } from './journal.js';
+import type { ListProvider } from './lists.js';
+import { silentLogger, type Logger } from './log.js';
+import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
+
+export interface LaneOptions {
+  config: LaneConfig;
+  clock?: Clock;
+  log?: Logger;
+  /** Each of these overrides what the config names (tests, the simulator, a bench setup). */
+  barrier?: BarrierLink;
+  sources?: CredentialSource[];
+  lists?: ListProvider;
+  journal?: Journal;
+  rideCodes?: RideCodeVerifier;
+  usedCodes?: UsedCodes;
+  /** Station-wide anti-passback record (shared by the lanes of one station). */
+  passback?: PassbackStore;
+  /** XState inspection (dashboards, transition coverage in tests). */
+  inspect?: InspectionObserver;
+}
+
+type InspectionObserver = (e: InspectionEvent) => void;
+
+export interface LaneView {
+  laneId: string;
+  state: string;
+  mode: LaneMode;
+  flaps: string;
+  indicator: string;
+  display: string;
+  faults: Record<string, string>;
+  fireAlarm: boolean;
+  listVersion: number;
+  listAgeMs: number;
+  lastDecision?: { grant: boolean; reason: string; kind: string; ref: string };
+}
+
+type LaneEvents = { [K in GateEmitted['type']]: [Extract<GateEmitted, { type: K }>] };
+
+export class Lane {
+  readonly events = new EventEmitter<LaneEvents>();
+  readonly id: string;
+  private stopped = false;
+  private ageTimer: unknown;
+
+  constructor(
+    readonly actor: GateActor,
+    readonly config: LaneConfig,
+    readonly lists: ListProvider,
+    readonly journal: Journal,
+    readonly sources: CredentialSource[],
+    readonly barrier: BarrierLink,
+    readonly core: DecisionCore,
+    private readonly clock: Clock,
+  ) {
+    this.id = config.lane.id;
+  }
+
+  on<K extends GateEmitted['type']>(type: K, fn: (e: Extract<GateEmitted, { type: K }>) => void): this {
+    this.events.on(type, fn as any);
+    return this;
+  }
+
+  send(event: GateEvent): void {
+    if (!this.stopped) this.actor.send(event);
+  }
+
+  view(): LaneView {
+    const s = this.actor.getSnapshot();
+    const c = s.context;
+    const l = this.lists.current();
+    return {
+      laneId: this.id,
+      state: stateName(s),
+      mode: c.mode,
+      flaps: c.flaps,
+      indicator: c.indicator,
+      display: c.display,
+      faults: { ...c.faults },
+      fireAlarm: c.fireAlarm,
+      listVersion: l.version,
+      listAgeMs: this.clock.now() - l.publishedAtMs,
+      lastDecision: c.lastDecision && { grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref },
+    };
+  }
+
+  /** Tell the machine when the list crosses the configured age (it then applies the stale-list policy). */
+  watchListAge(): void {
+    const maxAgeMs = this.config.policy.listMaxAgeSeconds * 1000;
+    const every = Math.min(60_000, Math.max(1000, Math.floor(maxAgeMs / 10)));
+    let stale: boolean | undefined;
+    const check = () => {
+      if (this.stopped) return;
+      const age = this.clock.now() - this.lists.current().publishedAtMs;
+      const now = age > maxAgeMs;
+      if (now !== stale) {
+        stale = now;
+        this.send({ type: 'LIST_STATE', stale: now, action: this.config.policy.staleListAction });
+      }
+      this.ageTimer = this.clock.setTimeout(check, every);
+    };
+    check();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ageTimer !== undefined) this.clock.clearTimeout(this.ageTimer);
+    this.actor.stop();
+    await Promise.allSettled([this.barrier.stop(), ...this.sources.map((s) => s.stop())]);
+    await this.journal.close();
+  }
+}
+
+/** Build a lane from config (drivers by name) and overrides, and start it. */
+export async function startLane(opts: LaneOptions): Promise<Lane> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? silentLogger;
+  const ctx: DriverContext = { laneId: config.lane.id, clock, log, config };
+
+  // Resolve every driver name first, so a bad config fails before anything is opened.
+  const barrierFactory = opts.barrier ? undefined : pickDriver(barrierDrivers, 'barrier', config.drivers.barrier.type);
+  const sourceFactories = opts.sources ? [] : config.drivers.sources.map((s) => pickDriver(sourceDrivers, 'credential source', s.type));
+  const listFactory = opts.lists ? undefined : pickDriver(listDrivers, 'lists', config.lists.type);
+  const journalFactory = opts.journal ? undefined : pickDriver(journalDrivers, 'journal', config.journal.type);
+
+  const lists = opts.lists ?? (await listFactory!(config.lists, ctx));
+  const journal = opts.journal ?? (await journalFactory!(config.journal, ctx));
+  const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
+  const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
+
+  const core = new DecisionCore(config.lane.direction, config.policy, { lists, usedCodes: opts.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes });
+  const actor = createActor(gateMachine, {
+    clock,
+    inspect: opts.inspect,
+    input: {
+      laneId: config.lane.id,
+      direction: config.lane.direction,
+      timeouts: config.timeouts,
+      now: () => clock.now(),
+      barrier,
+      sources,
+      decider: {
+        laneId: config.lane.id,
+        core,
+        journal,
+        clock,
+        onJournalError: (err, d) => log.error({ lane: config.lane.id, err: err.message, reason: d.reason, ref: d.ref }, 'journal append failed'),
+      },
+    },
+  });
+  const lane = new Lane(actor, config, lists, journal, sources, barrier, core, clock);
+
+  // Alarms, mode changes and passages go to the journal too (not on the decision path: fire and forget).
+  const record = (entry: JournalEntry) => {
+    journal.append(entry).catch((err: Error) => log.error({ lane: lane.id, err: err.message, entry: entry.type }, 'journal append failed'));
+  };
+  const laneId = config.lane.id;
+  actor.on('*', (e) => {
+    switch (e.type) {
+      case 'decision':
+        log.info(
+          { lane: laneId, event: 'decision', kind: e.decision.kind, ref: e.decision.ref, grant: e.decision.grant, reason: e.decision.reason, direction: e.decision.direction, latencyMs: e.decidedAtMs - e.atMs, source: e.source },
+          'decision',
+        );
+        break;
+      case 'alarm':
+        record({ type: 'alarm', laneId, atMs: e.atMs, alarm: e.alarm, detail: e.detail });
+        log.warn({ lane: laneId, event: 'alarm', alarm: e.alarm, detail: e.detail }, 'alarm');
+        break;
+      case 'mode':
+        record({ type: 'mode', laneId, atMs: e.atMs, from: e.from, to: e.to, cause: e.cause });
+        log.info({ lane: laneId, event: 'mode', from: e.from, to: e.to, cause: e.cause }, 'mode change');
+        break;
+      case 'passage':
+        record({ type: 'passage', laneId, atMs: e.atMs, direction: e.direction, outcome: e.outcome });
+        break;
+      case 'ignored':
+        log.info({ lane: laneId, event: 'ignored', reason: e.reason, source: e.source }, 'presentation ignored');
+        break;
+    }
+    lane.events.emit(e.type, e as never);
+  });
+  actor.start();
+  lane.watchListAge();
+  return lane;
+}

@@ -1,0 +1,296 @@
+// The composition behind `gate sim`: N real lane runtimes (the same firmware a gate runs) wired to a
+// simulated station — virtual barrier boards, riders, readers and cameras — on one virtual clock.
+// How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
+// office) is picked per seam from the wiring tables below.
+
+import type { Credential, Direction, LaneDirection } from '../protocol/credential.js';
+import { VirtualClock } from '../protocol/virtual-clock.js';
+import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
+import { SimulatedBarrierLink, SimulatedSource } from '../drivers/simulated.js';
+import { DEFAULT_MIX, Random, makeRiders, registrations, type Rider } from '../simulator/population.js';
+import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../simulator/station.js';
+import { VirtualBarrier, DEFAULT_MECHANICS } from '../simulator/virtual-barrier.js';
+import { ConfigError, parseLaneConfig, type LaneConfig } from './config.js';
+import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from './decision.js';
+import { MemoryJournal, type Journal } from './journal.js';
+import { startLane, type Lane } from './lane.js';
+import { MemoryLists, type ListProvider } from './lists.js';
+import { silentLogger, type Logger } from './log.js';
+
+export interface SimOptions {
+  lanes: number;
+  passengers: number;
+  seed: number;
+  /** Mean arrivals per lane per minute; above the mechanics' capacity, queues form. */
+  rate: number;
+  realtime: boolean;
+  barrier: string;
+  reader: string;
+  qr: string;
+  backoffice: string;
+  log?: Logger;
+  onResult?: (r: PresentationResult) => void;
+  /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
+  onReady?: (s: SimulatedStation) => void | Promise<void>;
+}
+
+export const DEFAULT_SIM: SimOptions = {
+  lanes: 4,
+  passengers: 400,
+  seed: 1,
+  rate: 30,
+  realtime: false,
+  barrier: 'typed',
+  reader: 'simulated',
+  qr: 'simulated',
+  backoffice: 'memory',
+};
+
+/** What a wiring gets to build one lane's side of a seam. */
+export interface WiringContext {
+  laneIndex: number;
+  laneId: string;
+  direction: LaneDirection;
+  clock: VirtualClock;
+  log: Logger;
+  seed: number;
+}
+
+export interface BarrierWiring {
+  link: BarrierLink;
+  close(): Promise<void>;
+  /** For wires with real I/O: true once nothing is in flight, so virtual time may move on. */
+  quiet?(): boolean;
+}
+export interface SourceWiring {
+  source: CredentialSource;
+  presenter: RiderPresenter;
+  close(): Promise<void>;
+}
+export interface StationWiring {
+  lists: ListProvider;
+  /** Publish the riders' registrations (and later changes) wherever the lanes' lists come from. */
+  publish(riders: Rider[]): Promise<void>;
+  /** Verifies QR text when QR riders show signed codes. */
+  rideCodes?: RideCodeVerifier;
+  close(): Promise<void>;
+}
+
+/**
+ * Barrier wire per lane: 'typed' is the in-process typed wire; 'pty' puts each lane's board on its own
+ * real pty pair (socat) behind the real serial driver, bytes, CRC and all, still on virtual time.
+ */
+export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringContext) => Promise<BarrierWiring>> = {
+  typed: async (board, ctx) => ({ link: new SimulatedBarrierLink(board, ctx.clock), close: async () => {} }),
+  pty: async (board, ctx) => {
+    const [{ ptyPair }, { BarrierBoard }, { SerialBarrierLink }] = await Promise.all([
+      import('../simulator/pty-pair.js'),
+      import('../simulator/barrier-board.js'),
+      import('../drivers/serial-barrier.js'),
+    ]);
+    // No socat on this box is a setup problem the user can fix: say so as a config error, not a crash.
+    const pty = await ptyPair(`sim-${ctx.laneId}`).catch((e: Error) => {
+      throw new ConfigError(`--barrier pty: ${e.message}`);
+    });
+    const wire = new BarrierBoard({ path: pty.b, barrier: board, timers: ctx.clock, heartbeatMs: 250, failSafeAfterMs: 2000 });
+    await wire.start();
+    const link = new SerialBarrierLink(
+      { type: 'serial', path: pty.a, heartbeatMs: 250, silenceMs: 1000 },
+      { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: pty.a }) },
+    );
+    return {
+      link,
+      // Virtual time waits for real bytes: every frame sent has been read and every command and event answered.
+      quiet: () =>
+        link.state === 'up' &&
+        link.idle &&
+        wire.idle &&
+        link.counters.framesOut === wire.reader.counters.frames &&
+        wire.framesOut === link.counters.framesIn,
+      close: async () => {
+        await link.stop();
+        await wire.stop();
+        await pty.close();
+      },
+    };
+  },
+};
+
+/** Card-reader wire per lane side: 'simulated' hands credentials over in process; 'pcsc' taps virtual cards on pcscd. */
+export const readerWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
+  simulated: async (side, ctx) => simulatedSourceWiring(`sim-reader-${side}`, side, ctx.clock),
+};
+
+/** QR wire per lane side: 'simulated' hands verified codes over in process; 'camera' renders frames for the real decoder. */
+export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => Promise<SourceWiring>> = {
+  simulated: async (side, ctx) => simulatedSourceWiring(`sim-qr-${side}`, side, ctx.clock),
+};
+
+/** Where the lanes' lists come from: 'memory' loads them directly; the back office adds 'http'. */
+export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger; seed: number }) => Promise<StationWiring>> = {
+  memory: async ({ clock }) => {
+    const lists = new MemoryLists(clock.now());
+    return {
+      lists,
+      publish: async (riders) => {
+        for (const [key, reg] of registrations(riders)) {
+          if (reg === 'blocked') lists.denylist.block(key);
+          else lists.allowlist.set(key, reg);
+        }
+      },
+      close: async () => {},
+    };
+  },
+};
+
+function simulatedSourceWiring(name: string, side: Direction, clock: Clock): SourceWiring {
+  const source = new SimulatedSource(name, side, clock);
+  return { source, presenter: { present: (c) => source.present(c), cardFault: (r, d) => source.cardFault(r, d) }, close: async () => {} };
+}
+
+function pick<T>(table: Record<string, T>, what: string, name: string): T {
+  const v = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!v) throw new ConfigError(`unknown ${what} "${name}"; known: ${Object.keys(table).join(', ')}`);
+  return v;
+}
+
+/** entry, entry, exit, bidirectional, ...: a station needs both directions whatever N is. */
+export function laneDirection(i: number, n: number): LaneDirection {
+  if (n === 1) return 'bidirectional';
+  if (n === 2) return i === 0 ? 'entry' : 'exit';
+  return (['entry', 'entry', 'exit', 'bidirectional'] as const)[i % 4];
+}
+
+export interface SimulatedStation {
+  lanes: Lane[];
+  boards: VirtualBarrier[];
+  clock: VirtualClock;
+  station: Station;
+  journals: MemoryJournal[];
+  /** Present a credential at a lane side now (dashboard, tests). */
+  present(laneIndex: number, side: Direction, c: Credential): void;
+  fireAlarm(active: boolean): void;
+  /** Let the wires finish what the last step started (real I/O on pty wiring; one event-loop turn otherwise). */
+  settle(): Promise<void>;
+}
+
+export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{ summary: StationSummary; sim: SimulatedStation }> {
+  const o: SimOptions = { ...DEFAULT_SIM, ...opts };
+  if (!Number.isInteger(o.lanes) || o.lanes < 1 || o.lanes > 64) throw new ConfigError(`--lanes must be 1-64, got ${o.lanes}`);
+  if (!Number.isInteger(o.passengers) || o.passengers < 0) throw new ConfigError(`--passengers must be a whole number >= 0, got ${o.passengers}`);
+  if (!(o.rate > 0)) throw new ConfigError(`--rate must be > 0 arrivals per lane per minute, got ${o.rate}`);
+  const log = o.log ?? silentLogger;
+  const barrierWiring = pick(barrierWirings, 'barrier wiring (--barrier)', o.barrier);
+  const readerWiring = pick(readerWirings, 'reader wiring (--reader)', o.reader);
+  const qrWiring = pick(qrWirings, 'QR wiring (--qr)', o.qr);
+  const backofficeWiring = pick(backofficeWirings, 'back office (--backoffice)', o.backoffice);
+
+  const clock = new VirtualClock();
+  const rng = new Random(o.seed);
+  const riders = makeRiders(o.passengers, rng, DEFAULT_MIX);
+  const backoffice = await backofficeWiring({ clock, log, seed: o.seed });
+  await backoffice.publish(riders);
+
+  const usedCodes = new MemoryUsedCodes();
+  const closers: (() => Promise<void>)[] = [backoffice.close];
+  const lanes: Lane[] = [];
+  const boards: VirtualBarrier[] = [];
+  const journals: MemoryJournal[] = [];
+  const stationLanes: StationLane[] = [];
+  const quietChecks: (() => boolean)[] = [];
+  let config!: LaneConfig;
+  const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
+
+  for (let i = 0; i < o.lanes; i++) {
+    const laneId = `L${String(i + 1).padStart(2, '0')}`;
+    const direction = laneDirection(i, o.lanes);
+    config = parseLaneConfig({ lane: { id: laneId, station: 'SIM', direction } });
+    const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed };
+    const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
+    const b = await barrierWiring(board, ctx);
+    closers.push(b.close);
+    if (b.quiet) quietChecks.push(() => b.quiet!());
+    const sides: Direction[] = direction === 'bidirectional' ? ['entry', 'exit'] : [direction];
+    const sources: CredentialSource[] = [];
+    const presenters: Partial<Record<Direction, RiderPresenter>> = {};
+    for (const side of sides) {
+      const reader = await readerWiring(side, ctx);
+      const qr = o.qr === o.reader && o.qr === 'simulated' ? reader : await qrWiring(side, ctx);
+      closers.push(reader.close);
+      sources.push(reader.source);
+      if (qr !== reader) {
+        closers.push(qr.close);
+        sources.push(qr.source);
+      }
+      presenters[side] = {
+        present: (c) => (c.kind === 'qr' ? qr : reader).presenter.present(c),
+        cardFault: (r, d) => (r === 'qr-malformed' ? qr : reader).presenter.cardFault(r, d),
+      };
+    }
+    const journal = new MemoryJournal();
+    const lane = await startLane({
+      config,
+      clock,
+      log: log.child({ lane: laneId }),
+      barrier: b.link,
+      sources,
+      lists: backoffice.lists,
+      journal: journal as Journal,
+      usedCodes,
+      passback,
+      rideCodes: backoffice.rideCodes,
+    });
+    lanes.push(lane);
+    boards.push(board);
+    journals.push(journal);
+    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit });
+  }
+
+  // One fire-alarm input opens every lane of the station.
+  for (const lane of lanes) {
+    lane.on('alarm', (e) => {
+      if (e.alarm === 'fire-alarm') for (const other of lanes) if (other !== lane && !other.view().fireAlarm) other.send({ type: 'FIRE_ALARM', active: true });
+    });
+  }
+
+  const p = config.policy;
+  const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
+  const settle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
+  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, onResult: o.onResult, settle });
+  const sim: SimulatedStation = {
+    lanes,
+    boards,
+    clock,
+    station,
+    journals,
+    present: (i, side, c) => {
+      const sl = stationLanes[i];
+      (side === 'entry' ? sl.entry : sl.exit)?.present(c);
+    },
+    fireAlarm: (active) => boards[0].setFireAlarm(active),
+    settle: settle ?? (() => new Promise<void>((r) => setImmediate(r))),
+  };
+  // Let every lane bring its link up before riders arrive.
+  clock.advanceBy(1);
+  await new Promise<void>((r) => setImmediate(r));
+  if (settle) await settleWires(quietChecks, 10_000);
+  await o.onReady?.(sim);
+  try {
+    const summary = await station.run();
+    return { summary, sim };
+  } finally {
+    await Promise.allSettled(lanes.map((l) => l.stop()));
+    await Promise.allSettled(closers.map((c) => c()));
+  }
+}
+
+
+/**
+ * Wait (in real time) until every wire with real I/O is quiet, at most `capMs`: a lost byte must not
+ * stall the simulation, it only lets virtual time move on (and the link's own timers handle it).
+ */
+async function settleWires(quiet: (() => boolean)[], capMs = 1000): Promise<void> {
+  const until = performance.now() + capMs;
+  do await new Promise<void>((r) => setImmediate(r));
+  while (!quiet.every((q) => q()) && performance.now() < until);
+}

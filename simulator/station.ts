@@ -1,0 +1,326 @@
+// A simulated station: riders arrive, queue at the lanes that serve their direction, tap or show
+// their code, walk through when the flaps open, and leave when refused. Every answer the gate gives
+// on its barrier wire (an OPEN, or a refusal on the display) is judged against the rider's ground truth.
+
+import type { BarrierCommand } from '../protocol/barrier.js';
+import { credentialKey, credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
+import { REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
+import type { VirtualClock } from '../protocol/virtual-clock.js';
+import type { Random, Registration, Rider } from './population.js';
+import type { VirtualBarrier } from './virtual-barrier.js';
+
+/** How a rider reaches a lane's reader or camera. The composition decides what is behind it. */
+export interface RiderPresenter {
+  present(credential: Credential): void;
+  /** The first tap was torn (card pulled away) or the code could not be read. */
+  cardFault(reason: 'tap-again' | 'qr-malformed', detail?: string): void;
+}
+
+export interface StationLane {
+  id: string;
+  direction: LaneDirection;
+  board: VirtualBarrier;
+  entry?: RiderPresenter;
+  exit?: RiderPresenter;
+}
+
+/** The simulator's own copy of the admission policy: ground truth is computed independently of the gate. */
+export interface TruthPolicy {
+  entry: Record<Registration, boolean>;
+  exit: Record<Registration, boolean>;
+  antiPassbackSeconds: number;
+}
+
+export interface StationTiming {
+  /** From stepping up to the tap landing on the reader. */
+  presentMs: number;
+  /** From flaps open to the rider clear of the lane. */
+  walkMs: number;
+  /** A refused rider stepping aside before the next one steps up. */
+  leaveMs: number;
+  /** No answer on the wire by then: the presentation was lost. */
+  responseTimeoutMs: number;
+  /** An "enters twice" rider comes back this long after the first entry. */
+  reentryMs: number;
+}
+
+export const DEFAULT_TIMING: StationTiming = { presentMs: 600, walkMs: 1500, leaveMs: 800, responseTimeoutMs: 5000, reentryMs: 120_000 };
+
+export interface PresentationResult {
+  atMs: number;
+  laneId: string;
+  rider: Rider;
+  direction: Direction;
+  attempt: number;
+  expected: { grant: boolean; reason?: ReasonCode };
+  observed: { grant: boolean; reason?: ReasonCode } | 'unanswered';
+  verdict: 'ok' | 'false-accept' | 'false-reject' | 'unanswered' | 'wrong-reason';
+  latencyMs: number;
+}
+
+export interface StationSummary {
+  passengers: number;
+  presentations: number;
+  admitted: number;
+  refused: number;
+  falseAccepts: number;
+  falseRejects: number;
+  unanswered: number;
+  wrongReasons: number;
+  byReason: Record<string, number>;
+  throughputPerLanePerMin: number;
+  decisionLatencyMs: { p50: number; p99: number; max: number };
+  virtualSeconds: number;
+  wallSeconds: number;
+  tailgates: number;
+  intrusions: number;
+  lanes: number;
+}
+
+export interface StationOptions {
+  clock: VirtualClock;
+  rng: Random;
+  lanes: StationLane[];
+  riders: Rider[];
+  policy: TruthPolicy;
+  /** Mean arrivals per lane per minute. */
+  arrivalsPerLanePerMin: number;
+  timing?: StationTiming;
+  /** Pace virtual time to the wall clock (demos, dashboard). */
+  realtime?: boolean;
+  onResult?: (r: PresentationResult) => void;
+  /** Wall clock for latency (performance.now). */
+  wallNow?: () => number;
+  /**
+   * Let everything triggered by the last virtual-time step finish before the next one. Default: one
+   * turn of the event loop; wires with real I/O (a pty) wait until their bytes have crossed.
+   */
+  settle?: () => Promise<void>;
+}
+
+interface Attempt {
+  rider: Rider;
+  direction: Direction;
+  attempt: number;
+  torn: boolean;
+}
+
+interface LaneRun {
+  lane: StationLane;
+  queue: Attempt[];
+  busy: boolean;
+  outstanding?: { attempt: Attempt; expected: PresentationResult['expected']; wallAt: number; timer: number };
+}
+
+export class Station {
+  private readonly timing: StationTiming;
+  private readonly runs: LaneRun[];
+  private readonly results: PresentationResult[] = [];
+  private readonly latencies: number[] = [];
+  private readonly byReason: Record<string, number> = {};
+  /** Ground-truth passback: credential key → virtual time of the last admitted entry. */
+  private readonly entered = new Map<string, number>();
+  private pendingRiders = 0;
+  private presentations = 0;
+  private admitted = 0;
+  private refused = 0;
+  private wall: () => number;
+  private stopRequested = false;
+
+  constructor(private readonly o: StationOptions) {
+    this.timing = o.timing ?? DEFAULT_TIMING;
+    this.wall = o.wallNow ?? (() => performance.now());
+    this.runs = o.lanes.map((lane) => ({ lane, queue: [], busy: false }));
+    for (const run of this.runs) run.lane.board.onCommand((c) => this.onCommand(run, c));
+  }
+
+  /** Stop a realtime run early (Ctrl-C, dashboard). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  async run(): Promise<StationSummary> {
+    const { clock, rng } = this.o;
+    const wallStart = this.wall();
+    const virtualStart = clock.now();
+    const totalRate = (this.o.arrivalsPerLanePerMin * this.o.lanes.length) / 60_000;
+    let t = 0;
+    for (const rider of this.o.riders) {
+      t += rng.exp(1 / totalRate);
+      this.pendingRiders++;
+      clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
+    }
+    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
+    await settle();
+    while (this.pendingRiders > 0 && !this.stopRequested) {
+      if (this.o.realtime) {
+        const next = clock.nextAt();
+        if (next === undefined) break;
+        const wait = next - clock.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 250)));
+        clock.advanceTo(Math.min(next, clock.now() + 250));
+        await settle();
+        continue;
+      }
+      if (!clock.step()) break;
+      await settle();
+    }
+    // Riders still queued when the clock ran dry were never answered.
+    return this.summary((clock.now() - virtualStart) / 1000, (this.wall() - wallStart) / 1000);
+  }
+
+  private arrive(a: Attempt): void {
+    const candidates = this.runs.filter((r) => r.lane.direction === 'bidirectional' || r.lane.direction === a.direction);
+    if (candidates.length === 0) throw new Error(`no lane serves direction ${a.direction}`);
+    let best = candidates[0];
+    for (const r of candidates) if (load(r) < load(best) || (load(r) === load(best) && this.o.rng.chance(0.5))) best = r;
+    best.queue.push(a);
+    this.next(best);
+  }
+
+  private next(run: LaneRun): void {
+    if (run.busy) return;
+    const a = run.queue.shift();
+    if (!a) return;
+    run.busy = true;
+    this.o.clock.setTimeout(() => this.present(run, a), this.timing.presentMs);
+  }
+
+  private present(run: LaneRun, a: Attempt): void {
+    const presenter = a.direction === 'entry' ? run.lane.entry : run.lane.exit;
+    if (!presenter) throw new Error(`lane ${run.lane.id} has no ${a.direction} reader`);
+    const expected = a.torn ? { grant: false, reason: (a.rider.credential.kind === 'qr' ? 'qr-malformed' : 'tap-again') as ReasonCode } : this.truth(a);
+    const timer = this.o.clock.setTimeout(() => this.answer(run, 'unanswered'), this.timing.responseTimeoutMs);
+    run.outstanding = { attempt: a, expected, wallAt: this.wall(), timer };
+    this.presentations++;
+    if (a.torn) presenter.cardFault(a.rider.credential.kind === 'qr' ? 'qr-malformed' : 'tap-again', 'rider pulled the card away');
+    else presenter.present(a.rider.credential);
+  }
+
+  private onCommand(run: LaneRun, c: BarrierCommand): void {
+    if (!run.outstanding) return;
+    if (c.type === 'OPEN' && c.passages > 0) this.answer(run, { grant: true, reason: 'ok' });
+    else if (c.type === 'DISPLAY' && c.textId !== 0) {
+      const reason = reasonById(c.textId);
+      if (reason && !REASONS[reason].grant) this.answer(run, { grant: false, reason });
+    }
+  }
+
+  private answer(run: LaneRun, observed: PresentationResult['observed']): void {
+    const out = run.outstanding;
+    if (!out) return;
+    run.outstanding = undefined;
+    this.o.clock.clearTimeout(out.timer);
+    const { attempt: a, expected } = out;
+    const latencyMs = this.wall() - out.wallAt;
+    let verdict: PresentationResult['verdict'];
+    if (observed === 'unanswered') verdict = 'unanswered';
+    else if (observed.grant && !expected.grant) verdict = 'false-accept';
+    else if (!observed.grant && expected.grant) verdict = 'false-reject';
+    else if (!observed.grant && expected.reason && observed.reason !== expected.reason) verdict = 'wrong-reason';
+    else verdict = 'ok';
+    if (observed !== 'unanswered') {
+      this.latencies.push(latencyMs);
+      const key = observed.reason ?? (observed.grant ? 'ok' : 'unknown');
+      this.byReason[key] = (this.byReason[key] ?? 0) + 1;
+      if (observed.grant) this.admitted++;
+      else this.refused++;
+    }
+    const result: PresentationResult = { atMs: this.o.clock.now(), laneId: run.lane.id, rider: a.rider, direction: a.direction, attempt: a.attempt, expected, observed, verdict, latencyMs };
+    this.results.push(result);
+    this.o.onResult?.(result);
+
+    const granted = observed !== 'unanswered' && observed.grant;
+    const key = credentialKey(a.rider.credential);
+    if (granted) {
+      if (a.direction === 'entry') this.entered.set(key, this.o.clock.now());
+      else this.entered.delete(key);
+    }
+    const { clock } = this.o;
+    if (a.torn && observed !== 'unanswered') {
+      // "Tap again": the same rider taps properly right away, still at the head of the lane.
+      clock.setTimeout(() => this.present(run, { ...a, torn: false, attempt: a.attempt + 1 }), this.timing.presentMs);
+      return;
+    }
+    const release = () => {
+      run.busy = false;
+      this.next(run);
+    };
+    if (granted) {
+      clock.setTimeout(() => {
+        run.lane.board.walkThrough(a.direction, { tailgater: a.rider.tailgater });
+        release();
+      }, this.timing.walkMs);
+    } else {
+      clock.setTimeout(release, this.timing.leaveMs);
+    }
+    if (granted && a.rider.story === 'enters-twice' && a.attempt === 1 && a.direction === 'entry') {
+      clock.setTimeout(() => this.arrive({ rider: a.rider, direction: 'entry', attempt: 2, torn: false }), this.timing.reentryMs);
+    } else {
+      this.pendingRiders--;
+    }
+  }
+
+  /** What the gate must answer, from the rider's registration and the station's own passback record. */
+  private truth(a: Attempt): PresentationResult['expected'] {
+    const p = this.o.policy;
+    const reg = a.rider.registration;
+    const table = a.direction === 'entry' ? p.entry : p.exit;
+    if (!table[reg]) return { grant: false, reason: REFUSAL[reg] };
+    if (a.direction === 'entry' && p.antiPassbackSeconds > 0) {
+      const at = this.entered.get(credentialKey(a.rider.credential));
+      if (at !== undefined && this.o.clock.now() - at < p.antiPassbackSeconds * 1000) return { grant: false, reason: 'passback' };
+    }
+    return { grant: true };
+  }
+
+  private summary(virtualSeconds: number, wallSeconds: number): StationSummary {
+    const count = (v: PresentationResult['verdict']) => this.results.filter((r) => r.verdict === v).length;
+    const sorted = Float64Array.from(this.latencies).sort();
+    const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
+    const unansweredQueued = this.runs.reduce((n, r) => n + r.queue.length + (r.outstanding ? 1 : 0), 0);
+    return {
+      passengers: this.o.riders.length,
+      presentations: this.presentations,
+      admitted: this.admitted,
+      refused: this.refused,
+      falseAccepts: count('false-accept'),
+      falseRejects: count('false-reject'),
+      unanswered: count('unanswered') + unansweredQueued,
+      wrongReasons: count('wrong-reason'),
+      byReason: { ...this.byReason },
+      throughputPerLanePerMin: virtualSeconds > 0 ? round(this.admitted / this.o.lanes.length / (virtualSeconds / 60), 2) : 0,
+      decisionLatencyMs: { p50: round(pct(50), 3), p99: round(pct(99), 3), max: round(sorted.length ? sorted[sorted.length - 1] : 0, 3) },
+      virtualSeconds: round(virtualSeconds, 1),
+      wallSeconds: round(wallSeconds, 2),
+      tailgates: this.o.lanes.reduce((n, l) => n + l.board.counts.tailgates, 0),
+      intrusions: this.o.lanes.reduce((n, l) => n + l.board.counts.intrusions, 0),
+      lanes: this.o.lanes.length,
+    };
+  }
+}
+
+const REFUSAL: Record<Registration, ReasonCode> = {
+  green: 'not-registered',
+  unregistered: 'not-registered',
+  yellow: 'status-yellow',
+  red: 'status-red',
+  blocked: 'blocked',
+};
+
+function load(r: LaneRun): number {
+  return r.queue.length + (r.busy ? 1 : 0);
+}
+
+function round(n: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(n * f) / f;
+}
+
+/** One readable line per answer, for `gate sim` output. Privacy-safe: credential references only. */
+export function formatResult(r: PresentationResult): string {
+  const t = new Date(r.atMs).toISOString().slice(11, 23);
+  const obs = r.observed === 'unanswered' ? 'NO ANSWER' : `${r.observed.grant ? 'OPEN  ' : 'REFUSE'} ${r.observed.reason ?? ''}`;
+  const mark = r.verdict === 'ok' ? '' : `   <<< ${r.verdict.toUpperCase()} (expected ${r.expected.grant ? 'open' : `refuse ${r.expected.reason}`})`;
+  return `${t} ${r.laneId.padEnd(4)} ${r.direction.padEnd(5)} ${credentialRef(r.rider.credential).padEnd(28)} ${r.rider.story.padEnd(12)} ${obs}${mark}`;
+}
