@@ -141,6 +141,37 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
       close: async () => {},
     };
   },
+  /**
+   * The real back office (HTTP + SQLite) and each gate's real sync client: registrations are imported
+   * into the back office, published as a signed version, and reach the lanes over HTTP (snapshot, then
+   * deltas for every later publish). One sync client serves every lane, as one station controller would.
+   */
+  http: async ({ clock, log }) => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Backoffice } = await import('../simulator/backoffice/server.js');
+    const { ListSync } = await import('./list-sync.js');
+    const { trustedListKey } = await import('../protocol/list-format.js');
+    const dir = await mkdtemp(join(tmpdir(), 'gate-sim-lists-'));
+    const bo = new Backoffice({ db: ':memory:', now: () => clock.now() });
+    const { url } = await bo.listen(0);
+    const sync = await ListSync.open({ url, dir, trustedKeys: [trustedListKey(bo.publicKeyPem)], log: log.child({ part: 'list-sync' }) });
+    return {
+      lists: sync,
+      publish: async (riders) => {
+        bo.importEntries(registrations(riders));
+        bo.publish();
+        const r = await sync.syncOnce();
+        if (r.kind !== 'applied' && r.kind !== 'up-to-date') throw new Error(`list sync from the back office failed: ${r.kind} ${'detail' in r ? r.detail : ''}`);
+      },
+      close: async () => {
+        await sync.stop();
+        await bo.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
 };
 
 function simulatedSourceWiring(name: string, side: Direction, clock: Clock): SourceWiring {

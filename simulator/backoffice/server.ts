@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
-import { ListBuilder, encodeDelta, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/list-format.js';
+import { ListBuilder, classifyKey, encodeDelta, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/list-format.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
 export interface BackofficeOptions {
@@ -135,6 +135,27 @@ export class Backoffice {
                 ON CONFLICT(key) DO UPDATE SET blocked = excluded.blocked, dirty = 1, updated_at = excluded.updated_at`)
       .run(b.key, kind, b.blocked ? 1 : 0, t, t);
     return { ok: true };
+  }
+
+  /**
+   * Operator bulk import (e.g. from the health-code system or a migration): list key → status, or
+   * 'blocked'. Skips the rider form; keys must be list keys. Published with the next version.
+   */
+  importEntries(entries: Iterable<[string, ListStatus | 'blocked']>): number {
+    const t = this.now();
+    const up = this.db.prepare(`INSERT INTO credentials (key, kind, status, blocked, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(key) DO UPDATE SET status = CASE WHEN excluded.blocked = 1 THEN credentials.status ELSE excluded.status END,
+        blocked = excluded.blocked, dirty = 1, updated_at = excluded.updated_at
+      WHERE credentials.status IS NOT excluded.status OR credentials.blocked IS NOT excluded.blocked`);
+    let n = 0;
+    this.db.transaction(() => {
+      for (const [key, v] of entries) {
+        if (classifyKey(key) === 'invalid') throw new Error(`import: not a list key: ${JSON.stringify(key)}`);
+        const blocked = v === 'blocked';
+        n += up.run(key, key.slice(0, key.indexOf(':')), blocked ? 'none' : v, blocked ? 1 : 0, t, t).changes;
+      }
+    })();
+    return n;
   }
 
   latestVersion(): number {

@@ -94,7 +94,7 @@ describe('list sync', () => {
     const { bo, url } = await backoffice();
     const sync = await ListSync.open({ url, dir: tmp(), trustedKeys: [trustedListKey(bo.publicKeyPem)] });
     cleanups.push(() => sync.stop());
-    const core = new DecisionCore('bidirectional', policySchema.parse({ antiPassbackSeconds: 0 }), sync);
+    const core = new DecisionCore("bidirectional", policySchema.parse({ antiPassbackSeconds: 0 }), { lists: sync });
     const tap = (n: number) => core.decide({ presented: { kind: 'credential', credential: { kind: 'phone-nfc', cardNumber: card(n) } }, side: 'entry', nowMs: Date.now() });
     expect(await sync.syncOnce()).toMatchObject({ kind: 'applied', via: 'snapshot' });
     expect(tap(7).reason).toBe('not-registered');
