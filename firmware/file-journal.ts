@@ -28,6 +28,8 @@ export interface FileJournalOptions {
   uploadIntervalMs?: number;
   uploadTimeoutMs?: number;
   maxBackoffMs?: number;
+  /** Unacknowledged records kept in memory for upload; beyond this they are read back from disk. */
+  memoryRecords?: number;
   log?: Logger;
 }
 
@@ -86,8 +88,11 @@ export class FileJournal extends EventEmitter implements Journal {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  /** Durable records not yet acknowledged by the back office (oldest first). */
+  /** Durable records not yet acknowledged by the back office (oldest first), at most `memoryRecords` of them. */
   private unsent: JournalRecord[] = [];
+  /** More unacknowledged records are on disk than in `unsent` (a long back-office outage): reload from the segments. */
+  private spilled = false;
+  private backlogCount = 0;
   private uploadTimer: NodeJS.Timeout | undefined;
   private uploading: Promise<void> | undefined;
   private uploadFailuresInRow = 0;
@@ -106,6 +111,7 @@ export class FileJournal extends EventEmitter implements Journal {
       uploadIntervalMs: 1000,
       uploadTimeoutMs: 10_000,
       maxBackoffMs: 60_000,
+      memoryRecords: 50_000,
       ...opts,
     };
     // No logger given: stay quiet (and keep pino out of processes that only journal).
@@ -120,8 +126,9 @@ export class FileJournal extends EventEmitter implements Journal {
     return j;
   }
 
+  /** Durable records the back office has not acknowledged yet. */
   get backlog(): number {
-    return this.unsent.length;
+    return this.backlogCount;
   }
   get lastSeq(): number {
     return this.nextSeq - 1;
@@ -163,7 +170,11 @@ export class FileJournal extends EventEmitter implements Journal {
           break;
         }
         lastSeq = rec.seq;
-        if (rec.seq > this.uploadedThrough) this.unsent.push({ seq: rec.seq, entry: rec.entry as JournalEntry });
+        if (rec.seq > this.uploadedThrough) {
+          this.backlogCount++;
+          if (this.unsent.length < this.o.memoryRecords) this.unsent.push({ seq: rec.seq, entry: rec.entry as JournalEntry });
+          else this.spilled = true;
+        }
       }
       if (goodBytes < bytes.byteLength) {
         const dropped = bytes.byteLength - goodBytes;
@@ -243,7 +254,11 @@ export class FileJournal extends EventEmitter implements Journal {
         seg.bytes += written;
         seg.lastSeq = batch[batch.length - 1].seq;
         this.totalBytes += written;
-        for (const p of batch) this.unsent.push({ seq: p.seq, entry: p.entry });
+        for (const p of batch) {
+          this.backlogCount++;
+          if (!this.spilled && this.unsent.length < this.o.memoryRecords) this.unsent.push({ seq: p.seq, entry: p.entry });
+          else this.spilled = true;
+        }
         for (const p of batch) p.resolve(p.seq);
         if (this.diskFull) {
           this.diskFull = false;
@@ -314,7 +329,9 @@ export class FileJournal extends EventEmitter implements Journal {
 
   private async uploadBatches(): Promise<boolean> {
     if (!this.o.uploadUrl) return false;
-    while (this.unsent.length > 0 && !this.closed) {
+    for (;;) {
+      if (this.unsent.length === 0 && this.spilled) await this.reloadUnsent();
+      if (this.unsent.length === 0 || this.closed) break;
       const batch = this.unsent.slice(0, this.o.uploadBatch);
       try {
         const res = await fetch(`${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`, {
@@ -337,6 +354,7 @@ export class FileJournal extends EventEmitter implements Journal {
       let k = 0;
       while (k < this.unsent.length && this.unsent[k].seq <= through) k++;
       this.unsent.splice(0, k);
+      this.backlogCount = Math.max(0, this.backlogCount - batch.length);
       this.counters.uploaded += batch.length;
       this.counters.uploadBatches++;
       this.uploadedThrough = through;
@@ -349,6 +367,23 @@ export class FileJournal extends EventEmitter implements Journal {
       this.emit('uploaded', through);
     }
     return true;
+  }
+
+  /** Refill `unsent` from the segment files after a spill (records kept only on disk). */
+  private async reloadUnsent(): Promise<void> {
+    this.spilled = false;
+    for (const seg of this.segments) {
+      if (seg.lastSeq <= this.uploadedThrough) continue;
+      const r = decodeJournalRecords(new Uint8Array(await readFile(seg.path)).subarray(0, seg.bytes));
+      for (const rec of r.records) {
+        if (rec.seq <= this.uploadedThrough) continue;
+        if (this.unsent.length >= this.o.memoryRecords) {
+          this.spilled = true;
+          return;
+        }
+        this.unsent.push({ seq: rec.seq, entry: rec.entry as JournalEntry });
+      }
+    }
   }
 
   /** Delete closed segments whose every record the back office has acknowledged. */

@@ -148,6 +148,24 @@ describe('file journal', () => {
     await bo.close();
   });
 
+  it('a long outage spills the upload backlog to disk only, and it is all uploaded in order afterwards', async () => {
+    const dir = tmp();
+    const j = await FileJournal.open({ dir, laneId: 'L3', uploadUrl: 'http://127.0.0.1:9', uploadIntervalMs: 3_600_000, uploadTimeoutMs: 500, memoryRecords: 7, segmentBytes: 2048 });
+    for (let i = 0; i < 40; i++) await j.append(entry(i));
+    expect(j.backlog).toBe(40);
+    await j.close();
+    const bo = new Backoffice({ db: ':memory:' });
+    const { url } = await bo.listen(0);
+    const j2 = await FileJournal.open({ dir, laneId: 'L3', uploadUrl: url, uploadIntervalMs: 3_600_000, memoryRecords: 7, uploadBatch: 5 });
+    for (let i = 40; i < 45; i++) await j2.append(entry(i));
+    expect(await j2.uploadNow()).toBe(true);
+    expect(j2.backlog).toBe(0);
+    await j2.close();
+    const seqs = (bo.db.prepare("SELECT seq FROM transactions WHERE lane_id = 'L3' ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: 45 }, (_, i) => i + 1));
+    await bo.close();
+  });
+
   it('keeps journaling while the back office is down and uploads once it returns', async () => {
     const dir = tmp();
     const j = await FileJournal.open({ dir, laneId: 'L2', uploadUrl: 'http://127.0.0.1:9', uploadIntervalMs: 3_600_000, uploadTimeoutMs: 500 });
