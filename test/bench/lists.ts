@@ -224,6 +224,13 @@ async function journalBench(r: BenchReport, dir: string): Promise<void> {
   await Promise.all(Array.from({ length: CONC }, worker));
   const rate = N / (ms(t0) / 1000);
   const fsyncs = j.counters.fsyncs;
+  // One decision at a time (a quiet lane): the latency a rider sees, beside SQLite's one-at-a-time.
+  const solo: number[] = [];
+  for (let k = 0; k < 2000; k++) {
+    const t = performance.now();
+    await j.append(entry(k));
+    solo.push(performance.now() - t);
+  }
   await j.close();
 
   // Peer: every decision its own durable transaction in SQLite WAL, synchronous=FULL.
@@ -243,7 +250,8 @@ async function journalBench(r: BenchReport, dir: string): Promise<void> {
   const prate = NP / (ms(p0) / 1000);
   db.close();
   r.row({ section: S, metric: `journal: durable records/s (group commit, ${CONC} in flight)`, value: rate, unit: 'rec/s', peer: { name: 'sqlite WAL synchronous=FULL, txn per record', value: prate }, note: `${N} records, ${fsyncs} fsyncs (${(N / fsyncs).toFixed(1)} per fsync)` });
-  r.row({ section: S, metric: 'journal: p99 decision → durable', value: percentile(lat, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL', value: percentile(plat, 99) }, note: `p50 ${percentile(lat, 50).toFixed(2)} ms vs ${percentile(plat, 50).toFixed(2)} ms; sqlite runs one at a time (synchronous API), the journal with ${CONC} waiting` });
+  r.row({ section: S, metric: 'journal: p99 decision → durable, one at a time', value: percentile(solo, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL', value: percentile(plat, 99) }, note: `p50 ${percentile(solo, 50).toFixed(2)} ms vs ${percentile(plat, 50).toFixed(2)} ms` });
+  r.row({ section: S, metric: `journal: p99 decision → durable, ${CONC} in flight`, value: percentile(lat, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL, one at a time', value: percentile(plat, 99) }, note: `p50 ${percentile(lat, 50).toFixed(2)} ms; each waits for the fsync in progress, then shares the next` });
 }
 
 export async function run(r: BenchReport): Promise<void> {
