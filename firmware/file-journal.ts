@@ -95,6 +95,8 @@ export class FileJournal extends EventEmitter implements Journal {
   private backlogCount = 0;
   private uploadTimer: NodeJS.Timeout | undefined;
   private uploading: Promise<void> | undefined;
+  /** Upload rounds run one after another (a timer round and uploadNow() never send side by side). */
+  private uploadChain: Promise<unknown> = Promise.resolve();
   private uploadFailuresInRow = 0;
   private diskFull = false;
   readonly counters: JournalCounters = {
@@ -122,7 +124,7 @@ export class FileJournal extends EventEmitter implements Journal {
   static async open(opts: FileJournalOptions): Promise<FileJournal> {
     const j = new FileJournal(opts);
     await j.recover();
-    if (opts.uploadUrl) j.scheduleUpload(0);
+    if (opts.uploadUrl) j.scheduleUpload(j.o.uploadIntervalMs);
     return j;
   }
 
@@ -315,13 +317,18 @@ export class FileJournal extends EventEmitter implements Journal {
   }
 
   /** Upload everything durable and not yet acknowledged, in batches; then trim. Resolves when done or failed. */
-  async uploadNow(): Promise<boolean> {
-    await this.uploading;
-    return this.uploadBatches();
+  uploadNow(): Promise<boolean> {
+    return this.serialUpload();
+  }
+
+  private serialUpload(): Promise<boolean> {
+    const p = this.uploadChain.then(() => this.uploadBatches());
+    this.uploadChain = p.catch(() => false);
+    return p;
   }
 
   private async uploadRound(): Promise<void> {
-    const ok = await this.uploadBatches();
+    const ok = await this.serialUpload();
     if (ok) this.uploadFailuresInRow = 0;
     const delay = ok ? this.o.uploadIntervalMs : Math.min(this.o.maxBackoffMs, this.o.uploadIntervalMs * 2 ** Math.min(10, this.uploadFailuresInRow));
     this.scheduleUpload(delay);
@@ -354,7 +361,7 @@ export class FileJournal extends EventEmitter implements Journal {
       let k = 0;
       while (k < this.unsent.length && this.unsent[k].seq <= through) k++;
       this.unsent.splice(0, k);
-      this.backlogCount = Math.max(0, this.backlogCount - batch.length);
+      this.backlogCount = Math.max(0, this.backlogCount - k);
       this.counters.uploaded += batch.length;
       this.counters.uploadBatches++;
       this.uploadedThrough = through;

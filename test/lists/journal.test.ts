@@ -127,10 +127,13 @@ describe('file journal', () => {
     const bo = new Backoffice({ db: ':memory:' });
     const { url } = await bo.listen(0);
     const dir = tmp();
-    const j = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 4096, uploadUrl: url, uploadBatch: 50, uploadIntervalMs: 3_600_000 });
-    for (let i = 0; i < 305; i++) await j.append(entry(i));
+    const offline = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 4096 });
+    for (let i = 0; i < 305; i++) await offline.append(entry(i));
+    await offline.close();
     expect(segFiles(dir).length).toBeGreaterThan(3);
+    const j = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 4096, uploadUrl: url, uploadBatch: 50, uploadIntervalMs: 3_600_000 });
     expect(await j.uploadNow()).toBe(true);
+    expect(j.backlog).toBe(0);
     expect(j.counters.uploadBatches).toBeGreaterThanOrEqual(7);
     expect(segFiles(dir).length).toBe(1);
     await j.close();
