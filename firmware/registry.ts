@@ -75,10 +75,25 @@ export const listDrivers: Record<string, ListFactory> = {
     for (const k of c.blocked) lists.denylist.block(k);
     return lists;
   },
+  /** A local snapshot file (provisioned by hand or by another process), loaded at start-up. */
+  file: async (cfg) => {
+    const { fileListsFromConfig } = await import('./list-drivers.js');
+    return fileListsFromConfig(cfg);
+  },
+  /** Synced from the back office over HTTP (firmware/list-sync.ts). */
+  'http-sync': async (cfg, ctx) => {
+    const { httpSyncFromConfig } = await import('./list-drivers.js');
+    return httpSyncFromConfig(cfg, ctx);
+  },
 };
 
 export const journalDrivers: Record<string, JournalFactory> = {
   memory: async () => new MemoryJournal(),
+  /** Files with fsync, group commit, recovery and upload (firmware/file-journal.ts). */
+  file: async (cfg, ctx) => {
+    const { fileJournalFromConfig } = await import('./list-drivers.js');
+    return fileJournalFromConfig(cfg, ctx);
+  },
 };
 
 /** Look up a driver by name, or fail naming the seam and every known implementation. */

@@ -82,6 +82,8 @@ export interface StationWiring {
   publish(riders: Rider[]): Promise<void>;
   /** Verifies QR text when QR riders show signed codes. */
   rideCodes?: RideCodeVerifier;
+  /** False while a change is on its way to the lanes (virtual time waits for it). */
+  quiet?: () => boolean;
   close(): Promise<void>;
 }
 
@@ -153,6 +155,91 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
       close: async () => {},
     };
   },
+  /**
+   * The real back office (HTTP + SQLite) and each gate's real sync client: registrations are imported
+   * into the back office, published as a signed version, and reach the lanes over HTTP (snapshot, then
+   * deltas for every later publish). One sync client serves every lane, as one station controller would.
+   */
+  http: async ({ clock, log }) => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Backoffice } = await import('../simulator/backoffice/server.js');
+    const { ListSync } = await import('./list-sync.js');
+    const { trustedListKey } = await import('../protocol/list-format.js');
+    const { credentialKey } = await import('../protocol/credential.js');
+    const dir = await mkdtemp(join(tmpdir(), 'gate-sim-lists-'));
+    const bo = new Backoffice({ db: ':memory:', now: () => clock.now() });
+    const { url } = await bo.listen(0);
+    const sync = await ListSync.open({ url, dir, trustedKeys: [trustedListKey(bo.publicKeyPem)], log: log.child({ part: 'list-sync' }) });
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    let busy = false;
+    let stopped = false;
+    let round = 0;
+    /**
+     * While the station runs: a few riders register (QR account links, ticket registrations, card
+     * imports) and a few statuses change, over the back office's HTTP API; the change is published and
+     * synced, and only then becomes the riders' ground truth. Virtual time waits (quiet() is false).
+     */
+    const liveChanges = async (riders: Rider[]) => {
+      round++;
+      const changed: [Rider, Rider['registration']][] = [];
+      // Riders from the end of the list arrive last: the change lands before they reach a gate.
+      const newcomers = riders.filter((r) => r.registration === 'unregistered' && r.story === 'unregistered').reverse().slice(0, 2);
+      for (const r of newcomers) {
+        const c = r.credential;
+        if (c.kind === 'qr') {
+          if ((await post('/v1/qr-links', { issuer: c.issuer, account: c.account, status: 'green' })).status === 201) changed.push([r, 'green']);
+        } else if (c.kind === 'ticket') {
+          const res = await post('/v1/registrations', { credentialType: 'commemorative-ticket', number: c.ticketNumber, rider: { name: `rider ${r.id}`, phone: '13800000000' }, consent: true });
+          if (res.status === 201) changed.push([r, 'green']);
+        } else {
+          bo.importEntries([[credentialKey(c), 'green']]);
+          changed.push([r, 'green']);
+        }
+      }
+      const flips = riders.filter((r) => r.registration === 'green' && r.story === 'green').reverse().slice(0, 2);
+      for (const r of flips) {
+        if ((await post('/v1/status', { key: credentialKey(r.credential), status: 'red' })).status === 200) changed.push([r, 'red']);
+      }
+      await post('/v1/lists/publish', {});
+      const res = await sync.syncOnce();
+      if (res.kind !== 'applied' && res.kind !== 'up-to-date') throw new Error(`mid-run sync failed: ${res.kind}`);
+      for (const [r, reg] of changed) r.registration = reg;
+      log.info({ round, changed: changed.length, version: sync.status().version }, 'back office changes reached the lanes');
+    };
+    return {
+      lists: sync,
+      publish: async (riders) => {
+        bo.importEntries(registrations(riders));
+        bo.publish();
+        const r = await sync.syncOnce();
+        if (r.kind !== 'applied' && r.kind !== 'up-to-date') throw new Error(`list sync from the back office failed: ${r.kind} ${'detail' in r ? r.detail : ''}`);
+        const every = 60_000;
+        const tick = () => {
+          if (stopped || round >= 10) return;
+          busy = true;
+          liveChanges(riders)
+            .catch((e: Error) => log.error({ err: e.message }, 'mid-run back office change failed'))
+            .finally(() => {
+              busy = false;
+              if (!stopped) clock.setTimeout(tick, every);
+            });
+        };
+        clock.setTimeout(tick, every);
+      },
+      quiet: () => !busy,
+      close: async () => {
+        stopped = true;
+        await sync.stop();
+        await bo.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
 };
 
 function simulatedSourceWiring(name: string, side: Direction, clock: Clock): SourceWiring {
@@ -212,6 +299,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const journals: MemoryJournal[] = [];
   const stationLanes: StationLane[] = [];
   const quietChecks: (() => boolean)[] = [];
+  if (backoffice.quiet) quietChecks.push(backoffice.quiet);
   let config!: LaneConfig;
   const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
 

@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { register as registerSim } from './sim.js';
 import { register as registerRun } from './run.js';
+import { register as registerBackoffice } from './backoffice.js';
 import { register as registerBarrier } from './barrier.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerPack } from './pack.js';
@@ -11,6 +12,6 @@ import { register as registerReader } from './reader.js';
 const program = new Command();
 program.name('gate').description('Metro fare-gate edge runtime: run a lane, simulate a station, bench-test hardware').version('0.1.0');
 
-for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader]) register(program);
+for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader, registerBackoffice]) register(program);
 
 await program.parseAsync(process.argv);

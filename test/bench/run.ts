@@ -8,6 +8,7 @@ const sections: Section[] = [
   { name: 'card', load: () => import('./card.js') },
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
+  { name: 'lists', load: () => import('./lists.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

@@ -1,0 +1,33 @@
+// Replace a file so that a crash at any moment leaves either the old or the new content, never a mix.
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Write a temporary file, fsync it, rename it over `path`, fsync the directory. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  try {
+    let at = 0;
+    while (at < bytes.byteLength) {
+      const { bytesWritten } = await fh.write(bytes, at, Math.min(bytes.byteLength - at, 1 << 26));
+      at += bytesWritten;
+    }
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  await syncDir(dirname(path));
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

@@ -1,0 +1,30 @@
+// `gate backoffice`: the reference back office (simulator/backoffice) as a standalone HTTP server.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Backoffice } from '../../simulator/backoffice/server.js';
+
+export function register(program: Command): void {
+  program
+    .command('backoffice')
+    .description('run the back office: registration, status feed, signed list publishing, transaction ingest')
+    .option('--port <n>', 'TCP port', '8080')
+    .option('--host <addr>', 'listen address', '127.0.0.1')
+    .option('--db <file>', 'SQLite database file', 'backoffice.db')
+    .option('--key <pem>', 'Ed25519 private key (PEM) that signs lists (default: generated, kept in the database)')
+    .option('--publish-ms <n>', 'publish pending changes as a new list version this often (0 = only on request)', '5000')
+    .option('--issuer-keys <file>', 'signed issuer trust-list document to serve at GET /v1/issuer-keys')
+    .action(async (o: { port: string; host: string; db: string; key?: string; publishMs: string; issuerKeys?: string }) => {
+      const bo = new Backoffice({
+        db: o.db,
+        signingKeyPem: o.key ? readFileSync(o.key, 'utf8') : undefined,
+        publishIntervalMs: Number(o.publishMs),
+      });
+      if (o.issuerKeys) bo.setIssuerKeys(readFileSync(o.issuerKeys));
+      const { url } = await bo.listen(Number(o.port), o.host);
+      console.log(`back office listening on ${url} (db ${o.db}, list version ${bo.latestVersion()})`);
+      console.log(`list signing public key (put it in the gate config lists.publicKeys):\n${bo.publicKeyPem}`);
+      const stop = () => void bo.close().then(() => process.exit(0));
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,72 @@
+// Config sections of the `file` / `http-sync` list drivers and the `file` journal driver.
+import { z } from 'zod';
+import { trustedListKey } from '../protocol/list-format.js';
+import { loadListFile, type StoredLists } from './allowlist-store.js';
+import { parseDriverConfig } from './config.js';
+import { FileJournal } from './file-journal.js';
+import type { ListProvider } from './lists.js';
+import { ListSync } from './list-sync.js';
+import type { DriverContext } from './registry.js';
+
+const fileListsSchema = z.looseObject({
+  type: z.literal('file'),
+  /** Snapshot file (protocol/list-format.ts). */
+  path: z.string().min(1),
+  /** When given, the file must carry a back-office signature by one of these keys (PEM or base64 SPKI). */
+  publicKeys: z.array(z.string().min(1)).optional(),
+});
+
+export async function fileListsFromConfig(raw: unknown): Promise<ListProvider> {
+  const c = parseDriverConfig(fileListsSchema, raw, 'lists');
+  const lists: StoredLists = await loadListFile(c.path, c.publicKeys ? c.publicKeys.map(trustedListKey) : null);
+  return { current: () => lists };
+}
+
+const httpSyncSchema = z.looseObject({
+  type: z.literal('http-sync'),
+  url: z.url(),
+  dir: z.string().min(1),
+  publicKeys: z.array(z.string().min(1)).min(1, 'at least one back-office list signing key'),
+  pollSeconds: z.number().min(0.05).max(86_400).default(30),
+  maxBackoffSeconds: z.number().min(1).max(86_400).default(300),
+  timeoutSeconds: z.number().min(1).max(600).default(30),
+});
+
+export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Promise<ListSync> {
+  const c = parseDriverConfig(httpSyncSchema, raw, 'lists');
+  let keys;
+  try {
+    keys = c.publicKeys.map(trustedListKey);
+  } catch (e) {
+    throw new Error(`lists.publicKeys: ${(e as Error).message}`);
+  }
+  const sync = await ListSync.open({
+    url: c.url,
+    dir: c.dir,
+    trustedKeys: keys,
+    pollMs: c.pollSeconds * 1000,
+    maxBackoffMs: c.maxBackoffSeconds * 1000,
+    timeoutMs: c.timeoutSeconds * 1000,
+    log: ctx.log,
+  });
+  sync.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'list sync alarm'));
+  sync.start();
+  return sync;
+}
+
+const fileJournalSchema = z.looseObject({
+  type: z.literal('file'),
+  dir: z.string().min(1),
+  uploadUrl: z.url().optional(),
+  segmentBytes: z.number().int().min(4096).default(4 << 20),
+  maxBytes: z.number().int().min(65536).default(1 << 30),
+  uploadBatch: z.number().int().min(1).max(10_000).default(500),
+  uploadIntervalMs: z.number().int().min(10).default(1000),
+});
+
+export async function fileJournalFromConfig(raw: unknown, ctx: DriverContext): Promise<FileJournal> {
+  const c = parseDriverConfig(fileJournalSchema, raw, 'journal');
+  const j = await FileJournal.open({ ...c, laneId: ctx.laneId, log: ctx.log });
+  j.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'journal alarm'));
+  return j;
+}

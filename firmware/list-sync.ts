@@ -1,0 +1,355 @@
+// Keeps the gate's lists in step with the back office: polls over HTTP, fetches the deltas since its
+// version (or the latest snapshot when it is too far behind or a delta is missing), verifies every
+// byte before use, applies off the hot path in time slices, persists atomically (write + fsync +
+// rename), then swaps what current() returns in one assignment: a reader sees old or new, never a mix.
+// Also fetches the issuer trust-list document (opaque signed bytes) and hands it on.
+//
+// HTTP API (simulator/backoffice/openapi.yaml):
+//   GET /v1/lists/deltas?since=N&max=M  200 concatenated deltas | 204 up to date | 410 chain not held
+//   GET /v1/lists/snapshot              200 latest signed snapshot
+//   GET /v1/issuer-keys                 200 trust-list document (ETag; If-None-Match → 304)
+
+import { EventEmitter } from 'node:events';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { systemClock, type Clock } from '../drivers/seams.js';
+import { applyChanges, emptyLists, loadListFileFast, openSnapshot, runSliced, writeFileAtomic, type StoredLists } from './allowlist-store.js';
+import type { ListProvider, ListSnapshot } from './lists.js';
+import { silentLogger, type Logger } from './log.js';
+
+export interface ListSyncOptions {
+  /** Back-office base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  /** Where the gate keeps its list file (lists.snap) and the issuer trust list (issuer-keys.bin). */
+  dir: string;
+  /** Back-office list signing keys the gate trusts. */
+  trustedKeys: readonly TrustedListKey[];
+  pollMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Per request (headers and whole body). */
+  timeoutMs?: number;
+  /** Deltas fetched per request before applying. */
+  maxDeltas?: number;
+  /** Largest response accepted (a snapshot of 50 M entries is about 500 MB). */
+  maxResponseBytes?: number;
+  /** Longest uninterrupted slice of apply work on the event loop. */
+  sliceMs?: number;
+  clock?: Clock;
+  log?: Logger;
+}
+
+export type SyncAlarm = 'list-rejected' | 'list-sync-failing' | 'list-write-failed';
+
+export interface SyncStatus {
+  version: number;
+  publishedAtMs: number;
+  /** ms since the back office published the version in use (Infinity before the first sync). */
+  ageMs: number;
+  lastSuccessAtMs: number | undefined;
+  consecutiveFailures: number;
+  counters: { polls: number; deltasApplied: number; snapshotsApplied: number; rejected: number; httpFailures: number; issuerKeyUpdates: number };
+}
+
+export type SyncOutcome =
+  | { kind: 'up-to-date'; version: number }
+  | { kind: 'applied'; via: 'deltas' | 'snapshot'; from: number; to: number }
+  | { kind: 'rejected'; error: string; detail: string }
+  | { kind: 'failed'; detail: string };
+
+class HttpFailure extends Error {}
+
+/**
+ * ListProvider backed by the back office. Events: 'alarm' (SyncAlarm, detail), 'version' (ListSnapshot),
+ * 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
+ */
+export class ListSync extends EventEmitter implements ListProvider {
+  private lists: StoredLists;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock'>>;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private timer: unknown;
+  private running = false;
+  private inFlight: Promise<SyncOutcome> | undefined;
+  private issuerEtag: string | undefined;
+  private lastSuccessAtMs: number | undefined;
+  private failures = 0;
+  readonly counters = { polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, issuerKeyUpdates: 0 };
+  /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
+  bootCheck: Promise<boolean> = Promise.resolve(true);
+  /** Called with each new issuer trust-list document (also the one on disk at open). */
+  onIssuerKeys: ((bytes: Uint8Array) => void) | undefined;
+
+  private constructor(opts: ListSyncOptions, lists: StoredLists) {
+    super();
+    this.o = {
+      pollMs: 30_000,
+      minBackoffMs: 1000,
+      maxBackoffMs: 300_000,
+      timeoutMs: 30_000,
+      maxDeltas: 100,
+      maxResponseBytes: 1 << 30,
+      sliceMs: 0.5,
+      ...opts,
+      url: opts.url.replace(/\/+$/, ''),
+    };
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? silentLogger;
+    this.lists = lists;
+  }
+
+  get snapshotPath(): string {
+    return join(this.o.dir, 'lists.snap');
+  }
+  get issuerKeysPath(): string {
+    return join(this.o.dir, 'issuer-keys.bin');
+  }
+
+  /** Open the gate's list file (or start empty at version 0 when there is none or it is damaged). */
+  static async open(opts: ListSyncOptions, onIssuerKeys?: (bytes: Uint8Array) => void): Promise<ListSync> {
+    await mkdir(opts.dir, { recursive: true });
+    const log = opts.log ?? silentLogger;
+    let lists: StoredLists;
+    let verified: Promise<unknown> | undefined;
+    let damage: string | undefined;
+    try {
+      const f = await loadListFileFast(join(opts.dir, 'lists.snap'), opts.sliceMs ?? 0.5);
+      lists = f.lists;
+      verified = f.verified;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        damage = (e as Error).message;
+        log.error({ err: damage }, 'list file unusable; starting empty until the next sync');
+      }
+      lists = emptyLists();
+    }
+    const s = new ListSync(opts, lists);
+    s.onIssuerKeys = onIssuerKeys;
+    try {
+      const keys = await readFile(s.issuerKeysPath);
+      onIssuerKeys?.(new Uint8Array(keys));
+    } catch {
+      // none yet
+    }
+    // Served at once; the body checksum is checked in the background. A damaged file is dropped.
+    // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
+    const settle = new Promise<void>((r) => setImmediate(r));
+    s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(([r]) => {
+      const c = r as { ok: boolean; detail?: string };
+      if (c.ok) return true;
+      if (s.lists === lists) s.lists = emptyLists();
+      s.emit('alarm', 'list-rejected', `list file on disk is damaged (${c.detail}); dropped, resyncing`);
+      return false;
+    });
+    return s;
+  }
+
+  current(): ListSnapshot {
+    return this.lists;
+  }
+
+  status(nowMs = this.clock.now()): SyncStatus {
+    const v = this.lists.version;
+    return {
+      version: v,
+      publishedAtMs: this.lists.publishedAtMs,
+      ageMs: v === 0 ? Infinity : Math.max(0, nowMs - this.lists.publishedAtMs),
+      lastSuccessAtMs: this.lastSuccessAtMs,
+      consecutiveFailures: this.failures,
+      counters: { ...this.counters },
+    };
+  }
+
+  /** Start polling (first poll at once). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  /** Stop polling and wait for a round in flight. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.inFlight?.catch(() => {});
+  }
+
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.syncOnce().then((r) => {
+        const failed = r.kind === 'failed' || r.kind === 'rejected';
+        this.schedule(failed ? this.backoffMs() : this.o.pollMs);
+      });
+    }, ms);
+    (this.timer as { unref?: () => void })?.unref?.();
+  }
+
+  /** Exponential backoff with jitter, from minBackoffMs up to maxBackoffMs. */
+  private backoffMs(): number {
+    const base = Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** Math.min(20, this.failures - 1));
+    return Math.round(base * (0.75 + Math.random() * 0.5));
+  }
+
+  /** One sync round: lists then issuer keys. Concurrent callers share the round in flight. */
+  syncOnce(): Promise<SyncOutcome> {
+    this.inFlight ??= this.round().finally(() => {
+      this.inFlight = undefined;
+    });
+    return this.inFlight;
+  }
+
+  private async round(): Promise<SyncOutcome> {
+    this.counters.polls++;
+    let outcome: SyncOutcome;
+    try {
+      outcome = await this.syncLists();
+      await this.syncIssuerKeys();
+    } catch (e) {
+      const detail = (e as Error).message;
+      if (e instanceof HttpFailure) this.counters.httpFailures++;
+      outcome = { kind: 'failed', detail };
+    }
+    if (outcome.kind === 'failed' || outcome.kind === 'rejected') {
+      this.failures++;
+      this.log.warn({ outcome: outcome.kind, detail: outcome.detail, failures: this.failures }, 'list sync failed');
+      if (outcome.kind === 'failed' && (this.failures === 3 || this.failures % 20 === 0)) {
+        this.emit('alarm', 'list-sync-failing', `${this.failures} sync rounds failed: ${outcome.detail}`);
+      }
+    } else {
+      this.failures = 0;
+      this.lastSuccessAtMs = this.clock.now();
+    }
+    return outcome;
+  }
+
+  private async syncLists(): Promise<SyncOutcome> {
+    const from = this.lists.version;
+    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}`);
+    if (r.status === 204) return { kind: 'up-to-date', version: from };
+    if (r.status === 410 || r.status === 404 || r.status === 409 || from === 0) return this.syncSnapshot(from);
+    if (r.status !== 200) throw new HttpFailure(`deltas: HTTP ${r.status}`);
+    const v = await runSliced(verifyDeltasGen(r.body, this.o.trustedKeys), this.o.sliceMs);
+    if (!v.ok) return this.reject(v.error, v.detail);
+    if (v.value.length === 0) return { kind: 'up-to-date', version: from };
+    const first = v.value[0].header, last = v.value[v.value.length - 1].header;
+    if (first.fromVersion !== from) {
+      return this.reject(first.fromVersion < from ? 'replayed' : 'gap', `delta starts at ${first.fromVersion}, gate is at ${from}`);
+    }
+    const changes = v.value.length === 1 ? v.value[0].changes : v.value.flatMap((d) => d.changes);
+    const next = await applyChanges(this.lists, changes, { version: last.toVersion, publishedAtMs: last.publishedAtMs }, this.o.sliceMs);
+    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
+    this.swap(next);
+    this.counters.deltasApplied += v.value.length;
+    return { kind: 'applied', via: 'deltas', from, to: last.toVersion };
+  }
+
+  private async syncSnapshot(from: number): Promise<SyncOutcome> {
+    const r = await this.get('/v1/lists/snapshot');
+    if (r.status !== 200) throw new HttpFailure(`snapshot: HTTP ${r.status}`);
+    const s = await openSnapshot(r.body, this.o.trustedKeys, this.o.sliceMs);
+    if (!s.ok) return this.reject(s.error, s.detail);
+    const next = s.value;
+    if (next.version === from) return { kind: 'up-to-date', version: from };
+    if (next.version < from) return this.reject('replayed', `snapshot version ${next.version} is older than the gate's ${from}`);
+    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
+    this.swap(next);
+    this.counters.snapshotsApplied++;
+    return { kind: 'applied', via: 'snapshot', from, to: next.version };
+  }
+
+  private async persist(next: StoredLists): Promise<boolean> {
+    try {
+      await writeFileAtomic(this.snapshotPath, next.bytes);
+      return true;
+    } catch (e) {
+      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
+  private swap(next: StoredLists): void {
+    const from = this.lists.version;
+    this.lists = next;
+    this.log.info({ from, to: next.version, entries: next.allowlist.size }, 'lists updated');
+    this.emit('version', next);
+  }
+
+  private reject(error: string, detail: string): SyncOutcome {
+    this.counters.rejected++;
+    this.log.error({ error, detail }, 'list update rejected; keeping the current list');
+    this.emit('alarm', 'list-rejected', `${error}: ${detail}`);
+    return { kind: 'rejected', error, detail };
+  }
+
+  private async syncIssuerKeys(): Promise<void> {
+    const r = await this.get('/v1/issuer-keys', this.issuerEtag ? { 'if-none-match': this.issuerEtag } : {});
+    if (r.status === 304 || r.status === 404) return;
+    if (r.status !== 200) throw new HttpFailure(`issuer keys: HTTP ${r.status}`);
+    this.issuerEtag = r.etag;
+    try {
+      await writeFileAtomic(this.issuerKeysPath, r.body);
+    } catch (e) {
+      this.emit('alarm', 'list-write-failed', `${this.issuerKeysPath}: ${(e as Error).message}`);
+    }
+    this.counters.issuerKeyUpdates++;
+    // The document carries its own signature; its reader (protocol/trust-list.ts) verifies it.
+    this.onIssuerKeys?.(r.body);
+    this.emit('issuer-keys', r.body);
+  }
+
+  private async get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Uint8Array; etag?: string }> {
+    let res: Response;
+    const signal = AbortSignal.timeout(this.o.timeoutMs);
+    try {
+      res = await fetch(this.o.url + path, { headers, signal });
+    } catch (e) {
+      throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
+    }
+    const len = Number(res.headers.get('content-length') ?? '0');
+    if (len > this.o.maxResponseBytes) {
+      await res.body?.cancel().catch(() => {});
+      throw new HttpFailure(`GET ${path}: ${len} bytes exceeds the limit`);
+    }
+    let body: Uint8Array;
+    try {
+      body = await readBody(res, this.o.maxResponseBytes);
+    } catch (e) {
+      throw new HttpFailure(`GET ${path}: body: ${(e as Error).message}`);
+    }
+    if (res.headers.has('content-length') && body.byteLength !== len) throw new HttpFailure(`GET ${path}: body cut at ${body.byteLength} of ${len} bytes`);
+    return { status: res.status, body, etag: res.headers.get('etag') ?? undefined };
+  }
+}
+
+/** Read a body into one 8-aligned buffer, refusing more than `max` bytes. */
+async function readBody(res: Response, max: number): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(0);
+  const len = Number(res.headers.get('content-length') ?? NaN);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let out = Number.isFinite(len) ? new Uint8Array(new ArrayBuffer(len)) : undefined;
+  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+    if (total + c.byteLength > max) throw new Error(`more than ${max} bytes`);
+    if (out && total + c.byteLength <= out.byteLength) out.set(c, total);
+    else {
+      // More than content-length said: fall back to collecting (the length check then fails the read).
+      if (out) chunks.push(out.subarray(0, total));
+      out = undefined;
+      chunks.push(c);
+    }
+    total += c.byteLength;
+  }
+  if (out && total === out.byteLength) return out;
+  if (out) return out.subarray(0, total);
+  const b = new Uint8Array(new ArrayBuffer(total));
+  let p = 0;
+  for (const c of chunks) {
+    b.set(c, p);
+    p += c.byteLength;
+  }
+  return b;
+}
