@@ -179,7 +179,7 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
     journal.append(entry).catch((err: Error) => log.error({ lane: lane.id, err: err.message, entry: entry.type }, 'journal append failed'));
   };
   const laneId = config.lane.id;
-  actor.on('*', (e) => {
+  const report = (e: GateEmitted) => {
     switch (e.type) {
       case 'decision':
         log.info(
@@ -203,7 +203,26 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
         break;
     }
     lane.events.emit(e.type, e as never);
-  });
+  };
+  actor.on('*', report);
+
+  // Lists and journal raise their own alarms (rejected update, sync failing, disk full): they are the
+  // lane's alarms too — journaled, logged, counted and shown like the barrier's.
+  const raise = (alarm: string, detail?: string) => report({ type: 'alarm', alarm, detail, atMs: clock.now() });
+  for (const part of [lists, journal] as unknown[]) {
+    if (part instanceof EventEmitter) part.on('alarm', (name: string, detail: string) => raise(name, detail));
+  }
+  // A list sync the registry started stops with the lane.
+  const syncStop = (lists as { stop?: () => Promise<void> }).stop;
+  if (!opts.lists && typeof syncStop === 'function') lane.cleanups.push(() => syncStop.call(lists));
+  // The issuer trust list rides on list sync: each new document is verified, then replaces the old one.
+  if (qr && lists instanceof EventEmitter) {
+    lists.on('issuer-keys', (bytes: Uint8Array) => {
+      const r = qr.updateTrustList(bytes);
+      if (r.ok) log.info({ lane: laneId, event: 'trust-list', seq: r.seq }, 'issuer trust list updated');
+      else raise('trust-list-rejected', r.detail);
+    });
+  }
   actor.start();
   lane.watchListAge();
   return lane;

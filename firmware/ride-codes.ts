@@ -162,7 +162,15 @@ const hostPort = (s: string) => {
  * Build the lane's ride-code verifier (trust list loaded and verified from its file) and, when peers are
  * configured, the station-shared used-code store (started). Throws ConfigError naming the field.
  */
-export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock): Promise<{ rideCodes: RideCodes; usedCodes?: StationUsedCodes; stop(): Promise<void> }> {
+export interface QrFromConfig {
+  rideCodes: RideCodes;
+  usedCodes?: StationUsedCodes;
+  /** Install a trust-list document delivered by list sync: verified against the configured back-office keys first. */
+  updateTrustList(doc: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string };
+  stop(): Promise<void>;
+}
+
+export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock): Promise<QrFromConfig> {
   const c = parseDriverConfig(qrConfigSchema, raw, 'qr');
   let list: TrustList;
   try {
@@ -185,5 +193,16 @@ export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock):
     });
     await usedCodes.start();
   }
-  return { rideCodes, usedCodes, stop: async () => usedCodes?.stop() };
+  const keys = backOfficeKeysFrom(c.backOfficeKeys);
+  const updateTrustList = (doc: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string } => {
+    const r = verifyTrustList(doc, keys);
+    if (!r.ok) return { ok: false, detail: `${r.error}: ${r.detail}` };
+    try {
+      rideCodes.setTrustList(r.list);
+    } catch (e) {
+      return { ok: false, detail: (e as Error).message };
+    }
+    return { ok: true, seq: r.list.seq };
+  };
+  return { rideCodes, usedCodes, updateTrustList, stop: async () => usedCodes?.stop() };
 }

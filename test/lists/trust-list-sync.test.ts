@@ -1,0 +1,77 @@
+// The issuer trust list rides on list sync: a newer signed document published by the back office reaches
+// the lane's QR verifier (a code from a newly trusted issuer key is refused before, accepted after), and a
+// document signed by the wrong key is refused with an alarm while the old list keeps working.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
+import { parseLaneConfig } from '../../firmware/config.js';
+import type { Decision } from '../../firmware/decision.js';
+import { startLane } from '../../firmware/lane.js';
+import type { ListSync } from '../../firmware/list-sync.js';
+import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
+import { Backoffice } from '../../simulator/backoffice/server.js';
+import { IssuerApps } from '../../simulator/virtual-phone.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('issuer trust list through list sync', () => {
+  it('reaches the QR verifier; a wrongly signed one raises an alarm and changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trust-sync-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const apps = new IssuerApps('trust-sync');
+    const first = join(dir, 'trust.json');
+    writeFileSync(first, apps.trustListDocument({ omitIssuers: ['hohhot-metro'] }));
+    const bo = new Backoffice({ db: ':memory:' });
+    const { url } = await bo.listen(0);
+    cleanups.push(() => bo.close());
+    expect((await fetch(`${url}/v1/qr-links`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ issuer: 'hohhot-metro', account: 'hh0001' }) })).status).toBeLessThan(300);
+    bo.publish();
+
+    const clock = { now: () => Date.now(), setTimeout, clearTimeout };
+    const entry = new SimulatedSource('sim-entry', 'entry', clock);
+    const config = parseLaneConfig({
+      lane: { id: 'T1', direction: 'entry' },
+      lists: { type: 'http-sync', url, dir: join(dir, 'lists'), publicKeys: [bo.publicKeyPem], pollSeconds: 3600 },
+      qr: { trustList: first, backOfficeKeys: apps.backOfficeKeyConfig() },
+    });
+    const lane = await startLane({ config, barrier: new SimulatedBarrierLink(new VirtualBarrier(clock), clock), sources: [entry] });
+    cleanups.push(() => lane.stop());
+    const sync = lane.lists as ListSync;
+    await sync.syncOnce();
+    const decisions: Decision[] = [];
+    const alarms: string[] = [];
+    lane.on('decision', (e) => decisions.push(e.decision));
+    lane.on('alarm', (e) => alarms.push(e.alarm));
+    const show = async (text: string) => {
+      const n = decisions.length;
+      await new Promise((r) => setTimeout(r, 20));
+      entry.showQrText(text);
+      for (let i = 0; i < 200 && decisions.length === n; i++) await new Promise((r) => setTimeout(r, 5));
+      const d = decisions[n];
+      await new Promise((r) => setTimeout(r, 1700)); // refusal display time, back to ready
+      return d;
+    };
+    const code = () => apps.app('hohhot-metro').mint('hh0001', Date.now(), { validitySeconds: 60 });
+
+    expect((await show(code())).reason).toBe('qr-unknown-issuer');
+
+    // A document signed by someone else: refused, alarm, old list kept.
+    const impostor = new IssuerApps('impostor');
+    await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', body: Buffer.from(impostor.trustListDocument()) });
+    await sync.syncOnce();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(alarms).toContain('trust-list-rejected');
+    expect((await show(code())).reason).toBe('qr-unknown-issuer');
+
+    // The back office's real, newer list: hohhot-metro's key is trusted from now on.
+    await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', body: Buffer.from(apps.trustListDocument()) });
+    await sync.syncOnce();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await show(code())).toMatchObject({ grant: true, reason: 'ok' });
+  });
+});
