@@ -1,7 +1,6 @@
 // `gate backoffice`: the reference back office (simulator/backoffice) as a standalone HTTP server.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { Backoffice } from '../../simulator/backoffice/server.js';
 
 export function register(program: Command): void {
   program
@@ -14,6 +13,8 @@ export function register(program: Command): void {
     .option('--publish-ms <n>', 'publish pending changes as a new list version this often (0 = only on request)', '5000')
     .option('--issuer-keys <file>', 'signed issuer trust-list document to serve at GET /v1/issuer-keys')
     .action(async (o: { port: string; host: string; db: string; key?: string; publishMs: string; issuerKeys?: string }) => {
+      // Loaded on use: the back office needs better-sqlite3, which an edge box's bundle leaves out.
+      const { Backoffice } = await import('../../simulator/backoffice/server.js');
       const bo = new Backoffice({
         db: o.db,
         signingKeyPem: o.key ? readFileSync(o.key, 'utf8') : undefined,

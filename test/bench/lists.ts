@@ -47,7 +47,7 @@ function probeKeys(n: number, count: number): string[] {
   return out;
 }
 
-function build(n: number): Uint8Array {
+export function build(n: number): Uint8Array {
   const m = mix(n);
   const b = new ListBuilder(m.cards + 16);
   for (let i = 0; i < m.cards; i++) b.setCardParts(cardA(i), cardB(i), statusOf(i));

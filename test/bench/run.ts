@@ -9,6 +9,7 @@ const sections: Section[] = [
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
   { name: 'lists', load: () => import('./lists.js') },
+  { name: 'fleet', load: () => import('./fleet.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
