@@ -4,6 +4,7 @@
 // it stays in view. No frames for `stallMs` (unplugged, frozen) is a SOURCE_FAULT; ffmpeg is
 // restarted with backoff and the first frame after that is SOURCE_OK.
 
+import { SameCodeFilter } from './same-code.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { z } from 'zod';
 import type { Direction } from '../protocol/credential.js';
@@ -76,7 +77,7 @@ export class QrCamera implements CredentialSource {
   private backoffMs: number;
   private restartTimer?: unknown;
   private watchdog?: unknown;
-  private inView?: { text: string; lastSeenMs: number };
+  private readonly sameCode: SameCodeFilter;
   private stderrTail = '';
 
   constructor(
@@ -86,6 +87,7 @@ export class QrCamera implements CredentialSource {
     this.name = `camera:${cfg.input ? 'input' : cfg.device}`;
     this.frameBytes = cfg.width * cfg.height;
     this.backoffMs = cfg.restartMinMs;
+    this.sameCode = new SameCodeFilter(cfg.sameCodeHoldMs);
   }
 
   get side(): Direction {
@@ -228,7 +230,7 @@ export class QrCamera implements CredentialSource {
     if (this.faulted || this.stopping) return;
     this.faulted = true;
     this.stats.faults++;
-    this.inView = undefined;
+    this.sameCode.forget();
     this.emit?.({ type: 'SOURCE_FAULT', source: this.name, detail });
   }
 
@@ -291,13 +293,10 @@ export class QrCamera implements CredentialSource {
 
   private seen(text: string): void {
     const now = this.clock.now();
-    const v = this.inView;
-    if (v && v.text === text && now - v.lastSeenMs <= this.cfg.sameCodeHoldMs) {
-      v.lastSeenMs = now;
+    if (!this.sameCode.isNew(text, now)) {
       this.stats.repeats++;
       return;
     }
-    this.inView = { text, lastSeenMs: now };
     this.stats.presented++;
     this.emit?.({ type: 'PRESENTED', presented: { kind: 'qr-text', text }, side: this.cfg.side, source: this.name, atMs: now });
   }

@@ -3,6 +3,7 @@
 // Scan engines repeat a code while it stays in view; it is reported once. An unplugged or unopenable
 // port is a SOURCE_FAULT, retried with backoff; the first successful open after that is SOURCE_OK.
 
+import { SameCodeFilter } from './same-code.js';
 import { stat } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
@@ -34,7 +35,7 @@ export class QrSerialScanner implements CredentialSource {
   private line: Buffer[] = [];
   private lineBytes = 0;
   private skipping = false;
-  private inView?: { text: string; lastSeenMs: number };
+  private readonly sameCode: SameCodeFilter;
   private faulted = false;
   private stopping = false;
   private timer?: unknown;
@@ -47,6 +48,7 @@ export class QrSerialScanner implements CredentialSource {
   ) {
     this.name = `qr-serial:${cfg.path}`;
     this.backoffMs = cfg.reopenMinMs;
+    this.sameCode = new SameCodeFilter(cfg.sameCodeHoldMs);
   }
 
   async start(emit: (e: SourceEvent) => void): Promise<void> {
@@ -136,7 +138,7 @@ export class QrSerialScanner implements CredentialSource {
     if (this.faulted || this.stopping) return;
     this.faulted = true;
     this.stats.faults++;
-    this.inView = undefined;
+    this.sameCode.forget();
     this.emit?.({ type: 'SOURCE_FAULT', source: this.name, detail });
   }
 
@@ -191,13 +193,10 @@ export class QrSerialScanner implements CredentialSource {
 
   private seen(text: string): void {
     const now = this.clock.now();
-    const v = this.inView;
-    if (v && v.text === text && now - v.lastSeenMs <= this.cfg.sameCodeHoldMs) {
-      v.lastSeenMs = now;
+    if (!this.sameCode.isNew(text, now)) {
       this.stats.repeats++;
       return;
     }
-    this.inView = { text, lastSeenMs: now };
     this.stats.presented++;
     this.emit?.({ type: 'PRESENTED', presented: { kind: 'qr-text', text }, side: this.cfg.side, source: this.name, atMs: now });
   }

@@ -4,6 +4,7 @@
 // flap, sensor fault, fire-alarm input), and its own fail-safe on heartbeat silence.
 
 import { SerialPort } from 'serialport';
+import { seededRandom } from './random.js';
 import type { BarrierEvent } from '../protocol/barrier.js';
 import { type BoardEvent, type DecodeResult, encodeFrame, FrameReader, type LinkFrame, type NackReason, typeCode } from '../protocol/barrier-frame.js';
 import { type BarrierMechanics, DEFAULT_MECHANICS, type Timers, VirtualBarrier } from './virtual-barrier.js';
@@ -54,18 +55,6 @@ const systemTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id),
 };
-
-/** mulberry32: small, seedable, good enough to scatter faults. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Damages and delays bytes on one direction, in order. */
 class FaultyLine {
@@ -173,7 +162,7 @@ export class BarrierBoard {
     this.trace = opts.trace;
     this.barrier = opts.barrier ?? new VirtualBarrier(this.timers, { ...DEFAULT_MECHANICS, ...opts.mechanics });
     this.barrier.listen((e) => this.queueEvent(e));
-    const random = rng(opts.seed ?? 1);
+    const random = seededRandom(opts.seed ?? 1);
     this.faults = {
       out: { ...NO_FAULTS, ...opts.faults?.out },
       in: { ...NO_FAULTS, ...opts.faults?.in },

@@ -1,19 +1,14 @@
 // Riders of a simulated station: each with a credential from the mission's mix, a registration
 // status, a direction, and the ground truth the gate's decisions are judged against.
 
+import { seededRandom } from './random.js';
 import { QR_ISSUERS, credentialKey, type Credential, type Direction, type QrIssuer } from '../protocol/credential.js';
 
 /** Seeded PRNG (mulberry32): the same seed gives the same station, rider for rider. */
 export class Random {
-  private s: number;
+  readonly next: () => number;
   constructor(seed: number) {
-    this.s = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = seededRandom(seed >>> 0 || 0x9e3779b9);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);

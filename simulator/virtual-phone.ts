@@ -2,6 +2,7 @@
 // corpus is reproducible), valid codes, and every kind of bad code a gate must refuse.
 // Imports only protocol/.
 
+import { seededRandom } from './random.js';
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { QR_ISSUERS, type QrIssuer } from '../protocol/credential.js';
 import { base45Decode, base45Encode, mintRideCode, RIDE_CODE_PREFIX, type RideCodeFields } from '../protocol/ride-code.js';
@@ -16,17 +17,8 @@ export function seededKeyPair(label: string): { privateKey: KeyObject; publicKey
   return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
-/** Small deterministic RNG (mulberry32) so every simulated run can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Re-exported: issuer apps and their users share the simulator's one seeded RNG. */
+export { seededRandom };
 
 export interface AppKey {
   keyId: number;
