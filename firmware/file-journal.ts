@@ -76,7 +76,7 @@ export interface JournalCounters {
   bytesDropped: number;
 }
 
-/** Events: 'alarm' (name, detail), 'uploaded' (throughSeq). */
+/** Events: 'alarm' (name, detail), 'uploaded' (throughSeq), 'fsync' (milliseconds). */
 export class FileJournal extends EventEmitter implements Journal {
   private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'log'>> & { uploadUrl?: string };
   private readonly log: Logger;
@@ -252,6 +252,7 @@ export class FileJournal extends EventEmitter implements Journal {
         this.counters.fsyncs++;
         this.counters.fsyncMsTotal += ms;
         this.counters.lastFsyncMs = ms;
+        this.emit('fsync', ms);
         if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
         seg.bytes += written;
         seg.lastSeq = batch[batch.length - 1].seq;

@@ -215,6 +215,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     }
     if (outcome.kind === 'failed' || outcome.kind === 'rejected') {
       this.failures++;
+      this.emit('sync-failed', outcome.kind);
       this.log.warn({ outcome: outcome.kind, detail: outcome.detail, failures: this.failures }, 'list sync failed');
       if (outcome.kind === 'failed' && (this.failures === 3 || this.failures % 20 === 0)) {
         this.emit('alarm', 'list-sync-failing', `${this.failures} sync rounds failed: ${outcome.detail}`);

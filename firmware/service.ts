@@ -50,6 +50,15 @@ export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
   metrics.mode(lane.view().mode);
   metrics.watchLists(() => lane.lists.current());
   metrics.barrierLink(!Object.hasOwn(lane.view().faults, 'barrier-link'));
+  // File journal: backlog read at scrape time, every group-commit fsync timed. List sync: failed rounds.
+  const journal = lane.journal as unknown as { backlog?: number; on?: (e: string, f: (...a: any[]) => void) => void };
+  if (typeof journal.backlog === 'number') metrics.watchJournalBacklog(() => journal.backlog ?? 0);
+  journal.on?.('fsync', (ms: number) => metrics.journalFsync(ms / 1000));
+  (lane.lists as unknown as { on?: (e: string, f: (kind: string) => void) => void }).on?.('sync-failed', (kind) => metrics.syncFailure(kind));
+  // QR cameras report each decode's time (unless something else, e.g. the simulator, listens already).
+  for (const s of lane.sources as unknown as { onDecoded?: (r: { texts: string[]; decodeMs: number }) => void }[]) {
+    if ('onDecoded' in s && s.onDecoded === undefined) s.onDecoded = (r) => metrics.qrDecode(r.decodeMs / 1000, r.texts.length > 0);
+  }
   // The serial barrier driver keeps monotonic `counters`; read them at every scrape.
   if ('counters' in lane.barrier) metrics.pullBarrierStats(() => barrierStats((lane.barrier as { counters?: unknown }).counters));
 }
