@@ -78,9 +78,7 @@ function machineCycles(core: DecisionCore, creds: Credential[], cycles: number):
   let cmds = 0;
   const m = gateMachine.provide({
     actors: {
-      barrier: fromCallback<BarrierCommand | BarrierBatch, any>(({ receive }) => {
-        receive(() => void cmds++);
-      }),
+      barrier: fromCallback<BarrierCommand | BarrierBatch, any>(() => {}),
       decider: fromCallback<DecideRequest, DeciderDeps>(({ sendBack, receive, input }) => {
         receive((req) => {
           const d: Decision = decide(input, req);
@@ -93,7 +91,7 @@ function machineCycles(core: DecisionCore, creds: Credential[], cycles: number):
     },
   });
   const cfg = parseLaneConfig({ lane: { id: 'B' } });
-  const actor = createActor(m, { clock, input: { laneId: 'B', direction: 'bidirectional', timeouts: cfg.timeouts, now: () => T0, barrier: null as never, sources: [], decider: deps } });
+  const actor = createActor(m, { clock, input: { laneId: 'B', direction: 'bidirectional', timeouts: cfg.timeouts, now: () => T0, barrier: { send: () => void cmds++, start: async () => {}, stop: async () => {} }, sources: [], decider: deps } });
   actor.start();
   actor.send({ type: 'LINK', up: true });
   const once = (i: number) => {
