@@ -2,14 +2,14 @@
 // the decider (decision core + journal) reach it as callback actors supplied through input, and every
 // timeout runs on the clock the actor is created with (a simulated clock in tests and the simulator).
 
-import { assign, emit, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, emit, enqueueActions, fromCallback, setup, type ActorRefFrom, type AnyActorRef, type SnapshotFrom } from 'xstate';
 import type { BarrierCommand, BarrierEvent, Indicator, Buzzer, BarrierMode } from '../protocol/barrier.js';
 import type { Direction, LaneDirection } from '../protocol/credential.js';
 import { REASONS, type ReasonCode } from '../protocol/reasons.js';
 import type { BarrierLink, CredentialSource, Presented, SourceEvent } from '../drivers/seams.js';
 import type { Timeouts } from './config.js';
 import type { Decision } from './decision.js';
-import { deciderLogic, type DeciderDeps } from './decider.js';
+import { requestDecision, type DeciderDeps } from './decider.js';
 
 export type OperatorMode = 'normal' | 'free' | 'maintenance' | 'closed';
 export type LaneMode = 'normal' | 'freePassage' | 'emergency' | 'outOfService' | 'maintenance' | 'closed';
@@ -155,7 +155,7 @@ export const gateMachine = setup({
     input: {} as GateInput,
     emitted: {} as GateEmitted,
   },
-  actors: { barrier: barrierActor, source: sourceActor, decider: deciderLogic },
+  actors: { barrier: barrierActor, source: sourceActor },
   delays: {
     passage: ({ context }) => context.env.timeouts.passageMs,
     deniedDisplay: ({ context }) => context.env.timeouts.deniedDisplayMs,
@@ -194,46 +194,48 @@ export const gateMachine = setup({
       });
     }),
     /** Start deciding a presentation: remember it as pending and ask the decider. */
-    requestDecision: enqueueActions(({ context, event, enqueue }, params: { preset?: ReasonCode; freePassage?: boolean } = {}) => {
+    requestDecision: enqueueActions(({ context, event, enqueue, self }, params: { preset?: ReasonCode; freePassage?: boolean } = {}) => {
       const req = requestFrom(context, event, params.preset, params.freePassage);
       if (!req) return;
       enqueue.assign({ pending: req, decisionSeq: req.id });
-      enqueue.sendTo('decider', req);
+      enqueue(() => ask(context, self, req));
     }),
-    serveQueued: enqueueActions(({ context, enqueue }) => {
+    serveQueued: enqueueActions(({ context, enqueue, self }) => {
       const q = context.queued;
       if (!q) return;
       const req = { ...q, id: context.decisionSeq + 1 };
       enqueue.assign({ pending: req, queued: undefined, decisionSeq: req.id });
-      enqueue.sendTo('decider', req);
+      enqueue(() => ask(context, self, req));
     }),
     /** Journal a refusal the lane decides by itself, without changing state (busy, out of service, ...). */
-    recordRefusal: enqueueActions(({ context, event, enqueue }, params: { reason: ReasonCode }) => {
+    recordRefusal: enqueueActions(({ context, event, enqueue, self }, params: { reason: ReasonCode }) => {
       const req = requestFrom(context, event, params.reason);
       if (!req) return;
       enqueue.assign({ decisionSeq: req.id });
-      enqueue.sendTo('decider', req);
+      enqueue(() => ask(context, self, req));
     }),
     /** Free passage: the flaps are open anyway; the presentation is still decided and journaled. */
-    recordFreePassage: enqueueActions(({ context, event, enqueue }) => {
+    recordFreePassage: enqueueActions(({ context, event, enqueue, self }) => {
       const req = requestFrom(context, event, undefined, true);
       if (!req) return;
       enqueue.assign({ decisionSeq: req.id });
-      enqueue.sendTo('decider', req);
+      enqueue(() => ask(context, self, req));
     }),
     /** A presentation arrived while the flaps are closing: keep the newest one; an older one is refused as busy. */
-    queuePresentation: enqueueActions(({ context, event, enqueue }) => {
+    queuePresentation: enqueueActions(({ context, event, enqueue, self }) => {
       const req = requestFrom(context, event);
       if (!req) return;
-      if (context.queued) enqueue.sendTo('decider', { ...context.queued, id: req.id, preset: 'lane-busy' } satisfies DecideRequest);
+      const older = context.queued;
+      if (older) enqueue(() => ask(context, self, { ...older, id: req.id, preset: 'lane-busy' }));
       enqueue.assign({ queued: { ...req, id: req.id + 1 }, decisionSeq: req.id + 1 });
     }),
-    dropQueued: enqueueActions(({ context, enqueue }) => {
+    dropQueued: enqueueActions(({ context, enqueue, self }) => {
       if (!context.queued) return;
-      enqueue.sendTo('decider', { ...context.queued, id: context.decisionSeq + 1, preset: 'out-of-service' } satisfies DecideRequest);
+      const dropped: DecideRequest = { ...context.queued, id: context.decisionSeq + 1, preset: 'out-of-service' };
+      enqueue(() => ask(context, self, dropped));
       enqueue.assign({ queued: undefined, decisionSeq: context.decisionSeq + 1 });
     }),
-    emitDecision: enqueueActions(({ context, event, enqueue }) => {
+    emitDecision: enqueueActions(({ context, event, enqueue, self }) => {
       if (event.type !== 'DECIDED') return;
       enqueue.emit({ type: 'decision', decision: event.decision, source: event.source, atMs: event.atMs, decidedAtMs: context.env.now() });
       enqueue.assign({ lastDecision: event.decision });
@@ -308,7 +310,6 @@ export const gateMachine = setup({
   }),
   invoke: [
     { id: 'barrier', src: 'barrier', input: ({ context }) => ({ link: context.env.barrier }) },
-    { id: 'decider', src: 'decider', input: ({ context }) => context.env.decider },
   ],
   entry: enqueueActions(({ context, enqueue }) => {
     context.env.sources.forEach((source, i) => enqueue.spawnChild('source', { id: `source-${i}`, input: { source } }));
@@ -434,7 +435,7 @@ export const gateMachine = setup({
           },
         },
         denied: {
-          entry: enqueueActions(({ context, event, enqueue }) => {
+          entry: enqueueActions(({ context, event, enqueue, self }) => {
             const reason: ReasonCode =
               event.type === 'DECIDED' ? event.decision.reason : event.type === 'CARD_FAULT' ? event.reason : event.type === 'PRESENTED' && context.listRefuse ? 'list-too-old' : context.display === 'idle' ? 'credential-invalid' : context.display;
             enqueue({ type: 'show', params: { reason, indicator: 'red-cross', buzzer: 'short' } });
@@ -508,6 +509,13 @@ function causeOf(ctx: Ctx): string {
   const f = Object.entries(ctx.faults);
   if (f.length > 0) return f.map(([k, v]) => `${k}: ${v}`).join('; ');
   return `operator mode ${ctx.operatorMode}`;
+}
+
+/** Ask the decider; its answer comes back to this lane as a DECIDED event (never after the lane stopped). */
+function ask(ctx: Ctx, self: AnyActorRef, req: DecideRequest): void {
+  requestDecision(ctx.env.decider, req, (reply) => {
+    if (self.getSnapshot().status === 'active') self.send(reply);
+  });
 }
 
 function requestFrom(ctx: Ctx, event: GateEvent, preset?: ReasonCode, freePassage?: boolean): DecideRequest | undefined {
