@@ -83,7 +83,10 @@ export interface DecisionInput {
 
 export class MemoryUsedCodes implements UsedCodes {
   private readonly until = new Map<string, number>();
+  /** The lane's clock as last seen (virtual in the simulator): pruning must not use the wall clock. */
+  private lastNowMs = 0;
   isUsed(codeId: string, nowMs: number): boolean {
+    this.lastNowMs = nowMs;
     const u = this.until.get(codeId);
     if (u === undefined) return false;
     if (u < nowMs) {
@@ -94,7 +97,7 @@ export class MemoryUsedCodes implements UsedCodes {
   }
   markUsed(codeId: string, untilMs: number): void {
     this.until.set(codeId, untilMs);
-    if (this.until.size > 100_000) this.prune(Date.now());
+    if (this.until.size > 100_000) this.prune(this.lastNowMs);
   }
   prune(nowMs: number): void {
     for (const [k, u] of this.until) if (u < nowMs) this.until.delete(k);
