@@ -108,21 +108,14 @@ function withFault(ctx: Ctx, key: string, detail: string | undefined): Record<st
 }
 
 /**
- * Commands reach the link by direct calls on the injected BarrierLink from actions (an event to the
- * barrier actor per command cost ~25% of a passage cycle); the actor brings the link's events in and
- * still accepts commands sent to it, one at a time or as a batch.
+ * The barrier actor brings the link's events in and owns its start/stop. Commands go out by direct calls
+ * on the injected BarrierLink from actions: an event to this actor per command cost ~25% of a passage cycle.
  */
-export type BarrierBatch = { type: 'BATCH'; cmds: BarrierCommand[] };
-
-const barrierActor = fromCallback<BarrierCommand | BarrierBatch, { link: BarrierLink }>(({ sendBack, receive, input }) => {
+const barrierActor = fromCallback<{ type: 'none' }, { link: BarrierLink }>(({ sendBack, input }) => {
   let stopped = false;
   input.link.start((e) => {
     if (!stopped) sendBack(e);
   }).catch((err: Error) => sendBack({ type: 'LINK', up: false, detail: `barrier link failed to start: ${err.message}` }));
-  receive((cmd) => {
-    if (cmd.type === 'BATCH') for (const c of cmd.cmds) input.link.send(c);
-    else input.link.send(cmd);
-  });
   return () => {
     stopped = true;
     void input.link.stop();

@@ -2,7 +2,7 @@
 // status, a direction, and the ground truth the gate's decisions are judged against.
 
 import { seededRandom } from './random.js';
-import { QR_ISSUERS, credentialKey, type Credential, type Direction, type QrIssuer } from '../protocol/credential.js';
+import { credentialKey, type Credential, type Direction, type QrIssuer } from '../protocol/credential.js';
 
 /** Seeded PRNG (mulberry32): the same seed gives the same station, rider for rider. */
 export class Random {

@@ -3,8 +3,8 @@
 import { createActor, fromCallback } from 'xstate';
 import { parseLaneConfig } from '../../firmware/config.js';
 import { decide, type DeciderDeps } from '../../firmware/decider.js';
-import { DecisionCore, type Decision } from '../../firmware/decision.js';
-import { gateMachine, type BarrierBatch, type DecideRequest } from '../../firmware/gate-machine.js';
+import { DecisionCore } from '../../firmware/decision.js';
+import { gateMachine, type DecideRequest } from '../../firmware/gate-machine.js';
 import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal.js';
 import type { ListProvider } from '../../firmware/lists.js';
 import { openSnapshot } from '../../firmware/allowlist-store.js';
@@ -96,7 +96,7 @@ function machineCycles(core: DecisionCore, creds: Credential[], cycles: number):
   let cmds = 0;
   const m = gateMachine.provide({
     actors: {
-      barrier: fromCallback<BarrierCommand | BarrierBatch, any>(() => {}),
+      barrier: fromCallback<{ type: 'none' }, any>(() => {}),
       source: fromCallback(() => {}),
     },
   });
