@@ -34,6 +34,7 @@ const MAGIC_SNAPSHOT = [0x47, 0x4c, 0x53, 0x4e]; // "GLSN"
 const MAGIC_DELTA = [0x47, 0x4c, 0x44, 0x4c]; // "GLDL"
 export const MAX_KEY_BYTES = 255;
 const MAX_BUCKET_BITS = 26;
+export const MAX_SKIP_BITS = 16;
 
 // ---------------------------------------------------------------------------------------------
 // Key encoding
@@ -147,6 +148,8 @@ export interface SnapshotHeader {
   genCount: number;
   genBits: number;
   heapBytes: number;
+  /** Top bits of every entry's code that are fixed (a segment of a segmented list file); 0 for a whole list. */
+  skipBits: number;
   digest: Uint8Array;
   keyId: Uint8Array;
 }
@@ -204,10 +207,12 @@ export function readSnapshotHeader(b: Uint8Array): Checked<SnapshotHeader> {
     genBits: v.getUint8(37),
     genCount: v.getUint32(40, true),
     heapBytes: v.getUint32(44, true),
+    skipBits: v.getUint8(38),
     digest: b.slice(48, 80),
     keyId: b.slice(80, 88),
   };
   if (h.cardBits > MAX_BUCKET_BITS || h.genBits > MAX_BUCKET_BITS) return fail('bad-layout', 'snapshot: bucket bits out of range');
+  if (h.skipBits > MAX_SKIP_BITS) return fail('bad-layout', `snapshot: skip bits ${h.skipBits} out of range`);
   if (snapshotLayout(h).total !== h.bodyBytes) return fail('bad-layout', `snapshot: body length ${h.bodyBytes} does not match its counts`);
   return { ok: true, value: h };
 }
@@ -445,6 +450,7 @@ export class SnapshotView {
   readonly heap: Uint8Array;
   private readonly cShift: number;
   private readonly gShift: number;
+  private readonly skip: number;
   private readonly tmp = new Uint32Array(2);
 
   constructor(readonly bytes: Uint8Array, header: SnapshotHeader) {
@@ -466,6 +472,7 @@ export class SnapshotView {
     this.heap = new Uint8Array(buf, base + L.heap, header.heapBytes);
     this.cShift = header.cardBits === 0 ? -1 : 32 - header.cardBits;
     this.gShift = header.genBits === 0 ? -1 : 32 - header.genBits;
+    this.skip = header.skipBits;
   }
 
   /** Bounds the lookups rely on: bucket index monotonic and within the counts, key offsets inside the heap. O(buckets + generic entries). */
@@ -510,7 +517,7 @@ export class SnapshotView {
   /** Index of the card entry with code (H, L), or -1 - (insertion point). */
   findCard(H: number, L: number): number {
     const hiA = this.cHi, loA = this.cLo;
-    const b = this.cShift < 0 ? 0 : H >>> this.cShift;
+    const b = this.cShift < 0 ? 0 : (H << this.skip) >>> this.cShift;
     let l = this.cBucket[b], r = this.cBucket[b + 1];
     while (l < r) {
       const m = (l + r) >>> 1;
@@ -529,7 +536,7 @@ export class SnapshotView {
   /** Index of the generic entry (hash H:L, exact key), or -1 - (insertion point in (hash, key) order). */
   findGeneric(H: number, L: number, key: string): number {
     const hiA = this.gHi, loA = this.gLo;
-    const b = this.gShift < 0 ? 0 : H >>> this.gShift;
+    const b = this.gShift < 0 ? 0 : (H << this.skip) >>> this.gShift;
     let l = this.gBucket[b], r = this.gBucket[b + 1];
     while (l < r) {
       const m = (l + r) >>> 1;
@@ -633,7 +640,7 @@ export class ListBuilder {
     this.put(key, status);
   }
 
-  /** @internal Like set, but any byte (mergeChanges marks removals with 8). */
+  /** @internal Like set, but any byte (a change set marks removals with REMOVED). */
   put(key: string, status: number): void {
     const t = this.tmp;
     if (encodeCardKey(key, t)) {
@@ -662,16 +669,6 @@ export class ListBuilder {
 
   get size(): number {
     return this.cards.n + this.gens.n;
-  }
-
-  /** @internal One section sorted and deduplicated (for mergeChanges). */
-  sorted(which: 'card' | 'generic'): Generator<void, Columns, void> {
-    return which === 'card' ? sortSectionGen(this.cards, null) : sortSectionGen(this.gens, this.heap);
-  }
-
-  /** @internal The raw key heap the generic section's offsets point into. */
-  heapBytes(): Uint8Array {
-    return this.heap;
   }
 
   /** Lay out the snapshot (unsigned: sign with signList, or keep unsigned for a gate's own file). */
@@ -709,7 +706,7 @@ export class ListBuilder {
 }
 
 /** Write the header of a laid-out snapshot (counts, meta, body digest). */
-type SnapMeta = { version: number; publishedAtMs: number; cardCount: number; cardBits: number; genCount: number; genBits: number; heapBytes: number };
+type SnapMeta = { version: number; publishedAtMs: number; cardCount: number; cardBits: number; genCount: number; genBits: number; heapBytes: number; skipBits?: number };
 export function finishSnapshot(out: Uint8Array, h: SnapMeta): Uint8Array {
   return runToEnd(finishSnapshotGen(out, h));
 }
@@ -720,21 +717,22 @@ function* finishSnapshotGen(out: Uint8Array, h: SnapMeta): Generator<void, Uint8
   v.setUint32(32, h.cardCount, true);
   v.setUint8(36, h.cardBits);
   v.setUint8(37, h.genBits);
+  v.setUint8(38, h.skipBits ?? 0);
   v.setUint32(40, h.genCount, true);
   v.setUint32(44, h.heapBytes, true);
   return out;
 }
 
 /** bk[b] = first index whose bucket (top `bits` of hi) is >= b; bk[2^bits] = n. hi must be sorted. */
-export function fillBuckets(bk: Uint32Array, hi: Uint32Array, n: number, bits: number): void {
-  runToEnd(fillBucketsGen(bk, hi, n, bits));
+export function fillBuckets(bk: Uint32Array, hi: Uint32Array, n: number, bits: number, skip = 0): void {
+  runToEnd(fillBucketsGen(bk, hi, n, bits, skip));
 }
-function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: number): Generator<void, void, void> {
+function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: number, skip = 0): Generator<void, void, void> {
   const nb = 1 << bits;
   const shift = 32 - bits;
   let b = 0;
   for (let i = 0; i < n; i++) {
-    const ib = bits === 0 ? 0 : hi[i] >>> shift;
+    const ib = bits === 0 ? 0 : (hi[i] << skip) >>> shift;
     while (b <= ib) bk[b++] = i;
     if ((i & 0xffff) === 0) yield;
   }
@@ -811,6 +809,38 @@ function swap(a: Uint32Array | Uint8Array, i: number, j: number): void {
 // Applying changes to a snapshot: a merge of two sorted runs, written as a generator that yields
 // every few thousand entries so a gate can apply a large delta between lookups.
 
+/** Status byte that marks a removal inside a change set (never stored in a list). */
+export const REMOVED = 8;
+
+/** A run of entries in a view: cards [c0, c1), other keys [g0, g1). */
+export interface EntryRange { c0: number; c1: number; g0: number; g1: number }
+
+export function wholeRange(v: SnapshotView): EntryRange {
+  return { c0: 0, c1: v.header.cardCount, g0: 0, g1: v.header.genCount };
+}
+
+/** The entries of `v` whose code's top `bits` bits equal `s` (a segment); bits = 0: all of them. */
+export function segmentRange(v: SnapshotView, s: number, bits: number): EntryRange {
+  if (bits === 0) return wholeRange(v);
+  const lo = (s << (32 - bits)) >>> 0;
+  const hiEnd = s + 1 < 2 ** bits ? ((s + 1) << (32 - bits)) >>> 0 : -1;
+  const at = (f: number) => (f >= 0 ? f : -1 - f);
+  const c0 = at(v.findCard(lo, 0)), g0 = at(v.findGeneric(lo, 0, ''));
+  const c1 = hiEnd < 0 ? v.header.cardCount : at(v.findCard(hiEnd, 0));
+  const g1 = hiEnd < 0 ? v.header.genCount : at(v.findGeneric(hiEnd, 0, ''));
+  return { c0, c1, g0, g1 };
+}
+
+/** A change set as a sorted view (removals carry status REMOVED), for mergeSorted and overlays. */
+export function changeSet(changes: readonly ListChange[]): SnapshotView {
+  const b = new ListBuilder(Math.max(16, changes.length));
+  for (const c of changes) b.put(c.key, c.status === 0 ? REMOVED : c.status);
+  const bytes = b.build({ version: 0, publishedAtMs: 0 });
+  const h = readSnapshotHeader(bytes);
+  if (!h.ok) throw new Error(h.detail);
+  return new SnapshotView(bytes, h.value);
+}
+
 /** Merge `changes` (status 0 = remove) into `old`; yields periodically; returns the new (unsigned) snapshot. */
 export function* mergeChanges(
   old: SnapshotView,
@@ -818,114 +848,129 @@ export function* mergeChanges(
   meta: { version: number; publishedAtMs: number },
   sliceEntries = 512,
 ): Generator<void, Uint8Array, void> {
-  // Changes into their own sorted, deduplicated sections (last change to a key wins).
-  const b = new ListBuilder(Math.max(16, changes.length));
-  let k = 0;
-  for (const c of changes) {
-    // A removal is an entry with the marker status 8 (never stored) so it sorts with the rest.
-    b.put(c.key, c.status === 0 ? 8 : c.status);
-    if (++k % sliceEntries === 0) yield;
-  }
-  const cc = yield* b.sorted('card');
-  const gc = yield* b.sorted('generic');
-  const cheap = b.heapBytes();
+  const ch = changeSet(changes);
+  yield;
+  return yield* mergeSorted(old, wholeRange(old), ch, wholeRange(ch), { ...meta, skipBits: old.header.skipBits }, sliceEntries);
+}
 
-  // Exact output counts first, so the new file is allocated once (old + new, never more, in memory).
-  let nc = old.header.cardCount, ng = old.header.genCount, heapBytes = old.header.heapBytes;
-  for (let i = 0; i < cc.n; i++) {
-    const found = old.findCard(cc.hi[i], cc.lo[i]) >= 0;
-    if (cc.st[i] === 8) { if (found) nc--; } else if (!found) nc++;
-    if (i % sliceEntries === 0) yield;
+/**
+ * Merge the range `oR` of `old` with the range `cR` of a change set `ch` (null: none, which copies
+ * the range out as a list of its own). Both are sorted the same way, so this is one linear merge,
+ * written as a generator that yields every few hundred entries so a gate can merge between lookups.
+ * The output has exact sizes: the new bytes are allocated once.
+ */
+export function* mergeSorted(
+  old: SnapshotView,
+  oR: EntryRange,
+  ch: SnapshotView | null,
+  cR: EntryRange,
+  meta: { version: number; publishedAtMs: number; skipBits: number },
+  sliceEntries = 512,
+): Generator<void, Uint8Array, void> {
+  const cc0 = ch ? cR.c0 : 0, cc1 = ch ? cR.c1 : 0, gc0 = ch ? cR.g0 : 0, gc1 = ch ? cR.g1 : 0;
+  // Exact output counts first.
+  let nc = oR.c1 - oR.c0, ng = oR.g1 - oR.g0;
+  let heapBytes = 0;
+  if (oR.g0 === 0 && oR.g1 === old.header.genCount) heapBytes = old.header.heapBytes;
+  else {
+    for (let i = oR.g0; i < oR.g1; i++) {
+      heapBytes += 1 + old.heap[old.gOff[i]];
+      if ((i & 0x3fff) === 0) yield;
+    }
   }
-  for (let i = 0; i < gc.n; i++) {
-    const key = latin1(cheap, gc.off![i] + 1, cheap[gc.off![i]]);
-    const found = old.findGeneric(gc.hi[i], gc.lo[i], key) >= 0;
-    if (gc.st[i] === 8) { if (found) { ng--; heapBytes -= 1 + key.length; } } else if (!found) { ng++; heapBytes += 1 + key.length; }
-    if (i % sliceEntries === 0) yield;
+  if (ch) {
+    for (let j = cc0; j < cc1; j++) {
+      const found = old.findCard(ch.cHi[j], ch.cLo[j]) >= 0;
+      if (ch.cSt[j] === REMOVED) { if (found) nc--; } else if (!found) nc++;
+      if (j % sliceEntries === 0) yield;
+    }
+    for (let j = gc0; j < gc1; j++) {
+      const key = ch.keyAt(j);
+      const found = old.findGeneric(ch.gHi[j], ch.gLo[j], key) >= 0;
+      if (ch.gSt[j] === REMOVED) { if (found) { ng--; heapBytes -= 1 + key.length; } } else if (!found) { ng++; heapBytes += 1 + key.length; }
+      if (j % sliceEntries === 0) yield;
+    }
   }
-  const cardBits = bucketBitsFor(nc), genBits = bucketBitsFor(ng);
-  const hdr = { cardCount: nc, cardBits, genCount: ng, genBits, heapBytes };
+  const skip = meta.skipBits;
+  const cardBits = Math.min(bucketBitsFor(nc), 32 - skip), genBits = Math.min(bucketBitsFor(ng), 32 - skip);
+  const hdr = { cardCount: nc, cardBits, genCount: ng, genBits, heapBytes, skipBits: skip };
   const L = snapshotLayout(hdr);
-  // Allocate without the one-shot zero fill (hundreds of MB at metro scale) and clear it in slices.
+  // Allocate without the one-shot zero fill (hundreds of MB for a whole list) and clear it in slices.
   const out = Buffer.allocUnsafeSlow(HEADER_BYTES + L.total) as Uint8Array;
-  for (let p = 0; p < out.byteLength; p += 1 << 20) {
-    out.fill(0, p, Math.min(out.byteLength, p + (1 << 20)));
+  for (let p = 0; p < out.byteLength; p += 1 << 18) {
+    out.fill(0, p, Math.min(out.byteLength, p + (1 << 18)));
     yield;
   }
   const base = out.byteOffset + HEADER_BYTES;
   const u32 = (at: number, n: number) => new Uint32Array(out.buffer, base + at, n);
   const u8 = (at: number, n: number) => new Uint8Array(out.buffer, base + at, n);
+  const block = sliceEntries * 16;
 
   // Cards.
   {
-    const oH = old.cHi, oL = old.cLo, oS = old.cSt, on = old.header.cardCount;
+    const oH = old.cHi, oL = old.cLo, oS = old.cSt, on = oR.c1;
     const nH = u32(L.cHi, nc), nL = u32(L.cLo, nc), nS = u8(L.cSt, nc);
-    let i = 0, j = 0, w = 0;
-    while (i < on || j < cc.n) {
-      if (j >= cc.n) {
-        // Copy the rest of the old run in slices (memcpy).
-        const e = Math.min(on, i + sliceEntries * 16);
-        nH.set(oH.subarray(i, e), w); nL.set(oL.subarray(i, e), w); nS.set(oS.subarray(i, e), w);
-        w += e - i; i = e;
-        yield;
-        continue;
+    let i = oR.c0, j = cc0, w = 0;
+    while (i < on || j < cc1) {
+      // Old entries before the next change (or all the rest): copied in blocks (memcpy).
+      let stop = on, hit = false;
+      if (j < cc1) {
+        const p = old.findCard(ch!.cHi[j], ch!.cLo[j]);
+        stop = Math.min(on, p >= 0 ? p : -1 - p);
+        hit = p >= 0;
       }
-      // Old entries before the next change: copy in one block.
-      const p = old.findCard(cc.hi[j], cc.lo[j]);
-      const stop = p >= 0 ? p : -1 - p;
       if (stop > i) {
-        const e = Math.min(stop, i + sliceEntries * 16);
+        const e = Math.min(stop, i + block);
         nH.set(oH.subarray(i, e), w); nL.set(oL.subarray(i, e), w); nS.set(oS.subarray(i, e), w);
         w += e - i; i = e;
-        if (e < stop) { yield; continue; }
+        if (e < stop || j >= cc1) { yield; continue; }
       }
-      if (p >= 0) i++; // replaced or removed
-      if (cc.st[j] !== 8) { nH[w] = cc.hi[j]; nL[w] = cc.lo[j]; nS[w] = cc.st[j]; w++; }
+      if (j >= cc1) continue;
+      if (hit) i++; // replaced or removed
+      if (ch!.cSt[j] !== REMOVED) { nH[w] = ch!.cHi[j]; nL[w] = ch!.cLo[j]; nS[w] = ch!.cSt[j]; w++; }
       j++;
       if (j % sliceEntries === 0) yield;
     }
-    yield* fillBucketsGen(u32(L.cBucket, (1 << cardBits) + 1), nH, nc, cardBits);
+    yield* fillBucketsGen(u32(L.cBucket, (1 << cardBits) + 1), nH, nc, cardBits, skip);
   }
-  // Generic keys (few compared with cards): entry by entry, rebuilding the key heap.
+  // Other keys (few compared with cards): entry by entry, rebuilding the key heap in entry order.
   {
-    const on = old.header.genCount;
+    const on = oR.g1;
     const nH = u32(L.gHi, ng), nL = u32(L.gLo, ng), nO = u32(L.gOff, ng), nS = u8(L.gSt, ng), heap = u8(L.heap, heapBytes);
-    let i = 0, j = 0, w = 0, hp = 0;
-    const copyOld = (idx: number) => {
-      const o = old.gOff[idx], len = 1 + old.heap[o];
-      heap.set(old.heap.subarray(o, o + len), hp);
-      nH[w] = old.gHi[idx]; nL[w] = old.gLo[idx]; nS[w] = old.gSt[idx]; nO[w] = hp;
-      hp += len; w++;
-    };
-    let n = 0;
-    while (i < on || j < gc.n) {
+    const oheap = old.heap, cheap = ch ? ch.heap : oheap;
+    let i = oR.g0, j = gc0, w = 0, hp = 0, n = 0;
+    while (i < on || j < gc1) {
       let cmp: number;
-      if (j >= gc.n) cmp = -1;
+      if (j >= gc1) cmp = -1;
       else if (i >= on) cmp = 1;
       else {
-        cmp = old.gHi[i] !== gc.hi[j] ? (old.gHi[i] < gc.hi[j] ? -1 : 1) : old.gLo[i] !== gc.lo[j] ? (old.gLo[i] < gc.lo[j] ? -1 : 1) : 0;
+        cmp = old.gHi[i] !== ch!.gHi[j] ? (old.gHi[i] < ch!.gHi[j] ? -1 : 1) : old.gLo[i] !== ch!.gLo[j] ? (old.gLo[i] < ch!.gLo[j] ? -1 : 1) : 0;
         if (cmp === 0) {
-          const co = old.gOff[i], no = gc.off![j];
-          const la = old.heap[co], lb = cheap[no];
+          const co = old.gOff[i], no = ch!.gOff[j];
+          const la = oheap[co], lb = cheap[no];
           const m = Math.min(la, lb);
-          for (let q = 1; q <= m && cmp === 0; q++) cmp = old.heap[co + q] - cheap[no + q];
+          for (let q = 1; q <= m && cmp === 0; q++) cmp = oheap[co + q] - cheap[no + q];
           if (cmp === 0) cmp = la - lb;
         }
       }
-      if (cmp < 0) copyOld(i++);
-      else {
+      if (cmp < 0) {
+        const o = old.gOff[i], len = 1 + oheap[o];
+        heap.set(oheap.subarray(o, o + len), hp);
+        nH[w] = old.gHi[i]; nL[w] = old.gLo[i]; nS[w] = old.gSt[i]; nO[w] = hp;
+        hp += len; w++; i++;
+      } else {
         if (cmp === 0) i++;
-        if (gc.st[j] !== 8) {
-          const o = gc.off![j], len = 1 + cheap[o];
+        if (ch!.gSt[j] !== REMOVED) {
+          const o = ch!.gOff[j], len = 1 + cheap[o];
           heap.set(cheap.subarray(o, o + len), hp);
-          nH[w] = gc.hi[j]; nL[w] = gc.lo[j]; nS[w] = gc.st[j]; nO[w] = hp;
+          nH[w] = ch!.gHi[j]; nL[w] = ch!.gLo[j]; nS[w] = ch!.gSt[j]; nO[w] = hp;
           hp += len; w++;
         }
         j++;
       }
       if (++n % sliceEntries === 0) yield;
     }
-    yield* fillBucketsGen(u32(L.gBucket, (1 << genBits) + 1), nH, ng, genBits);
+    yield* fillBucketsGen(u32(L.gBucket, (1 << genBits) + 1), nH, ng, genBits, skip);
   }
   return yield* finishSnapshotGen(out, { ...meta, ...hdr });
 }
