@@ -673,8 +673,13 @@ export class ListBuilder {
 
   /** Lay out the snapshot (unsigned: sign with signList, or keep unsigned for a gate's own file). */
   build(meta: { version: number; publishedAtMs: number }): Uint8Array {
-    const c = sortSection(this.cards, null);
-    const g = sortSection(this.gens, this.heap);
+    return runToEnd(this.buildGen(meta));
+  }
+
+  /** build, yielding every few thousand entries (a gate builds change sets while it serves). */
+  *buildGen(meta: { version: number; publishedAtMs: number }): Generator<void, Uint8Array, void> {
+    const c = yield* sortSectionGen(this.cards, null);
+    const g = yield* sortSectionGen(this.gens, this.heap);
     // Compact the key heap in entry order (drops replaced duplicates).
     let heapBytes = 0;
     for (let i = 0; i < g.n; i++) heapBytes += 1 + this.heap[g.off![i]];
@@ -686,11 +691,11 @@ export class ListBuilder {
     const u32 = (at: number, n: number) => new Uint32Array(out.buffer, out.byteOffset + HEADER_BYTES + at, n);
     u32(L.cHi, c.n).set(c.hi.subarray(0, c.n));
     u32(L.cLo, c.n).set(c.lo.subarray(0, c.n));
-    fillBuckets(u32(L.cBucket, (1 << cardBits) + 1), c.hi, c.n, cardBits);
+    yield* fillBucketsGen(u32(L.cBucket, (1 << cardBits) + 1), c.hi, c.n, cardBits);
     body.set(c.st.subarray(0, c.n), L.cSt);
     u32(L.gHi, g.n).set(g.hi.subarray(0, g.n));
     u32(L.gLo, g.n).set(g.lo.subarray(0, g.n));
-    fillBuckets(u32(L.gBucket, (1 << genBits) + 1), g.hi, g.n, genBits);
+    yield* fillBucketsGen(u32(L.gBucket, (1 << genBits) + 1), g.hi, g.n, genBits);
     body.set(g.st.subarray(0, g.n), L.gSt);
     const offs = u32(L.gOff, g.n);
     let p = 0;
@@ -700,8 +705,9 @@ export class ListBuilder {
       body.set(this.heap.subarray(o, o + len), L.heap + p);
       offs[i] = p;
       p += len;
+      if ((i & 0x3fff) === 0) yield;
     }
-    return finishSnapshot(out, { version: meta.version, publishedAtMs: meta.publishedAtMs, ...h });
+    return yield* finishSnapshotGen(out, { version: meta.version, publishedAtMs: meta.publishedAtMs, ...h });
   }
 }
 
@@ -740,9 +746,6 @@ function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: numb
 }
 
 /** Sort one section by (hi, lo[, key bytes]) and keep the last of equal keys. */
-function sortSection(cols: Columns, heap: Uint8Array | null): Columns {
-  return runToEnd(sortSectionGen(cols, heap));
-}
 function* sortSectionGen(cols: Columns, heap: Uint8Array | null): Generator<void, Columns, void> {
   const n = cols.n;
   const bits = Math.min(20, bucketBitsFor(n));
@@ -773,8 +776,14 @@ function* sortSectionGen(cols: Columns, heap: Uint8Array | null): Generator<void
     if (L[i] !== L[j]) return L[i] < L[j];
     return O !== null && heap !== null && compareBytes(heap, O[i], O[j]) < 0;
   };
+  let sinceYield = 0;
   for (let b = 0; b < nb; b++) {
     const s = count[b], e = count[b + 1];
+    sinceYield += e - s + 1;
+    if (sinceYield > 2048) {
+      sinceYield = 0;
+      yield;
+    }
     for (let i = s + 1; i < e; i++) {
       let j = i;
       while (j > s && less(j, j - 1)) {
@@ -783,7 +792,6 @@ function* sortSectionGen(cols: Columns, heap: Uint8Array | null): Generator<void
         j--;
       }
     }
-    if ((b & 0x3fff) === 0) yield;
   }
   // Dedupe: keep the last of each run of equal keys.
   let w = 0;
@@ -833,9 +841,16 @@ export function segmentRange(v: SnapshotView, s: number, bits: number): EntryRan
 
 /** A change set as a sorted view (removals carry status REMOVED), for mergeSorted and overlays. */
 export function changeSet(changes: readonly ListChange[]): SnapshotView {
+  return runToEnd(changeSetGen(changes));
+}
+export function* changeSetGen(changes: readonly ListChange[], sliceEntries = 512): Generator<void, SnapshotView, void> {
   const b = new ListBuilder(Math.max(16, changes.length));
-  for (const c of changes) b.put(c.key, c.status === 0 ? REMOVED : c.status);
-  const bytes = b.build({ version: 0, publishedAtMs: 0 });
+  let k = 0;
+  for (const c of changes) {
+    b.put(c.key, c.status === 0 ? REMOVED : c.status);
+    if (++k % sliceEntries === 0) yield;
+  }
+  const bytes = yield* b.buildGen({ version: 0, publishedAtMs: 0 });
   const h = readSnapshotHeader(bytes);
   if (!h.ok) throw new Error(h.detail);
   return new SnapshotView(bytes, h.value);
@@ -848,8 +863,7 @@ export function* mergeChanges(
   meta: { version: number; publishedAtMs: number },
   sliceEntries = 512,
 ): Generator<void, Uint8Array, void> {
-  const ch = changeSet(changes);
-  yield;
+  const ch = yield* changeSetGen(changes, sliceEntries);
   return yield* mergeSorted(old, wholeRange(old), ch, wholeRange(ch), { ...meta, skipBits: old.header.skipBits }, sliceEntries);
 }
 

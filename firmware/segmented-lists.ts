@@ -1,0 +1,341 @@
+// The gate's lists at metro scale, held as segments: 2^k small snapshots (protocol/list-format.ts),
+// segment s holding every key whose 32-bit code starts with the k bits of s. Why segments: a delta
+// can then be merged one segment at a time, so applying it needs the list plus one segment of
+// memory, not two whole lists (50 M entries are ~620 MB; a gate box has 1 GB).
+//
+// Applying a delta is atomic for readers: the new version is served at once as the old segments
+// plus an overlay (the delta's changes, sorted), and the overlay answers first. The segments are then
+// rewritten one by one in the background; a rewritten segment holds exactly what overlay + old
+// segment answered, so no reader can see the difference. When all are rewritten the overlay goes.
+//
+// On disk this is a segmented list file (layout in protocol/README.md "Segmented list file"),
+// replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
+
+import { createHash } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import {
+  HEADER_BYTES,
+  MAX_SKIP_BITS,
+  REMOVED,
+  SnapshotView,
+  bindingOf,
+  changeSetGen,
+  encodeCardKey,
+  hashKey,
+  isBlockedByte,
+  mergeSorted,
+  readSnapshotHeader,
+  segmentRange,
+  verifySnapshotGen,
+  wholeRange,
+  ListBuilder,
+  type Checked,
+  type ListChange,
+} from '../protocol/list-format.js';
+import { syncDir } from './atomic-file.js';
+import { ListFileError } from './allowlist-store.js';
+import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './lists.js';
+
+/** About 64 k entries per segment (well under a megabyte: one segment merges in about a millisecond). */
+export function segmentBitsFor(entries: number): number {
+  let b = 0;
+  while (b < MAX_SKIP_BITS && 2 ** b * 65_536 < entries) b++;
+  return b;
+}
+
+function viewOf(bytes: Uint8Array): SnapshotView {
+  const h = readSnapshotHeader(bytes);
+  if (!h.ok) throw new Error(`segment: ${h.detail}`);
+  return new SnapshotView(bytes, h.value);
+}
+
+export class SegmentedLists implements ListSnapshot {
+  readonly allowlist: Allowlist;
+  readonly denylist: Denylist;
+  /** Resolves when the overlay has been merged into the segments (at once when there is none). */
+  settled: Promise<void> = Promise.resolve();
+  private readonly shift: number;
+  private readonly tmp = new Uint32Array(2);
+
+  constructor(
+    readonly version: number,
+    readonly publishedAtMs: number,
+    readonly segmentBits: number,
+    /** Owned by this version: the background merge replaces entries in place. */
+    readonly segments: SnapshotView[],
+    private overlay: SnapshotView | null,
+    private readonly entries: number,
+  ) {
+    if (segments.length !== 2 ** segmentBits) throw new Error(`${segments.length} segments for ${segmentBits} bits`);
+    this.shift = segmentBits === 0 ? -1 : 32 - segmentBits;
+    const self = this;
+    this.allowlist = {
+      lookup: (key: string): BindingStatus | undefined => bindingOf(this.statusByte(key)),
+      get size() {
+        return self.entries;
+      },
+    };
+    this.denylist = { isBlocked: (key: string) => isBlockedByte(this.statusByte(key)) };
+  }
+
+  get size(): number {
+    return this.entries;
+  }
+
+  /** True while a delta is being merged into the segments. */
+  get merging(): boolean {
+    return this.overlay !== null;
+  }
+
+  /** The status byte of a key (protocol/list-format.ts; 0 = no entry). */
+  statusByte(key: string): number {
+    const t = this.tmp;
+    const card = key.charCodeAt(0) === 99 /* c */ && encodeCardKey(key, t);
+    if (!card) hashKey(key, t);
+    return this.statusAt(card, t[0], t[1], key);
+  }
+
+  /** Status byte by code: a card's (H, L), or another key's hash (H, L) plus the key itself. */
+  statusAt(card: boolean, H: number, L: number, key: string): number {
+    const ov = this.overlay;
+    if (ov !== null) {
+      const i = card ? ov.findCard(H, L) : ov.findGeneric(H, L, key);
+      if (i >= 0) {
+        const s = card ? ov.cSt[i] : ov.gSt[i];
+        return s === REMOVED ? 0 : s;
+      }
+    }
+    const seg = this.segments[this.shift < 0 ? 0 : H >>> this.shift];
+    return card ? seg.cardStatus(H, L) : seg.genericStatus(H, L, key);
+  }
+
+  /** Merge the overlay into the segments, one segment per step; readers keep seeing the same answers. */
+  *mergeOverlayGen(sliceEntries = 512): Generator<void, void, void> {
+    const ov = this.overlay;
+    if (ov === null) return;
+    for (let s = 0; s < this.segments.length; s++) {
+      const r = segmentRange(ov, s, this.segmentBits);
+      if (r.c0 === r.c1 && r.g0 === r.g1) continue;
+      const seg = this.segments[s];
+      const bytes = yield* mergeSorted(seg, wholeRange(seg), ov, r, { version: this.version, publishedAtMs: this.publishedAtMs, skipBits: this.segmentBits }, sliceEntries);
+      this.segments[s] = viewOf(bytes);
+      yield;
+    }
+    this.overlay = null;
+  }
+}
+
+/** Version 0: nothing synced yet (every credential unregistered). */
+export function emptySegmentedLists(): SegmentedLists {
+  const seg = viewOf(new ListBuilder(16).build({ version: 0, publishedAtMs: 0 }));
+  return new SegmentedLists(0, 0, 0, [seg], null, 0);
+}
+
+/** Cut a whole verified snapshot into segments (a copy: the snapshot's bytes can be dropped after). */
+export function* splitSnapshotGen(view: SnapshotView, segmentBits = segmentBitsFor(view.size), sliceEntries = 512): Generator<void, SegmentedLists, void> {
+  const h = view.header;
+  if (h.skipBits !== 0) throw new Error('splitSnapshot: already a segment');
+  const segs: SnapshotView[] = [];
+  for (let s = 0; s < 2 ** segmentBits; s++) {
+    const r = segmentRange(view, s, segmentBits);
+    segs.push(viewOf(yield* mergeSorted(view, r, null, r, { version: h.version, publishedAtMs: h.publishedAtMs, skipBits: segmentBits }, sliceEntries)));
+    yield;
+  }
+  return new SegmentedLists(h.version, h.publishedAtMs, segmentBits, segs, null, view.size);
+}
+
+/**
+ * The next version: `old` with `changes` applied (status 0 removes). Served at once through an
+ * overlay; call `settled` (or let writeListFile wait for it) for the segments to catch up. `old` is
+ * not touched and stays valid for readers that still hold it.
+ */
+export function* applyChangesGen(
+  old: SegmentedLists,
+  changes: readonly ListChange[],
+  meta: { version: number; publishedAtMs: number },
+  sliceEntries = 512,
+): Generator<void, SegmentedLists, void> {
+  if (old.merging) throw new Error('applyChanges: the previous delta is still being merged (await settled first)');
+  const ov = yield* changeSetGen(changes, sliceEntries);
+  // The new entry count: each distinct change either adds, replaces or removes.
+  let entries = old.size;
+  const count = (present: boolean, st: number) => {
+    if (st === REMOVED) entries -= present ? 1 : 0;
+    else entries += present ? 0 : 1;
+  };
+  for (let i = 0; i < ov.header.cardCount; i++) {
+    count(old.statusAt(true, ov.cHi[i], ov.cLo[i], '') !== 0, ov.cSt[i]);
+    if (i % sliceEntries === 0) yield;
+  }
+  for (let i = 0; i < ov.header.genCount; i++) {
+    count(old.statusAt(false, ov.gHi[i], ov.gLo[i], ov.keyAt(i)) !== 0, ov.gSt[i]);
+    if (i % sliceEntries === 0) yield;
+  }
+  return new SegmentedLists(meta.version, meta.publishedAtMs, old.segmentBits, old.segments.slice(), ov, entries);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The segmented list file (protocol/README.md "Segmented list file")
+
+const FILE_MAGIC = Buffer.from('GLSG', 'latin1');
+const FILE_FORMAT = 1;
+const FILE_HEADER = 64;
+const DIR_ENTRY = 48;
+
+const sha256 = (...parts: Uint8Array[]) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest());
+};
+
+/** Write `lists` (after its merge settles) to `path`: new file, fsync, rename, fsync the directory. */
+export async function writeListFile(path: string, lists: SegmentedLists): Promise<void> {
+  await lists.settled;
+  const segs = lists.segments.slice();
+  const dir = new Uint8Array(segs.length * DIR_ENTRY);
+  const dv = new DataView(dir.buffer);
+  let at = FILE_HEADER + dir.byteLength;
+  for (let s = 0; s < segs.length; s++) {
+    const b = segs[s].bytes;
+    dv.setBigUint64(s * DIR_ENTRY, BigInt(at), true);
+    dv.setBigUint64(s * DIR_ENTRY + 8, BigInt(b.byteLength), true);
+    dir.set(sha256(b.subarray(0, HEADER_BYTES)), s * DIR_ENTRY + 16);
+    at += b.byteLength;
+  }
+  const head = new Uint8Array(FILE_HEADER);
+  const hv = new DataView(head.buffer);
+  head.set(FILE_MAGIC, 0);
+  hv.setUint16(4, FILE_FORMAT, true);
+  hv.setUint16(6, FILE_HEADER, true);
+  hv.setUint32(8, lists.version, true);
+  hv.setUint8(12, lists.segmentBits);
+  hv.setBigUint64(16, BigInt(Math.max(0, Math.floor(lists.publishedAtMs))), true);
+  hv.setBigUint64(24, BigInt(lists.size), true);
+  head.set(sha256(head.subarray(0, 32), dir), 32);
+
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  try {
+    await writeAll(fh, head);
+    await writeAll(fh, dir);
+    for (const seg of segs) await writeAll(fh, seg.bytes);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  await syncDir(dirname(path));
+}
+
+async function writeAll(fh: FileHandle, b: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < b.byteLength) at += (await fh.write(b, at, Math.min(b.byteLength - at, 1 << 24))).bytesWritten;
+}
+
+async function readAll(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
+  let at = 0;
+  while (at < into.byteLength) {
+    const { bytesRead } = await fh.read(into, at, into.byteLength - at, position + at);
+    if (bytesRead === 0) throw new ListFileError('list-file-short', `${path}: ends inside a segment`);
+    at += bytesRead;
+  }
+}
+
+const bad = (code: string, path: string, detail: string) => new ListFileError(`list-file-${code}`, `${path}: ${detail}`);
+
+/**
+ * Load the gate's segmented list file at boot: every header, directory and segment layout is checked
+ * before the first lookup; the segments' SHA-256 is checked in the background in time slices.
+ * `verified` resolves false (with the reason) if a body turns out damaged: drop the lists and resync.
+ */
+export async function openListFile(path: string, sliceMs = 0.5): Promise<{ lists: SegmentedLists; verified: Promise<Checked<true>> }> {
+  const fh = await open(path, 'r');
+  let lists: SegmentedLists;
+  const raw: Uint8Array[] = [];
+  try {
+    const { size } = await fh.stat();
+    if (size < FILE_HEADER) throw bad('too-short', path, `${size} bytes`);
+    const head = new Uint8Array(FILE_HEADER);
+    await readAll(fh, head, 0, path);
+    const hv = new DataView(head.buffer);
+    if (!FILE_MAGIC.equals(head.subarray(0, 4))) throw bad('bad-magic', path, 'not a segmented list file');
+    if (hv.getUint16(4, true) !== FILE_FORMAT || hv.getUint16(6, true) !== FILE_HEADER) throw bad('unsupported-format', path, `format ${hv.getUint16(4, true)}`);
+    const version = hv.getUint32(8, true);
+    const bits = hv.getUint8(12);
+    if (bits > MAX_SKIP_BITS) throw bad('bad-layout', path, `segment bits ${bits}`);
+    const publishedAtMs = Number(hv.getBigUint64(16, true));
+    const entries = Number(hv.getBigUint64(24, true));
+    const n = 2 ** bits;
+    if (FILE_HEADER + n * DIR_ENTRY > size) throw bad('too-short', path, 'directory cut short');
+    const dir = new Uint8Array(n * DIR_ENTRY);
+    await readAll(fh, dir, FILE_HEADER, path);
+    if (!Buffer.from(sha256(head.subarray(0, 32), dir)).equals(head.subarray(32, 64))) throw bad('bad-digest', path, 'header or directory damaged');
+    const dv = new DataView(dir.buffer);
+    const segs: SnapshotView[] = [];
+    let total = 0;
+    for (let s = 0; s < n; s++) {
+      const off = Number(dv.getBigUint64(s * DIR_ENTRY, true)), len = Number(dv.getBigUint64(s * DIR_ENTRY + 8, true));
+      if (off % 8 !== 0 || len < HEADER_BYTES || off + len > size) throw bad('bad-layout', path, `segment ${s} outside the file`);
+      const b = Buffer.allocUnsafeSlow(len) as Uint8Array;
+      await readAll(fh, b, off, path);
+      if (!Buffer.from(sha256(b.subarray(0, HEADER_BYTES))).equals(dir.subarray(s * DIR_ENTRY + 16, s * DIR_ENTRY + 48))) throw bad('bad-digest', path, `segment ${s} header damaged`);
+      const h = readSnapshotHeader(b);
+      if (!h.ok) throw bad(h.error, path, `segment ${s}: ${h.detail}`);
+      if (h.value.skipBits !== bits || h.value.bodyBytes + HEADER_BYTES !== len) throw bad('bad-layout', path, `segment ${s} does not fit the directory`);
+      const v = new SnapshotView(b, h.value);
+      const ok = v.checkBounds();
+      if (!ok.ok) throw bad(ok.error, path, `segment ${s}: ${ok.detail}`);
+      segs.push(v);
+      raw.push(b);
+      total += v.size;
+    }
+    if (total !== entries) throw bad('bad-layout', path, `segments hold ${total} entries, header says ${entries}`);
+    lists = new SegmentedLists(version, publishedAtMs, bits, segs, null, entries);
+  } finally {
+    await fh.close();
+  }
+  const verified = runSliced(
+    (function* (): Generator<void, Checked<true>, void> {
+      for (let s = 0; s < raw.length; s++) {
+        const r = yield* verifySnapshotGen(raw[s], null);
+        if (!r.ok) return { ok: false, error: r.error, detail: `segment ${s}: ${r.detail}` };
+      }
+      return { ok: true, value: true };
+    })(),
+    sliceMs,
+  );
+  return { lists, verified };
+}
+
+/** Run a generator to its end, yielding to the event loop whenever a slice exceeds `sliceMs`. */
+export async function runSliced<T>(g: Generator<void, T, void>, sliceMs = 0.5): Promise<T> {
+  let until = performance.now() + sliceMs;
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+    if (performance.now() >= until) {
+      await new Promise<void>((res) => setImmediate(res));
+      until = performance.now() + sliceMs;
+    }
+  }
+}
+
+/**
+ * Apply changes in time slices: resolves with the new version as soon as its overlay is built (swap
+ * it in then); its segments are merged in the background (`settled`). Waits for `old` to settle first.
+ */
+export async function applyChanges(
+  old: SegmentedLists,
+  changes: readonly ListChange[],
+  meta: { version: number; publishedAtMs: number },
+  sliceMs = 0.5,
+): Promise<SegmentedLists> {
+  await old.settled;
+  const next = await runSliced(applyChangesGen(old, changes, meta), sliceMs);
+  next.settled = runSliced(next.mergeOverlayGen(), sliceMs);
+  return next;
+}
