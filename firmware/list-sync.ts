@@ -1,7 +1,8 @@
 // Keeps the gate's lists in step with the back office: polls over HTTP, fetches the deltas since its
 // version (or the latest snapshot when it is too far behind or a delta is missing), verifies every
-// byte before use, applies off the hot path in time slices, persists atomically (write + fsync +
-// rename), then swaps what current() returns in one assignment: a reader sees old or new, never a mix.
+// byte before use, applies off the hot path (a worker thread: firmware/list-merger.ts), swaps what
+// current() returns in one assignment (a reader sees old or new, never a mix), then persists the
+// segmented list file atomically (write + fsync + rename; a crash leaves the old file).
 // Also fetches the issuer trust-list document (opaque signed bytes) and hands it on.
 //
 // HTTP API (simulator/backoffice/openapi.yaml):
@@ -12,9 +13,11 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { type TrustedListKey } from '../protocol/list-format.js';
 import { systemClock, type Clock } from '../drivers/seams.js';
-import { applyChanges, emptyLists, loadListFileFast, openSnapshot, runSliced, writeFileAtomic, type StoredLists } from './allowlist-store.js';
+import { openSnapshot, writeFileAtomic } from './allowlist-store.js';
+import { ListMerger } from './list-merger.js';
+import { SegmentedLists, emptySegmentedLists, openListFile, runSliced, splitSnapshotGen, writeListFile } from './segmented-lists.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -36,6 +39,8 @@ export interface ListSyncOptions {
   maxResponseBytes?: number;
   /** Longest uninterrupted slice of apply work on the event loop. */
   sliceMs?: number;
+  /** Where deltas are merged: the default (a worker thread when compiled), or a given merger (tests). */
+  merger?: ListMerger;
   clock?: Clock;
   log?: Logger;
 }
@@ -60,13 +65,16 @@ export type SyncOutcome =
 
 class HttpFailure extends Error {}
 
+const LIST_FILE = 'lists.seg';
+
 /**
  * ListProvider backed by the back office. Events: 'alarm' (SyncAlarm, detail), 'version' (ListSnapshot),
  * 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
  */
 export class ListSync extends EventEmitter implements ListProvider {
-  private lists: StoredLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock'>>;
+  private lists: SegmentedLists;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger'>>;
+  readonly merger: ListMerger;
   private readonly clock: Clock;
   private readonly log: Logger;
   private timer: unknown;
@@ -81,7 +89,7 @@ export class ListSync extends EventEmitter implements ListProvider {
   /** Called with each new issuer trust-list document (also the one on disk at open). */
   onIssuerKeys: ((bytes: Uint8Array) => void) | undefined;
 
-  private constructor(opts: ListSyncOptions, lists: StoredLists) {
+  private constructor(opts: ListSyncOptions, lists: SegmentedLists) {
     super();
     this.o = {
       pollMs: 30_000,
@@ -97,10 +105,12 @@ export class ListSync extends EventEmitter implements ListProvider {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLogger;
     this.lists = lists;
+    this.merger = opts.merger ?? new ListMerger(undefined, this.o.sliceMs);
   }
 
+  /** The gate's segmented list file. */
   get snapshotPath(): string {
-    return join(this.o.dir, 'lists.snap');
+    return join(this.o.dir, LIST_FILE);
   }
   get issuerKeysPath(): string {
     return join(this.o.dir, 'issuer-keys.bin');
@@ -110,11 +120,11 @@ export class ListSync extends EventEmitter implements ListProvider {
   static async open(opts: ListSyncOptions, onIssuerKeys?: (bytes: Uint8Array) => void): Promise<ListSync> {
     await mkdir(opts.dir, { recursive: true });
     const log = opts.log ?? silentLogger;
-    let lists: StoredLists;
+    let lists: SegmentedLists;
     let verified: Promise<unknown> | undefined;
     let damage: string | undefined;
     try {
-      const f = await loadListFileFast(join(opts.dir, 'lists.snap'), opts.sliceMs ?? 0.5);
+      const f = await openListFile(join(opts.dir, LIST_FILE), opts.sliceMs ?? 0.5);
       lists = f.lists;
       verified = f.verified;
     } catch (e) {
@@ -122,7 +132,7 @@ export class ListSync extends EventEmitter implements ListProvider {
         damage = (e as Error).message;
         log.error({ err: damage }, 'list file unusable; starting empty until the next sync');
       }
-      lists = emptyLists();
+      lists = emptySegmentedLists();
     }
     const s = new ListSync(opts, lists);
     s.onIssuerKeys = onIssuerKeys;
@@ -138,7 +148,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(([r]) => {
       const c = r as { ok: boolean; detail?: string };
       if (c.ok) return true;
-      if (s.lists === lists) s.lists = emptyLists();
+      if (s.lists === lists) s.lists = emptySegmentedLists();
       s.emit('alarm', 'list-rejected', `list file on disk is damaged (${c.detail}); dropped, resyncing`);
       return false;
     });
@@ -168,12 +178,13 @@ export class ListSync extends EventEmitter implements ListProvider {
     this.schedule(0);
   }
 
-  /** Stop polling and wait for a round in flight. */
+  /** Stop polling and wait for a round in flight (and its merge worker). */
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     await this.inFlight?.catch(() => {});
+    await this.merger.close();
   }
 
   private schedule(ms: number): void {
@@ -233,19 +244,14 @@ export class ListSync extends EventEmitter implements ListProvider {
     if (r.status === 204) return { kind: 'up-to-date', version: from };
     if (r.status === 410 || r.status === 404 || r.status === 409 || from === 0) return this.syncSnapshot(from);
     if (r.status !== 200) throw new HttpFailure(`deltas: HTTP ${r.status}`);
-    const v = await runSliced(verifyDeltasGen(r.body, this.o.trustedKeys), this.o.sliceMs);
-    if (!v.ok) return this.reject(v.error, v.detail);
-    if (v.value.length === 0) return { kind: 'up-to-date', version: from };
-    const first = v.value[0].header, last = v.value[v.value.length - 1].header;
-    if (first.fromVersion !== from) {
-      return this.reject(first.fromVersion < from ? 'replayed' : 'gap', `delta starts at ${first.fromVersion}, gate is at ${from}`);
-    }
-    const changes = v.value.length === 1 ? v.value[0].changes : v.value.flatMap((d) => d.changes);
-    const next = await applyChanges(this.lists, changes, { version: last.toVersion, publishedAtMs: last.publishedAtMs }, this.o.sliceMs);
-    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
-    this.swap(next);
-    this.counters.deltasApplied += v.value.length;
-    return { kind: 'applied', via: 'deltas', from, to: last.toVersion };
+    const d = await this.merger.applyDeltas(this.lists, r.body, this.o.trustedKeys);
+    if (d.kind === 'rejected') return this.reject(d.error, d.detail);
+    if (d.kind === 'empty') return { kind: 'up-to-date', version: from };
+    // Served from here on; the segments catch up in the background, then the file is written.
+    this.swap(d.next);
+    this.counters.deltasApplied += d.deltas;
+    if (!(await this.persist(d.next))) return { kind: 'failed', detail: 'list file write failed' };
+    return { kind: 'applied', via: 'deltas', from, to: d.to };
   }
 
   private async syncSnapshot(from: number): Promise<SyncOutcome> {
@@ -253,18 +259,19 @@ export class ListSync extends EventEmitter implements ListProvider {
     if (r.status !== 200) throw new HttpFailure(`snapshot: HTTP ${r.status}`);
     const s = await openSnapshot(r.body, this.o.trustedKeys, this.o.sliceMs);
     if (!s.ok) return this.reject(s.error, s.detail);
-    const next = s.value;
-    if (next.version === from) return { kind: 'up-to-date', version: from };
-    if (next.version < from) return this.reject('replayed', `snapshot version ${next.version} is older than the gate's ${from}`);
-    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
+    if (s.value.version === from) return { kind: 'up-to-date', version: from };
+    if (s.value.version < from) return this.reject('replayed', `snapshot version ${s.value.version} is older than the gate's ${from}`);
+    await this.lists.settled;
+    const next = await runSliced(splitSnapshotGen(s.value.view), this.o.sliceMs);
     this.swap(next);
     this.counters.snapshotsApplied++;
+    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
     return { kind: 'applied', via: 'snapshot', from, to: next.version };
   }
 
-  private async persist(next: StoredLists): Promise<boolean> {
+  private async persist(next: SegmentedLists): Promise<boolean> {
     try {
-      await writeFileAtomic(this.snapshotPath, next.bytes);
+      await writeListFile(this.snapshotPath, next);
       return true;
     } catch (e) {
       this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);
@@ -272,7 +279,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     }
   }
 
-  private swap(next: StoredLists): void {
+  private swap(next: SegmentedLists): void {
     const from = this.lists.version;
     this.lists = next;
     this.log.info({ from, to: next.version, entries: next.allowlist.size }, 'lists updated');

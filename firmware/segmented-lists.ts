@@ -29,6 +29,7 @@ import {
   segmentRange,
   verifySnapshotGen,
   wholeRange,
+  runToEnd,
   ListBuilder,
   type Checked,
   type ListChange,
@@ -44,7 +45,46 @@ export function segmentBitsFor(entries: number): number {
   return b;
 }
 
-function viewOf(bytes: Uint8Array): SnapshotView {
+/**
+ * Segment memory is shared (SharedArrayBuffer) so the merge worker (firmware/list-merge-worker.ts)
+ * reads the segments the gate serves from, and hands back new ones, without copying a byte.
+ */
+export function sharedBytes(n: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(n));
+}
+
+/** Room to grow: a segment's buffer is reused for merges until a merge outgrows it. */
+export function withSlack(n: number): number {
+  return (n + (n >>> 5) + 4096 + 7) & ~7;
+}
+
+/**
+ * Segment buffers that no version reads any more, kept for the next merges: a delta then rewrites
+ * the list inside the memory it already has (no garbage for the collector, no growth in RSS).
+ */
+export class SpareSegments {
+  private readonly free: Uint8Array[] = [];
+  constructor(private readonly keep = 8) {}
+  get count(): number {
+    return this.free.length;
+  }
+  /** Give back a segment's whole buffer (only once no version can read it). */
+  put(bytes: Uint8Array): void {
+    if (this.free.length < this.keep) this.free.push(new Uint8Array(bytes.buffer, 0, bytes.buffer.byteLength));
+  }
+  takeAll(): Uint8Array[] {
+    return this.free.splice(0);
+  }
+  /** n bytes: a spare buffer's start when one is big enough, else a new shared buffer with slack. */
+  take = (n: number): Uint8Array => {
+    for (let i = 0; i < this.free.length; i++) {
+      if (this.free[i].byteLength >= n) return this.free.splice(i, 1)[0].subarray(0, n);
+    }
+    return new Uint8Array(new SharedArrayBuffer(withSlack(n)), 0, n);
+  };
+}
+
+export function viewOf(bytes: Uint8Array): SnapshotView {
   const h = readSnapshotHeader(bytes);
   if (!h.ok) throw new Error(`segment: ${h.detail}`);
   return new SnapshotView(bytes, h.value);
@@ -57,6 +97,8 @@ export class SegmentedLists implements ListSnapshot {
   settled: Promise<void> = Promise.resolve();
   private readonly shift: number;
   private readonly tmp = new Uint32Array(2);
+  /** Set when a newer version is made from this one: its segment buffers get reused, so answer as the newer one. */
+  private successor: SegmentedLists | undefined;
 
   constructor(
     readonly version: number,
@@ -66,6 +108,8 @@ export class SegmentedLists implements ListSnapshot {
     readonly segments: SnapshotView[],
     private overlay: SnapshotView | null,
     private readonly entries: number,
+    /** True when the version this one was made from answers through this one (its buffers may be reused). */
+    readonly predecessorRetired = false,
   ) {
     if (segments.length !== 2 ** segmentBits) throw new Error(`${segments.length} segments for ${segmentBits} bits`);
     this.shift = segmentBits === 0 ? -1 : 32 - segmentBits;
@@ -90,6 +134,7 @@ export class SegmentedLists implements ListSnapshot {
 
   /** The status byte of a key (protocol/list-format.ts; 0 = no entry). */
   statusByte(key: string): number {
+    if (this.successor !== undefined) return this.successor.statusByte(key);
     const t = this.tmp;
     const card = key.charCodeAt(0) === 99 /* c */ && encodeCardKey(key, t);
     if (!card) hashKey(key, t);
@@ -98,6 +143,7 @@ export class SegmentedLists implements ListSnapshot {
 
   /** Status byte by code: a card's (H, L), or another key's hash (H, L) plus the key itself. */
   statusAt(card: boolean, H: number, L: number, key: string): number {
+    if (this.successor !== undefined) return this.successor.statusAt(card, H, L, key);
     const ov = this.overlay;
     if (ov !== null) {
       const i = card ? ov.findCard(H, L) : ov.findGeneric(H, L, key);
@@ -110,25 +156,53 @@ export class SegmentedLists implements ListSnapshot {
     return card ? seg.cardStatus(H, L) : seg.genericStatus(H, L, key);
   }
 
+  /** Make `next` (built from this version) the one this object answers for from now on. */
+  retireInto(next: SegmentedLists): void {
+    this.successor = next;
+  }
+
+  /** The overlay's bytes while a delta is being merged (for the merge worker). */
+  get overlayBytes(): Uint8Array | null {
+    return this.overlay?.bytes ?? null;
+  }
+
   /** Merge the overlay into the segments, one segment per step; readers keep seeing the same answers. */
-  *mergeOverlayGen(sliceEntries = 512): Generator<void, void, void> {
+  *mergeOverlayGen(sliceEntries = 512, spares: SpareSegments = new SpareSegments(), onSegment?: (s: number, bytes: Uint8Array) => void): Generator<void, void, void> {
     const ov = this.overlay;
     if (ov === null) return;
     for (let s = 0; s < this.segments.length; s++) {
       const r = segmentRange(ov, s, this.segmentBits);
       if (r.c0 === r.c1 && r.g0 === r.g1) continue;
       const seg = this.segments[s];
-      const bytes = yield* mergeSorted(seg, wholeRange(seg), ov, r, { version: this.version, publishedAtMs: this.publishedAtMs, skipBits: this.segmentBits }, sliceEntries);
+      const bytes = yield* mergeSorted(seg, wholeRange(seg), ov, r, { version: this.version, publishedAtMs: this.publishedAtMs, skipBits: this.segmentBits }, sliceEntries, spares.take);
       this.segments[s] = viewOf(bytes);
+      if (onSegment) onSegment(s, bytes);
+      else if (this.predecessorRetired) spares.put(seg.bytes);
       yield;
     }
+    this.overlay = null;
+  }
+
+  /**
+   * Put in a segment merged elsewhere (the merge worker) from this version's overlay and the segment it
+   * replaces; answers do not change. `finishMerge` then drops the overlay.
+   */
+  replaceSegment(s: number, bytes: Uint8Array): Uint8Array {
+    const v = viewOf(bytes);
+    if (v.header.skipBits !== this.segmentBits || v.header.version !== this.version) throw new Error(`segment ${s} does not belong to version ${this.version}`);
+    const old = this.segments[s].bytes;
+    this.segments[s] = v;
+    return old;
+  }
+
+  finishMerge(): void {
     this.overlay = null;
   }
 }
 
 /** Version 0: nothing synced yet (every credential unregistered). */
 export function emptySegmentedLists(): SegmentedLists {
-  const seg = viewOf(new ListBuilder(16).build({ version: 0, publishedAtMs: 0 }));
+  const seg = viewOf(runToEnd(new ListBuilder(16).buildGen({ version: 0, publishedAtMs: 0 }, sharedBytes)));
   return new SegmentedLists(0, 0, 0, [seg], null, 0);
 }
 
@@ -139,7 +213,7 @@ export function* splitSnapshotGen(view: SnapshotView, segmentBits = segmentBitsF
   const segs: SnapshotView[] = [];
   for (let s = 0; s < 2 ** segmentBits; s++) {
     const r = segmentRange(view, s, segmentBits);
-    segs.push(viewOf(yield* mergeSorted(view, r, null, r, { version: h.version, publishedAtMs: h.publishedAtMs, skipBits: segmentBits }, sliceEntries)));
+    segs.push(viewOf(yield* mergeSorted(view, r, null, r, { version: h.version, publishedAtMs: h.publishedAtMs, skipBits: segmentBits }, sliceEntries, sharedBytes)));
     yield;
   }
   return new SegmentedLists(h.version, h.publishedAtMs, segmentBits, segs, null, view.size);
@@ -155,9 +229,10 @@ export function* applyChangesGen(
   changes: readonly ListChange[],
   meta: { version: number; publishedAtMs: number },
   sliceEntries = 512,
+  retire = true,
 ): Generator<void, SegmentedLists, void> {
   if (old.merging) throw new Error('applyChanges: the previous delta is still being merged (await settled first)');
-  const ov = yield* changeSetGen(changes, sliceEntries);
+  const ov = yield* changeSetGen(changes, sliceEntries, sharedBytes);
   // The new entry count: each distinct change either adds, replaces or removes.
   let entries = old.size;
   const count = (present: boolean, st: number) => {
@@ -172,7 +247,9 @@ export function* applyChangesGen(
     count(old.statusAt(false, ov.gHi[i], ov.gLo[i], ov.keyAt(i)) !== 0, ov.gSt[i]);
     if (i % sliceEntries === 0) yield;
   }
-  return new SegmentedLists(meta.version, meta.publishedAtMs, old.segmentBits, old.segments.slice(), ov, entries);
+  const next = new SegmentedLists(meta.version, meta.publishedAtMs, old.segmentBits, old.segments.slice(), ov, entries, retire);
+  if (retire) old.retireInto(next);
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +357,7 @@ export async function openListFile(path: string, sliceMs = 0.5): Promise<{ lists
     for (let s = 0; s < n; s++) {
       const off = Number(dv.getBigUint64(s * DIR_ENTRY, true)), len = Number(dv.getBigUint64(s * DIR_ENTRY + 8, true));
       if (off % 8 !== 0 || len < HEADER_BYTES || off + len > size) throw bad('bad-layout', path, `segment ${s} outside the file`);
-      const b = Buffer.allocUnsafeSlow(len) as Uint8Array;
+      const b = new Uint8Array(new SharedArrayBuffer(withSlack(len)), 0, len);
       await readAll(fh, b, off, path);
       if (!Buffer.from(sha256(b.subarray(0, HEADER_BYTES))).equals(dir.subarray(s * DIR_ENTRY + 16, s * DIR_ENTRY + 48))) throw bad('bad-digest', path, `segment ${s} header damaged`);
       const h = readSnapshotHeader(b);
@@ -333,9 +410,10 @@ export async function applyChanges(
   changes: readonly ListChange[],
   meta: { version: number; publishedAtMs: number },
   sliceMs = 0.5,
+  spares = new SpareSegments(),
 ): Promise<SegmentedLists> {
   await old.settled;
   const next = await runSliced(applyChangesGen(old, changes, meta), sliceMs);
-  next.settled = runSliced(next.mergeOverlayGen(), sliceMs);
+  next.settled = runSliced(next.mergeOverlayGen(512, spares), sliceMs);
   return next;
 }

@@ -677,7 +677,7 @@ export class ListBuilder {
   }
 
   /** build, yielding every few thousand entries (a gate builds change sets while it serves). */
-  *buildGen(meta: { version: number; publishedAtMs: number }): Generator<void, Uint8Array, void> {
+  *buildGen(meta: { version: number; publishedAtMs: number }, alloc: (bytes: number) => Uint8Array = (n) => new Uint8Array(n)): Generator<void, Uint8Array, void> {
     const c = yield* sortSectionGen(this.cards, null);
     const g = yield* sortSectionGen(this.gens, this.heap);
     // Compact the key heap in entry order (drops replaced duplicates).
@@ -686,7 +686,8 @@ export class ListBuilder {
     const cardBits = bucketBitsFor(c.n), genBits = bucketBitsFor(g.n);
     const h = { cardCount: c.n, cardBits, genCount: g.n, genBits, heapBytes };
     const L = snapshotLayout(h);
-    const out = new Uint8Array(HEADER_BYTES + L.total);
+    const out = alloc(HEADER_BYTES + L.total);
+    out.fill(0);
     const body = out.subarray(HEADER_BYTES);
     const u32 = (at: number, n: number) => new Uint32Array(out.buffer, out.byteOffset + HEADER_BYTES + at, n);
     u32(L.cHi, c.n).set(c.hi.subarray(0, c.n));
@@ -820,6 +821,11 @@ function swap(a: Uint32Array | Uint8Array, i: number, j: number): void {
 /** Status byte that marks a removal inside a change set (never stored in a list). */
 export const REMOVED = 8;
 
+/** Uninitialised, 8-aligned bytes of their own (callers clear what they use). */
+export function allocBytes(n: number): Uint8Array {
+  return Buffer.allocUnsafeSlow(n) as Uint8Array;
+}
+
 /** A run of entries in a view: cards [c0, c1), other keys [g0, g1). */
 export interface EntryRange { c0: number; c1: number; g0: number; g1: number }
 
@@ -843,14 +849,14 @@ export function segmentRange(v: SnapshotView, s: number, bits: number): EntryRan
 export function changeSet(changes: readonly ListChange[]): SnapshotView {
   return runToEnd(changeSetGen(changes));
 }
-export function* changeSetGen(changes: readonly ListChange[], sliceEntries = 512): Generator<void, SnapshotView, void> {
+export function* changeSetGen(changes: readonly ListChange[], sliceEntries = 512, alloc: (bytes: number) => Uint8Array = allocBytes): Generator<void, SnapshotView, void> {
   const b = new ListBuilder(Math.max(16, changes.length));
   let k = 0;
   for (const c of changes) {
     b.put(c.key, c.status === 0 ? REMOVED : c.status);
     if (++k % sliceEntries === 0) yield;
   }
-  const bytes = yield* b.buildGen({ version: 0, publishedAtMs: 0 });
+  const bytes = yield* b.buildGen({ version: 0, publishedAtMs: 0 }, alloc);
   const h = readSnapshotHeader(bytes);
   if (!h.ok) throw new Error(h.detail);
   return new SnapshotView(bytes, h.value);
@@ -880,6 +886,7 @@ export function* mergeSorted(
   cR: EntryRange,
   meta: { version: number; publishedAtMs: number; skipBits: number },
   sliceEntries = 512,
+  alloc: (bytes: number) => Uint8Array = allocBytes,
 ): Generator<void, Uint8Array, void> {
   const cc0 = ch ? cR.c0 : 0, cc1 = ch ? cR.c1 : 0, gc0 = ch ? cR.g0 : 0, gc1 = ch ? cR.g1 : 0;
   // Exact output counts first.
@@ -910,7 +917,7 @@ export function* mergeSorted(
   const hdr = { cardCount: nc, cardBits, genCount: ng, genBits, heapBytes, skipBits: skip };
   const L = snapshotLayout(hdr);
   // Allocate without the one-shot zero fill (hundreds of MB for a whole list) and clear it in slices.
-  const out = Buffer.allocUnsafeSlow(HEADER_BYTES + L.total) as Uint8Array;
+  const out = alloc(HEADER_BYTES + L.total);
   for (let p = 0; p < out.byteLength; p += 1 << 18) {
     out.fill(0, p, Math.min(out.byteLength, p + (1 << 18)));
     yield;

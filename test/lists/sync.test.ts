@@ -5,10 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadListFile } from '../../firmware/allowlist-store.js';
 import { policySchema } from '../../firmware/config.js';
 import { DecisionCore } from '../../firmware/decision.js';
 import { ListSync } from '../../firmware/list-sync.js';
+import { openListFile } from '../../firmware/segmented-lists.js';
 import { ListBuilder, encodeDelta, signList, trustedListKey, type ListChange } from '../../protocol/list-format.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
@@ -115,7 +115,8 @@ describe('list sync', () => {
     expect(sync.status().version).toBe(bo.latestVersion());
     expect(await sync.syncOnce()).toMatchObject({ kind: 'up-to-date' });
     // The list survives a restart: the file on disk is the synced version.
-    const again = await loadListFile(sync.snapshotPath);
+    const { lists: again, verified } = await openListFile(sync.snapshotPath);
+    expect((await verified).ok).toBe(true);
     expect(again.version).toBe(bo.latestVersion());
     expect(again.denylist.isBlocked(`card:${card(7)}`)).toBe(true);
   });
@@ -273,14 +274,14 @@ describe('hostile list updates', () => {
     const sync = await ListSync.open({ url: f.url, dir, trustedKeys: keys });
     await sync.syncOnce();
     const next = snap(4, [[`card:${card(2)}`, 1]]);
-    writeFileSync(join(dir, 'lists.snap.tmp-99999'), next.subarray(0, next.length >> 1));
+    writeFileSync(`${sync.snapshotPath}.tmp-99999`, next.subarray(0, next.length >> 1));
     const rebooted = await ListSync.open({ url: f.url, dir, trustedKeys: keys });
     expect(rebooted.current().version).toBe(3);
     expect(rebooted.current().allowlist.lookup(`card:${card(1)}`)).toBe('green');
     // A damaged list file (disk error) is refused whole: the gate starts at version 0 and resyncs.
-    const b = readFileSync(join(dir, 'lists.snap'));
+    const b = readFileSync(sync.snapshotPath);
     b[b.length - 1] ^= 0xff;
-    writeFileSync(join(dir, 'lists.snap'), b);
+    writeFileSync(sync.snapshotPath, b);
     const damaged = await ListSync.open({ url: f.url, dir, trustedKeys: keys });
     const alarms: string[] = [];
     damaged.on('alarm', (a: string) => alarms.push(a));

@@ -1,0 +1,167 @@
+// Applies verified list deltas to the gate's segmented lists. On a worker thread when the compiled
+// worker is there (the runtime): verification, decoding and merging happen off the event loop and
+// the gate only swaps pointers. In-thread, in time slices, otherwise (tests running from sources,
+// or after the worker died): same result, the gate's own event loop does the work between lookups.
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { SegmentedLists, SpareSegments, applyChanges, runSliced, viewOf } from './segmented-lists.js';
+
+export interface MergeRequest {
+  id: number;
+  deltas: Uint8Array;
+  keys: readonly TrustedListKey[];
+  from: number;
+  segmentBits: number;
+  segments: Uint8Array[];
+  entries: number;
+  /** Buffers no version reads any more, for the worker to merge into. */
+  spares: Uint8Array[];
+}
+
+export type MergeReply =
+  | { id: number; kind: 'rejected'; error: string; detail: string }
+  | { id: number; kind: 'empty' }
+  | { id: number; kind: 'overlay'; overlay: Uint8Array; entries: number; from: number; to: number; publishedAtMs: number; deltas: number }
+  | { id: number; kind: 'segment'; s: number; bytes: Uint8Array }
+  | { id: number; kind: 'done'; spares: Uint8Array[] }
+  | { id: number; kind: 'failed'; detail: string };
+
+export type DeltaOutcome =
+  | { kind: 'applied'; next: SegmentedLists; from: number; to: number; deltas: number }
+  | { kind: 'empty' }
+  | { kind: 'rejected'; error: string; detail: string };
+
+/** The compiled worker beside this module, or undefined when running from TypeScript sources. */
+export function defaultWorkerUrl(): URL | undefined {
+  const url = new URL('./list-merge-worker.js', import.meta.url);
+  return import.meta.url.endsWith('.js') && existsSync(fileURLToPath(url)) ? url : undefined;
+}
+
+export class ListMerger {
+  private worker: Worker | undefined;
+  private sparePort: MessagePort | undefined;
+  private readonly returned = new Int32Array(new SharedArrayBuffer(4));
+  private readonly spares = new SpareSegments();
+  private nextId = 1;
+  private readonly waiting = new Map<number, (r: MergeReply) => void>();
+  /** Counters for /metrics and tests. */
+  readonly counters = { inWorker: 0, inThread: 0, workerFailures: 0 };
+
+  constructor(
+    private readonly workerUrl: URL | undefined = defaultWorkerUrl(),
+    private readonly sliceMs = 0.5,
+  ) {}
+
+  get usesWorker(): boolean {
+    return this.workerUrl !== undefined;
+  }
+
+  /** Verify `deltas` (signed, chained from old.version) and apply them; resolves when the new version can be served. */
+  async applyDeltas(old: SegmentedLists, deltas: Uint8Array, keys: readonly TrustedListKey[]): Promise<DeltaOutcome> {
+    await old.settled;
+    if (this.workerUrl) {
+      try {
+        const r = await this.inWorker(old, deltas, keys);
+        this.counters.inWorker++;
+        return r;
+      } catch {
+        this.counters.workerFailures++;
+        // Fall through: the same work in-thread.
+      }
+    }
+    this.counters.inThread++;
+    return this.inThread(old, deltas, keys);
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.sparePort?.close();
+    this.sparePort = undefined;
+    if (w) await w.terminate();
+  }
+
+  private async inThread(old: SegmentedLists, deltas: Uint8Array, keys: readonly TrustedListKey[]): Promise<DeltaOutcome> {
+    const v = await runSliced(verifyDeltasGen(deltas, keys), this.sliceMs);
+    if (!v.ok) return { kind: 'rejected', error: v.error, detail: v.detail };
+    if (v.value.length === 0) return { kind: 'empty' };
+    const first = v.value[0].header, last = v.value[v.value.length - 1].header;
+    if (first.fromVersion !== old.version) {
+      return { kind: 'rejected', error: first.fromVersion < old.version ? 'replayed' : 'gap', detail: `delta starts at ${first.fromVersion}, gate is at ${old.version}` };
+    }
+    const changes = v.value.length === 1 ? v.value[0].changes : v.value.flatMap((d) => d.changes);
+    const next = await applyChanges(old, changes, { version: last.toVersion, publishedAtMs: last.publishedAtMs }, this.sliceMs, this.spares);
+    return { kind: 'applied', next, from: old.version, to: last.toVersion, deltas: v.value.length };
+  }
+
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const { port1, port2 } = new MessageChannel();
+    const w = new Worker(this.workerUrl!, { workerData: { sparePort: port2, returned: this.returned }, transferList: [port2] });
+    w.unref();
+    port1.unref();
+    this.sparePort = port1;
+    w.on('message', (r: MergeReply) => this.waiting.get(r.id)?.(r));
+    const die = (why: string) => {
+      if (this.worker === w) this.worker = undefined;
+      for (const [id, f] of this.waiting) f({ id, kind: 'failed', detail: why });
+    };
+    w.on('error', (e) => die(`worker error: ${e.message}`));
+    w.on('exit', (code) => die(`worker exited (${code})`));
+    this.worker = w;
+    return w;
+  }
+
+  private inWorker(old: SegmentedLists, deltas: Uint8Array, keys: readonly TrustedListKey[]): Promise<DeltaOutcome> {
+    const w = this.ensureWorker();
+    const id = this.nextId++;
+    return new Promise<DeltaOutcome>((resolve, reject) => {
+      let next: SegmentedLists | undefined;
+      let settle: { ok: () => void } | undefined;
+      const end = () => this.waiting.delete(id);
+      this.waiting.set(id, (r) => {
+        switch (r.kind) {
+          case 'rejected':
+            end();
+            return resolve({ kind: 'rejected', error: r.error, detail: r.detail });
+          case 'empty':
+            end();
+            return resolve({ kind: 'empty' });
+          case 'overlay': {
+            const n = new SegmentedLists(r.to, r.publishedAtMs, old.segmentBits, old.segments.slice(), viewOf(r.overlay), r.entries, true);
+            old.retireInto(n);
+            next = n;
+            n.settled = new Promise<void>((ok) => (settle = { ok }));
+            return resolve({ kind: 'applied', next: n, from: r.from, to: r.to, deltas: r.deltas });
+          }
+          case 'segment': {
+            if (!next) return;
+            // No version reads the replaced buffer now (the old version answers through the new one).
+            this.sparePort?.postMessage(next.replaceSegment(r.s, r.bytes));
+            Atomics.add(this.returned, 0, 1);
+            Atomics.notify(this.returned, 0);
+            return;
+          }
+          case 'done':
+            end();
+            for (const b of r.spares) this.spares.put(b);
+            next?.finishMerge();
+            settle?.ok();
+            return;
+          case 'failed':
+            end();
+            if (!next) return reject(new Error(r.detail));
+            // The new version is already served (overlay + segments): finish merging it here.
+            this.counters.workerFailures++;
+            void runSliced(next.mergeOverlayGen(512, this.spares), this.sliceMs).then(() => settle?.ok());
+            return;
+        }
+      });
+      const req: MergeRequest = { id, deltas, keys, from: old.version, segmentBits: old.segmentBits, segments: old.segments.map((s) => s.bytes), entries: old.size, spares: this.spares.takeAll() };
+      w.postMessage(req);
+    });
+  }
+}
