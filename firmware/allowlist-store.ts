@@ -1,7 +1,7 @@
-// The gate's allowlist and denylist at metro scale: one snapshot file (protocol/list-format.ts) read
-// whole into one off-heap buffer and answered through typed-array views. 50 M cards take about 9.5
-// bytes each (450 MB); lookups are a bucket index then a short binary search, exact for every key.
-// The file is replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
+// A whole list snapshot (protocol/list-format.ts) in one off-heap buffer, answered through typed-array
+// views: lookups are a bucket index then a short binary search, exact for every key. Used for a
+// signed snapshot the gate is given (the `file` list driver) and to check a downloaded one; the
+// synced lists a gate keeps and updates are segmented (firmware/segmented-lists.ts).
 
 import { open } from 'node:fs/promises';
 import {
@@ -9,11 +9,8 @@ import {
   SnapshotView,
   bindingOf,
   isBlockedByte,
-  mergeChanges,
-  readSnapshotHeader,
   verifySnapshotGen,
   type Checked,
-  type ListChange,
   type SnapshotHeader,
   type TrustedListKey,
 } from '../protocol/list-format.js';
@@ -114,40 +111,6 @@ export async function loadListFile(path: string, keys: readonly TrustedListKey[]
   const r = await openSnapshot(bytes, keys);
   if (!r.ok) throw new ListFileError(`list-file-${r.error}`, `${path}: ${r.detail}`);
   return r.value;
-}
-
-/**
- * Boot fast: serve the gate's own file (written by this gate with fsync + rename) as soon as its header
- * and bounds check out, and verify its SHA-256 in time slices in the background. `verified` resolves
- * false (with the reason) if the body turns out damaged: the caller must then drop it and resync.
- */
-export async function loadListFileFast(path: string, sliceMs = 0.5): Promise<{ lists: StoredLists; verified: Promise<Checked<true>> }> {
-  const bytes = await readWholeFile(path);
-  const h = readSnapshotHeader(bytes);
-  if (!h.ok) throw new ListFileError(`list-file-${h.error}`, `${path}: ${h.detail}`);
-  if (bytes.byteLength !== h.value.bodyBytes + 256) throw new ListFileError('list-file-bad-length', `${path}: ${bytes.byteLength} bytes, header says ${h.value.bodyBytes + 256}`);
-  const view = new SnapshotView(bytes, h.value);
-  const b = view.checkBounds();
-  if (!b.ok) throw new ListFileError(`list-file-${b.error}`, `${path}: ${b.detail}`);
-  const verified = runSliced(verifySnapshotGen(bytes, null), sliceMs).then((r): Checked<true> => (r.ok ? { ok: true, value: true } : r));
-  return { lists: new StoredLists(view), verified };
-}
-
-/**
- * Apply changes to a list version, in time slices (no slice longer than about `sliceMs`), so lookups
- * on the old version keep being answered meanwhile. Returns the new version; the old one is untouched.
- */
-export async function applyChanges(
-  old: StoredLists,
-  changes: readonly ListChange[],
-  meta: { version: number; publishedAtMs: number },
-  sliceMs = 0.5,
-): Promise<StoredLists> {
-  const bytes = await runSliced(mergeChanges(old.view, changes, meta), sliceMs);
-  // The merge wrote these bytes itself: read the header back without re-hashing the body.
-  const h = readSnapshotHeader(bytes);
-  if (!h.ok) throw new Error(`merge produced a bad header: ${h.detail}`);
-  return new StoredLists(new SnapshotView(bytes, h.value));
 }
 
 /** Run a generator to its end, yielding to the event loop whenever a slice exceeds `sliceMs`. */

@@ -3,6 +3,7 @@
 // the gate serves from (shared memory), and posts back the overlay, then each merged segment, then
 // done. Protocol: firmware/list-merger.ts. The gate keeps serving throughout; it only swaps.
 
+import { setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangesGen, viewOf } from './segmented-lists.js';
@@ -10,6 +11,13 @@ import type { MergeReply, MergeRequest } from './list-merger.js';
 
 const port = parentPort;
 if (!port) throw new Error('list-merge-worker runs as a worker thread');
+// Below the lane's own thread: on Linux a thread's nice value is its own, so a busy merge yields the
+// CPU to the event loop that answers riders.
+try {
+  setPriority(10);
+} catch {
+  // not permitted here: same priority, still off the event loop
+}
 // The gate hands back each replaced segment's buffer on this port once it has swapped the new one in
 // (and bumps `returned[0]`), so merges reuse memory instead of growing it.
 const { sparePort, returned } = workerData as { sparePort: MessagePort; returned: Int32Array };

@@ -35,7 +35,9 @@ import {
   type ListChange,
 } from '../protocol/list-format.js';
 import { syncDir } from './atomic-file.js';
-import { ListFileError } from './allowlist-store.js';
+import { ListFileError, runSliced } from './allowlist-store.js';
+
+export { runSliced };
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './lists.js';
 
 /** About 64 k entries per segment (well under a megabyte: one segment merges in about a millisecond). */
@@ -386,19 +388,6 @@ export async function openListFile(path: string, sliceMs = 0.5): Promise<{ lists
     sliceMs,
   );
   return { lists, verified };
-}
-
-/** Run a generator to its end, yielding to the event loop whenever a slice exceeds `sliceMs`. */
-export async function runSliced<T>(g: Generator<void, T, void>, sliceMs = 0.5): Promise<T> {
-  let until = performance.now() + sliceMs;
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    if (performance.now() >= until) {
-      await new Promise<void>((res) => setImmediate(res));
-      until = performance.now() + sliceMs;
-    }
-  }
 }
 
 /**

@@ -1,0 +1,255 @@
+// The gate's segmented lists: segments answer exactly like the whole snapshot, a delta is served at
+// once and merged segment by segment without any reader seeing a mix, the merge worker gives the
+// same bytes as the in-thread merge, and the segmented list file refuses damage.
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ListMerger } from '../../firmware/list-merger.js';
+import { SegmentedLists, SpareSegments, applyChanges, applyChangesGen, openListFile, splitSnapshotGen, writeListFile } from '../../firmware/segmented-lists.js';
+import { ListBuilder, SnapshotView, encodeDelta, fillBuckets, hashKey, readSnapshotHeader, runToEnd, signList, statusByte, trustedListKey, type ListChange } from '../../protocol/list-format.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c();
+});
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'segments-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+};
+
+// The compiled worker: `npm test` builds before vitest runs.
+const WORKER = new URL('../../dist/firmware/list-merge-worker.js', import.meta.url);
+if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/firmware/list-merge-worker.js is missing: run `npm run build` first (npm test does)');
+
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const keys = [trustedListKey(publicKey.export({ format: 'pem', type: 'spki' }).toString())];
+
+let seed = 7;
+const rnd = (k: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), seed % k);
+const card = (i: number) => `card:3104${String(i).padStart(15, '0')}`;
+const qr = (i: number) => `qr:${['alipay', 'yitongxing', 'cmb'][i % 3]}:acct${i}`;
+const ticket = (i: number) => `ticket:BJ${String(i).padStart(10, '0')}`;
+const anyKey = (i: number) => (i % 5 === 0 ? qr(i) : i % 7 === 0 ? ticket(i) : card(i));
+
+function snapshotOf(model: Map<string, number>, version = 1): SnapshotView {
+  const b = new ListBuilder();
+  for (const [k, v] of model) b.set(k, v);
+  const bytes = b.build({ version, publishedAtMs: 1000 });
+  const h = readSnapshotHeader(bytes);
+  if (!h.ok) throw new Error(h.detail);
+  return new SnapshotView(bytes, h.value);
+}
+
+function randomModel(n: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (let i = 0; i < n; i++) m.set(anyKey(i * 3), 1 + rnd(7));
+  return m;
+}
+
+/** Adds, updates, blocks, removals (of present and absent keys) and a key changed twice (the last wins). */
+function randomChanges(model: Map<string, number>, n: number, universe: number): ListChange[] {
+  const out: ListChange[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = anyKey(rnd(universe));
+    out.push({ key, status: rnd(4) === 0 ? 0 : 1 + rnd(7) });
+  }
+  out.push({ ...out[0], status: out[0].status === 0 ? 2 : 0 });
+  for (const c of out) (c.status === 0 ? model.delete(c.key) : model.set(c.key, c.status));
+  return out;
+}
+
+function expectAnswers(lists: SegmentedLists, model: Map<string, number>, universe: number, step = 1): void {
+  let wrong = 0;
+  for (let i = 0; i < universe; i += step) {
+    const k = anyKey(i);
+    if (lists.statusByte(k) !== (model.get(k) ?? 0)) wrong++;
+  }
+  expect(wrong).toBe(0);
+}
+
+describe('segmented lists', () => {
+  it('answer exactly like the whole snapshot, for any number of segments', () => {
+    const model = randomModel(20_000);
+    const whole = snapshotOf(model);
+    for (const bits of [0, 1, 3, 6]) {
+      const lists = runToEnd(splitSnapshotGen(whole, bits));
+      expect(lists.segments.length).toBe(2 ** bits);
+      expect(lists.size).toBe(model.size);
+      for (let i = 0; i < 60_000; i++) expect(lists.statusByte(anyKey(i))).toBe(whole.status(anyKey(i)));
+      expect(lists.statusByte('card:0000000000000000000')).toBe(0);
+      expect(lists.statusByte('not a key')).toBe(0);
+    }
+  });
+
+  it('a delta is served at once through the overlay; no reader sees a mix while segments merge; the old version answers as the new', () => {
+    const model = randomModel(20_000);
+    const old = runToEnd(splitSnapshotGen(snapshotOf(model), 4));
+    const before = new Map(model);
+    const changes = randomChanges(model, 3000, 60_000);
+    const next = runToEnd(applyChangesGen(old, changes, { version: 2, publishedAtMs: 2000 }));
+    expect(next.merging).toBe(true);
+    expect(next.size).toBe(model.size);
+    expectAnswers(next, model, 60_000);
+    // The old version's buffers may be reused from now on: it answers through the new one.
+    expectAnswers(old, model, 60_000, 7);
+    expect(before.size).not.toBe(0);
+    const g = next.mergeOverlayGen(64, new SpareSegments());
+    let steps = 0;
+    for (let r = g.next(); !r.done; r = g.next()) if (++steps % 25 === 0) expectAnswers(next, model, 60_000, 13);
+    expect(steps).toBeGreaterThan(50);
+    expect(next.merging).toBe(false);
+    expectAnswers(next, model, 60_000);
+    expect(next.segments.reduce((a, s) => a + s.size, 0)).toBe(model.size);
+  });
+
+  it('resolves a 64-bit hash collision exactly through segments and merges', async () => {
+    const b = new ListBuilder();
+    b.set('qr:alipay:x1', 2);
+    b.set('qr:alipay:x2', 3);
+    const bytes = b.build({ version: 1, publishedAtMs: 1 });
+    const h = readSnapshotHeader(bytes);
+    if (!h.ok) throw new Error(h.detail);
+    const s = new SnapshotView(bytes, h.value);
+    // Both entries stored under x2's hash, ordered by key bytes, as a real collision would be.
+    const t = new Uint32Array(2);
+    hashKey('qr:alipay:x2', t);
+    const i1 = s.keyAt(0) === 'qr:alipay:x1' ? 0 : 1;
+    const offs = [s.gOff[i1], s.gOff[1 - i1]], sts = [s.gSt[i1], s.gSt[1 - i1]];
+    for (const i of [0, 1]) Object.assign(s.gHi, { [i]: t[0] }), Object.assign(s.gLo, { [i]: t[1] }), (s.gOff[i] = offs[i]), (s.gSt[i] = sts[i]);
+    fillBuckets(s.gBucket, s.gHi, 2, h.value.genBits);
+    const lists = runToEnd(splitSnapshotGen(s, 3));
+    expect(lists.statusByte('qr:alipay:x2')).toBe(3);
+    expect(lists.statusByte('qr:alipay:x3')).toBe(0);
+    const next = await applyChanges(lists, [{ key: 'qr:alipay:x2', status: 1 }], { version: 2, publishedAtMs: 2 });
+    await next.settled;
+    expect(next.statusByte('qr:alipay:x2')).toBe(1);
+    // x1's entry (same hash, different key) is untouched by the change to x2.
+    const seg = next.segments.find((v) => v.header.genCount === 2)!;
+    expect([seg.keyAt(0), seg.gSt[0], seg.keyAt(1), seg.gSt[1]]).toEqual(['qr:alipay:x1', 2, 'qr:alipay:x2', 1]);
+    const gone = await applyChanges(next, [{ key: 'qr:alipay:x2', status: 0 }], { version: 3, publishedAtMs: 3 });
+    await gone.settled;
+    expect(gone.statusByte('qr:alipay:x2')).toBe(0);
+    expect(gone.size).toBe(1);
+  });
+
+  it('the merge worker verifies, applies and merges deltas to the same bytes as the in-thread merge, and reuses segment memory', async () => {
+    const dir = tmp();
+    const model = randomModel(30_000);
+    const base = runToEnd(splitSnapshotGen(snapshotOf(model), 5));
+    const worker = new ListMerger(WORKER);
+    const thread = new ListMerger(undefined);
+    cleanups.push(() => void worker.close());
+    let a = base, b = runToEnd(splitSnapshotGen(snapshotOf(model), 5));
+    for (let v = 1; v <= 4; v++) {
+      const delta = signList(encodeDelta(v, 5000 + v, randomChanges(model, 4000, 90_000)), privateKey);
+      const ra = await worker.applyDeltas(a, delta, keys);
+      const rb = await thread.applyDeltas(b, delta, keys);
+      if (ra.kind !== 'applied' || rb.kind !== 'applied') throw new Error(JSON.stringify([ra, rb]));
+      a = ra.next;
+      b = rb.next;
+      expectAnswers(a, model, 90_000, 3); // served through the overlay while the worker merges
+      await Promise.all([a.settled, b.settled]);
+      expect(a.merging).toBe(false);
+      expectAnswers(a, model, 90_000);
+      await writeListFile(join(dir, 'a.seg'), a);
+      await writeListFile(join(dir, 'b.seg'), b);
+      expect(readFileSync(join(dir, 'a.seg')).equals(readFileSync(join(dir, 'b.seg')))).toBe(true);
+    }
+    expect(worker.counters).toMatchObject({ inWorker: 4, inThread: 0, workerFailures: 0 });
+    // Replaced segment buffers came back for the next merge instead of becoming garbage.
+    expect((worker as unknown as { spares: SpareSegments }).spares.count).toBeGreaterThan(0);
+    expect(a.version).toBe(5);
+    expect(a.size).toBe(model.size);
+  });
+
+  it('the worker refuses tampered, replayed and out-of-chain deltas and the gate keeps its version', async () => {
+    const model = randomModel(5000);
+    const lists = runToEnd(splitSnapshotGen(snapshotOf(model, 3), 2));
+    const worker = new ListMerger(WORKER);
+    cleanups.push(() => void worker.close());
+    const good = signList(encodeDelta(3, 9, [{ key: card(1), status: 1 }]), privateKey);
+    const tampered = good.slice();
+    tampered[tampered.length - 1] ^= 1;
+    expect(await worker.applyDeltas(lists, tampered, keys)).toMatchObject({ kind: 'rejected', error: 'bad-checksum' });
+    const other = generateKeyPairSync('ed25519').privateKey;
+    expect(await worker.applyDeltas(lists, signList(encodeDelta(3, 9, [{ key: card(1), status: 1 }]), other), keys)).toMatchObject({ kind: 'rejected' });
+    expect(await worker.applyDeltas(lists, signList(encodeDelta(2, 9, [{ key: card(1), status: 1 }]), privateKey), keys)).toMatchObject({ kind: 'rejected', error: 'replayed' });
+    expect(await worker.applyDeltas(lists, signList(encodeDelta(5, 9, [{ key: card(1), status: 1 }]), privateKey), keys)).toMatchObject({ kind: 'rejected', error: 'gap' });
+    expect(await worker.applyDeltas(lists, new Uint8Array(0), keys)).toMatchObject({ kind: 'empty' });
+    expect(lists.merging).toBe(false);
+    expectAnswers(lists, model, 15_000);
+    expect(await worker.applyDeltas(lists, good, keys)).toMatchObject({ kind: 'applied', to: 4 });
+  });
+
+  it('a worker that dies mid-merge: the new version keeps answering and the merge finishes in-thread', async () => {
+    const model = randomModel(60_000);
+    const lists = runToEnd(splitSnapshotGen(snapshotOf(model), 6));
+    const worker = new ListMerger(WORKER);
+    cleanups.push(() => void worker.close());
+    const r = await worker.applyDeltas(lists, signList(encodeDelta(1, 9, randomChanges(model, 20_000, 180_000)), privateKey), keys);
+    if (r.kind !== 'applied') throw new Error(r.kind);
+    await (worker as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    expect(r.next.merging).toBe(true); // 64 segments of 20,000 changes: the worker was still at it
+    expectAnswers(r.next, model, 180_000, 5);
+    await r.next.settled;
+    expect(worker.counters.workerFailures).toBe(1);
+    expect(r.next.merging).toBe(false);
+    expectAnswers(r.next, model, 180_000);
+    // The next delta starts a new worker.
+    const again = await worker.applyDeltas(r.next, signList(encodeDelta(2, 10, randomChanges(model, 100, 180_000)), privateKey), keys);
+    if (again.kind !== 'applied') throw new Error(again.kind);
+    await again.next.settled;
+    expectAnswers(again.next, model, 180_000);
+  });
+});
+
+describe('segmented list file', () => {
+  async function written(): Promise<{ path: string; bytes: Buffer; model: Map<string, number>; dirEnd: number }> {
+    const model = randomModel(8000);
+    const lists = runToEnd(splitSnapshotGen(snapshotOf(model, 9), 3));
+    const path = join(tmp(), 'lists.seg');
+    await writeListFile(path, lists);
+    return { path, bytes: readFileSync(path), model, dirEnd: 64 + 8 * 48 };
+  }
+
+  it('round-trips: version, time, size and every answer; the background check passes', async () => {
+    const f = await written();
+    const { lists, verified } = await openListFile(f.path);
+    expect((await verified).ok).toBe(true);
+    expect([lists.version, lists.publishedAtMs, lists.size, lists.segments.length]).toEqual([9, 1000, f.model.size, 8]);
+    expectAnswers(lists, f.model, 24_000);
+    expect(statusByte('green', false)).toBe(1);
+  });
+
+  it('refuses a damaged header, directory or segment header before serving a byte (every byte tried)', async () => {
+    const f = await written();
+    const firstSegmentHeaderEnd = f.dirEnd + 256;
+    let refused = 0;
+    for (let at = 0; at < firstSegmentHeaderEnd; at++) {
+      const b = Buffer.from(f.bytes);
+      b[at] ^= 0x41;
+      writeFileSync(f.path, b);
+      await expect(openListFile(f.path), `byte ${at}`).rejects.toMatchObject({ name: 'ListFileError' });
+      refused++;
+    }
+    expect(refused).toBe(firstSegmentHeaderEnd);
+  });
+
+  it('a damaged segment body is found by the background check; a short file is refused', async () => {
+    const f = await written();
+    const b = Buffer.from(f.bytes);
+    b[b.length - 3] ^= 1;
+    writeFileSync(f.path, b);
+    const { verified } = await openListFile(f.path);
+    expect(await verified).toMatchObject({ ok: false, error: 'bad-checksum' });
+    writeFileSync(f.path, f.bytes);
+    truncateSync(f.path, f.bytes.length - 100);
+    await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-bad-layout' });
+    truncateSync(f.path, 10);
+    await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-too-short' });
+  });
+});
