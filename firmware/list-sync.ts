@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { type TrustedListKey } from '../protocol/list-format.js';
 import { systemClock, type Clock } from '../drivers/seams.js';
 import { openSnapshot, writeFileAtomic } from './allowlist-store.js';
+import { DeltaLog } from './delta-log.js';
 import { ListMerger } from './list-merger.js';
 import { SegmentedLists, emptySegmentedLists, openListFile, runSliced, splitSnapshotGen, writeListFile } from './segmented-lists.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
@@ -41,6 +42,12 @@ export interface ListSyncOptions {
   sliceMs?: number;
   /** Where deltas are merged: the default (a worker thread when compiled), or a given merger (tests). */
   merger?: ListMerger;
+  /**
+   * Applied deltas are appended to a log beside the list file, which is rewritten only once the log
+   * holds this many changes or bytes (the list file of a 50 M list is 620 MB: flash wears out).
+   */
+  logMaxChanges?: number;
+  logMaxBytes?: number;
   clock?: Clock;
   log?: Logger;
 }
@@ -54,7 +61,7 @@ export interface SyncStatus {
   ageMs: number;
   lastSuccessAtMs: number | undefined;
   consecutiveFailures: number;
-  counters: { polls: number; deltasApplied: number; snapshotsApplied: number; rejected: number; httpFailures: number; issuerKeyUpdates: number };
+  counters: { polls: number; deltasApplied: number; snapshotsApplied: number; rejected: number; httpFailures: number; issuerKeyUpdates: number; listFileWrites: number; deltaLogAppends: number; deltasReplayed: number };
 }
 
 export type SyncOutcome =
@@ -66,6 +73,7 @@ export type SyncOutcome =
 class HttpFailure extends Error {}
 
 const LIST_FILE = 'lists.seg';
+const DELTA_LOG_FILE = 'lists.deltas';
 
 /**
  * ListProvider backed by the back office. Events: 'alarm' (SyncAlarm, detail), 'version' (ListSnapshot),
@@ -83,7 +91,8 @@ export class ListSync extends EventEmitter implements ListProvider {
   private issuerEtag: string | undefined;
   private lastSuccessAtMs: number | undefined;
   private failures = 0;
-  readonly counters = { polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, issuerKeyUpdates: 0 };
+  readonly counters = { polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, issuerKeyUpdates: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0 };
+  private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
   bootCheck: Promise<boolean> = Promise.resolve(true);
   /** Called with each new issuer trust-list document (also the one on disk at open). */
@@ -99,6 +108,8 @@ export class ListSync extends EventEmitter implements ListProvider {
       maxDeltas: 100,
       maxResponseBytes: 1 << 30,
       sliceMs: 0.5,
+      logMaxChanges: 500_000,
+      logMaxBytes: 64 << 20,
       ...opts,
       url: opts.url.replace(/\/+$/, ''),
     };
@@ -136,6 +147,9 @@ export class ListSync extends EventEmitter implements ListProvider {
     }
     const s = new ListSync(opts, lists);
     s.onIssuerKeys = onIssuerKeys;
+    const dl = await DeltaLog.open(join(opts.dir, DELTA_LOG_FILE));
+    s.deltaLog = dl.log;
+    if (dl.torn > 0) log.warn({ bytes: dl.torn }, 'delta log ended in a torn delta (power cut mid-append); cut off');
     try {
       const keys = await readFile(s.issuerKeysPath);
       onIssuerKeys?.(new Uint8Array(keys));
@@ -145,10 +159,14 @@ export class ListSync extends EventEmitter implements ListProvider {
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
-    s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(([r]) => {
+    s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
-      if (c.ok) return true;
+      if (c.ok) {
+        await s.replayLog(dl.held);
+        return true;
+      }
       if (s.lists === lists) s.lists = emptySegmentedLists();
+      await s.deltaLog.reset().catch(() => {});
       s.emit('alarm', 'list-rejected', `list file on disk is damaged (${c.detail}); dropped, resyncing`);
       return false;
     });
@@ -157,6 +175,29 @@ export class ListSync extends EventEmitter implements ListProvider {
 
   current(): ListSnapshot {
     return this.lists;
+  }
+
+  /** Re-apply the deltas logged since the list file was written (verified like any delta). */
+  private async replayLog(held: Uint8Array): Promise<void> {
+    const cur = this.lists;
+    const d = DeltaLog.after(held, cur.version);
+    if (d.count === 0) return;
+    if (d.gap) {
+      this.log.warn({ version: cur.version }, 'delta log does not follow the list file; dropped');
+      await this.deltaLog.reset().catch(() => {});
+      return;
+    }
+    const out = await this.merger.applyDeltas(cur, d.bytes, this.o.trustedKeys);
+    if (out.kind === 'applied') {
+      if (this.lists === cur) this.swap(out.next);
+      this.counters.deltasReplayed += out.deltas;
+      return;
+    }
+    if (out.kind === 'rejected') {
+      await this.deltaLog.reset().catch(() => {});
+      this.counters.rejected++;
+      this.emit('alarm', 'list-rejected', `delta log on disk refused (${out.error}: ${out.detail}); dropped, resyncing`);
+    }
   }
 
   status(nowMs = this.clock.now()): SyncStatus {
@@ -214,6 +255,7 @@ export class ListSync extends EventEmitter implements ListProvider {
   }
 
   private async round(): Promise<SyncOutcome> {
+    await this.bootCheck;
     this.counters.polls++;
     let outcome: SyncOutcome;
     try {
@@ -247,10 +289,11 @@ export class ListSync extends EventEmitter implements ListProvider {
     const d = await this.merger.applyDeltas(this.lists, r.body, this.o.trustedKeys);
     if (d.kind === 'rejected') return this.reject(d.error, d.detail);
     if (d.kind === 'empty') return { kind: 'up-to-date', version: from };
-    // Served from here on; the segments catch up in the background, then the file is written.
+    // Served from here on; the segments catch up in the background. Persisted by appending the
+    // deltas to the log, or, when the log is full, by writing the whole list file.
     this.swap(d.next);
     this.counters.deltasApplied += d.deltas;
-    if (!(await this.persist(d.next))) return { kind: 'failed', detail: 'list file write failed' };
+    if (!(await this.persist(d.next, { bytes: r.body, changes: DeltaLog.after(r.body, from).changes }))) return { kind: 'failed', detail: 'list write failed' };
     return { kind: 'applied', via: 'deltas', from, to: d.to };
   }
 
@@ -265,13 +308,27 @@ export class ListSync extends EventEmitter implements ListProvider {
     const next = await runSliced(splitSnapshotGen(s.value.view), this.o.sliceMs);
     this.swap(next);
     this.counters.snapshotsApplied++;
-    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list file write failed' };
+    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list write failed' };
     return { kind: 'applied', via: 'snapshot', from, to: next.version };
   }
 
-  private async persist(next: SegmentedLists): Promise<boolean> {
+  private async persist(next: SegmentedLists, deltas?: { bytes: Uint8Array; changes: number }): Promise<boolean> {
+    const log = this.deltaLog;
+    if (deltas && log.changes + deltas.changes <= this.o.logMaxChanges && log.bytes + deltas.bytes.byteLength <= this.o.logMaxBytes) {
+      try {
+        await log.append(deltas.bytes, deltas.changes);
+        this.counters.deltaLogAppends++;
+        return true;
+      } catch (e) {
+        this.emit('alarm', 'list-write-failed', `${log.path}: ${(e as Error).message}`);
+        return false;
+      }
+    }
     try {
       await writeListFile(this.snapshotPath, next);
+      this.counters.listFileWrites++;
+      // The list file now holds everything the log held (a crash before this reset: replay skips them).
+      await log.reset();
       return true;
     } catch (e) {
       this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);

@@ -12,7 +12,9 @@
 // replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
 
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, read, readSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { dirname } from 'node:path';
 import {
   HEADER_BYTES,
@@ -102,18 +104,22 @@ export class SegmentedLists implements ListSnapshot {
   /** Set when a newer version is made from this one: its segment buffers get reused, so answer as the newer one. */
   private successor: SegmentedLists | undefined;
 
+  /** Owned by this version: the background merge replaces entries in place. Undefined: not read from the file yet. */
+  private readonly segs: (SnapshotView | undefined)[];
+  private source: SegmentSource | undefined;
+
   constructor(
     readonly version: number,
     readonly publishedAtMs: number,
     readonly segmentBits: number,
-    /** Owned by this version: the background merge replaces entries in place. */
-    readonly segments: SnapshotView[],
+    segments: (SnapshotView | undefined)[],
     private overlay: SnapshotView | null,
     private readonly entries: number,
     /** True when the version this one was made from answers through this one (its buffers may be reused). */
     readonly predecessorRetired = false,
   ) {
     if (segments.length !== 2 ** segmentBits) throw new Error(`${segments.length} segments for ${segmentBits} bits`);
+    this.segs = segments;
     this.shift = segmentBits === 0 ? -1 : 32 - segmentBits;
     const self = this;
     this.allowlist = {
@@ -128,6 +134,18 @@ export class SegmentedLists implements ListSnapshot {
   get size(): number {
     return this.entries;
   }
+
+  /** Every segment, once all are in memory (after `settled`). */
+  get segments(): readonly SnapshotView[] {
+    if (this.source) throw new Error('segments still being read from the list file (await settled)');
+    return this.segs as SnapshotView[];
+  }
+
+  /** Why a segment read from the file was refused (it then answers "no entry"), if one was. */
+  get damage(): string | undefined {
+    return this.source?.damage ?? this.damaged;
+  }
+  private damaged: string | undefined;
 
   /** True while a delta is being merged into the segments. */
   get merging(): boolean {
@@ -154,7 +172,8 @@ export class SegmentedLists implements ListSnapshot {
         return s === REMOVED ? 0 : s;
       }
     }
-    const seg = this.segments[this.shift < 0 ? 0 : H >>> this.shift];
+    const i = this.shift < 0 ? 0 : H >>> this.shift;
+    const seg = this.segs[i] ?? this.readNow(i);
     return card ? seg.cardStatus(H, L) : seg.genericStatus(H, L, key);
   }
 
@@ -172,12 +191,13 @@ export class SegmentedLists implements ListSnapshot {
   *mergeOverlayGen(sliceEntries = 512, spares: SpareSegments = new SpareSegments(), onSegment?: (s: number, bytes: Uint8Array) => void): Generator<void, void, void> {
     const ov = this.overlay;
     if (ov === null) return;
-    for (let s = 0; s < this.segments.length; s++) {
+    const segs = this.segments;
+    for (let s = 0; s < segs.length; s++) {
       const r = segmentRange(ov, s, this.segmentBits);
       if (r.c0 === r.c1 && r.g0 === r.g1) continue;
-      const seg = this.segments[s];
+      const seg = segs[s];
       const bytes = yield* mergeSorted(seg, wholeRange(seg), ov, r, { version: this.version, publishedAtMs: this.publishedAtMs, skipBits: this.segmentBits }, sliceEntries, spares.take);
-      this.segments[s] = viewOf(bytes);
+      this.segs[s] = viewOf(bytes);
       if (onSegment) onSegment(s, bytes);
       else if (this.predecessorRetired) spares.put(seg.bytes);
       yield;
@@ -193,12 +213,98 @@ export class SegmentedLists implements ListSnapshot {
     const v = viewOf(bytes);
     if (v.header.skipBits !== this.segmentBits || v.header.version !== this.version) throw new Error(`segment ${s} does not belong to version ${this.version}`);
     const old = this.segments[s].bytes;
-    this.segments[s] = v;
+    this.segs[s] = v;
     return old;
   }
 
   finishMerge(): void {
     this.overlay = null;
+  }
+
+  /** Serve from a segmented list file whose segments are read on first use or by `readRest`. */
+  attachFile(source: SegmentSource): void {
+    this.source = source;
+  }
+
+  /** A segment a lookup needs before the background reader got to it: read it now (well under a millisecond from the page cache). */
+  private readNow(s: number): SnapshotView {
+    const src = this.source!;
+    const b = src.spares.take(src.lens[s]);
+    let got = 0;
+    try {
+      while (got < b.byteLength) {
+        const n = readSync(src.fd, b, got, b.byteLength - got, src.offs[s] + got);
+        if (n === 0) break;
+        got += n;
+      }
+    } catch (e) {
+      return this.install(s, b, `read failed: ${(e as Error).message}`);
+    }
+    return this.install(s, b, got === b.byteLength ? undefined : 'file ends inside it');
+  }
+
+  private install(s: number, b: Uint8Array, failure?: string): SnapshotView {
+    const src = this.source!;
+    const v = failure ?? checkSegment(b, src, s);
+    let view: SnapshotView;
+    if (typeof v === 'string') {
+      // Refused: the segment answers "no entry" (a refusal, never a wrong opening) and the damage is reported.
+      src.damage ??= `segment ${s}: ${v}`;
+      src.spares.put(b);
+      view = emptySegment(this.segmentBits);
+    } else view = v;
+    this.segs[s] = view;
+    src.raw[s] = typeof v === 'string' ? undefined : b;
+    return view;
+  }
+
+  /** Read every segment not read yet (async reads), then check each one's SHA-256 in time slices. */
+  async readRest(sliceMs: number): Promise<Checked<true>> {
+    const src = this.source;
+    if (!src) return { ok: true, value: true };
+    try {
+      for (let s = 0; s < this.segs.length; s++) {
+        if (this.segs[s]) continue;
+        const b = src.spares.take(src.lens[s]);
+        let got = 0;
+        let failure: string | undefined;
+        try {
+          while (got < b.byteLength) {
+            const { bytesRead } = await readAsync(src.fd, b, got, b.byteLength - got, src.offs[s] + got);
+            if (bytesRead === 0) break;
+            got += bytesRead;
+          }
+          if (got < b.byteLength) failure = 'file ends inside it';
+        } catch (e) {
+          failure = `read failed: ${(e as Error).message}`;
+        }
+        if (this.segs[s]) src.spares.put(b); // a lookup read it meanwhile
+        else this.install(s, b, failure);
+      }
+      const raw = src.raw;
+      const check = await runSliced(
+        (function* (): Generator<void, Checked<true>, void> {
+          for (let s = 0; s < raw.length; s++) {
+            const b = raw[s];
+            if (!b) continue;
+            const r = yield* verifySnapshotGen(b, null);
+            if (!r.ok) return { ok: false, error: r.error, detail: `segment ${s}: ${r.detail}` };
+          }
+          return { ok: true, value: true };
+        })(),
+        sliceMs,
+      );
+      if (!check.ok) {
+        src.damage ??= check.detail;
+        return check;
+      }
+      if (src.damage) return { ok: false, error: 'bad-layout', detail: src.damage };
+      return check;
+    } finally {
+      this.damaged = src.damage;
+      this.source = undefined;
+      closeSync(src.fd);
+    }
   }
 }
 
@@ -325,16 +431,57 @@ async function readAll(fh: FileHandle, into: Uint8Array, position: number, path:
 }
 
 const bad = (code: string, path: string, detail: string) => new ListFileError(`list-file-${code}`, `${path}: ${detail}`);
+const readAsync = promisify(read);
+
+/** Where a list's segments come from until they are all in memory. */
+export interface SegmentSource {
+  fd: number;
+  bits: number;
+  offs: number[];
+  lens: number[];
+  /** SHA-256 of each segment's 256-byte header, from the checked directory. */
+  headerHashes: Uint8Array[];
+  spares: SpareSegments;
+  /** Buffers read, for the background SHA-256 check. */
+  raw: (Uint8Array | undefined)[];
+  damage?: string;
+}
+
+/** A segment's bytes against its directory entry: header hash, header, length, skip bits, bounds. */
+function checkSegment(b: Uint8Array, src: SegmentSource, s: number): SnapshotView | string {
+  if (!Buffer.from(sha256(b.subarray(0, HEADER_BYTES))).equals(src.headerHashes[s])) return 'header does not match the directory';
+  const h = readSnapshotHeader(b);
+  if (!h.ok) return h.detail;
+  if (h.value.skipBits !== src.bits || h.value.bodyBytes + HEADER_BYTES !== b.byteLength) return 'does not fit the directory';
+  const v = new SnapshotView(b, h.value);
+  const ok = v.checkBounds();
+  return ok.ok ? v : ok.detail;
+}
+
+const empties = new Map<number, SnapshotView>();
+/** A segment with no entries (stands in for a refused one). */
+function emptySegment(bits: number): SnapshotView {
+  let v = empties.get(bits);
+  if (!v) {
+    const b = runToEnd(new ListBuilder(1).buildGen({ version: 0, publishedAtMs: 0 }, sharedBytes));
+    b[38] = bits; // skip bits: header field, outside the digest
+    v = viewOf(b);
+    empties.set(bits, v);
+  }
+  return v;
+}
 
 /**
- * Load the gate's segmented list file at boot: every header, directory and segment layout is checked
- * before the first lookup; the segments' SHA-256 is checked in the background in time slices.
- * `verified` resolves false (with the reason) if a body turns out damaged: drop the lists and resync.
+ * Open the gate's segmented list file and serve it at once: the header, the directory and every
+ * segment's 256-byte header are checked before the first lookup; segment bodies are read in the
+ * background (or on first use by a lookup, synchronously), then every segment's SHA-256 is checked
+ * in time slices. `lists.settled` resolves when all are read and checked; `verified` says whether
+ * they were sound: if not, the refused segments answer "no entry" and the caller must resync.
+ * `spares`: buffers to read into (a replaced version's, so installing a list does not need two).
  */
-export async function openListFile(path: string, sliceMs = 0.5): Promise<{ lists: SegmentedLists; verified: Promise<Checked<true>> }> {
+export async function openListFile(path: string, sliceMs = 0.5, spares = new SpareSegments(Infinity)): Promise<{ lists: SegmentedLists; verified: Promise<Checked<true>> }> {
   const fh = await open(path, 'r');
-  let lists: SegmentedLists;
-  const raw: Uint8Array[] = [];
+  let fd: number | undefined;
   try {
     const { size } = await fh.stat();
     if (size < FILE_HEADER) throw bad('too-short', path, `${size} bytes`);
@@ -354,40 +501,41 @@ export async function openListFile(path: string, sliceMs = 0.5): Promise<{ lists
     await readAll(fh, dir, FILE_HEADER, path);
     if (!Buffer.from(sha256(head.subarray(0, 32), dir)).equals(head.subarray(32, 64))) throw bad('bad-digest', path, 'header or directory damaged');
     const dv = new DataView(dir.buffer);
-    const segs: SnapshotView[] = [];
+    const src: SegmentSource = { fd: -1, bits, offs: [], lens: [], headerHashes: [], spares, raw: new Array(n) };
     let total = 0;
+    let expectAt = FILE_HEADER + dir.byteLength;
+    const h256 = new Uint8Array(HEADER_BYTES);
+    // Segment headers: 256 bytes each, read synchronously (a thousand small reads: a few ms).
+    fd = openSync(path, 'r');
+    const hfd = fd;
     for (let s = 0; s < n; s++) {
       const off = Number(dv.getBigUint64(s * DIR_ENTRY, true)), len = Number(dv.getBigUint64(s * DIR_ENTRY + 8, true));
-      if (off % 8 !== 0 || len < HEADER_BYTES || off + len > size) throw bad('bad-layout', path, `segment ${s} outside the file`);
-      const b = new Uint8Array(new SharedArrayBuffer(withSlack(len)), 0, len);
-      await readAll(fh, b, off, path);
-      if (!Buffer.from(sha256(b.subarray(0, HEADER_BYTES))).equals(dir.subarray(s * DIR_ENTRY + 16, s * DIR_ENTRY + 48))) throw bad('bad-digest', path, `segment ${s} header damaged`);
-      const h = readSnapshotHeader(b);
+      if (off !== expectAt || len < HEADER_BYTES || off + len > size) throw bad('bad-layout', path, `segment ${s} outside the file`);
+      expectAt = off + len;
+      src.offs.push(off);
+      src.lens.push(len);
+      src.headerHashes.push(dir.subarray(s * DIR_ENTRY + 16, s * DIR_ENTRY + 48));
+      if (readSync(hfd, h256, 0, HEADER_BYTES, off) !== HEADER_BYTES) throw bad('too-short', path, `segment ${s} header cut short`);
+      if (!Buffer.from(sha256(h256)).equals(src.headerHashes[s])) throw bad('bad-digest', path, `segment ${s} header damaged`);
+      const h = readSnapshotHeader(h256);
       if (!h.ok) throw bad(h.error, path, `segment ${s}: ${h.detail}`);
-      if (h.value.skipBits !== bits || h.value.bodyBytes + HEADER_BYTES !== len) throw bad('bad-layout', path, `segment ${s} does not fit the directory`);
-      const v = new SnapshotView(b, h.value);
-      const ok = v.checkBounds();
-      if (!ok.ok) throw bad(ok.error, path, `segment ${s}: ${ok.detail}`);
-      segs.push(v);
-      raw.push(b);
-      total += v.size;
+      const sh = h.value;
+      if (sh.skipBits !== bits || sh.bodyBytes + HEADER_BYTES !== len) throw bad('bad-layout', path, `segment ${s} does not fit the directory`);
+      total += sh.cardCount + sh.genCount;
     }
+    if (expectAt !== size) throw bad('bad-layout', path, `${size - expectAt} bytes after the last segment`);
     if (total !== entries) throw bad('bad-layout', path, `segments hold ${total} entries, header says ${entries}`);
-    lists = new SegmentedLists(version, publishedAtMs, bits, segs, null, entries);
+    src.fd = hfd;
+    const lists = new SegmentedLists(version, publishedAtMs, bits, new Array(n).fill(undefined), null, entries);
+    lists.attachFile(src);
+    fd = undefined;
+    const verified = lists.readRest(sliceMs);
+    lists.settled = verified.then(() => undefined);
+    return { lists, verified };
   } finally {
+    if (fd !== undefined) closeSync(fd);
     await fh.close();
   }
-  const verified = runSliced(
-    (function* (): Generator<void, Checked<true>, void> {
-      for (let s = 0; s < raw.length; s++) {
-        const r = yield* verifySnapshotGen(raw[s], null);
-        if (!r.ok) return { ok: false, error: r.error, detail: `segment ${s}: ${r.detail}` };
-      }
-      return { ok: true, value: true };
-    })(),
-    sliceMs,
-  );
-  return { lists, verified };
 }
 
 /**

@@ -225,6 +225,17 @@ describe('segmented list file', () => {
     expect(statusByte('green', false)).toBe(1);
   });
 
+  it('serves at once: a lookup ahead of the background reader reads its own segment', async () => {
+    const f = await written();
+    const { lists, verified } = await openListFile(f.path);
+    expect(() => lists.segments).toThrow(/still being read/);
+    expectAnswers(lists, f.model, 24_000); // before any background read has completed
+    expect((await verified).ok).toBe(true);
+    await lists.settled;
+    expect(lists.segments.length).toBe(8);
+    expectAnswers(lists, f.model, 24_000);
+  });
+
   it('refuses a damaged header, directory or segment header before serving a byte (every byte tried)', async () => {
     const f = await written();
     const firstSegmentHeaderEnd = f.dirEnd + 256;
