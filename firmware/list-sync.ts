@@ -11,14 +11,15 @@
 //   GET /v1/issuer-keys                 200 trust-list document (ETag; If-None-Match → 304)
 
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TrustedListKey } from '../protocol/list-format.js';
 import { systemClock, type Clock } from '../drivers/seams.js';
-import { openSnapshot, writeFileAtomic } from './allowlist-store.js';
+import { writeFileAtomic } from './allowlist-store.js';
 import { DeltaLog } from './delta-log.js';
 import { ListMerger } from './list-merger.js';
-import { SegmentedLists, emptySegmentedLists, openListFile, runSliced, splitSnapshotGen, writeListFile } from './segmented-lists.js';
+import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile, writeListFile } from './segmented-lists.js';
+import { downloadSnapshot, segmentSnapshotFile } from './snapshot-install.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -34,6 +35,8 @@ export interface ListSyncOptions {
   maxBackoffMs?: number;
   /** Per request (headers and whole body). */
   timeoutMs?: number;
+  /** For the snapshot download (hundreds of MB at metro scale). */
+  snapshotTimeoutMs?: number;
   /** Deltas fetched per request before applying. */
   maxDeltas?: number;
   /** Largest response accepted (a snapshot of 50 M entries is about 500 MB). */
@@ -74,6 +77,7 @@ class HttpFailure extends Error {}
 
 const LIST_FILE = 'lists.seg';
 const DELTA_LOG_FILE = 'lists.deltas';
+const DOWNLOAD_FILE = 'lists.download';
 
 /**
  * ListProvider backed by the back office. Events: 'alarm' (SyncAlarm, detail), 'version' (ListSnapshot),
@@ -105,6 +109,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       minBackoffMs: 1000,
       maxBackoffMs: 300_000,
       timeoutMs: 30_000,
+      snapshotTimeoutMs: 900_000,
       maxDeltas: 100,
       maxResponseBytes: 1 << 30,
       sliceMs: 0.5,
@@ -298,18 +303,70 @@ export class ListSync extends EventEmitter implements ListProvider {
   }
 
   private async syncSnapshot(from: number): Promise<SyncOutcome> {
-    const r = await this.get('/v1/lists/snapshot');
-    if (r.status !== 200) throw new HttpFailure(`snapshot: HTTP ${r.status}`);
-    const s = await openSnapshot(r.body, this.o.trustedKeys, this.o.sliceMs);
-    if (!s.ok) return this.reject(s.error, s.detail);
-    if (s.value.version === from) return { kind: 'up-to-date', version: from };
-    if (s.value.version < from) return this.reject('replayed', `snapshot version ${s.value.version} is older than the gate's ${from}`);
-    await this.lists.settled;
-    const next = await runSliced(splitSnapshotGen(s.value.view), this.o.sliceMs);
-    this.swap(next);
+    // Streamed to a file beside the list file, never held whole in memory (a 50 M list is 620 MB).
+    const path = '/v1/lists/snapshot';
+    let res: Response;
+    try {
+      res = await fetch(this.o.url + path, { signal: AbortSignal.timeout(this.o.snapshotTimeoutMs) });
+    } catch (e) {
+      throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
+    }
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      throw new HttpFailure(`snapshot: HTTP ${res.status}`);
+    }
+    const len = Number(res.headers.get('content-length') ?? '0');
+    if (len > this.o.maxResponseBytes) {
+      await res.body.cancel().catch(() => {});
+      throw new HttpFailure(`GET ${path}: ${len} bytes exceeds the limit`);
+    }
+    const download = join(this.o.dir, DOWNLOAD_FILE);
+    let h: Awaited<ReturnType<typeof downloadSnapshot>>;
+    try {
+      h = await downloadSnapshot(res.body as unknown as AsyncIterable<Uint8Array>, download, this.o.trustedKeys, this.o.maxResponseBytes);
+    } catch (e) {
+      await unlink(download).catch(() => {});
+      throw new HttpFailure(`GET ${path}: body: ${(e as Error).message}`);
+    }
+    if (!h.ok) return this.reject(h.error, h.detail);
+    try {
+      if (h.value.version === from) return { kind: 'up-to-date', version: from };
+      if (h.value.version < from) return this.reject('replayed', `snapshot version ${h.value.version} is older than the gate's ${from}`);
+      await this.lists.settled;
+      const cut = await segmentSnapshotFile(download, h.value, this.snapshotPath);
+      if (!cut.ok) return this.reject(cut.error, cut.detail);
+    } catch (e) {
+      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);
+      return { kind: 'failed', detail: 'list write failed' };
+    } finally {
+      await unlink(download).catch(() => {});
+    }
+    this.counters.listFileWrites++;
+    // The new list file holds everything: the delta log is of no more use.
+    await this.deltaLog.reset().catch(() => {});
+    // Serve the new file at once, read into the buffers of the list it replaces (which from now on
+    // answers as the new one): never two lists in memory.
+    const old = this.lists;
+    const spares = new SpareSegments(Infinity);
+    let opened: Awaited<ReturnType<typeof openListFile>>;
+    try {
+      opened = await openListFile(this.snapshotPath, this.o.sliceMs, spares);
+    } catch (e) {
+      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: written but unreadable: ${(e as Error).message}`);
+      return { kind: 'failed', detail: 'list write failed' };
+    }
+    old.retireInto(opened.lists);
+    for (const v of old.segments) spares.put(v.bytes);
+    this.swap(opened.lists);
     this.counters.snapshotsApplied++;
-    if (!(await this.persist(next))) return { kind: 'failed', detail: 'list write failed' };
-    return { kind: 'applied', via: 'snapshot', from, to: next.version };
+    const v = await opened.verified;
+    if (!v.ok) {
+      // Written by us a moment ago and damaged already: a failing disk. Serve nothing rather than guess.
+      if (this.lists === opened.lists) this.swap(emptySegmentedLists());
+      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: damaged right after writing (${v.detail})`);
+      return { kind: 'failed', detail: 'list write failed' };
+    }
+    return { kind: 'applied', via: 'snapshot', from, to: opened.lists.version };
   }
 
   private async persist(next: SegmentedLists, deltas?: { bytes: Uint8Array; changes: number }): Promise<boolean> {

@@ -378,33 +378,53 @@ const sha256 = (...parts: Uint8Array[]) => {
 export async function writeListFile(path: string, lists: SegmentedLists): Promise<void> {
   await lists.settled;
   const segs = lists.segments.slice();
-  const dir = new Uint8Array(segs.length * DIR_ENTRY);
-  const dv = new DataView(dir.buffer);
-  let at = FILE_HEADER + dir.byteLength;
-  for (let s = 0; s < segs.length; s++) {
-    const b = segs[s].bytes;
-    dv.setBigUint64(s * DIR_ENTRY, BigInt(at), true);
-    dv.setBigUint64(s * DIR_ENTRY + 8, BigInt(b.byteLength), true);
-    dir.set(sha256(b.subarray(0, HEADER_BYTES)), s * DIR_ENTRY + 16);
-    at += b.byteLength;
-  }
-  const head = new Uint8Array(FILE_HEADER);
-  const hv = new DataView(head.buffer);
-  head.set(FILE_MAGIC, 0);
-  hv.setUint16(4, FILE_FORMAT, true);
-  hv.setUint16(6, FILE_HEADER, true);
-  hv.setUint32(8, lists.version, true);
-  hv.setUint8(12, lists.segmentBits);
-  hv.setBigUint64(16, BigInt(Math.max(0, Math.floor(lists.publishedAtMs))), true);
-  hv.setBigUint64(24, BigInt(lists.size), true);
-  head.set(sha256(head.subarray(0, 32), dir), 32);
+  const meta = { version: lists.version, publishedAtMs: lists.publishedAtMs, segmentBits: lists.segmentBits, entries: lists.size };
+  await writeSegmentedFile(path, meta, segs.length, (async function* () {
+    for (const s of segs) yield s.bytes;
+  })());
+}
 
+/**
+ * Write a segmented list file from its segments in order (each consumed before the next is asked
+ * for, so a producer may reuse one buffer): new file, fsync, rename over `path`, fsync the directory.
+ */
+export async function writeSegmentedFile(
+  path: string,
+  meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number },
+  count: number,
+  segments: AsyncIterable<Uint8Array>,
+): Promise<void> {
+  if (count !== 2 ** meta.segmentBits) throw new Error(`${count} segments for ${meta.segmentBits} bits`);
+  const dir = new Uint8Array(count * DIR_ENTRY);
+  const dv = new DataView(dir.buffer);
+  const head = new Uint8Array(FILE_HEADER);
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w');
   try {
-    await writeAll(fh, head);
-    await writeAll(fh, dir);
-    for (const seg of segs) await writeAll(fh, seg.bytes);
+    // Header and directory last (their digest covers every segment header), at the front.
+    let at = FILE_HEADER + dir.byteLength;
+    let s = 0;
+    for await (const b of segments) {
+      if (s >= count) throw new Error('more segments than the directory holds');
+      dv.setBigUint64(s * DIR_ENTRY, BigInt(at), true);
+      dv.setBigUint64(s * DIR_ENTRY + 8, BigInt(b.byteLength), true);
+      dir.set(sha256(b.subarray(0, HEADER_BYTES)), s * DIR_ENTRY + 16);
+      await writeAll(fh, b, at);
+      at += b.byteLength;
+      s++;
+    }
+    if (s !== count) throw new Error(`${s} segments written, ${count} expected`);
+    const hv = new DataView(head.buffer);
+    head.set(FILE_MAGIC, 0);
+    hv.setUint16(4, FILE_FORMAT, true);
+    hv.setUint16(6, FILE_HEADER, true);
+    hv.setUint32(8, meta.version, true);
+    hv.setUint8(12, meta.segmentBits);
+    hv.setBigUint64(16, BigInt(Math.max(0, Math.floor(meta.publishedAtMs))), true);
+    hv.setBigUint64(24, BigInt(meta.entries), true);
+    head.set(sha256(head.subarray(0, 32), dir), 32);
+    await writeAll(fh, head, 0);
+    await writeAll(fh, dir, FILE_HEADER);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});
@@ -416,9 +436,9 @@ export async function writeListFile(path: string, lists: SegmentedLists): Promis
   await syncDir(dirname(path));
 }
 
-async function writeAll(fh: FileHandle, b: Uint8Array): Promise<void> {
+async function writeAll(fh: FileHandle, b: Uint8Array, position: number): Promise<void> {
   let at = 0;
-  while (at < b.byteLength) at += (await fh.write(b, at, Math.min(b.byteLength - at, 1 << 24))).bytesWritten;
+  while (at < b.byteLength) at += (await fh.write(b, at, Math.min(b.byteLength - at, 1 << 24), position + at)).bytesWritten;
 }
 
 async function readAll(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
@@ -458,17 +478,11 @@ function checkSegment(b: Uint8Array, src: SegmentSource, s: number): SnapshotVie
   return ok.ok ? v : ok.detail;
 }
 
-const empties = new Map<number, SnapshotView>();
-/** A segment with no entries (stands in for a refused one). */
+/** A segment with no entries (stands in for a refused one; its own buffer, so it can be reused like any). */
 function emptySegment(bits: number): SnapshotView {
-  let v = empties.get(bits);
-  if (!v) {
-    const b = runToEnd(new ListBuilder(1).buildGen({ version: 0, publishedAtMs: 0 }, sharedBytes));
-    b[38] = bits; // skip bits: header field, outside the digest
-    v = viewOf(b);
-    empties.set(bits, v);
-  }
-  return v;
+  const b = runToEnd(new ListBuilder(1).buildGen({ version: 0, publishedAtMs: 0 }, sharedBytes));
+  b[38] = bits; // skip bits: header field, outside the digest
+  return viewOf(b);
 }
 
 /**

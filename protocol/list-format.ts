@@ -314,6 +314,54 @@ export function* verifySnapshotGen(bytes: Uint8Array, keys: readonly TrustedList
   return { ok: true, value: h.value };
 }
 
+/**
+ * Checks a snapshot as it streams in (a gate writes a large one to disk rather than hold it): the
+ * header and signature as soon as the first 256 bytes are in, then the length and SHA-256 at the end.
+ */
+export class SnapshotStreamCheck {
+  private readonly head = new Uint8Array(HEADER_BYTES);
+  private headLen = 0;
+  private header: SnapshotHeader | undefined;
+  private readonly hash = createHash('sha256');
+  private body = 0;
+  private failed: Checked<never> | undefined;
+
+  constructor(private readonly keys: readonly TrustedListKey[] | null) {}
+
+  /** Feed the next bytes; returns the failure as soon as there is one (then stop). */
+  push(chunk: Uint8Array): Checked<never> | undefined {
+    if (this.failed) return this.failed;
+    let c = chunk;
+    if (this.headLen < HEADER_BYTES) {
+      const n = Math.min(HEADER_BYTES - this.headLen, c.byteLength);
+      this.head.set(c.subarray(0, n), this.headLen);
+      this.headLen += n;
+      c = c.subarray(n);
+      if (this.headLen < HEADER_BYTES) return undefined;
+      const h = readSnapshotHeader(this.head);
+      if (!h.ok) return (this.failed = h);
+      if (this.keys) {
+        const sig = checkSignature(this.head, h.value.keyId, this.keys, 'snapshot');
+        if (!sig.ok) return (this.failed = sig);
+      }
+      this.header = h.value;
+    }
+    if (c.byteLength === 0) return undefined;
+    this.body += c.byteLength;
+    if (this.body > this.header!.bodyBytes) return (this.failed = fail('bad-length', `snapshot: more than the ${HEADER_BYTES + this.header!.bodyBytes} bytes its header says`));
+    this.hash.update(c);
+    return undefined;
+  }
+
+  finish(): Checked<SnapshotHeader> {
+    if (this.failed) return this.failed;
+    if (!this.header) return fail('too-short', `snapshot: ${this.headLen} bytes, header needs ${HEADER_BYTES}`);
+    if (this.body !== this.header.bodyBytes) return fail('bad-length', `snapshot: ${HEADER_BYTES + this.body} bytes, header says ${HEADER_BYTES + this.header.bodyBytes}`);
+    if (!sameBytes(new Uint8Array(this.hash.digest()), this.header.digest)) return fail('bad-checksum', 'snapshot: body SHA-256 does not match');
+    return { ok: true, value: this.header };
+  }
+}
+
 export interface DeltaFile {
   header: DeltaHeader;
   changes: ListChange[];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ListMerger } from '../../firmware/list-merger.js';
+import { downloadSnapshot, segmentSnapshotFile } from '../../firmware/snapshot-install.js';
 import { SegmentedLists, SpareSegments, applyChanges, applyChangesGen, openListFile, splitSnapshotGen, writeListFile } from '../../firmware/segmented-lists.js';
 import { ListBuilder, SnapshotView, encodeDelta, fillBuckets, hashKey, readSnapshotHeader, runToEnd, signList, statusByte, trustedListKey, type ListChange } from '../../protocol/list-format.js';
 
@@ -262,5 +263,83 @@ describe('segmented list file', () => {
     await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-bad-layout' });
     truncateSync(f.path, 10);
     await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-too-short' });
+  });
+});
+
+describe('installing a snapshot from a file (bounded memory)', () => {
+  const signedSnapshot = (model: Map<string, number>, version: number) => {
+    const b = new ListBuilder();
+    for (const [k, v] of model) b.set(k, v);
+    return signList(b.build({ version, publishedAtMs: 4242 }), privateKey);
+  };
+
+  it('streams, checks and cuts a snapshot into the same answers, whatever the segment bits (bucket or binary-search boundaries)', async () => {
+    const dir = tmp();
+    const model = randomModel(20_000);
+    const bytes = signedSnapshot(model, 12);
+    const whole = snapshotOf(model);
+    const chunks = async function* () {
+      for (let at = 0; at < bytes.length; at += 777) yield bytes.subarray(at, at + 777);
+    };
+    const dl = join(dir, 'dl');
+    const h = await downloadSnapshot(chunks(), dl, keys, 1 << 30);
+    if (!h.ok) throw new Error(h.detail);
+    for (const bits of [0, 4, 11, 14]) {
+      const dest = join(dir, `l${bits}.seg`);
+      expect(await segmentSnapshotFile(dl, h.value, dest, bits)).toMatchObject({ ok: true, value: { entries: model.size } });
+      const { lists, verified } = await openListFile(dest);
+      expect((await verified).ok).toBe(true);
+      expect([lists.version, lists.publishedAtMs, lists.size, lists.segments.length]).toEqual([12, 4242, model.size, 2 ** bits]);
+      for (let i = 0; i < 60_000; i++) expect(lists.statusByte(anyKey(i))).toBe(whole.status(anyKey(i)));
+    }
+  });
+
+  it('refuses a snapshot stream that is tampered, cut, too long or wrongly signed, and leaves no file', async () => {
+    const dir = tmp();
+    const bytes = signedSnapshot(randomModel(500), 3);
+    const one = async function* (b: Uint8Array) {
+      yield b;
+    };
+    const dl = join(dir, 'dl');
+    const flip = (at: number) => {
+      const c = bytes.slice();
+      c[at] ^= 1;
+      return c;
+    };
+    expect(await downloadSnapshot(one(flip(bytes.length - 1)), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'bad-checksum' });
+    expect(await downloadSnapshot(one(flip(20)), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'bad-signature' });
+    expect(await downloadSnapshot(one(bytes.subarray(0, bytes.length - 5)), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'bad-length' });
+    expect(await downloadSnapshot(one(Buffer.concat([bytes, Buffer.from([0])])), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'bad-length' });
+    expect(await downloadSnapshot(one(bytes.subarray(0, 100)), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'too-short' });
+    const other = generateKeyPairSync('ed25519').privateKey;
+    expect(await downloadSnapshot(one(signList(bytes.slice(), other)), dl, keys, 1 << 30)).toMatchObject({ ok: false, error: 'unknown-key' });
+    await expect(downloadSnapshot(one(bytes), dl, keys, 100)).rejects.toThrow(/more than 100 bytes/);
+    expect(existsSync(dl)).toBe(false);
+  });
+
+  it('refuses a snapshot whose key heap is not in entry order (the protocol requires it)', async () => {
+    const dir = tmp();
+    const model = new Map<string, number>();
+    for (let i = 0; i < 40; i++) model.set(qr(i * 5), 1);
+    const view = snapshotOf(model);
+    const b = view.bytes;
+    // Rewrite the key heap in reverse entry order (keys and statuses unchanged, offsets updated).
+    const keysInOrder = Array.from({ length: view.header.genCount }, (_, i) => view.keyAt(i));
+    let p = 0;
+    const heap = view.heap;
+    for (let i = keysInOrder.length - 1; i >= 0; i--) {
+      const k = keysInOrder[i];
+      heap[p] = k.length;
+      for (let j = 0; j < k.length; j++) heap[p + 1 + j] = k.charCodeAt(j);
+      view.gOff[i] = p;
+      p += 1 + k.length;
+    }
+    for (let i = 0; i < keysInOrder.length; i++) expect(view.keyAt(i)).toBe(keysInOrder[i]); // still a valid list
+    const h = readSnapshotHeader(b);
+    if (!h.ok) throw new Error(h.detail);
+    const src = join(dir, 'src');
+    writeFileSync(src, b);
+    expect(await segmentSnapshotFile(src, h.value, join(dir, 'out.seg'), 0)).toMatchObject({ ok: false, error: 'bad-layout' });
+    expect(existsSync(join(dir, 'out.seg'))).toBe(false);
   });
 });
