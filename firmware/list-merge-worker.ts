@@ -5,8 +5,8 @@
 
 import { setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
-import { SegmentedLists, SpareSegments, applyChangesGen, viewOf } from './segmented-lists.js';
+import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { SegmentedLists, SpareSegments, applyChangeSetGen, sharedBytes, viewOf } from './segmented-lists.js';
 import type { MergeReply, MergeRequest } from './list-merger.js';
 
 const port = parentPort;
@@ -42,16 +42,17 @@ function spareSource(initial: Uint8Array[]): SpareSegments {
 port.on('message', (m: MergeRequest) => {
   const post = (r: MergeReply) => port.postMessage(r);
   try {
-    const v = runToEnd(verifyDeltasGen(m.deltas, m.keys as TrustedListKey[]));
+    const v = runToEnd(verifyDeltasGen(m.deltas, m.keys as TrustedListKey[], false));
     if (!v.ok) return post({ id: m.id, kind: 'rejected', error: v.error, detail: v.detail });
     if (v.value.length === 0) return post({ id: m.id, kind: 'empty' });
     const first = v.value[0].header, last = v.value[v.value.length - 1].header;
     if (first.fromVersion !== m.from) {
       return post({ id: m.id, kind: 'rejected', error: first.fromVersion < m.from ? 'replayed' : 'gap', detail: `delta starts at ${first.fromVersion}, gate is at ${m.from}` });
     }
-    const changes = v.value.length === 1 ? v.value[0].changes : v.value.flatMap((d) => d.changes);
+    const cs = runToEnd(changeSetFromDeltasGen(v.value, 512, sharedBytes));
+    if (!cs.ok) return post({ id: m.id, kind: 'rejected', error: cs.error, detail: cs.detail });
     const old = new SegmentedLists(m.from, 0, m.segmentBits, m.segments.map(viewOf), null, m.entries);
-    const next = runToEnd(applyChangesGen(old, changes, { version: last.toVersion, publishedAtMs: last.publishedAtMs }));
+    const next = runToEnd(applyChangeSetGen(old, cs.value, { version: last.toVersion, publishedAtMs: last.publishedAtMs }));
     post({ id: m.id, kind: 'overlay', overlay: next.overlayBytes!, entries: next.size, from: m.from, to: last.toVersion, publishedAtMs: last.publishedAtMs, deltas: v.value.length });
     const pool = spareSource(m.spares);
     runToEnd(next.mergeOverlayGen(512, pool, (s, bytes) => post({ id: m.id, kind: 'segment', s, bytes })));

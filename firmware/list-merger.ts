@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
-import { SegmentedLists, SpareSegments, applyChanges, runSliced, viewOf } from './segmented-lists.js';
+import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { SegmentedLists, SpareSegments, applyChangeSetGen, runSliced, sharedBytes, viewOf } from './segmented-lists.js';
 
 export interface MergeRequest {
   id: number;
@@ -76,6 +76,11 @@ export class ListMerger {
     return this.inThread(old, deltas, keys);
   }
 
+  /** Start the worker now (a few ms on the event loop), not on the first delta. */
+  warm(): void {
+    if (this.workerUrl) this.ensureWorker();
+  }
+
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
@@ -85,15 +90,17 @@ export class ListMerger {
   }
 
   private async inThread(old: SegmentedLists, deltas: Uint8Array, keys: readonly TrustedListKey[]): Promise<DeltaOutcome> {
-    const v = await runSliced(verifyDeltasGen(deltas, keys), this.sliceMs);
+    const v = await runSliced(verifyDeltasGen(deltas, keys, false), this.sliceMs);
     if (!v.ok) return { kind: 'rejected', error: v.error, detail: v.detail };
     if (v.value.length === 0) return { kind: 'empty' };
     const first = v.value[0].header, last = v.value[v.value.length - 1].header;
     if (first.fromVersion !== old.version) {
       return { kind: 'rejected', error: first.fromVersion < old.version ? 'replayed' : 'gap', detail: `delta starts at ${first.fromVersion}, gate is at ${old.version}` };
     }
-    const changes = v.value.length === 1 ? v.value[0].changes : v.value.flatMap((d) => d.changes);
-    const next = await applyChanges(old, changes, { version: last.toVersion, publishedAtMs: last.publishedAtMs }, this.sliceMs, this.spares);
+    const cs = await runSliced(changeSetFromDeltasGen(v.value, 512, sharedBytes), this.sliceMs);
+    if (!cs.ok) return { kind: 'rejected', error: cs.error, detail: cs.detail };
+    const next = await runSliced(applyChangeSetGen(old, cs.value, { version: last.toVersion, publishedAtMs: last.publishedAtMs }), this.sliceMs);
+    next.settled = runSliced(next.mergeOverlayGen(512, this.spares), this.sliceMs);
     return { kind: 'applied', next, from: old.version, to: last.toVersion, deltas: v.value.length };
   }
 

@@ -221,6 +221,7 @@ export class ListSync extends EventEmitter implements ListProvider {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.merger.warm();
     this.schedule(0);
   }
 

@@ -339,8 +339,19 @@ export function* applyChangesGen(
   sliceEntries = 512,
   retire = true,
 ): Generator<void, SegmentedLists, void> {
-  if (old.merging) throw new Error('applyChanges: the previous delta is still being merged (await settled first)');
   const ov = yield* changeSetGen(changes, sliceEntries, sharedBytes);
+  return yield* applyChangeSetGen(old, ov, meta, sliceEntries, retire);
+}
+
+/** applyChangesGen with the change set already built (protocol/list-format.ts changeSetGen or changeSetFromDeltasGen, in shared memory). */
+export function* applyChangeSetGen(
+  old: SegmentedLists,
+  ov: SnapshotView,
+  meta: { version: number; publishedAtMs: number },
+  sliceEntries = 512,
+  retire = true,
+): Generator<void, SegmentedLists, void> {
+  if (old.merging) throw new Error('applyChanges: the previous delta is still being merged (await settled first)');
   // The new entry count: each distinct change either adds, replaces or removes.
   let entries = old.size;
   const count = (present: boolean, st: number) => {

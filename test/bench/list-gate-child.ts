@@ -1,31 +1,51 @@
 // The gate's side of the list bench, in a process of its own so its memory figures are the gate's
 // alone: boot from the segmented list file, serve lookups, apply a signed delta while serving.
 // Usage: node list-gate-child.js <listFile> <deltaFile> <publicKeyPem> <worker|thread> <probeCount>
+//        node list-gate-child.js <listFile> <deltaFile> <publicKeyPem> snapshot <probeCount> <backOfficeUrl>
+// (snapshot: the gate syncs, is told its delta chain is gone, and installs the back office's snapshot.)
 // Prints one JSON line.
 
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ListMerger, defaultWorkerUrl } from '../../firmware/list-merger.js';
+import { ListSync } from '../../firmware/list-sync.js';
+import type { ListSnapshot } from '../../firmware/lists.js';
 import { openListFile, writeListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
 import { trustedListKey } from '../../protocol/list-format.js';
 
-const [listFile, deltaFile, pem, mode, probeArg] = process.argv.slice(2);
+const [listFile, deltaFile, pem, mode, probeArg, url] = process.argv.slice(2);
 const rss = () => process.memoryUsage.rss() / 2 ** 20;
 const rssBoot0 = rss();
 
+const gateDir = mode === 'snapshot' ? mkdtempSync(join(tmpdir(), 'gate-')) : '';
+if (gateDir) copyFileSync(listFile, join(gateDir, 'lists.seg'));
+const keys = [trustedListKey(pem)];
 const t0 = performance.now();
-const { lists, verified } = await openListFile(listFile);
-const bootMs = performance.now() - t0;
-const v = await verified;
+let sync: ListSync | undefined;
+let lists: SegmentedLists;
+let bootMs: number;
+if (gateDir) {
+  // Boot as the runtime does: the sync client opens the gate's list file.
+  sync = await ListSync.open({ url, dir: gateDir, trustedKeys: keys });
+  bootMs = performance.now() - t0;
+  if (!(await sync.bootCheck)) throw new Error('list file refused');
+  lists = sync.current() as SegmentedLists;
+} else {
+  const f = await openListFile(listFile);
+  bootMs = performance.now() - t0;
+  const v = await f.verified;
+  if (!v.ok) throw new Error(v.detail);
+  lists = f.lists;
+}
 const verifiedMs = performance.now() - t0;
-if (!v.ok) throw new Error(v.detail);
 const rssLoaded = rss();
 
 // Probe keys: the parent wrote them one per line after the delta file's name + ".probes".
 const probes = readFileSync(`${deltaFile}.probes`, 'utf8').split('\n').filter(Boolean).slice(0, Number(probeArg));
-const keys = [trustedListKey(pem)];
 const delta = new Uint8Array(readFileSync(deltaFile));
 
-let current: SegmentedLists = lists;
+let current: ListSnapshot = lists;
 // A lane's event loop: lookups keep arriving; the gap between two turns is the pause a rider would see.
 const gaps = new Float64Array(8_000_000);
 let n = 0;
@@ -54,6 +74,12 @@ const stats = (k: number) => {
   return { worst: a[a.length - 1], p99: at(99), p999: at(99.9), turns: k, over1 };
 };
 
+// A running gate has its merge worker up already (ListSync.start warms it).
+const merger = new ListMerger(mode === 'worker' ? defaultWorkerUrl() : undefined);
+if (mode === 'worker' && !merger.usesWorker) throw new Error('worker not found beside the compiled merger');
+merger.warm();
+sync?.merger.warm();
+
 // Noise floor: the same loop with nothing applying.
 let s = serve();
 await new Promise((r) => setTimeout(r, 1000));
@@ -65,8 +91,24 @@ n = 0;
 done = false;
 peak = rss();
 const rssBefore = peak;
-const merger = new ListMerger(mode === 'worker' ? defaultWorkerUrl() : undefined);
-if (mode === 'worker' && !merger.usesWorker) throw new Error('worker not found beside the compiled merger');
+if (sync) {
+  // The back office has no delta chain for this gate, only a newer snapshot.
+  s = serve();
+  const a0 = performance.now();
+  const r = await sync.syncOnce();
+  if (r.kind !== 'applied') throw new Error(JSON.stringify(r));
+  current = sync.current();
+  const servedMs = performance.now() - a0;
+  await (current as SegmentedLists).settled;
+  const mergedMs = performance.now() - a0;
+  done = true;
+  await s;
+  const during = stats(n);
+  await sync.stop();
+  rmSync(gateDir, { recursive: true, force: true });
+  console.log(JSON.stringify({ bootMs, verifiedMs, rssBoot0, rssLoaded, rssBefore, rssPeak: peak, servedMs, mergedMs, writtenMs: servedMs, idle, during, size: current.allowlist.size, mode, version: current.version }));
+  process.exit(0);
+}
 s = serve();
 const a0 = performance.now();
 const out = await merger.applyDeltas(lists, delta, keys);

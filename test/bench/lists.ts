@@ -3,7 +3,11 @@
 // SQLite WAL with synchronous=FULL. Every peer figure comes from this same run.
 
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,7 +79,7 @@ function timeLookups(keys: string[], f: (k: string) => unknown): { p50: number; 
   return { p50: percentile(per, 50), p99: percentile(per, 99), mean };
 }
 
-async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqlite: boolean; map: boolean }): Promise<{ file: string; lists: SegmentedLists }> {
+async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqlite: boolean; map: boolean }): Promise<{ file: string; lists: SegmentedLists; bytes: Uint8Array }> {
   const label = `${n / 1e6} M`;
   gc();
   let t0 = performance.now();
@@ -143,7 +147,7 @@ async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqli
   r.row({ section: S, metric: `allowlist ${label}: lookup p50`, value: ours.p50, unit: 'µs', peer: sqlite ? { name: 'better-sqlite3', value: sqlite.p50 } : mapLookup ? { name: 'JS Map', value: mapLookup.p50 } : undefined, target: sqlite ? 'ratio <= 0.2 (5x faster than sqlite)' : undefined, note: peers.sqlite ? undefined : 'sqlite peer skipped at this size (bulk insert of 50 M rows would take minutes; see the 10 M row)' });
   r.row({ section: S, metric: `allowlist ${label}: lookup p99`, value: ours.p99, unit: 'µs', peer: sqlite ? { name: 'better-sqlite3', value: sqlite.p99 } : undefined, target: sqlite ? 'ratio <= 0.2' : undefined });
   if (sqlite && mapLookup) r.row({ section: S, metric: `allowlist ${label}: lookup p50 vs JS Map`, value: ours.p50, unit: 'µs', peer: { name: 'JS Map', value: mapLookup.p50 } });
-  return { file, lists };
+  return { file, lists, bytes };
 }
 
 interface GateRun {
@@ -154,7 +158,7 @@ interface GateRun {
 }
 
 /** Boot a gate process on the list file and apply a signed 100,000-change delta while it serves lookups. */
-async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: string): Promise<void> {
+async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: string, snapshot: Uint8Array): Promise<void> {
   const label = `${n / 1e6} M`;
   const m = mix(n);
   const changes: ListChange[] = [];
@@ -170,17 +174,35 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   writeFileSync(deltaFile, signList(encodeDelta(1, Date.now(), changes), privateKey));
   writeFileSync(`${deltaFile}.probes`, probeKeys(n, 100_000).join('\n'));
   const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  // A back office with no delta chain for the gate, only a newer snapshot (the same list, version 2, signed).
+  const snapFile = join(dir, `snapshot-${n}.snap`);
+  new DataView(snapshot.buffer, snapshot.byteOffset).setUint32(8, 2, true);
+  writeFileSync(snapFile, signList(snapshot, privateKey));
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith('/v1/lists/snapshot')) {
+      res.writeHead(200, { 'content-length': statSync(snapFile).size });
+      createReadStream(snapFile).pipe(res);
+    } else res.writeHead(req.url?.startsWith('/v1/lists/deltas') ? 410 : 404).end();
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const child = join(import.meta.dirname, 'list-gate-child.js');
-  const runGate = (mode: 'worker' | 'thread'): GateRun =>
-    JSON.parse(execFileSync(process.execPath, [child, file, deltaFile, pem, mode, '100000'], { encoding: 'utf8', maxBuffer: 1 << 20 }).trim().split('\n').pop()!) as GateRun;
-  const w = runGate('worker');
-  const t = runGate('thread');
+  const runGate = async (mode: 'worker' | 'thread' | 'snapshot'): Promise<GateRun> => {
+    const { stdout } = await promisify(execFile)(process.execPath, [child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as GateRun;
+  };
+  const w = await runGate('worker');
+  const t = await runGate('thread');
+  const sn = await runGate('snapshot');
+  server.close();
+  rmSync(snapFile, { force: true });
   const fileMiB = statSync(file).size / 2 ** 20;
   r.row({ section: S, metric: `allowlist ${label}: boot until serving (open the segmented file: headers, directory, segments read, bounds)`, value: w.bootMs, unit: 'ms', target: '<= 2000 ms', note: `${fileMiB.toFixed(0)} MiB from the page cache; every segment's SHA-256 checked in background slices by ${w.verifiedMs.toFixed(0)} ms` });
   r.row({ section: S, metric: `allowlist ${label}: gate process RSS with the list loaded`, value: w.rssLoaded, unit: 'MiB', note: `${w.rssBoot0.toFixed(0)} MiB before opening the file` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: new version served after (verify + decode + overlay, worker thread)`, value: w.servedMs, unit: 'ms', note: `segments merged by ${w.mergedMs.toFixed(0)} ms, list file written (fsync + rename) by ${w.writtenMs.toFixed(0)} ms; ${w.during.turns} event-loop turns of 16 lookups meanwhile; new size ${w.size}` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause while applying (worker thread)`, value: w.during.worst, unit: 'ms', target: '< 1 ms', peer: { name: 'same loop for 1 s, nothing applying (this machine\'s noise floor)', value: w.idle.worst }, note: `turns over 1 ms: ${w.during.over1} of ${w.during.turns} while applying (${((w.during.over1 / w.writtenMs) * 1000).toFixed(1)}/s) vs ${w.idle.over1} of ${w.idle.turns} in the idle second; p99.9 ${w.during.p999.toFixed(3)} ms vs ${w.idle.p999.toFixed(3)}; p99 ${w.during.p99.toFixed(3)} vs ${w.idle.p99.toFixed(3)}` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: peak gate RSS while applying`, value: w.rssPeak, unit: 'MiB', peer: { name: 'RSS before the delta', value: w.rssBefore }, target: 'fits a 1 GB box', note: `in-thread merge: peak ${t.rssPeak.toFixed(0)} MiB` });
+  r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: peak gate RSS`, value: sn.rssPeak, unit: 'MiB', peer: { name: 'RSS before (old list loaded)', value: sn.rssBefore }, target: 'fits a 1 GB box', note: `streamed to disk, checked, cut into segments, read into the old list's buffers; new version served after ${sn.servedMs.toFixed(0)} ms, all read and checked by ${sn.mergedMs.toFixed(0)} ms; worst lookup pause ${sn.during.worst.toFixed(2)} ms (noise floor ${sn.idle.worst.toFixed(2)}), turns over 1 ms ${sn.during.over1} of ${sn.during.turns}` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause, merged in-thread in 0.5 ms slices`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms` });
 }
 
@@ -237,17 +259,17 @@ export async function run(r: BenchReport): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-lists-'));
   try {
     await journalBench(r, dir);
-    let ten: { file: string; lists: SegmentedLists } | undefined = await allowlistAt(r, 10_000_000, dir, { sqlite: true, map: true });
-    const tenFile = ten.file;
+    let ten: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 10_000_000, dir, { sqlite: true, map: true });
+    const { file: tenFile, bytes: tenBytes } = ten;
     ten = undefined;
     gc();
-    await deltaWhileServing(r, tenFile, 10_000_000, dir);
+    await deltaWhileServing(r, tenFile, 10_000_000, dir, tenBytes);
     rmSync(tenFile, { force: true });
-    let big: { file: string; lists: SegmentedLists } | undefined = await allowlistAt(r, 50_000_000, dir, { sqlite: false, map: false });
-    const bigFile = big.file;
+    let big: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 50_000_000, dir, { sqlite: false, map: false });
+    const { file: bigFile, bytes: bigBytes } = big;
     big = undefined;
     gc();
-    await deltaWhileServing(r, bigFile, 50_000_000, dir);
+    await deltaWhileServing(r, bigFile, 50_000_000, dir, bigBytes);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
