@@ -10,15 +10,15 @@ import {
   SnapshotStreamCheck,
   SnapshotView,
   bucketBitsFor,
-  fillBuckets,
-  finishSnapshot,
+  fillBucketsGen,
+  finishSnapshotGen,
   readSnapshotHeader,
   snapshotLayout,
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
 } from '../protocol/list-format.js';
-import { segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
+import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
 
 /** Stream a snapshot response body into `path`, checking it on the way. The file is removed if refused. */
 export async function downloadSnapshot(
@@ -65,7 +65,7 @@ async function readAt(fh: FileHandle, into: Uint8Array, position: number): Promi
  * Memory: one segment at a time. Refuses a snapshot whose key heap is not in entry order (the
  * protocol requires it) or whose entries do not sit in their buckets.
  */
-export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: string, bits = segmentBitsFor(h.cardCount + h.genCount)): Promise<Checked<{ entries: number }>> {
+export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: string, bits = segmentBitsFor(h.cardCount + h.genCount), sliceMs = 0.5): Promise<Checked<{ entries: number }>> {
   const L = snapshotLayout(h);
   const body = HEADER_BYTES;
   const fh = await open(src, 'r');
@@ -127,12 +127,18 @@ export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: 
         for (let i = 0; i < ng; i++) gOff[i] -= hs; // offsets below hs wrap to huge values: caught by checkBounds
         const top = (x: number) => (bits === 0 ? 0 : x >>> (32 - bits));
         if ((nc > 0 && (top(cHi[0]) !== s || top(cHi[nc - 1]) !== s)) || (ng > 0 && (top(gHi[0]) !== s || top(gHi[ng - 1]) !== s))) throw new Layout(`entries outside segment ${s}`);
-        fillBuckets(at(SL.cBucket, (1 << sh.cardBits) + 1), cHi, nc, sh.cardBits, bits);
-        fillBuckets(at(SL.gBucket, (1 << sh.genBits) + 1), gHi, ng, sh.genBits, bits);
-        finishSnapshot(out, { version: h.version, publishedAtMs: h.publishedAtMs, ...sh });
+        // Bucket index, digest and bounds in time slices: the gate keeps answering while it installs.
+        await runSliced(
+          (function* () {
+            yield* fillBucketsGen(at(SL.cBucket, (1 << sh.cardBits) + 1), cHi, nc, sh.cardBits, bits);
+            yield* fillBucketsGen(at(SL.gBucket, (1 << sh.genBits) + 1), gHi, ng, sh.genBits, bits);
+            yield* finishSnapshotGen(out, { version: h.version, publishedAtMs: h.publishedAtMs, ...sh });
+          })(),
+          sliceMs,
+        );
         const hh = readSnapshotHeader(out);
         if (!hh.ok) throw new Layout(hh.detail);
-        const ok = new SnapshotView(out, hh.value).checkBounds();
+        const ok = await runSliced(new SnapshotView(out, hh.value).checkBoundsGen(), sliceMs);
         if (!ok.ok) throw new Layout(`segment ${s}: ${ok.detail}${ng > 0 ? ' (key heap not in entry order?)' : ''}`);
         entries += nc + ng;
         yield out;

@@ -768,7 +768,7 @@ type SnapMeta = { version: number; publishedAtMs: number; cardCount: number; car
 export function finishSnapshot(out: Uint8Array, h: SnapMeta): Uint8Array {
   return runToEnd(finishSnapshotGen(out, h));
 }
-function* finishSnapshotGen(out: Uint8Array, h: SnapMeta): Generator<void, Uint8Array, void> {
+export function* finishSnapshotGen(out: Uint8Array, h: SnapMeta): Generator<void, Uint8Array, void> {
   const body = out.subarray(HEADER_BYTES);
   const v = writeCommon(out, MAGIC_SNAPSHOT, body.byteLength, h.publishedAtMs, yield* digestGen(body));
   v.setUint32(8, h.version, true);
@@ -785,7 +785,7 @@ function* finishSnapshotGen(out: Uint8Array, h: SnapMeta): Generator<void, Uint8
 export function fillBuckets(bk: Uint32Array, hi: Uint32Array, n: number, bits: number, skip = 0): void {
   runToEnd(fillBucketsGen(bk, hi, n, bits, skip));
 }
-function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: number, skip = 0): Generator<void, void, void> {
+export function* fillBucketsGen(bk: Uint32Array, hi: Uint32Array, n: number, bits: number, skip = 0): Generator<void, void, void> {
   const nb = 1 << bits;
   const shift = 32 - bits;
   let b = 0;

@@ -48,6 +48,9 @@ const delta = new Uint8Array(readFileSync(deltaFile));
 let current: ListSnapshot = lists;
 // A lane's event loop: lookups keep arriving; the gap between two turns is the pause a rider would see.
 const gaps = new Float64Array(8_000_000);
+// LIST_BENCH_GAPS=1: print when the long pauses happened (ms from the start of the apply).
+const traceGaps: string[] | undefined = process.env.LIST_BENCH_GAPS ? [] : undefined;
+let traceAt = performance.now();
 let n = 0;
 let done = false;
 let peak = 0;
@@ -57,6 +60,7 @@ async function serve(): Promise<void> {
   while (!done) {
     const now = performance.now();
     if (n < gaps.length) gaps[n++] = now - last;
+    if (traceGaps && now - last > 2) traceGaps.push(`${(now - traceAt).toFixed(0)}:${(now - last).toFixed(1)}`);
     for (let j = 0; j < 16; j++) {
       current.allowlist.lookup(probes[pi]);
       pi = pi + 1 === probes.length ? 0 : pi + 1;
@@ -92,9 +96,14 @@ done = false;
 peak = rss();
 const rssBefore = peak;
 if (sync) {
+  // A running gate has talked to its back office before (the first fetch() loads the HTTP client).
+  await (await fetch(`${url}/v1/issuer-keys`)).arrayBuffer();
   // The back office has no delta chain for this gate, only a newer snapshot.
   s = serve();
   const a0 = performance.now();
+  traceAt = a0;
+  if (traceGaps) traceGaps.length = 0;
+  sync.on('version', () => traceGaps?.push(`swap@${(performance.now() - a0).toFixed(0)}`));
   const r = await sync.syncOnce();
   if (r.kind !== 'applied') throw new Error(JSON.stringify(r));
   current = sync.current();
@@ -106,6 +115,7 @@ if (sync) {
   const during = stats(n);
   await sync.stop();
   rmSync(gateDir, { recursive: true, force: true });
+  if (traceGaps) console.error(traceGaps.join(' '));
   console.log(JSON.stringify({ bootMs, verifiedMs, rssBoot0, rssLoaded, rssBefore, rssPeak: peak, servedMs, mergedMs, writtenMs: servedMs, idle, during, size: current.allowlist.size, mode, version: current.version }));
   process.exit(0);
 }
