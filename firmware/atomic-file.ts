@@ -1,17 +1,24 @@
 // Replace a file so that a crash at any moment leaves either the old or the new content, never a mix.
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a temporary file, fsync it, rename it over `path`, fsync the directory. */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  try {
+  await replaceFile(path, async (fh) => {
     let at = 0;
     while (at < bytes.byteLength) {
       const { bytesWritten } = await fh.write(bytes, at, Math.min(bytes.byteLength - at, 1 << 26));
       at += bytesWritten;
     }
+  });
+}
+
+/** Replace `path` with what `write` puts in a new file: temp file, fsync, rename, fsync the directory. */
+export async function replaceFile(path: string, write: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  try {
+    await write(fh);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});

@@ -13,9 +13,8 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, read, readSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { dirname } from 'node:path';
 import {
   HEADER_BYTES,
   MAX_SKIP_BITS,
@@ -36,7 +35,7 @@ import {
   type Checked,
   type ListChange,
 } from '../protocol/list-format.js';
-import { syncDir } from './atomic-file.js';
+import { replaceFile } from './atomic-file.js';
 import { ListFileError, runSliced } from './allowlist-store.js';
 
 export { runSliced };
@@ -409,9 +408,7 @@ export async function writeSegmentedFile(
   const dir = new Uint8Array(count * DIR_ENTRY);
   const dv = new DataView(dir.buffer);
   const head = new Uint8Array(FILE_HEADER);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  try {
+  await replaceFile(path, async (fh) => {
     // Header and directory last (their digest covers every segment header), at the front.
     let at = FILE_HEADER + dir.byteLength;
     let s = 0;
@@ -436,15 +433,7 @@ export async function writeSegmentedFile(
     head.set(sha256(head.subarray(0, 32), dir), 32);
     await writeAll(fh, head, 0);
     await writeAll(fh, dir, FILE_HEADER);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
-  await syncDir(dirname(path));
+  });
 }
 
 async function writeAll(fh: FileHandle, b: Uint8Array, position: number): Promise<void> {
