@@ -20,6 +20,8 @@ export interface FileJournalOptions {
   laneId: string;
   /** Back-office base URL; without it records are kept until an uploader is configured. */
   uploadUrl?: string;
+  /** Bearer token for the back office (role `gate`), when it asks for one. */
+  uploadToken?: string;
   /** Start a new segment file beyond this size. */
   segmentBytes?: number;
   /** Refuse appends once the journal's files reach this many bytes (keeps room for the OS). */
@@ -78,7 +80,7 @@ export interface JournalCounters {
 
 /** Events: 'alarm' (name, detail), 'uploaded' (throughSeq), 'fsync' (milliseconds). */
 export class FileJournal extends EventEmitter implements Journal {
-  private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'log'>> & { uploadUrl?: string };
+  private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'log'>> & { uploadUrl?: string; uploadToken?: string };
   private readonly log: Logger;
   private segments: Segment[] = [];
   private fh: FileHandle | undefined;
@@ -344,7 +346,7 @@ export class FileJournal extends EventEmitter implements Journal {
       try {
         const res = await fetch(`${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', ...(this.o.uploadToken ? { authorization: `Bearer ${this.o.uploadToken}` } : {}) },
           body: JSON.stringify({ laneId: this.o.laneId, records: batch }),
           signal: AbortSignal.timeout(this.o.uploadTimeoutMs),
         });

@@ -30,6 +30,8 @@ const httpSyncSchema = z.looseObject({
   pollSeconds: z.number().min(0.05).max(86_400).default(30),
   maxBackoffSeconds: z.number().min(1).max(86_400).default(300),
   timeoutSeconds: z.number().min(1).max(600).default(30),
+  /** Bearer token (role `gate`) when the back office asks for one. */
+  token: z.string().min(16).optional(),
 });
 
 export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Promise<ListSync> {
@@ -47,6 +49,7 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     pollMs: c.pollSeconds * 1000,
     maxBackoffMs: c.maxBackoffSeconds * 1000,
     timeoutMs: c.timeoutSeconds * 1000,
+    token: c.token,
     log: ctx.log,
   });
   sync.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'list sync alarm'));
@@ -58,6 +61,8 @@ const fileJournalSchema = z.looseObject({
   type: z.literal('file'),
   dir: z.string().min(1),
   uploadUrl: z.url().optional(),
+  /** Bearer token (role `gate`) when the back office asks for one. */
+  uploadToken: z.string().min(16).optional(),
   segmentBytes: z.number().int().min(4096).default(4 << 20),
   maxBytes: z.number().int().min(65536).default(1 << 30),
   uploadBatch: z.number().int().min(1).max(10_000).default(500),

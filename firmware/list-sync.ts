@@ -30,6 +30,8 @@ export interface ListSyncOptions {
   dir: string;
   /** Back-office list signing keys the gate trusts. */
   trustedKeys: readonly TrustedListKey[];
+  /** Bearer token for the back office (role `gate`), when it asks for one. */
+  token?: string;
   pollMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -85,7 +87,8 @@ const DOWNLOAD_FILE = 'lists.download';
  */
 export class ListSync extends EventEmitter implements ListProvider {
   private lists: SegmentedLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger'>>;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token'>>;
+  private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -122,6 +125,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     this.log = opts.log ?? silentLogger;
     this.lists = lists;
     this.merger = opts.merger ?? new ListMerger(undefined, this.o.sliceMs);
+    this.auth = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   }
 
   /** The gate's segmented list file. */
@@ -308,7 +312,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     const path = '/v1/lists/snapshot';
     let res: Response;
     try {
-      res = await fetch(this.o.url + path, { signal: AbortSignal.timeout(this.o.snapshotTimeoutMs) });
+      res = await fetch(this.o.url + path, { headers: this.auth, signal: AbortSignal.timeout(this.o.snapshotTimeoutMs) });
     } catch (e) {
       throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
     }
@@ -428,7 +432,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     let res: Response;
     const signal = AbortSignal.timeout(this.o.timeoutMs);
     try {
-      res = await fetch(this.o.url + path, { headers, signal });
+      res = await fetch(this.o.url + path, { headers: { ...this.auth, ...headers }, signal });
     } catch (e) {
       throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
     }

@@ -22,8 +22,60 @@ export interface BackofficeOptions {
   keepDeltas?: number;
   /** Status given to a new registration until the status feed says otherwise. */
   initialStatus?: ListStatus;
+  /**
+   * Bearer tokens and what each may do. Absent: every endpoint is open (a simulator, CI, a bench on
+   * one machine). `gate backoffice` refuses to listen beyond loopback without them.
+   */
+  tokens?: readonly AccessToken[];
   now?: () => number;
 }
+
+/** Who calls the back office, and so which endpoints a token opens. */
+export type AccessRole = 'gate' | 'registration' | 'issuer' | 'status-feed' | 'admin';
+export interface AccessToken {
+  token: string;
+  role: AccessRole;
+  /** For an issuer token: the only issuer whose accounts it may link. */
+  issuer?: string;
+}
+
+/** The roles allowed on each route (GET /v1/health and the list public key are open to all). */
+const ROUTE_ROLES: Record<string, readonly AccessRole[]> = {
+  'POST /v1/registrations': ['registration', 'admin'],
+  'POST /v1/qr-links': ['issuer', 'admin'],
+  'POST /v1/status': ['status-feed', 'admin'],
+  'POST /v1/blocks': ['status-feed', 'admin'],
+  'POST /v1/lists/publish': ['admin'],
+  'GET /v1/lists/latest': ['gate', 'admin'],
+  'GET /v1/lists/snapshot': ['gate', 'admin'],
+  'GET /v1/lists/deltas': ['gate', 'admin'],
+  'GET /v1/issuer-keys': ['gate', 'admin'],
+  'PUT /v1/issuer-keys': ['admin'],
+  'POST /v1/transactions': ['gate', 'admin'],
+  'GET /v1/transactions': ['admin'],
+};
+const OPEN_ROUTES = new Set(['GET /v1/health', 'GET /v1/lists/public-key']);
+const ROLES: readonly AccessRole[] = ['gate', 'registration', 'issuer', 'status-feed', 'admin'];
+
+/** Read and check a token file: a JSON array of { token, role, issuer? }. */
+export function parseAccessTokens(text: string): AccessToken[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new Error('tokens: not JSON');
+  }
+  if (!Array.isArray(v) || v.length === 0) throw new Error('tokens: expected a non-empty JSON array of { "token", "role", "issuer"? }');
+  return v.map((t, i) => {
+    const e = t as Partial<AccessToken>;
+    if (typeof e.token !== 'string' || e.token.length < 16) throw new Error(`tokens[${i}].token: at least 16 characters`);
+    if (!ROLES.includes(e.role as AccessRole)) throw new Error(`tokens[${i}].role: one of ${ROLES.join(', ')}`);
+    if (e.issuer !== undefined && (e.role !== 'issuer' || !(QR_ISSUERS as readonly string[]).includes(e.issuer))) throw new Error(`tokens[${i}].issuer: a known issuer, on an issuer token`);
+    return { token: e.token, role: e.role as AccessRole, issuer: e.issuer };
+  });
+}
+
+const tokenDigest = (t: string) => createHash('sha256').update(t).digest('hex');
 
 const STATUSES: readonly string[] = ['green', 'yellow', 'red'];
 const MAX_BODY = 8 << 20;
@@ -33,14 +85,18 @@ export class Backoffice {
   private readonly key: KeyObject;
   readonly publicKeyPem: string;
   private readonly now: () => number;
-  private readonly o: Required<Omit<BackofficeOptions, 'signingKeyPem' | 'now'>>;
+  private readonly o: Required<Omit<BackofficeOptions, 'signingKeyPem' | 'now' | 'tokens'>>;
   private snapshotCache: { version: number; bytes: Uint8Array } | undefined;
   private server: Server | undefined;
   private publishTimer: NodeJS.Timeout | undefined;
-  readonly counters = { requests: 0, badRequests: 0, registrations: 0, transactions: 0, duplicateTransactions: 0, published: 0 };
+  /** SHA-256 of each token → what it may do (looked up by digest: no token compared byte by byte). */
+  private readonly access: Map<string, AccessToken> | undefined;
+  readonly counters = { requests: 0, badRequests: 0, registrations: 0, transactions: 0, duplicateTransactions: 0, published: 0, refusedAccess: 0 };
 
   constructor(opts: BackofficeOptions) {
-    this.o = { publishIntervalMs: 0, keepDeltas: 1000, initialStatus: 'green', ...opts };
+    const { tokens, ...rest } = opts;
+    this.o = { publishIntervalMs: 0, keepDeltas: 1000, initialStatus: 'green', ...rest };
+    this.access = tokens ? new Map(tokens.map((t) => [tokenDigest(t.token), t])) : undefined;
     this.now = opts.now ?? Date.now;
     this.db = new Database(opts.db);
     this.db.pragma('journal_mode = WAL');
@@ -285,14 +341,36 @@ export class Backoffice {
         throw new BadJson();
       }
     };
+    // Who may call this route: 401 without a known token, 403 for a token of another role.
+    let caller: AccessToken | undefined;
+    if (this.access && !OPEN_ROUTES.has(route) && ROUTE_ROLES[route]) {
+      const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+      caller = m ? this.access.get(tokenDigest(m[1])) : undefined;
+      if (!caller) {
+        this.counters.refusedAccess++;
+        res.setHeader('www-authenticate', 'Bearer');
+        return json(res, 401, { error: 'unauthorized', message: 'a bearer token is needed (Authorization: Bearer …)' });
+      }
+      if (!ROUTE_ROLES[route].includes(caller.role)) {
+        this.counters.refusedAccess++;
+        return json(res, 403, { error: 'forbidden', message: `a ${caller.role} token may not call ${route}` });
+      }
+    }
     try {
       switch (route) {
         case 'GET /v1/health':
           return json(res, 200, { ok: true, version: this.latestVersion() });
         case 'POST /v1/registrations':
           return reply(this.register(await body()), 201);
-        case 'POST /v1/qr-links':
-          return reply(this.linkQrAccount(await body()), 201);
+        case 'POST /v1/qr-links': {
+          const b = await body();
+          // An issuer's token links that issuer's accounts only.
+          if (caller?.issuer && (b as { issuer?: unknown } | null)?.issuer !== caller.issuer) {
+            this.counters.refusedAccess++;
+            return json(res, 403, { error: 'forbidden', message: `this token links ${caller.issuer} accounts only` });
+          }
+          return reply(this.linkQrAccount(b), 201);
+        }
         case 'POST /v1/status':
           return reply(this.setStatus(await body()));
         case 'POST /v1/blocks':
