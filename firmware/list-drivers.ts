@@ -32,6 +32,8 @@ const httpSyncSchema = z.looseObject({
   timeoutSeconds: z.number().min(1).max(600).default(30),
   /** Bearer token (role `gate`) when the back office asks for one. */
   token: z.string().min(16).optional(),
+  /** Applied deltas are logged; the whole list file is rewritten once the log holds this many changes. */
+  deltaLogMaxChanges: z.number().int().min(0).max(50_000_000).default(500_000),
 });
 
 export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Promise<ListSync> {
@@ -50,6 +52,7 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     maxBackoffMs: c.maxBackoffSeconds * 1000,
     timeoutMs: c.timeoutSeconds * 1000,
     token: c.token,
+    logMaxChanges: c.deltaLogMaxChanges,
     log: ctx.log,
   });
   sync.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'list sync alarm'));
