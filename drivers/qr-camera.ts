@@ -66,7 +66,9 @@ export class QrCamera implements CredentialSource {
   private partial?: Uint8Array;
   private filled = 0;
   private waiting?: { buf: ArrayBuffer; atMs: number };
-  private busy?: { atMs: number };
+  private busy?: { atMs: number; session: number };
+  /** Bumped at every fault: a frame captured before it is never reported after it. */
+  private session = 0;
   private readonly pool: ArrayBuffer[] = [];
   private frameId = 0;
   private lastFrameMs = 0;
@@ -230,6 +232,12 @@ export class QrCamera implements CredentialSource {
     if (this.faulted || this.stopping) return;
     this.faulted = true;
     this.stats.faults++;
+    this.session++;
+    if (this.waiting) {
+      this.stats.dropped++;
+      this.pool.push(this.waiting.buf);
+      this.waiting = undefined;
+    }
     this.sameCode.forget();
     this.emit?.({ type: 'SOURCE_FAULT', source: this.name, detail });
   }
@@ -275,19 +283,23 @@ export class QrCamera implements CredentialSource {
     if (this.busy || !this.waiting || !this.worker) return;
     const f = this.waiting;
     this.waiting = undefined;
-    this.busy = { atMs: f.atMs };
+    this.busy = { atMs: f.atMs, session: this.session };
     this.worker.post(f.buf, this.cfg.width, this.cfg.height, ++this.frameId);
   }
 
   private onResult(r: DecodeResult): void {
     const frameAtMs = this.busy?.atMs ?? performance.now();
+    // A frame from before a fault (decoded after ffmpeg died or the worker restarted) is stale.
+    const stale = this.faulted || this.busy?.session !== this.session;
     this.busy = undefined;
     if (r.frame.byteLength === this.frameBytes && this.pool.length < 4) this.pool.push(r.frame);
     this.stats.decodeMs += r.ms;
     if (r.error) this.stats.decodeErrors++;
     if (r.texts.length) this.stats.decoded++;
     this.onDecoded?.({ texts: r.texts, frameAtMs, decodeMs: r.ms });
-    for (const text of r.texts.slice(0, 1)) this.seen(text);
+    if (stale) {
+      if (r.texts.length) this.stats.dropped++;
+    } else for (const text of r.texts.slice(0, 1)) this.seen(text);
     this.pump();
   }
 

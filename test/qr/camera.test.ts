@@ -74,6 +74,26 @@ describe('QR camera through a real ffmpeg process', () => {
     expect(first.source).toBe('camera:input');
   }, 30_000);
 
+  it('a code decoded from a frame captured before a fault is never reported after it', async () => {
+    const a = apps.app('alipay').mint('before_fault', T0, { validitySeconds: 300 });
+    const grey = renderFrame(await qrMatrix(a), scene());
+    const cam = camera({ frames: 'push', stallMs: 60_000 });
+    const events: SourceEvent[] = [];
+    await cam.start((e) => events.push(e));
+    try {
+      cam.pushFrame(grey); // goes to the decoder at once
+      // The camera dies while that frame is being decoded (what an ffmpeg exit does).
+      (cam as unknown as { fault(d: string): void }).fault('unplugged mid-decode');
+      await vi.waitFor(() => expect(cam.stats.dropped).toBe(1), { timeout: 10_000, interval: 10 });
+      expect(events.map((e) => e.type)).toEqual(['SOURCE_FAULT']);
+      // A fresh frame after the fault: the camera is back and the code is reported.
+      cam.pushFrame(grey);
+      await vi.waitFor(() => expect(events.map((e) => e.type)).toEqual(['SOURCE_FAULT', 'SOURCE_OK', 'PRESENTED']), { timeout: 10_000, interval: 10 });
+    } finally {
+      await cam.stop();
+    }
+  }, 30_000);
+
   it('decodes the newest frame and drops stale ones when frames arrive faster than it decodes', async () => {
     const a = apps.app('cmb').mint('old_frame', T0);
     const b = apps.app('cmb').mint('new_frame', T0);
