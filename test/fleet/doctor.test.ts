@@ -45,8 +45,10 @@ async function privatePcscd(name: string, readers: boolean): Promise<string> {
     const port = 0x9000 + Math.floor(Math.random() * 0x1000);
     writeFileSync(join(base, 'conf/vpcd'), `FRIENDLYNAME "Doctor Test PCD"\nDEVICENAME /dev/null:0x${port.toString(16)}\nLIBPATH ${VPCD}\nCHANNELID 0x${port.toString(16)}\n`);
   }
-  // pcscd's socket path is compiled in; libpcsclite clients honour PCSCLITE_CSOCK_NAME.
-  const p = spawn('unshare', ['-m', 'sh', '-c', `mount --bind ${join(base, 'run')} /run/pcscd && exec pcscd -f -c ${join(base, 'conf')}`], { stdio: 'ignore' });
+  // pcscd's socket path is compiled in; libpcsclite clients honour PCSCLITE_CSOCK_NAME. A fresh box has
+  // no /run/pcscd until pcscd's own unit first runs: make the mount point (CI went red on exactly that
+  // when this file ran before any test that had created it).
+  const p = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mkdir -p /run/pcscd && mount --bind ${join(base, 'run')} /run/pcscd && exec pcscd -f -c ${join(base, 'conf')}`], { stdio: 'ignore' });
   procs.push(p);
   const sock = join(base, 'run/pcscd.comm');
   await waitFor(sock, `private pcscd (${name}) socket; pcscd needs root and unshare (util-linux)`);
