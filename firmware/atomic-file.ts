@@ -1,4 +1,5 @@
 // Replace a file so that a crash at any moment leaves either the old or the new content, never a mix.
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -36,5 +37,27 @@ export async function syncDir(dir: string): Promise<void> {
     await d.sync();
   } finally {
     await d.close();
+  }
+}
+
+/** replaceFile with blocking calls, for a background thread (the list merge worker) that has nothing else to do. */
+export function replaceFileSync(path: string, write: (fd: number) => void): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    write(fd);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const d = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
   }
 }

@@ -82,16 +82,12 @@ export class DeltaLog {
     return { bytes: start < 0 ? new Uint8Array(0) : held.subarray(start, at), count, changes, skipped, gap };
   }
 
-  /** Append applied deltas, durable before this resolves. */
-  async append(deltas: Uint8Array, changes: number): Promise<void> {
-    const fh = await open(this.path, 'a');
-    try {
-      let at = 0;
-      while (at < deltas.byteLength) at += (await fh.write(deltas, at, deltas.byteLength - at)).bytesWritten;
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+  /**
+   * Append applied deltas, durable before this resolves. `appendDurably`: how the bytes reach the
+   * disk (list sync hands this to the merge worker's thread); in-thread async writes by default.
+   */
+  async append(deltas: Uint8Array, changes: number, appendDurably: (path: string, bytes: Uint8Array) => Promise<void> = appendInThread): Promise<void> {
+    await appendDurably(this.path, deltas);
     this.bytesHeld += deltas.byteLength;
     this.changesHeld += changes;
   }
@@ -107,5 +103,16 @@ export class DeltaLog {
     }
     this.bytesHeld = 0;
     this.changesHeld = 0;
+  }
+}
+
+export async function appendInThread(path: string, bytes: Uint8Array): Promise<void> {
+  const fh = await open(path, 'a');
+  try {
+    let at = 0;
+    while (at < bytes.byteLength) at += (await fh.write(bytes, at, bytes.byteLength - at)).bytesWritten;
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -18,7 +18,7 @@ import { systemClock, type Clock } from '../drivers/seams.js';
 import { writeFileAtomic } from './allowlist-store.js';
 import { DeltaLog } from './delta-log.js';
 import { ListMerger } from './list-merger.js';
-import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile, writeListFile } from './segmented-lists.js';
+import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import { downloadSnapshot, segmentSnapshotFile } from './snapshot-install.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
@@ -292,7 +292,8 @@ export class ListSync extends EventEmitter implements ListProvider {
 
   private async syncLists(): Promise<SyncOutcome> {
     const from = this.lists.version;
-    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}`);
+    // Read straight into shared memory: the merge worker then gets the body without a copy.
+    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}`, {}, true);
     if (r.status === 204) return { kind: 'up-to-date', version: from };
     if (r.status === 410 || r.status === 404 || r.status === 409 || from === 0) return this.syncSnapshot(from);
     if (r.status !== 200) throw new HttpFailure(`deltas: HTTP ${r.status}`);
@@ -378,7 +379,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     const log = this.deltaLog;
     if (deltas && log.changes + deltas.changes <= this.o.logMaxChanges && log.bytes + deltas.bytes.byteLength <= this.o.logMaxBytes) {
       try {
-        await log.append(deltas.bytes, deltas.changes);
+        await log.append(deltas.bytes, deltas.changes, (path, bytes) => this.merger.appendDurably(path, bytes));
         this.counters.deltaLogAppends++;
         return true;
       } catch (e) {
@@ -387,7 +388,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       }
     }
     try {
-      await writeListFile(this.snapshotPath, next);
+      await this.merger.writeListFile(this.snapshotPath, next);
       this.counters.listFileWrites++;
       // The list file now holds everything the log held (a crash before this reset: replay skips them).
       await log.reset();
@@ -428,7 +429,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     this.emit('issuer-keys', r.body);
   }
 
-  private async get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Uint8Array; etag?: string }> {
+  private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; etag?: string }> {
     let res: Response;
     const signal = AbortSignal.timeout(this.o.timeoutMs);
     try {
@@ -443,7 +444,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     }
     let body: Uint8Array;
     try {
-      body = await readBody(res, this.o.maxResponseBytes);
+      body = await readBody(res, this.o.maxResponseBytes, shared);
     } catch (e) {
       throw new HttpFailure(`GET ${path}: body: ${(e as Error).message}`);
     }
@@ -452,13 +453,14 @@ export class ListSync extends EventEmitter implements ListProvider {
   }
 }
 
-/** Read a body into one 8-aligned buffer, refusing more than `max` bytes. */
-async function readBody(res: Response, max: number): Promise<Uint8Array> {
+/** Read a body into one 8-aligned buffer (shared memory if asked), refusing more than `max` bytes. */
+async function readBody(res: Response, max: number, shared = false): Promise<Uint8Array> {
+  const alloc = (n: number) => new Uint8Array(shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
   if (!res.body) return new Uint8Array(0);
   const len = Number(res.headers.get('content-length') ?? NaN);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  let out = Number.isFinite(len) ? new Uint8Array(new ArrayBuffer(len)) : undefined;
+  let out = Number.isFinite(len) ? alloc(len) : undefined;
   for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
     if (total + c.byteLength > max) throw new Error(`more than ${max} bytes`);
     if (out && total + c.byteLength <= out.byteLength) out.set(c, total);
@@ -472,7 +474,7 @@ async function readBody(res: Response, max: number): Promise<Uint8Array> {
   }
   if (out && total === out.byteLength) return out;
   if (out) return out.subarray(0, total);
-  const b = new Uint8Array(new ArrayBuffer(total));
+  const b = alloc(total);
   let p = 0;
   for (const c of chunks) {
     b.set(c, p);

@@ -28,6 +28,9 @@ export function register(program: Command): void {
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
+        if (!process.execArgv.includes('--single-threaded-gc')) {
+          log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
+        }
       } catch (e) {
         if (e instanceof ConfigError) {
           console.error(`gate run: ${e.message}`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ListMerger, defaultWorkerUrl } from '../../firmware/list-merger.js';
 import { ListSync } from '../../firmware/list-sync.js';
 import type { ListSnapshot } from '../../firmware/lists.js';
-import { openListFile, writeListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
+import { openListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
 import { trustedListKey } from '../../protocol/list-format.js';
 
 const [listFile, deltaFile, pem, mode, probeArg, url] = process.argv.slice(2);
@@ -43,7 +43,10 @@ const rssLoaded = rss();
 
 // Probe keys: the parent wrote them one per line after the delta file's name + ".probes".
 const probes = readFileSync(`${deltaFile}.probes`, 'utf8').split('\n').filter(Boolean).slice(0, Number(probeArg));
-const delta = new Uint8Array(readFileSync(deltaFile));
+// In shared memory, as list sync reads a delta body (firmware/list-sync.ts), so it reaches the merge worker without a copy.
+const deltaRead = readFileSync(deltaFile);
+const delta = new Uint8Array(new SharedArrayBuffer(deltaRead.byteLength));
+delta.set(deltaRead);
 
 let current: ListSnapshot = lists;
 // A lane's event loop: lookups keep arriving; the gap between two turns is the pause a rider would see.
@@ -134,11 +137,11 @@ current = out.next;
 const servedMs = performance.now() - a0;
 await out.next.settled;
 const mergedMs = performance.now() - a0;
-await writeListFile(`${listFile}.next`, out.next);
+await merger.writeListFile(`${listFile}.next`, out.next);
 const writtenMs = performance.now() - a0;
 done = true;
 await s;
 const during = stats(n);
 await merger.close();
 if (traceGaps) console.error(traceGaps.join(' '));
-console.log(JSON.stringify({ bootMs, verifiedMs, rssBoot0, rssLoaded, rssBefore, rssPeak: peak, servedMs, mergedMs, writtenMs, idle, during, size: out.next.size, mode }));
+console.log(JSON.stringify({ bootMs, verifiedMs, rssBoot0, rssLoaded, rssBefore, rssPeak: peak, servedMs, mergedMs, writtenMs, idle, during, size: out.next.size, mode, scheduling: merger.scheduling ?? 'in-thread' }));

@@ -188,7 +188,7 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const child = join(import.meta.dirname, 'list-gate-child.js');
   const runGate = async (mode: 'worker' | 'thread' | 'snapshot'): Promise<GateRun> => {
-    const { stdout } = await promisify(execFile)(process.execPath, [child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(stdout.trim().split('\n').pop()!) as GateRun;
   };
   const w = await runGate('worker');

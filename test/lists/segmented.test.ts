@@ -2,7 +2,7 @@
 // once and merged segment by segment without any reader seeing a mix, the merge worker gives the
 // same bytes as the in-thread merge, and the segmented list file refuses damage.
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,6 +165,33 @@ describe('segmented lists', () => {
     expect((worker as unknown as { spares: SpareSegments }).spares.count).toBeGreaterThan(0);
     expect(a.version).toBe(5);
     expect(a.size).toBe(model.size);
+  });
+
+  it('the worker writes the list file (same bytes as the in-thread writer) and appends durably, at idle priority; a disk error rejects', async () => {
+    const dir = tmp();
+    const model = randomModel(20_000);
+    const lists = runToEnd(splitSnapshotGen(snapshotOf(model, 4), 4));
+    const worker = new ListMerger(WORKER);
+    cleanups.push(() => void worker.close());
+    await worker.writeListFile(join(dir, 'w.seg'), lists);
+    await writeListFile(join(dir, 't.seg'), lists);
+    expect(readFileSync(join(dir, 'w.seg')).equals(readFileSync(join(dir, 't.seg')))).toBe(true);
+    const back = await openListFile(join(dir, 'w.seg'));
+    expect((await back.verified).ok).toBe(true);
+    expectAnswers(back.lists, model, 60_000);
+    // Appends land in order and whole (a shared-memory body too, as list sync reads one).
+    const a = new Uint8Array(new SharedArrayBuffer(3000)).fill(1);
+    await worker.appendDurably(join(dir, 'log'), a);
+    await worker.appendDurably(join(dir, 'log'), new Uint8Array(5).fill(2));
+    expect([...readFileSync(join(dir, 'log'))]).toEqual([...a, 2, 2, 2, 2, 2]);
+    expect(worker.counters).toMatchObject({ fileJobsInWorker: 3, fileJobsInThread: 0, workerFailures: 0 });
+    // The disk's refusal is the caller's error, not a reason to retry in-thread.
+    await expect(worker.writeListFile(join(dir, 'missing/dir/x.seg'), lists)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(worker.counters.fileJobsInThread).toBe(0);
+    // SCHED_IDLE (policy 5 in /proc/<pid>/task/<tid>/stat): preempted at once by the lane's thread.
+    expect(worker.scheduling).toBe('idle');
+    const policies = readdirSync('/proc/self/task').map((t) => Number(readFileSync(`/proc/self/task/${t}/stat`, 'latin1').split(') ')[1].split(' ')[38]));
+    expect(policies.filter((p) => p === 5).length).toBeGreaterThanOrEqual(1);
   });
 
   it('the worker refuses tampered, replayed and out-of-chain deltas and the gate keeps its version', async () => {
