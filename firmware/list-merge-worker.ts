@@ -4,38 +4,18 @@
 // done. It also writes the list file and appends to the delta log, with blocking calls on this
 // thread. Protocol: firmware/list-merger.ts. The gate keeps serving throughout; it only swaps.
 
-import { execFileSync } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readlinkSync, writeSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFileSync } from './segmented-lists.js';
-import type { FileRequest, MergeReply, MergeRequest, WorkerScheduling } from './list-merger.js';
+import type { FileRequest, LoadRequest, MergeReply, MergeRequest } from './list-merger.js';
+import { runAtIdlePriority } from './thread-priority.js';
 
 const port = parentPort;
 if (!port) throw new Error('list-merge-worker runs as a worker thread');
 
-/**
- * Run only when the lane's thread does not want the CPU. Nice 10 was not enough (measured with
- * sched_switch traces on 2 cores): the kernel woke this thread beside the lane's event loop and let it
- * run out a 3 ms slice there while the other core sat idle. A SCHED_IDLE thread is preempted at once
- * by any normal thread. Node cannot call sched_setscheduler, util-linux's chrt can (no privilege is
- * needed to lower one's own class); nice 19 when chrt is missing.
- */
-function runAtIdlePriority(): WorkerScheduling {
-  try {
-    const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
-    execFileSync('chrt', ['--idle', '--pid', '0', tid], { stdio: 'ignore', timeout: 5000 });
-    return 'idle';
-  } catch {
-    try {
-      setPriority(19);
-      return 'nice';
-    } catch {
-      return 'normal';
-    }
-  }
-}
+// Run only when the lane's thread does not want the CPU (firmware/thread-priority.ts says why: nice 10
+// was not enough).
 port.postMessage({ id: 0, kind: 'hello', scheduling: runAtIdlePriority() } satisfies MergeReply);
 
 // The gate hands back each replaced segment's buffer on this port once it has swapped the new one in
@@ -59,6 +39,22 @@ function spareSource(initial: Uint8Array[]): SpareSegments {
   return pool;
 }
 
+// The segments of the version the gate serves, as the worker last merged or was sent them.
+let held: { version: number; segments: Uint8Array[] } | undefined;
+let loading: Uint8Array[] = [];
+
+function load(m: LoadRequest): void {
+  loading.push(...m.segments);
+  if (!m.last) return;
+  held = { version: m.version, segments: loading };
+  loading = [];
+}
+
+function segmentsOf(version: number, count: number): Uint8Array[] {
+  if (!held || held.version !== version || held.segments.length !== count) throw new Error(`worker holds no segments of version ${version}`);
+  return held.segments;
+}
+
 function merge(m: MergeRequest, post: (r: MergeReply) => void): void {
   const v = runToEnd(verifyDeltasGen(m.deltas, m.keys as TrustedListKey[], false));
   if (!v.ok) return post({ id: m.id, kind: 'rejected', error: v.error, detail: v.detail });
@@ -69,34 +65,42 @@ function merge(m: MergeRequest, post: (r: MergeReply) => void): void {
   }
   const cs = runToEnd(changeSetFromDeltasGen(v.value, 512, sharedBytes));
   if (!cs.ok) return post({ id: m.id, kind: 'rejected', error: cs.error, detail: cs.detail });
-  const old = new SegmentedLists(m.from, 0, m.segmentBits, m.segments.map(viewOf), null, m.entries);
+  const old = new SegmentedLists(m.from, 0, m.segmentBits, segmentsOf(m.from, 2 ** m.segmentBits).map(viewOf), null, m.entries);
   const next = runToEnd(applyChangeSetGen(old, cs.value, { version: last.toVersion, publishedAtMs: last.publishedAtMs }));
   post({ id: m.id, kind: 'overlay', overlay: next.overlayBytes!, entries: next.size, from: m.from, to: last.toVersion, publishedAtMs: last.publishedAtMs, deltas: v.value.length });
   const pool = spareSource(m.spares);
   runToEnd(next.mergeOverlayGen(512, pool, (s, bytes) => post({ id: m.id, kind: 'segment', s, bytes })));
+  held = { version: next.version, segments: next.segments.map((v) => v.bytes) };
   post({ id: m.id, kind: 'done', spares: pool.takeAll() });
 }
 
-function file(m: FileRequest): void {
-  if (m.kind === 'write-list') return writeSegmentedFileSync(m.path, m.meta, m.segments);
-  // Append, durable before the reply.
-  const fd = openSync(m.path, 'a');
-  try {
-    let at = 0;
-    while (at < m.bytes.byteLength) at += writeSync(fd, m.bytes, at, m.bytes.byteLength - at);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+function file(m: FileRequest): () => void {
+  if (m.kind === 'write-list') {
+    const segments = segmentsOf(m.meta.version, 2 ** m.meta.segmentBits);
+    return () => writeSegmentedFileSync(m.path, m.meta, segments);
   }
+  return () => {
+    // Append, durable before the reply.
+    const fd = openSync(m.path, 'a');
+    try {
+      let at = 0;
+      while (at < m.bytes.byteLength) at += writeSync(fd, m.bytes, at, m.bytes.byteLength - at);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
 }
 
-port.on('message', (m: MergeRequest | FileRequest) => {
+port.on('message', (m: MergeRequest | FileRequest | LoadRequest) => {
   const post = (r: MergeReply) => port.postMessage(r);
   try {
-    if (m.kind === 'merge') merge(m, post);
+    if (m.kind === 'load') load(m);
+    else if (m.kind === 'merge') merge(m, post);
     else {
+      const job = file(m);
       try {
-        file(m);
+        job();
       } catch (e) {
         // The disk refused (full, read-only, gone): the caller's error, not the worker's.
         return post({ id: m.id, kind: 'file-failed', detail: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
