@@ -18,21 +18,25 @@ if (!port) throw new Error('list-merge-worker runs as a worker thread');
 // was not enough).
 port.postMessage({ id: 0, kind: 'hello', scheduling: runAtIdlePriority() } satisfies MergeReply);
 
-// The gate hands back each replaced segment's buffer on this port once it has swapped the new one in
-// (and bumps `returned[0]`), so merges reuse memory instead of growing it.
-const { sparePort, returned } = workerData as { sparePort: MessagePort; returned: Int32Array };
+// The gate hands back each replaced segment's buffer on this port once it has swapped the new one in,
+// so merges reuse memory instead of growing it.
+const { sparePort } = workerData as { sparePort: MessagePort };
+// Sleeps of 1 ms while waiting for one: on a word only this thread uses, so the gate never signals it.
+const nap = new Int32Array(new SharedArrayBuffer(4));
 
 function spareSource(initial: Uint8Array[]): SpareSegments {
   const pool = new SpareSegments(64);
   for (const b of initial) pool.put(b);
   const take = pool.take;
-  pool.take = (n: number) => {
+  const drain = () => {
     for (let m = receiveMessageOnPort(sparePort); m; m = receiveMessageOnPort(sparePort)) pool.put(m.message as Uint8Array);
-    if (pool.count === 0) {
-      // Wait briefly for the gate to swap and give one back; if it is busy, a new buffer will do.
-      const seen = Atomics.load(returned, 0);
-      Atomics.wait(returned, 0, seen, 20);
-      for (let m = receiveMessageOnPort(sparePort); m; m = receiveMessageOnPort(sparePort)) pool.put(m.message as Uint8Array);
+  };
+  pool.take = (n: number) => {
+    drain();
+    // Wait briefly for the gate to swap and give one back; if it is busy, a new buffer will do.
+    for (let i = 0; i < 20 && pool.count === 0; i++) {
+      Atomics.wait(nap, 0, 0, 1);
+      drain();
     }
     return take(n);
   };

@@ -71,7 +71,6 @@ export function defaultWorkerUrl(): URL | undefined {
 export class ListMerger {
   private worker: Worker | undefined;
   private sparePort: MessagePort | undefined;
-  private readonly returned = new Int32Array(new SharedArrayBuffer(4));
   private readonly spares = new SpareSegments();
   private nextId = 1;
   private readonly waiting = new Map<number, (r: MergeReply) => void>();
@@ -176,7 +175,7 @@ export class ListMerger {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const { port1, port2 } = new MessageChannel();
-    const w = new Worker(this.workerUrl!, { workerData: { sparePort: port2, returned: this.returned }, transferList: [port2] });
+    const w = new Worker(this.workerUrl!, { workerData: { sparePort: port2 }, transferList: [port2] });
     w.unref();
     port1.unref();
     this.sparePort = port1;
@@ -224,9 +223,9 @@ export class ListMerger {
           case 'segment': {
             if (!next) return;
             // No version reads the replaced buffer now (the old version answers through the new one).
+            // (No Atomics.notify: that takes V8's process-wide futex mutex and signals the idle-priority
+            // worker's condition variable, which can stall this thread; the worker polls instead.)
             this.sparePort?.postMessage(next.replaceSegment(r.s, r.bytes));
-            Atomics.add(this.returned, 0, 1);
-            Atomics.notify(this.returned, 0);
             return;
           }
           case 'done':

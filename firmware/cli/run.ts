@@ -8,7 +8,7 @@ import { ConfigError, loadLaneConfig } from '../config.js';
 import type { OperatorMode } from '../gate-machine.js';
 import { startLane, type Lane } from '../lane.js';
 import { createLogger } from '../log.js';
-import { idleHelperThreads } from '../thread-priority.js';
+import { lowerHelperThreads } from '../thread-priority.js';
 import { createMetrics } from '../metrics.js';
 import { laneInspector, startLaneService, type LaneService } from '../service.js';
 
@@ -23,7 +23,7 @@ export function register(program: Command): void {
       let service: LaneService;
       try {
         // First, before any driver starts threads of its own: Node's and V8's helper threads yield to the lane's.
-        const helpers = idleHelperThreads();
+        const helpers = lowerHelperThreads();
         const config = loadLaneConfig(o.config);
         const log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
         const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
@@ -31,7 +31,7 @@ export function register(program: Command): void {
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
-        log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads set to SCHED_IDLE');
+        log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads lowered to nice 19');
         if (!process.execArgv.includes('--single-threaded-gc')) {
           log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
         }

@@ -13,12 +13,12 @@ import { ListSync } from '../../firmware/list-sync.js';
 import type { ListSnapshot } from '../../firmware/lists.js';
 import { openListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
 import { trustedListKey } from '../../protocol/list-format.js';
-import { idleHelperThreads } from '../../firmware/thread-priority.js';
+import { lowerHelperThreads } from '../../firmware/thread-priority.js';
 
 const [listFile, deltaFile, pem, mode, probeArg, url] = process.argv.slice(2);
 const rss = () => process.memoryUsage.rss() / 2 ** 20;
 // As `gate run` starts (firmware/cli/run.ts): Node's and V8's helper threads yield to this one.
-idleHelperThreads();
+lowerHelperThreads();
 const rssBoot0 = rss();
 
 const gateDir = mode === 'snapshot' ? mkdtempSync(join(tmpdir(), 'gate-')) : '';
