@@ -3,7 +3,7 @@
 // SQLite WAL with synchronous=FULL. Every peer figure comes from this same run.
 
 import Database from 'better-sqlite3';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -153,6 +153,7 @@ async function allowlistAt(r: BenchReport, n: number, dir: string, peers: { sqli
 interface GateRun {
   bootMs: number; verifiedMs: number; rssBoot0: number; rssLoaded: number; rssBefore: number; rssPeak: number;
   servedMs: number; mergedMs: number; writtenMs: number; size: number; mode: string;
+  scheduling?: string;
   idle: { worst: number; p99: number; p999: number; turns: number; over1: number };
   during: { worst: number; p99: number; p999: number; turns: number; over1: number };
 }
@@ -187,23 +188,36 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const child = join(import.meta.dirname, 'list-gate-child.js');
+  // The list file, the snapshot and the delta were just written (1.3 GB at 50 M): flush them now, or the
+  // kernel's writeback threads do it during the measurements (a 35 ms pause at 50 M came from that).
+  execFileSync('sync');
   const runGate = async (mode: 'worker' | 'thread' | 'snapshot'): Promise<GateRun> => {
     const { stdout } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(stdout.trim().split('\n').pop()!) as GateRun;
   };
-  const w = await runGate('worker');
+  // The worker-thread apply (the runtime's path) several times: on a shared VM a single run's worst
+  // gap is as often the machine's as the code's, so each apply is set beside the same loop's idle
+  // second in the same process, and the median of the worst pauses is the figure.
+  const RUNS = Number(process.env.LIST_BENCH_RUNS ?? 5);
+  const ws: GateRun[] = [];
+  for (let k = 0; k < RUNS; k++) ws.push(await runGate('worker'));
+  const w = ws[0];
   const t = await runGate('thread');
   const sn = await runGate('snapshot');
   server.close();
   rmSync(snapFile, { force: true });
   const fileMiB = statSync(file).size / 2 ** 20;
-  r.row({ section: S, metric: `allowlist ${label}: boot until serving (open the segmented file: headers, directory, segments read, bounds)`, value: w.bootMs, unit: 'ms', target: '<= 2000 ms', note: `${fileMiB.toFixed(0)} MiB from the page cache; every segment's SHA-256 checked in background slices by ${w.verifiedMs.toFixed(0)} ms` });
+  const med = (xs: number[]) => percentile(xs, 50);
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
+  const worst = ws.map((x) => x.during.worst), idleWorst = ws.map((x) => x.idle.worst);
+  const sum = (f: (x: GateRun) => number) => ws.reduce((a, x) => a + f(x), 0);
+  r.row({ section: S, metric: `allowlist ${label}: boot until serving (open the segmented file: headers, directory, segments read, bounds)`, value: med(ws.map((x) => x.bootMs)), unit: 'ms', target: '<= 2000 ms', note: `median of ${RUNS} boots; ${fileMiB.toFixed(0)} MiB from the page cache; every segment's SHA-256 checked in background slices by ${w.verifiedMs.toFixed(0)} ms` });
   r.row({ section: S, metric: `allowlist ${label}: gate process RSS with the list loaded`, value: w.rssLoaded, unit: 'MiB', note: `${w.rssBoot0.toFixed(0)} MiB before opening the file` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: new version served after (verify + decode + overlay, worker thread)`, value: w.servedMs, unit: 'ms', note: `segments merged by ${w.mergedMs.toFixed(0)} ms, list file written (fsync + rename) by ${w.writtenMs.toFixed(0)} ms; ${w.during.turns} event-loop turns of 16 lookups meanwhile; new size ${w.size}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause while applying (worker thread)`, value: w.during.worst, unit: 'ms', target: '< 1 ms', peer: { name: 'same loop for 1 s, nothing applying (this machine\'s noise floor)', value: w.idle.worst }, note: `turns over 1 ms: ${w.during.over1} of ${w.during.turns} while applying (${((w.during.over1 / w.writtenMs) * 1000).toFixed(1)}/s) vs ${w.idle.over1} of ${w.idle.turns} in the idle second; p99.9 ${w.during.p999.toFixed(3)} ms vs ${w.idle.p999.toFixed(3)}; p99 ${w.during.p99.toFixed(3)} vs ${w.idle.p99.toFixed(3)}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: peak gate RSS while applying`, value: w.rssPeak, unit: 'MiB', peer: { name: 'RSS before the delta', value: w.rssBefore }, target: 'fits a 1 GB box', note: `in-thread merge: peak ${t.rssPeak.toFixed(0)} MiB` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: new version served after (verify + decode + overlay, worker thread)`, value: med(ws.map((x) => x.servedMs)), unit: 'ms', note: `median of ${RUNS}; segments merged by ${med(ws.map((x) => x.mergedMs)).toFixed(0)} ms, list file written by the worker (fsync + rename) by ${med(ws.map((x) => x.writtenMs)).toFixed(0)} ms; new size ${w.size}; worker scheduling: ${w.scheduling}` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause while applying (worker thread), median of ${RUNS} applies`, value: med(worst), unit: 'ms', target: '< 1 ms', peer: { name: `the same loop's idle second in the same runs (this machine's noise floor), median`, value: med(idleWorst) }, note: `each apply: ${list(worst)} ms vs idle ${list(idleWorst)} ms; turns over 1 ms: ${sum((x) => x.during.over1)} of ${sum((x) => x.during.turns)} while applying (${((sum((x) => x.during.over1) / sum((x) => x.writtenMs)) * 1000).toFixed(2)}/s) vs ${sum((x) => x.idle.over1)} of ${sum((x) => x.idle.turns)} idle (${(sum((x) => x.idle.over1) / RUNS).toFixed(2)}/s); p99.9 ${med(ws.map((x) => x.during.p999)).toFixed(3)} ms` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: peak gate RSS while applying`, value: Math.max(...ws.map((x) => x.rssPeak)), unit: 'MiB', peer: { name: 'RSS before the delta', value: w.rssBefore }, target: 'fits a 1 GB box', note: `in-thread merge: peak ${t.rssPeak.toFixed(0)} MiB` });
   r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: peak gate RSS`, value: sn.rssPeak, unit: 'MiB', peer: { name: 'RSS before (old list loaded)', value: sn.rssBefore }, target: 'fits a 1 GB box', note: `streamed to disk, checked, cut into segments, read into the old list's buffers; new version served after ${sn.servedMs.toFixed(0)} ms, all read and checked by ${sn.mergedMs.toFixed(0)} ms; worst lookup pause ${sn.during.worst.toFixed(2)} ms (noise floor ${sn.idle.worst.toFixed(2)}), turns over 1 ms ${sn.during.over1} of ${sn.during.turns}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause, merged in-thread in 0.5 ms slices`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause, merged in-thread in 0.5 ms slices (fallback when the worker is missing)`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms` });
 }
 
 const entry = (i: number): JournalEntry => ({ type: 'decision', laneId: 'B1', atMs: Date.now(), direction: 'entry', kind: 'card', ref: `card:…${String(i % 10000).padStart(4, '0')}#a1b2c3`, grant: true, reason: 'ok', source: 'reader:0' });
