@@ -40,12 +40,16 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** replaceFile with blocking calls, for a background thread (the list merge worker) that has nothing else to do. */
-export function replaceFileSync(path: string, write: (fd: number) => void): void {
+/**
+ * replaceFile with blocking calls, for a background thread (the list merge worker): its writes and
+ * fsync then run on that thread, not on libuv's pool, whose threads share the lane's cores at normal
+ * priority. `write` may await (a producer), but does its own writing with writeSync on `fd`.
+ */
+export async function replaceFileBlocking(path: string, write: (fd: number) => void | Promise<void>): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    write(fd);
+    await write(fd);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

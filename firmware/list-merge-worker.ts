@@ -7,8 +7,9 @@
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
-import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFileSync } from './segmented-lists.js';
-import type { FileRequest, LoadRequest, MergeReply, MergeRequest } from './list-merger.js';
+import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFile } from './segmented-lists.js';
+import type { FileRequest, InstallRequest, LoadRequest, MergeReply, MergeRequest } from './list-merger.js';
+import { fetchSnapshotFile } from './snapshot-install.js';
 import { runAtIdlePriority } from './thread-priority.js';
 
 const port = parentPort;
@@ -78,10 +79,10 @@ function merge(m: MergeRequest, post: (r: MergeReply) => void): void {
   post({ id: m.id, kind: 'done', spares: pool.takeAll() });
 }
 
-function file(m: FileRequest): () => void {
+function file(m: FileRequest): () => void | Promise<void> {
   if (m.kind === 'write-list') {
     const segments = segmentsOf(m.meta.version, 2 ** m.meta.segmentBits);
-    return () => writeSegmentedFileSync(m.path, m.meta, segments);
+    return () => writeSegmentedFile(m.path, m.meta, segments.length, segments, true);
   }
   return () => {
     // Append, durable before the reply.
@@ -96,22 +97,28 @@ function file(m: FileRequest): () => void {
   };
 }
 
-port.on('message', (m: MergeRequest | FileRequest | LoadRequest) => {
-  const post = (r: MergeReply) => port.postMessage(r);
+// One job at a time, in order (a file write must not start before the merge it persists has finished).
+let queue: Promise<void> = Promise.resolve();
+port.on('message', (m: MergeRequest | FileRequest | LoadRequest | InstallRequest) => {
+  queue = queue.then(() => run(m));
+});
+
+async function run(m: MergeRequest | FileRequest | LoadRequest | InstallRequest): Promise<void> {
+  const post = (r: MergeReply) => port!.postMessage(r);
   try {
-    if (m.kind === 'load') load(m);
-    else if (m.kind === 'merge') merge(m, post);
-    else {
-      const job = file(m);
-      try {
-        job();
-      } catch (e) {
-        // The disk refused (full, read-only, gone): the caller's error, not the worker's.
-        return post({ id: m.id, kind: 'file-failed', detail: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
-      }
-      post({ id: m.id, kind: 'file-done' });
+    if (m.kind === 'load') return load(m);
+    if (m.kind === 'merge') return merge(m, post);
+    // Never throws: every failure (HTTP, checks, disk) is an outcome.
+    if (m.kind === 'install') return post({ id: m.id, kind: 'installed', outcome: await fetchSnapshotFile(m.fetch, true) });
+    const job = file(m);
+    try {
+      await job();
+    } catch (e) {
+      // The disk refused (full, read-only, gone): the caller's error, not the worker's.
+      return post({ id: m.id, kind: 'file-failed', detail: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
     }
+    post({ id: m.id, kind: 'file-done' });
   } catch (e) {
     post({ id: m.id, kind: 'failed', detail: (e as Error).stack ?? String(e) });
   }
-});
+}

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { appendInThread } from './delta-log.js';
 import type { ThreadScheduling } from './thread-priority.js';
+import { fetchSnapshotFile, type SnapshotFetch, type SnapshotInstall } from './snapshot-install.js';
 import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, runSliced, sharedBytes, viewOf, writeListFile } from './segmented-lists.js';
 
@@ -43,12 +44,20 @@ export type FileRequest =
   | { kind: 'write-list'; id: number; path: string; meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number } }
   | { kind: 'append'; id: number; path: string; bytes: Uint8Array };
 
+/** Fetch, check and cut the back office's snapshot into the list file (firmware/snapshot-install.ts). */
+export interface InstallRequest {
+  kind: 'install';
+  id: number;
+  fetch: SnapshotFetch;
+}
+
 /** How the worker runs beside the lane's thread: SCHED_IDLE (chrt), nice 19, or as set up (neither was allowed). */
 export type WorkerScheduling = ThreadScheduling;
 
 export type MergeReply =
   | { id: 0; kind: 'hello'; scheduling: WorkerScheduling }
   | { id: number; kind: 'file-done' }
+  | { id: number; kind: 'installed'; outcome: SnapshotInstall }
   | { id: number; kind: 'file-failed'; detail: string; code?: string }
   | { id: number; kind: 'rejected'; error: string; detail: string }
   | { id: number; kind: 'empty' }
@@ -123,6 +132,31 @@ export class ListMerger {
   /** Append `bytes` to the file at `path`, durable (fsync) before this resolves. */
   appendDurably(path: string, bytes: Uint8Array): Promise<void> {
     return this.fileJob({ kind: 'append', id: 0, path, bytes }, () => appendInThread(path, bytes));
+  }
+
+  /**
+   * Fetch the back office's snapshot and cut it into the list file, on the worker (blocking file I/O
+   * on its idle-priority thread); in-thread in time slices without one, or if it dies on the way.
+   */
+  async installSnapshot(f: SnapshotFetch): Promise<SnapshotInstall> {
+    if (this.workerUrl) {
+      const w = this.ensureWorker();
+      const id = this.nextId++;
+      const r = await new Promise<MergeReply>((resolve) => {
+        this.waiting.set(id, (reply) => {
+          this.waiting.delete(id);
+          resolve(reply);
+        });
+        w.postMessage({ kind: 'install', id, fetch: f } satisfies InstallRequest);
+      });
+      if (r.kind === 'installed') {
+        this.counters.fileJobsInWorker++;
+        return r.outcome;
+      }
+      this.counters.workerFailures++;
+    }
+    this.counters.fileJobsInThread++;
+    return fetchSnapshotFile(f, false);
   }
 
   /** A file job on the worker when there is one (its errors are the disk's: they reject); in-thread otherwise or if it died. */

@@ -11,7 +11,7 @@
 //   GET /v1/issuer-keys                 200 trust-list document (ETag; If-None-Match → 304)
 
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TrustedListKey } from '../protocol/list-format.js';
 import { systemClock, type Clock } from '../drivers/seams.js';
@@ -19,7 +19,6 @@ import { writeFileAtomic } from './allowlist-store.js';
 import { DeltaLog } from './delta-log.js';
 import { ListMerger } from './list-merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
-import { downloadSnapshot, segmentSnapshotFile } from './snapshot-install.js';
 import type { ListProvider, ListSnapshot } from './lists.js';
 import { silentLogger, type Logger } from './log.js';
 
@@ -309,43 +308,29 @@ export class ListSync extends EventEmitter implements ListProvider {
   }
 
   private async syncSnapshot(from: number): Promise<SyncOutcome> {
-    // Streamed to a file beside the list file, never held whole in memory (a 50 M list is 620 MB).
-    const path = '/v1/lists/snapshot';
-    let res: Response;
-    try {
-      res = await fetch(this.o.url + path, { headers: this.auth, signal: AbortSignal.timeout(this.o.snapshotTimeoutMs) });
-    } catch (e) {
-      throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
-    }
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel().catch(() => {});
-      throw new HttpFailure(`snapshot: HTTP ${res.status}`);
-    }
-    const len = Number(res.headers.get('content-length') ?? '0');
-    if (len > this.o.maxResponseBytes) {
-      await res.body.cancel().catch(() => {});
-      throw new HttpFailure(`GET ${path}: ${len} bytes exceeds the limit`);
-    }
-    const download = join(this.o.dir, DOWNLOAD_FILE);
-    let h: Awaited<ReturnType<typeof downloadSnapshot>>;
-    try {
-      h = await downloadSnapshot(res.body as unknown as AsyncIterable<Uint8Array>, download, this.o.trustedKeys, this.o.maxResponseBytes);
-    } catch (e) {
-      await unlink(download).catch(() => {});
-      throw new HttpFailure(`GET ${path}: body: ${(e as Error).message}`);
-    }
-    if (!h.ok) return this.reject(h.error, h.detail);
-    try {
-      if (h.value.version === from) return { kind: 'up-to-date', version: from };
-      if (h.value.version < from) return this.reject('replayed', `snapshot version ${h.value.version} is older than the gate's ${from}`);
-      await this.lists.settled;
-      const cut = await segmentSnapshotFile(download, h.value, this.snapshotPath);
-      if (!cut.ok) return this.reject(cut.error, cut.detail);
-    } catch (e) {
-      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);
-      return { kind: 'failed', detail: 'list write failed' };
-    } finally {
-      await unlink(download).catch(() => {});
+    // Streamed to a file beside the list file, never held whole in memory (a 50 M list is 620 MB), and
+    // cut into the segmented list file: on the merge worker's thread, so the lane's loop does none of it.
+    await this.lists.settled;
+    const got = await this.merger.installSnapshot({
+      url: `${this.o.url}/v1/lists/snapshot`,
+      headers: this.auth,
+      timeoutMs: this.o.snapshotTimeoutMs,
+      maxBytes: this.o.maxResponseBytes,
+      keys: this.o.trustedKeys,
+      download: join(this.o.dir, DOWNLOAD_FILE),
+      dest: this.snapshotPath,
+      fromVersion: from,
+    });
+    switch (got.kind) {
+      case 'http-failed':
+        throw new HttpFailure(got.detail);
+      case 'rejected':
+        return this.reject(got.error, got.detail);
+      case 'up-to-date':
+        return { kind: 'up-to-date', version: from };
+      case 'write-failed':
+        this.emit('alarm', 'list-write-failed', got.detail);
+        return { kind: 'failed', detail: 'list write failed' };
     }
     this.counters.listFileWrites++;
     // The new list file holds everything: the delta log is of no more use.

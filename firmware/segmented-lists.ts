@@ -35,7 +35,7 @@ import {
   type Checked,
   type ListChange,
 } from '../protocol/list-format.js';
-import { replaceFile, replaceFileSync } from './atomic-file.js';
+import { replaceFile, replaceFileBlocking } from './atomic-file.js';
 import { ListFileError, runSliced } from './allowlist-store.js';
 
 export { runSliced };
@@ -394,9 +394,7 @@ export async function writeListFile(path: string, lists: SegmentedLists): Promis
   await lists.settled;
   const segs = lists.segments.slice();
   const meta = { version: lists.version, publishedAtMs: lists.publishedAtMs, segmentBits: lists.segmentBits, entries: lists.size };
-  await writeSegmentedFile(path, meta, segs.length, (async function* () {
-    for (const s of segs) yield s.bytes;
-  })());
+  await writeSegmentedFile(path, meta, segs.length, segs.map((v) => v.bytes));
 }
 
 /** The file header and directory of a segmented list file, filled in as its segments are placed. */
@@ -446,32 +444,28 @@ class SegmentedFileDirectory {
 /**
  * Write a segmented list file from its segments in order (each consumed before the next is asked
  * for, so a producer may reuse one buffer): new file, fsync, rename over `path`, fsync the directory.
+ * `blocking`: write with blocking calls on this thread (the merge worker does: libuv's pool threads
+ * woke beside the lane's event loop and preempted it for 1.2 ms a write, traced).
  */
 export async function writeSegmentedFile(
   path: string,
   meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number },
   count: number,
-  segments: AsyncIterable<Uint8Array>,
+  segments: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  blocking = false,
 ): Promise<void> {
   const d = new SegmentedFileDirectory(meta, count);
+  if (blocking) {
+    return replaceFileBlocking(path, async (fd) => {
+      for await (const b of segments) writeAllSync(fd, b, d.place(b));
+      writeAllSync(fd, d.head(), 0);
+      writeAllSync(fd, d.dir, FILE_HEADER);
+    });
+  }
   await replaceFile(path, async (fh) => {
     for await (const b of segments) await writeAll(fh, b, d.place(b));
     await writeAll(fh, d.head(), 0);
     await writeAll(fh, d.dir, FILE_HEADER);
-  });
-}
-
-/**
- * writeSegmentedFile with blocking writes, for the list merge worker: the write(2) copies and the
- * fsync then happen on that idle-priority thread, not on libuv's pool threads, which the kernel
- * wakes beside the lane's event loop and which then preempt it (measured: 1.2 ms turns).
- */
-export function writeSegmentedFileSync(path: string, meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number }, segments: readonly Uint8Array[]): void {
-  const d = new SegmentedFileDirectory(meta, segments.length);
-  replaceFileSync(path, (fd) => {
-    for (const b of segments) writeAllSync(fd, b, d.place(b));
-    writeAllSync(fd, d.head(), 0);
-    writeAllSync(fd, d.dir, FILE_HEADER);
   });
 }
 

@@ -4,6 +4,7 @@
 // verified file is then cut into the segmented list file one segment at a time (one segment of
 // memory); the gate then opens that file lazily, reading into the buffers of the list it replaces.
 
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   HEADER_BYTES,
@@ -20,15 +21,19 @@ import {
 } from '../protocol/list-format.js';
 import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
 
-/** Stream a snapshot response body into `path`, checking it on the way. The file is removed if refused. */
+/**
+ * Stream a snapshot response body into `path`, checking it on the way. The file is removed if refused.
+ * `blocking`: write with writeSync (on the merge worker's own thread, not libuv's pool).
+ */
 export async function downloadSnapshot(
   body: AsyncIterable<Uint8Array>,
   path: string,
   keys: readonly TrustedListKey[] | null,
   maxBytes: number,
+  blocking = false,
 ): Promise<Checked<SnapshotHeader>> {
   const check = new SnapshotStreamCheck(keys);
-  const fh = await open(path, 'w');
+  const sink = blocking ? blockingSink(path) : await asyncSink(path);
   let total = 0;
   let result: Checked<SnapshotHeader> | undefined;
   try {
@@ -40,24 +45,71 @@ export async function downloadSnapshot(
         result = bad;
         break;
       }
-      let at = 0;
-      while (at < chunk.byteLength) at += (await fh.write(chunk, at, chunk.byteLength - at)).bytesWritten;
+      await sink.append(chunk);
     }
     result ??= check.finish();
   } finally {
-    await fh.close();
+    await sink.close();
     if (!result?.ok) await unlink(path).catch(() => {});
   }
   return result;
 }
 
-async function readAt(fh: FileHandle, into: Uint8Array, position: number): Promise<void> {
-  let at = 0;
-  while (at < into.byteLength) {
-    const { bytesRead } = await fh.read(into, at, into.byteLength - at, position + at);
-    if (bytesRead === 0) throw new Error(`file ends at ${position + at}`);
-    at += bytesRead;
+interface Sink {
+  append(b: Uint8Array): void | Promise<void>;
+  close(): void | Promise<void>;
+}
+
+function blockingSink(path: string): Sink {
+  const fd = openSync(path, 'w');
+  return {
+    append: (b) => {
+      let at = 0;
+      while (at < b.byteLength) at += writeSync(fd, b, at, b.byteLength - at);
+    },
+    close: () => closeSync(fd),
+  };
+}
+
+async function asyncSink(path: string): Promise<Sink> {
+  const fh = await open(path, 'w');
+  return {
+    append: async (b) => {
+      let at = 0;
+      while (at < b.byteLength) at += (await fh.write(b, at, b.byteLength - at)).bytesWritten;
+    },
+    close: () => fh.close(),
+  };
+}
+
+/** Positioned reads from the downloaded file: async (libuv's pool) or blocking (the worker's own thread). */
+interface Source {
+  read(into: Uint8Array, position: number): void | Promise<void>;
+  close(): void | Promise<void>;
+}
+
+function exact(into: Uint8Array, position: number, n: number, at: number): number {
+  if (n === 0) throw new Error(`file ends at ${position + at}`);
+  return at + n;
+}
+
+async function openSource(path: string, blocking: boolean): Promise<Source> {
+  if (blocking) {
+    const fd = openSync(path, 'r');
+    return {
+      read: (into, position) => {
+        for (let at = 0; at < into.byteLength; ) at = exact(into, position, readSync(fd, into, at, into.byteLength - at, position + at), at);
+      },
+      close: () => closeSync(fd),
+    };
   }
+  const fh: FileHandle = await open(path, 'r');
+  return {
+    read: async (into, position) => {
+      for (let at = 0; at < into.byteLength; ) at = exact(into, position, (await fh.read(into, at, into.byteLength - at, position + at)).bytesRead, at);
+    },
+    close: () => fh.close(),
+  };
 }
 
 /**
@@ -65,10 +117,20 @@ async function readAt(fh: FileHandle, into: Uint8Array, position: number): Promi
  * Memory: one segment at a time. Refuses a snapshot whose key heap is not in entry order (the
  * protocol requires it) or whose entries do not sit in their buckets.
  */
-export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: string, bits = segmentBitsFor(h.cardCount + h.genCount), sliceMs = 0.5): Promise<Checked<{ entries: number }>> {
+export async function segmentSnapshotFile(
+  src: string,
+  h: SnapshotHeader,
+  dest: string,
+  bits = segmentBitsFor(h.cardCount + h.genCount),
+  sliceMs = 0.5,
+  blocking = false,
+): Promise<Checked<{ entries: number }>> {
   const L = snapshotLayout(h);
   const body = HEADER_BYTES;
-  const fh = await open(src, 'r');
+  const fh = await openSource(src, blocking);
+  const readAt = (_: Source, into: Uint8Array, position: number) => fh.read(into, position);
+  // On the worker nothing else runs on this thread: no slices.
+  if (blocking) sliceMs = Infinity;
   const u32 = new Uint32Array(1);
   const u32b = new Uint8Array(u32.buffer);
   const readU32 = async (col: number, i: number) => (await readAt(fh, u32b, body + col + i * 4), u32[0]);
@@ -144,7 +206,7 @@ export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: 
         yield out;
       }
     };
-    await writeSegmentedFile(dest, { version: h.version, publishedAtMs: h.publishedAtMs, segmentBits: bits, entries: h.cardCount + h.genCount }, n, segments());
+    await writeSegmentedFile(dest, { version: h.version, publishedAtMs: h.publishedAtMs, segmentBits: bits, entries: h.cardCount + h.genCount }, n, segments(), blocking);
     return { ok: true, value: { entries } };
   } catch (e) {
     if (e instanceof Layout) return fail(e.message);
@@ -155,3 +217,68 @@ export async function segmentSnapshotFile(src: string, h: SnapshotHeader, dest: 
 }
 
 class Layout extends Error {}
+
+export interface SnapshotFetch {
+  /** GET this URL (the back office's /v1/lists/snapshot). */
+  url: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  maxBytes: number;
+  keys: readonly TrustedListKey[];
+  /** Where the download is kept until it is cut (removed after). */
+  download: string;
+  /** The gate's segmented list file, replaced (write-new + fsync + rename) when the snapshot is newer. */
+  dest: string;
+  /** The version the gate serves: an equal snapshot changes nothing, an older one is refused. */
+  fromVersion: number;
+}
+
+export type SnapshotInstall =
+  | { kind: 'installed'; version: number }
+  | { kind: 'up-to-date' }
+  | { kind: 'rejected'; error: string; detail: string }
+  | { kind: 'http-failed'; detail: string }
+  | { kind: 'write-failed'; detail: string };
+
+/**
+ * Fetch the back office's snapshot, stream it to disk with its checks, and cut it into the gate's
+ * segmented list file. Never throws: every way it can go wrong is an outcome. `blocking`: file I/O with
+ * blocking calls and no time slices (on the merge worker's thread); otherwise async, in 0.5 ms slices.
+ */
+export async function fetchSnapshotFile(f: SnapshotFetch, blocking = false): Promise<SnapshotInstall> {
+  const what = 'GET /v1/lists/snapshot';
+  let res: Response;
+  try {
+    res = await fetch(f.url, { headers: f.headers, signal: AbortSignal.timeout(f.timeoutMs) });
+  } catch (e) {
+    return { kind: 'http-failed', detail: `${what}: ${(e as Error).message}` };
+  }
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel().catch(() => {});
+    return { kind: 'http-failed', detail: `snapshot: HTTP ${res.status}` };
+  }
+  const len = Number(res.headers.get('content-length') ?? '0');
+  if (len > f.maxBytes) {
+    await res.body.cancel().catch(() => {});
+    return { kind: 'http-failed', detail: `${what}: ${len} bytes exceeds the limit` };
+  }
+  let h: Checked<SnapshotHeader>;
+  try {
+    h = await downloadSnapshot(res.body as unknown as AsyncIterable<Uint8Array>, f.download, f.keys, f.maxBytes, blocking);
+  } catch (e) {
+    await unlink(f.download).catch(() => {});
+    return { kind: 'http-failed', detail: `${what}: body: ${(e as Error).message}` };
+  }
+  if (!h.ok) return { kind: 'rejected', error: h.error, detail: h.detail };
+  try {
+    if (h.value.version === f.fromVersion) return { kind: 'up-to-date' };
+    if (h.value.version < f.fromVersion) return { kind: 'rejected', error: 'replayed', detail: `snapshot version ${h.value.version} is older than the gate's ${f.fromVersion}` };
+    const cut = await segmentSnapshotFile(f.download, h.value, f.dest, undefined, 0.5, blocking);
+    if (!cut.ok) return { kind: 'rejected', error: cut.error, detail: cut.detail };
+    return { kind: 'installed', version: h.value.version };
+  } catch (e) {
+    return { kind: 'write-failed', detail: `${f.dest}: ${(e as Error).message}` };
+  } finally {
+    await unlink(f.download).catch(() => {});
+  }
+}

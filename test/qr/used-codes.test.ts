@@ -92,10 +92,12 @@ describe('used code ids shared among lanes (UDP, loopback)', () => {
   });
 
   it('datagrams from unknown senders and junk are counted and ignored', async () => {
-    const [p1, p2] = await freePorts(2);
+    // The sender gets a port of its own, never L2's: bound to port 0 it could be given L2's freed port,
+    // and then its "wrong port" datagram would rightly be believed (CI saw it once).
+    const [p1, p2, p3] = await freePorts(3);
     const u1 = await lane('L1', p1, [{ id: 'L2', port: p2 }]);
     const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => s.bind(p3, '127.0.0.1', () => r()));
     const send = (b: Uint8Array) => new Promise<void>((r) => s.send(b, p1, '127.0.0.1', () => r()));
     await send(Buffer.from('garbage'));
     await send(encodeUsedCodes({ t: 'used', from: 'L2', boot: 'x', n: 1, codes: [['alipay:0011223344556677', now() + 60_000]] })); // right id, wrong port
