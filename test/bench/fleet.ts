@@ -24,7 +24,7 @@ async function startToReady(config: object, dir: string, name: string): Promise<
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify({ ...config, health: { port }, log: { level: 'warn' } }));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(root, 'dist/firmware/cli/gate.js'), 'run', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: '' } });
+  const child = spawn(process.execPath, ['--single-threaded-gc', join(root, 'dist/firmware/cli/gate.js'), 'run', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: '' } });
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`gate run exited with ${child.exitCode}`);
