@@ -94,9 +94,9 @@ sync?.merger.warm();
 // boot, not of the steady state the apply is compared with.
 await new Promise((r) => setTimeout(r, 1500));
 
-// Noise floor: the same loop with nothing applying.
+// Noise floor: the same loop with nothing applying, for as long as an apply lasts (LIST_BENCH_IDLE_MS).
 let s = serve();
-await new Promise((r) => setTimeout(r, 1000));
+await new Promise((r) => setTimeout(r, Number(process.env.LIST_BENCH_IDLE_MS ?? 1000)));
 done = true;
 await s;
 const idle = stats(n);
