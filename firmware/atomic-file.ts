@@ -1,17 +1,24 @@
 // Replace a file so that a crash at any moment leaves either the old or the new content, never a mix.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a temporary file, fsync it, rename it over `path`, fsync the directory. */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await replaceFile(path, async (fh) => {
-    let at = 0;
-    while (at < bytes.byteLength) {
-      const { bytesWritten } = await fh.write(bytes, at, Math.min(bytes.byteLength - at, 1 << 26));
-      at += bytesWritten;
-    }
-  });
+  await replaceFile(path, (fh) => writeFully(fh, bytes));
+}
+
+// A write may take fewer bytes than asked; these loop until all are written, in pieces of at most
+// 16 MiB. `position` undefined: at the file's current offset (appends).
+const PIECE = 1 << 24;
+
+export async function writeFully(fh: FileHandle, b: Uint8Array, position?: number): Promise<void> {
+  for (let at = 0; at < b.byteLength; ) at += (await fh.write(b, at, Math.min(b.byteLength - at, PIECE), position === undefined ? null : position + at)).bytesWritten;
+}
+
+/** writeFully with blocking calls (the list merge worker's thread). */
+export function writeFullySync(fd: number, b: Uint8Array, position?: number): void {
+  for (let at = 0; at < b.byteLength; ) at += writeSync(fd, b, at, Math.min(b.byteLength - at, PIECE), position === undefined ? null : position + at);
 }
 
 /** Replace `path` with what `write` puts in a new file: temp file, fsync, rename, fsync the directory. */

@@ -6,6 +6,7 @@
 
 import { open, truncate } from 'node:fs/promises';
 import { HEADER_BYTES, readDeltaHeader } from '../protocol/list-format.js';
+import { writeFully } from './atomic-file.js';
 
 export interface LoggedDeltas {
   /** Complete deltas that follow `version`, concatenated (verify before use). */
@@ -109,8 +110,7 @@ export class DeltaLog {
 export async function appendInThread(path: string, bytes: Uint8Array): Promise<void> {
   const fh = await open(path, 'a');
   try {
-    let at = 0;
-    while (at < bytes.byteLength) at += (await fh.write(bytes, at, bytes.byteLength - at)).bytesWritten;
+    await writeFully(fh, bytes);
     await fh.sync();
   } finally {
     await fh.close();

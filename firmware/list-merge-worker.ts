@@ -4,7 +4,8 @@
 // done. It also writes the list file and appends to the delta log, with blocking calls on this
 // thread. Protocol: firmware/list-merger.ts. The gate keeps serving throughout; it only swaps.
 
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { writeFullySync } from './atomic-file.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFile } from './segmented-lists.js';
@@ -88,8 +89,7 @@ function file(m: FileRequest): () => void | Promise<void> {
     // Append, durable before the reply.
     const fd = openSync(m.path, 'a');
     try {
-      let at = 0;
-      while (at < m.bytes.byteLength) at += writeSync(fd, m.bytes, at, m.bytes.byteLength - at);
+      writeFullySync(fd, m.bytes);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -141,14 +141,7 @@ export class ListMerger {
   async installSnapshot(f: SnapshotFetch): Promise<SnapshotInstall> {
     if (this.workerUrl) {
       const w = this.ensureWorker();
-      const id = this.nextId++;
-      const r = await new Promise<MergeReply>((resolve) => {
-        this.waiting.set(id, (reply) => {
-          this.waiting.delete(id);
-          resolve(reply);
-        });
-        w.postMessage({ kind: 'install', id, fetch: f } satisfies InstallRequest);
-      });
+      const r = await this.ask(w, (id) => ({ kind: 'install', id, fetch: f }) satisfies InstallRequest);
       if (r.kind === 'installed') {
         this.counters.fileJobsInWorker++;
         return r.outcome;
@@ -164,14 +157,7 @@ export class ListMerger {
     if (this.workerUrl) {
       const w = this.ensureWorker();
       if (needs) await this.mirror(w, needs);
-      const id = this.nextId++;
-      const r = await new Promise<MergeReply>((resolve) => {
-        this.waiting.set(id, (reply) => {
-          this.waiting.delete(id);
-          resolve(reply);
-        });
-        w.postMessage({ ...req, id });
-      });
+      const r = await this.ask(w, (id) => ({ ...req, id }));
       if (r.kind === 'file-done') {
         this.counters.fileJobsInWorker++;
         return;
@@ -181,6 +167,18 @@ export class ListMerger {
     }
     this.counters.fileJobsInThread++;
     await inThread();
+  }
+
+  /** One request, one reply (or 'failed' if the worker dies first). */
+  private ask(w: Worker, request: (id: number) => FileRequest | InstallRequest): Promise<MergeReply> {
+    const id = this.nextId++;
+    return new Promise<MergeReply>((resolve) => {
+      this.waiting.set(id, (reply) => {
+        this.waiting.delete(id);
+        resolve(reply);
+      });
+      w.postMessage(request(id));
+    });
   }
 
   async close(): Promise<void> {

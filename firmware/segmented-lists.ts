@@ -12,7 +12,7 @@
 // replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, read, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, read, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import {
@@ -35,7 +35,7 @@ import {
   type Checked,
   type ListChange,
 } from '../protocol/list-format.js';
-import { replaceFile, replaceFileBlocking } from './atomic-file.js';
+import { replaceFile, replaceFileBlocking, writeFully, writeFullySync } from './atomic-file.js';
 import { ListFileError, runSliced } from './allowlist-store.js';
 
 export { runSliced };
@@ -457,27 +457,18 @@ export async function writeSegmentedFile(
   const d = new SegmentedFileDirectory(meta, count);
   if (blocking) {
     return replaceFileBlocking(path, async (fd) => {
-      for await (const b of segments) writeAllSync(fd, b, d.place(b));
-      writeAllSync(fd, d.head(), 0);
-      writeAllSync(fd, d.dir, FILE_HEADER);
+      for await (const b of segments) writeFullySync(fd, b, d.place(b));
+      writeFullySync(fd, d.head(), 0);
+      writeFullySync(fd, d.dir, FILE_HEADER);
     });
   }
   await replaceFile(path, async (fh) => {
-    for await (const b of segments) await writeAll(fh, b, d.place(b));
-    await writeAll(fh, d.head(), 0);
-    await writeAll(fh, d.dir, FILE_HEADER);
+    for await (const b of segments) await writeFully(fh, b, d.place(b));
+    await writeFully(fh, d.head(), 0);
+    await writeFully(fh, d.dir, FILE_HEADER);
   });
 }
 
-function writeAllSync(fd: number, b: Uint8Array, position: number): void {
-  let at = 0;
-  while (at < b.byteLength) at += writeSync(fd, b, at, Math.min(b.byteLength - at, 1 << 24), position + at);
-}
-
-async function writeAll(fh: FileHandle, b: Uint8Array, position: number): Promise<void> {
-  let at = 0;
-  while (at < b.byteLength) at += (await fh.write(b, at, Math.min(b.byteLength - at, 1 << 24), position + at)).bytesWritten;
-}
 
 async function readAll(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
   let at = 0;

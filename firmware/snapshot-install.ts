@@ -4,7 +4,8 @@
 // verified file is then cut into the segmented list file one segment at a time (one segment of
 // memory); the gate then opens that file lazily, reading into the buffers of the list it replaces.
 
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { writeFully, writeFullySync } from './atomic-file.js';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   HEADER_BYTES,
@@ -63,10 +64,7 @@ interface Sink {
 function blockingSink(path: string): Sink {
   const fd = openSync(path, 'w');
   return {
-    append: (b) => {
-      let at = 0;
-      while (at < b.byteLength) at += writeSync(fd, b, at, b.byteLength - at);
-    },
+    append: (b) => writeFullySync(fd, b),
     close: () => closeSync(fd),
   };
 }
@@ -74,10 +72,7 @@ function blockingSink(path: string): Sink {
 async function asyncSink(path: string): Promise<Sink> {
   const fh = await open(path, 'w');
   return {
-    append: async (b) => {
-      let at = 0;
-      while (at < b.byteLength) at += (await fh.write(b, at, b.byteLength - at)).bytesWritten;
-    },
+    append: (b) => writeFully(fh, b),
     close: () => fh.close(),
   };
 }
@@ -128,13 +123,12 @@ export async function segmentSnapshotFile(
   const L = snapshotLayout(h);
   const body = HEADER_BYTES;
   const fh = await openSource(src, blocking);
-  const readAt = (_: Source, into: Uint8Array, position: number) => fh.read(into, position);
   // On the worker nothing else runs on this thread: no slices.
   if (blocking) sliceMs = Infinity;
   const u32 = new Uint32Array(1);
   const u32b = new Uint8Array(u32.buffer);
-  const readU32 = async (col: number, i: number) => (await readAt(fh, u32b, body + col + i * 4), u32[0]);
-  const readU8 = async (at: number) => (await readAt(fh, u32b.subarray(0, 1), body + at), u32b[0]);
+  const readU32 = async (col: number, i: number) => (await fh.read(u32b, body + col + i * 4), u32[0]);
+  const readU8 = async (at: number) => (await fh.read(u32b.subarray(0, 1), body + at), u32b[0]);
   /** First index in a sorted hi column (n entries, bucket index of `bb` bits) whose hi >= x. */
   const lowerBound = async (col: number, bucket: number, bb: number, n: number, x: number): Promise<number> => {
     if (bb >= bits && bits > 0) return readU32(bucket, (x >>> (32 - bits)) << (bb - bits));
@@ -177,14 +171,14 @@ export async function segmentSnapshotFile(
         const out = seg.subarray(0, len);
         out.fill(0);
         const at = (o: number, n4: number) => new Uint32Array(out.buffer, HEADER_BYTES + o, n4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.cHi, HEADER_BYTES + SL.cHi + nc * 4), body + L.cHi + c0 * 4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.cLo, HEADER_BYTES + SL.cLo + nc * 4), body + L.cLo + c0 * 4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.cSt, HEADER_BYTES + SL.cSt + nc), body + L.cSt + c0);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.gHi, HEADER_BYTES + SL.gHi + ng * 4), body + L.gHi + g0 * 4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.gLo, HEADER_BYTES + SL.gLo + ng * 4), body + L.gLo + g0 * 4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.gOff, HEADER_BYTES + SL.gOff + ng * 4), body + L.gOff + g0 * 4);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.gSt, HEADER_BYTES + SL.gSt + ng), body + L.gSt + g0);
-        await readAt(fh, out.subarray(HEADER_BYTES + SL.heap, HEADER_BYTES + SL.heap + (he - hs)), body + L.heap + hs);
+        await fh.read(out.subarray(HEADER_BYTES + SL.cHi, HEADER_BYTES + SL.cHi + nc * 4), body + L.cHi + c0 * 4);
+        await fh.read(out.subarray(HEADER_BYTES + SL.cLo, HEADER_BYTES + SL.cLo + nc * 4), body + L.cLo + c0 * 4);
+        await fh.read(out.subarray(HEADER_BYTES + SL.cSt, HEADER_BYTES + SL.cSt + nc), body + L.cSt + c0);
+        await fh.read(out.subarray(HEADER_BYTES + SL.gHi, HEADER_BYTES + SL.gHi + ng * 4), body + L.gHi + g0 * 4);
+        await fh.read(out.subarray(HEADER_BYTES + SL.gLo, HEADER_BYTES + SL.gLo + ng * 4), body + L.gLo + g0 * 4);
+        await fh.read(out.subarray(HEADER_BYTES + SL.gOff, HEADER_BYTES + SL.gOff + ng * 4), body + L.gOff + g0 * 4);
+        await fh.read(out.subarray(HEADER_BYTES + SL.gSt, HEADER_BYTES + SL.gSt + ng), body + L.gSt + g0);
+        await fh.read(out.subarray(HEADER_BYTES + SL.heap, HEADER_BYTES + SL.heap + (he - hs)), body + L.heap + hs);
         const cHi = at(SL.cHi, nc), gHi = at(SL.gHi, ng), gOff = at(SL.gOff, ng);
         for (let i = 0; i < ng; i++) gOff[i] -= hs; // offsets below hs wrap to huge values: caught by checkBounds
         const top = (x: number) => (bits === 0 ? 0 : x >>> (32 - bits));

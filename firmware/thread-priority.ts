@@ -1,8 +1,9 @@
-// The lane's event loop answers riders; every other thread in the process that does background work
-// should run only when it does not want the CPU. Measured with sched_switch traces on a 2-core box
-// during a 50 M list merge: V8's compiler threads and the merge worker (even at nice 10) were woken
-// beside the lane's thread and ran out 2-5 ms slices there while the other core sat idle (the kernel
-// does not move a cache-hot thread). A SCHED_IDLE thread is preempted at once by any normal thread.
+// The lane's event loop answers riders; the threads in the process that do background work should not
+// take its core. Measured with sched_switch traces on a 2-core box during a 50 M list merge: V8's
+// compiler threads and the merge worker (even at nice 10) were woken beside the lane's thread and ran
+// out 2-5 ms slices there while the other core sat idle (the kernel does not move a cache-hot thread).
+// So the merge worker runs in SCHED_IDLE (preempted at once by any normal thread), and Node's and V8's
+// helpers at nice 19 (why not SCHED_IDLE: lowerHelperThreads).
 //
 // Node cannot call sched_setscheduler; util-linux's chrt can, on one thread id. Lowering a thread's
 // own class needs no privilege (and RestrictRealtime= in the unit does not forbid it). A real-time
@@ -15,10 +16,10 @@ import { setPriority } from 'node:os';
 
 export type ThreadScheduling = 'idle' | 'nice' | 'normal';
 
-/** Put thread `tid` into SCHED_IDLE; if chrt is missing or refused, nice 19 for the calling thread. */
-export function runAtIdlePriority(tid: number | string = ownThreadId()): ThreadScheduling {
+/** Put the calling thread into SCHED_IDLE; nice 19 if chrt is missing or refused. */
+export function runAtIdlePriority(): ThreadScheduling {
   try {
-    execFileSync('chrt', ['--idle', '--pid', '0', String(tid)], { stdio: 'ignore', timeout: 5000 });
+    execFileSync('chrt', ['--idle', '--pid', '0', ownThreadId()], { stdio: 'ignore', timeout: 5000 });
     return 'idle';
   } catch {
     try {

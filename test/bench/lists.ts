@@ -203,7 +203,8 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   let idleMs = 1000;
   const runGate = async (mode: 'worker' | 'thread' | 'snapshot'): Promise<GateRun> => {
     const env = { ...process.env, LIST_BENCH_IDLE_MS: String(Math.round(idleMs)) };
-    const { stdout } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20, env });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20, env });
+    if (process.env.LIST_BENCH_GAPS) console.log(`[${S}] ${label} ${mode} pauses over 2 ms (ms from the start of the apply:length): ${stderr.trim()}`);
     return JSON.parse(stdout.trim().split('\n').pop()!) as GateRun;
   };
   // The worker-thread apply (the runtime's path) several times: on a shared VM a single run's worst
