@@ -5,7 +5,7 @@
 import type { BarrierCommand } from '../protocol/barrier.js';
 import { credentialKey, credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
 import { REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
-import type { VirtualClock } from '../protocol/virtual-clock.js';
+import type { VirtualClock } from './virtual-clock.js';
 import type { Random, Registration, Rider } from './population.js';
 import type { VirtualBarrier } from './virtual-barrier.js';
 

@@ -1,10 +1,10 @@
 // `gate doctor`: check this box against a lane config; exit 0 only when every check passes.
 import { Option, type Command } from 'commander';
 import { systemClock } from '../../drivers/seams.js';
-import { loadLaneConfig, type LaneConfig } from '../config.js';
-import { defaultDoctorEnv, formatDoctor, runDoctor, targetsFromConfig, type DoctorEnv } from '../doctor.js';
-import { silentLogger } from '../log.js';
-import { listDrivers, pickDriver } from '../registry.js';
+import { loadLaneConfig, type LaneConfig } from '../config/config.js';
+import { defaultDoctorEnv, formatDoctor, runDoctor, targetsFromConfig, type DoctorEnv } from '../operations/doctor.js';
+import { silentLogger } from '../config/log.js';
+import { listDrivers, pickDriver } from '../composition/registry.js';
 
 /** The list version in use, read through the config's own list driver. */
 function listsFromConfig(config: LaneConfig): DoctorEnv['lists'] {

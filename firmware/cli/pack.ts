@@ -2,7 +2,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { pack } from '../pack.js';
+import { pack } from '../operations/pack.js';
 
 /** The project root: the folder with package.json above firmware/cli (works from the source and from dist/). */
 function projectRoot(): string {

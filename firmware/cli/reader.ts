@@ -6,11 +6,11 @@ import { Option } from 'commander';
 import { PcscReader, pcscReaderConfigSchema, pcscdSocket, type TapReport } from '../../drivers/pcsc-reader.js';
 import { systemClock, type SourceEvent } from '../../drivers/seams.js';
 import type { Credential, Direction } from '../../protocol/credential.js';
-import { ConfigError, loadLaneConfig, parseDriverConfig, parseLaneConfig } from '../config.js';
-import { DecisionCore } from '../decision.js';
-import type { ListProvider } from '../lists.js';
-import { silentLogger } from '../log.js';
-import { listDrivers, pickDriver } from '../registry.js';
+import { ConfigError, loadLaneConfig, parseDriverConfig, parseLaneConfig } from '../config/config.js';
+import { DecisionCore } from '../verify/decision-core.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import { silentLogger } from '../config/log.js';
+import { listDrivers, pickDriver } from '../composition/registry.js';
 
 export interface ReaderToolOptions {
   json: boolean;

@@ -4,13 +4,13 @@ import type { Command } from 'commander';
 import { SimulatedSource } from '../../drivers/simulated.js';
 import { checkCredential, credentialRef, type Credential, type Direction } from '../../protocol/credential.js';
 import { riderMessage } from '../../protocol/reasons.js';
-import { ConfigError, loadLaneConfig } from '../config.js';
-import type { OperatorMode } from '../gate-machine.js';
-import { startLane, type Lane } from '../lane.js';
-import { createLogger } from '../log.js';
-import { lowerHelperThreads } from '../thread-priority.js';
-import { createMetrics } from '../metrics.js';
-import { laneInspector, startLaneService, type LaneService } from '../service.js';
+import { ConfigError, loadLaneConfig } from '../config/config.js';
+import type { OperatorMode } from '../lane/gate-machine.js';
+import { startLane, type Lane } from '../composition/start-lane.js';
+import { createLogger } from '../config/log.js';
+import { lowerHelperThreads } from '../platform/thread-priority.js';
+import { createMetrics } from '../operations/metrics.js';
+import { laneInspector, startLaneService, type LaneService } from '../operations/service.js';
 
 export function register(program: Command): void {
   program

@@ -1,10 +1,10 @@
 // `gate sim`: a whole simulated station on embedded defaults, no config file needed.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { createLogger, type LogLevel } from '../log.js';
-import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../simulated-station.js';
-import { startDashboardServer, type DashboardServer } from '../dashboard.js';
+import { createLogger, type LogLevel } from '../config/log.js';
+import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
+import { startDashboardServer, type DashboardServer } from '../dashboard/dashboard.js';
 import { formatResult } from '../../simulator/station.js';
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config/config.js';
 
 export function intArg(name: string, min: number, max: number) {
   return (v: string): number => {

@@ -1,8 +1,8 @@
 // The serial barrier driver picked by name from a lane config (registry entry "serial"), and its config
 // errors naming the bad field.
 import { afterEach, expect, it } from 'vitest';
-import { ConfigError, parseLaneConfig } from '../../firmware/config.js';
-import { startLane, type Lane } from '../../firmware/lane.js';
+import { ConfigError, parseLaneConfig } from '../../firmware/config/config.js';
+import { startLane, type Lane } from '../../firmware/composition/start-lane.js';
 import { BarrierBoard } from '../../simulator/barrier-board.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
 

@@ -5,10 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SerialBarrierLink } from '../../drivers/serial-barrier.js';
 import { systemClock } from '../../drivers/seams.js';
 import { SimulatedSource } from '../../drivers/simulated.js';
-import { parseLaneConfig } from '../../firmware/config.js';
-import type { Journal, JournalEntry } from '../../firmware/journal.js';
-import { startLane, type Lane } from '../../firmware/lane.js';
-import { MemoryLists } from '../../firmware/lists.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import type { Journal, JournalEntry } from '../../firmware/journal/journal.js';
+import { startLane, type Lane } from '../../firmware/composition/start-lane.js';
+import { MemoryLists } from '../../firmware/lists/list-provider.js';
 import { BarrierBoard } from '../../simulator/barrier-board.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
 

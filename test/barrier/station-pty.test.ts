@@ -2,7 +2,7 @@
 // on virtual time. Same riders, same verdicts as the typed wire; 0 false accepts, 0 false rejects;
 // one fire alarm from a board opens every lane until reset.
 import { expect, it } from 'vitest';
-import { simulateStation, type SimulatedStation } from '../../firmware/simulated-station.js';
+import { simulateStation, type SimulatedStation } from '../../firmware/composition/simulated-station.js';
 
 async function advance(s: SimulatedStation, ms: number): Promise<void> {
   const until = s.clock.now() + ms;

@@ -1,13 +1,13 @@
 // Decision core throughput with 1 M registered credentials, and what the XState machine costs per
 // passage cycle compared with a hand-written switch doing the same work on the same clock.
 import { createActor, fromCallback } from 'xstate';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { decide, type DeciderDeps } from '../../firmware/decider.js';
-import { DecisionCore } from '../../firmware/decision.js';
-import { gateMachine, type DecideRequest } from '../../firmware/gate-machine.js';
-import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal.js';
-import type { ListProvider } from '../../firmware/lists.js';
-import { openSnapshot } from '../../firmware/allowlist-store.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { decide, type DeciderDeps } from '../../firmware/lane/decider.js';
+import { DecisionCore } from '../../firmware/verify/decision-core.js';
+import { gateMachine, type DecideRequest } from '../../firmware/lane/gate-machine.js';
+import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal/journal.js';
+import type { ListProvider } from '../../firmware/lists/list-provider.js';
+import { openSnapshot } from '../../firmware/lists/stored-lists.js';
 import { ListBuilder, statusByte } from '../../protocol/list-format.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import { credentialKey, type Credential } from '../../protocol/credential.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../firmware/allowlist-store.js';
+import { writeFileAtomic } from '../../firmware/lists/stored-lists.js';
 import { build } from './lists.js';
 import type { BenchReport } from './report.js';
 

@@ -8,12 +8,12 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListMerger, defaultWorkerUrl } from '../../firmware/list-merger.js';
-import { ListSync } from '../../firmware/list-sync.js';
-import type { ListSnapshot } from '../../firmware/lists.js';
-import { openListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
+import { ListMerger, defaultWorkerUrl } from '../../firmware/lists/merger.js';
+import { ListSync } from '../../firmware/lists/list-sync.js';
+import type { ListSnapshot } from '../../firmware/lists/list-provider.js';
+import { openListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
 import { trustedListKey } from '../../protocol/list-format.js';
-import { lowerHelperThreads } from '../../firmware/thread-priority.js';
+import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
 
 const [listFile, deltaFile, pem, mode, probeArg, url] = process.argv.slice(2);
 const rss = () => process.memoryUsage.rss() / 2 ** 20;

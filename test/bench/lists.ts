@@ -12,10 +12,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileJournal } from '../../firmware/file-journal.js';
-import { lowerHelperThreads } from '../../firmware/thread-priority.js';
-import type { JournalEntry } from '../../firmware/journal.js';
-import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firmware/segmented-lists.js';
+import { FileJournal } from '../../firmware/journal/file-journal.js';
+import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
+import type { JournalEntry } from '../../firmware/journal/journal.js';
+import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/list-format.js';
 import { percentile, type BenchReport } from './report.js';
 

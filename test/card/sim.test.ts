@@ -1,7 +1,7 @@
 // `gate sim --reader pcsc`: one lane's taps through real pcscd + vpcd, judged against ground truth.
 import { expect, test } from 'vitest';
-import { simulateStation } from '../../firmware/simulated-station.js';
-import { ConfigError } from '../../firmware/config.js';
+import { simulateStation } from '../../firmware/composition/simulated-station.js';
+import { ConfigError } from '../../firmware/config/config.js';
 
 test('a realtime one-lane station with its card taps on real PC/SC: no false accepts, rejects or unanswered', async () => {
   const kinds: string[] = [];

@@ -3,9 +3,9 @@
 // pcscd polls vpcd every 400 ms, so a tap costs ~0.5 s per reader: CARD_TAPS (default 80, to keep the card suite near 2 minutes on 2 cores) sets the
 // count; CARD_TAPS=1000 runs the full thousand (about 7.5 minutes).
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { DecisionCore } from '../../firmware/decision.js';
-import { policySchema } from '../../firmware/config.js';
-import { MemoryLists } from '../../firmware/lists.js';
+import { DecisionCore } from '../../firmware/verify/decision-core.js';
+import { policySchema } from '../../firmware/config/config.js';
+import { MemoryLists } from '../../firmware/lists/list-provider.js';
 import { credentialKey, type Credential } from '../../protocol/credential.js';
 import { virtualCard, type VirtualCardBuilder } from '../../simulator/virtual-card.js';
 import { startCardStation, type CardStation } from '../support/card-station.js';

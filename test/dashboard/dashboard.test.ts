@@ -7,8 +7,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startDashboardServer, type DashboardServer } from '../../firmware/dashboard.js';
-import { simulateStation, simulatorControls, type SimulatedStation } from '../../firmware/simulated-station.js';
+import { startDashboardServer, type DashboardServer } from '../../firmware/dashboard/dashboard.js';
+import { simulateStation, simulatorControls, type SimulatedStation } from '../../firmware/composition/simulated-station.js';
 import { credentialRef } from '../../protocol/credential.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

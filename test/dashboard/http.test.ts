@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDashboard, startDashboardServer, type Dashboard } from '../../firmware/dashboard.js';
+import { createDashboard, startDashboardServer, type Dashboard } from '../../firmware/dashboard/dashboard.js';
 import { laneHarness, type LaneHarness } from '../support/lane-harness.js';
 
 describe('dashboard over HTTP, mounted on an existing server', () => {

@@ -1,9 +1,9 @@
 // What `gate doctor` checks, read from a lane config with the drivers' own field names.
 import { describe, expect, it } from 'vitest';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { targetsFromConfig } from '../../firmware/doctor.js';
-import { SAMPLE_CONFIG } from '../../firmware/pack.js';
-import { barrierStats } from '../../firmware/service.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { targetsFromConfig } from '../../firmware/operations/doctor.js';
+import { SAMPLE_CONFIG } from '../../firmware/operations/pack.js';
+import { barrierStats } from '../../firmware/operations/service.js';
 
 describe('doctor targets from a lane config', () => {
   it('reads serial port, reader, camera, journal directory and back office from the sample config', () => {

@@ -11,7 +11,7 @@ import { Command } from 'commander';
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { register } from '../../firmware/cli/doctor.js';
-import { defaultDoctorEnv, formatDoctor, runDoctor, type CheckResult, type DoctorEnv, type DoctorTargets } from '../../firmware/doctor.js';
+import { defaultDoctorEnv, formatDoctor, runDoctor, type CheckResult, type DoctorEnv, type DoctorTargets } from '../../firmware/operations/doctor.js';
 
 function need(cmd: string, args: string[], pkg: string): void {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer } from '../../firmware/health.js';
-import { createMetrics } from '../../firmware/metrics.js';
-import { ConfigError } from '../../firmware/config.js';
+import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer } from '../../firmware/operations/health.js';
+import { createMetrics } from '../../firmware/operations/metrics.js';
+import { ConfigError } from '../../firmware/config/config.js';
 
 let server: HealthServer | undefined;
 afterEach(async () => {

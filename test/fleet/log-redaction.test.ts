@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, REDACTED } from '../../firmware/log.js';
+import { createLogger, REDACTED } from '../../firmware/config/log.js';
 
 function capture(): { stream: Writable; lines: () => any[]; text: () => string } {
   const chunks: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMetrics, type BarrierLinkStats } from '../../firmware/metrics.js';
+import { createMetrics, type BarrierLinkStats } from '../../firmware/operations/metrics.js';
 
 /** The value of one series in the exposition text, or undefined. */
 function sample(text: string, series: string): number | undefined {

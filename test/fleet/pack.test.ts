@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { pack, productionPackages, type PackResult } from '../../firmware/pack.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { pack, productionPackages, type PackResult } from '../../firmware/operations/pack.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 let dir: string;
@@ -37,7 +37,7 @@ describe('gate pack', () => {
       'deploy/99-gate-serial.rules',
       'deploy/README.md',
       'dist/firmware/cli/gate.js',
-      'dist/firmware/doctor.js',
+      'dist/firmware/operations/doctor.js',
       'dist/protocol/credential.js',
       'node_modules/pino/package.json',
       'node_modules/serialport/package.json',

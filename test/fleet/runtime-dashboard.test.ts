@@ -2,11 +2,11 @@
 // switch that reaches the lane.
 import { describe, expect, it } from 'vitest';
 import { SimulatedSource } from '../../drivers/simulated.js';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { startLane } from '../../firmware/lane.js';
-import { silentLogger } from '../../firmware/log.js';
-import { startLaneService } from '../../firmware/service.js';
-import { SystemdNotifier } from '../../firmware/systemd.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { startLane } from '../../firmware/composition/start-lane.js';
+import { silentLogger } from '../../firmware/config/log.js';
+import { startLaneService } from '../../firmware/operations/service.js';
+import { SystemdNotifier } from '../../firmware/platform/systemd.js';
 
 describe('runtime dashboard', () => {
   it('gate run serves /dashboard/ beside /metrics, and a confirmed mode switch reaches the lane', async () => {

@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedSource } from '../../drivers/simulated.js';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { startLane, type Lane } from '../../firmware/lane.js';
-import { silentLogger } from '../../firmware/log.js';
-import { createMetrics } from '../../firmware/metrics.js';
-import { laneInspector, startLaneService, type LaneService } from '../../firmware/service.js';
-import { SystemdNotifier } from '../../firmware/systemd.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { startLane, type Lane } from '../../firmware/composition/start-lane.js';
+import { silentLogger } from '../../firmware/config/log.js';
+import { createMetrics } from '../../firmware/operations/metrics.js';
+import { laneInspector, startLaneService, type LaneService } from '../../firmware/operations/service.js';
+import { SystemdNotifier } from '../../firmware/platform/systemd.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 let dir: string;
@@ -121,7 +121,7 @@ describe('lane service', () => {
   });
 
   it('`gate run` under a stand-in systemd: READY, watchdog pings, /readyz, STOPPING on SIGTERM', async () => {
-    if (!existsSync(join(root, 'dist/firmware/service.js'))) {
+    if (!existsSync(join(root, 'dist/firmware/operations/service.js'))) {
       const b = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
       if (b.status !== 0) throw new Error(`build failed: ${b.stdout}${b.stderr}`);
     }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemdNotifier, notifyTarget, relayCommand, watchdogPeriodMs } from '../../firmware/systemd.js';
+import { SystemdNotifier, notifyTarget, relayCommand, watchdogPeriodMs } from '../../firmware/platform/systemd.js';
 
 function need(cmd: string, args: string[], pkg: string): void {
   const r = spawnSync(cmd, args, { stdio: 'ignore' });
@@ -20,7 +20,7 @@ beforeAll(() => {
   need('socat', ['-V'], 'socat');
   dir = mkdtempSync(join(tmpdir(), 'gate-notify-'));
   // The child runs the real module, transpiled as-is (it imports only node builtins).
-  const src = readFileSync(new URL('../../firmware/systemd.ts', import.meta.url), 'utf8');
+  const src = readFileSync(new URL('../../firmware/platform/systemd.ts', import.meta.url), 'utf8');
   const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
   writeFileSync(join(dir, 'systemd.mjs'), js.outputText);
   writeFileSync(

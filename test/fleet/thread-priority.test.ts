@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const MODULE = new URL('../../dist/firmware/thread-priority.js', import.meta.url);
-if (!existsSync(fileURLToPath(MODULE))) throw new Error('dist/firmware/thread-priority.js is missing: run `npm run build` first (npm test does)');
+const MODULE = new URL('../../dist/firmware/platform/thread-priority.js', import.meta.url);
+if (!existsSync(fileURLToPath(MODULE))) throw new Error('dist/firmware/platform/thread-priority.js is missing: run `npm run build` first (npm test does)');
 if (spawnSync('chrt', ['--version']).error) throw new Error('this test needs chrt: apt-get install -y util-linux');
 
 const script = `

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadLaneConfig, parseLaneConfig } from '../../firmware/config.js';
-import { startLane } from '../../firmware/lane.js';
+import { ConfigError, loadLaneConfig, parseLaneConfig } from '../../firmware/config/config.js';
+import { startLane } from '../../firmware/composition/start-lane.js';
 
 describe('lane config', () => {
   it('embedded defaults fill everything but the lane id', () => {

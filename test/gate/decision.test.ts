@@ -1,9 +1,9 @@
 // The decision table: every credential kind × registration status × direction, plus passback,
 // replay, free passage, wrong direction and malformed credentials.
 import { describe, expect, it } from 'vitest';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { DecisionCore, MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../../firmware/decision.js';
-import { MemoryLists } from '../../firmware/lists.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { DecisionCore, MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../../firmware/verify/decision-core.js';
+import { MemoryLists } from '../../firmware/lists/list-provider.js';
 import { credentialKey, credentialRef, type Credential, type Direction } from '../../protocol/credential.js';
 import { REASONS, REASON_CODES, riderMessage } from '../../protocol/reasons.js';
 

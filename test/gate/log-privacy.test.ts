@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { simulateStation } from '../../firmware/simulated-station.js';
+import { simulateStation } from '../../firmware/composition/simulated-station.js';
 import { Random, makeRiders } from '../../simulator/population.js';
 
 describe('log privacy', () => {

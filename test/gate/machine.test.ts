@@ -2,8 +2,8 @@
 // transition defined in the machine was taken by some test here (observed via XState inspection).
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AnyStateNode, InspectionEvent } from 'xstate';
-import { gateMachine } from '../../firmware/gate-machine.js';
-import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal.js';
+import { gateMachine } from '../../firmware/lane/gate-machine.js';
+import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal/journal.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import { laneHarness, type LaneHarness } from '../support/lane-harness.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryJournal } from '../../firmware/journal.js';
+import { MemoryJournal } from '../../firmware/journal/journal.js';
 import { laneHarness } from '../support/lane-harness.js';
 
 describe('gate lane smoke', () => {

@@ -1,6 +1,6 @@
 // The simulated station and its ground-truth judge.
 import { describe, expect, it } from 'vitest';
-import { simulateStation } from '../../firmware/simulated-station.js';
+import { simulateStation } from '../../firmware/composition/simulated-station.js';
 import { Random, makeRiders } from '../../simulator/population.js';
 import { credentialKey as keyOf } from '../../protocol/credential.js';
 

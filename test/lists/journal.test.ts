@@ -2,8 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, appendFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileJournal, JournalUnavailableError } from '../../firmware/file-journal.js';
-import type { JournalEntry } from '../../firmware/journal.js';
+import { FileJournal, JournalUnavailableError } from '../../firmware/journal/file-journal.js';
+import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 

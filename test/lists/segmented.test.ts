@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ListMerger } from '../../firmware/list-merger.js';
-import { downloadSnapshot, segmentSnapshotFile } from '../../firmware/snapshot-install.js';
-import { SegmentedLists, SpareSegments, applyChanges, applyChangesGen, openListFile, splitSnapshotGen, writeListFile } from '../../firmware/segmented-lists.js';
+import { ListMerger } from '../../firmware/lists/merger.js';
+import { downloadSnapshot, segmentSnapshotFile } from '../../firmware/lists/snapshot-install.js';
+import { SegmentedLists, SpareSegments, applyChanges, applyChangesGen, openListFile, splitSnapshotGen, writeListFile } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, SnapshotView, encodeDelta, fillBuckets, hashKey, readSnapshotHeader, runToEnd, signList, statusByte, trustedListKey, type ListChange } from '../../protocol/list-format.js';
 
 const cleanups: (() => void)[] = [];
@@ -23,8 +23,8 @@ const tmp = () => {
 };
 
 // The compiled worker: `npm test` builds before vitest runs.
-const WORKER = new URL('../../dist/firmware/list-merge-worker.js', import.meta.url);
-if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/firmware/list-merge-worker.js is missing: run `npm run build` first (npm test does)');
+const WORKER = new URL('../../dist/firmware/lists/merge-worker.js', import.meta.url);
+if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/firmware/lists/merge-worker.js is missing: run `npm run build` first (npm test does)');
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const keys = [trustedListKey(publicKey.export({ format: 'pem', type: 'spki' }).toString())];

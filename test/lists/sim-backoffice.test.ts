@@ -2,7 +2,7 @@
 // every lane over HTTP sync; during the run riders register and statuses change over the back office's
 // API, and the lanes decide on them (checked against each rider's updated ground truth).
 import { describe, expect, it } from 'vitest';
-import { simulateStation } from '../../firmware/simulated-station.js';
+import { simulateStation } from '../../firmware/composition/simulated-station.js';
 
 describe('simulated station on the HTTP back office', () => {
   it('registrations and status changes arriving during the run reach the lanes through sync', async () => {

@@ -6,18 +6,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { policySchema } from '../../firmware/config.js';
-import { DecisionCore } from '../../firmware/decision.js';
-import { ListMerger } from '../../firmware/list-merger.js';
-import { ListSync } from '../../firmware/list-sync.js';
-import { openListFile } from '../../firmware/segmented-lists.js';
+import { policySchema } from '../../firmware/config/config.js';
+import { DecisionCore } from '../../firmware/verify/decision-core.js';
+import { ListMerger } from '../../firmware/lists/merger.js';
+import { ListSync } from '../../firmware/lists/list-sync.js';
+import { openListFile } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, encodeDelta, signList, trustedListKey, type ListChange } from '../../protocol/list-format.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 
 // The compiled worker: `npm test` builds before vitest runs.
-const WORKER = new URL('../../dist/firmware/list-merge-worker.js', import.meta.url);
-if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/firmware/list-merge-worker.js is missing: run `npm run build` first (npm test does)');
+const WORKER = new URL('../../dist/firmware/lists/merge-worker.js', import.meta.url);
+if (!existsSync(fileURLToPath(WORKER))) throw new Error('dist/firmware/lists/merge-worker.js is missing: run `npm run build` first (npm test does)');
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

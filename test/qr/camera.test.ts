@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { QrCamera, qrCameraConfigSchema } from '../../drivers/qr-camera.js';
 import type { SourceEvent } from '../../drivers/seams.js';
-import { RideCodes } from '../../firmware/ride-codes.js';
+import { RideCodes } from '../../firmware/verify/ride-codes.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { qrMatrix, renderFrame, y4mFrame, y4mHeader, y4mVideo, type Scene } from '../../simulator/virtual-camera.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { qrFromConfig } from '../../firmware/ride-codes.js';
-import { pickDriver, sourceDrivers } from '../../firmware/registry.js';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { silentLogger } from '../../firmware/log.js';
+import { qrFromConfig } from '../../firmware/verify/ride-codes.js';
+import { pickDriver, sourceDrivers } from '../../firmware/composition/registry.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { silentLogger } from '../../firmware/config/log.js';
 import { systemClock } from '../../drivers/seams.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';
 
@@ -51,7 +51,7 @@ describe('QR config', () => {
 
 describe('a lane built from a config with a qr section', () => {
   it('verifies QR text from a source against the trust list file and refuses the replay', async () => {
-    const { startLane } = await import('../../firmware/lane.js');
+    const { startLane } = await import('../../firmware/composition/start-lane.js');
     const { SimulatedSource } = await import('../../drivers/simulated.js');
     const apps = new IssuerApps('lane-cfg');
     const file = join(dir, 'lane-trust.json');

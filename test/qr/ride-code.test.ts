@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { QR_ISSUERS } from '../../protocol/credential.js';
 import { base45Decode, base45Encode, parseRideCode, RIDE_CODE_PREFIX } from '../../protocol/ride-code.js';
 import { signTrustList, verifyTrustList } from '../../protocol/trust-list.js';
-import { RideCodes } from '../../firmware/ride-codes.js';
+import { RideCodes } from '../../firmware/verify/ride-codes.js';
 import { forgedCode, IssuerApps, seededRandom, tamperedCode, wrongIssuerCode } from '../../simulator/virtual-phone.js';
-import { DecisionCore, MemoryUsedCodes } from '../../firmware/decision.js';
-import { MemoryLists } from '../../firmware/lists.js';
-import { policySchema } from '../../firmware/config.js';
+import { DecisionCore, MemoryUsedCodes } from '../../firmware/verify/decision-core.js';
+import { MemoryLists } from '../../firmware/lists/list-provider.js';
+import { policySchema } from '../../firmware/config/config.js';
 
 const T0 = Date.UTC(2022, 4, 20, 8, 0, 0);
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { QrSerialScanner, qrSerialConfigSchema } from '../../drivers/qr-serial-scanner.js';
 import type { SourceEvent } from '../../drivers/seams.js';
-import { RideCodes } from '../../firmware/ride-codes.js';
+import { RideCodes } from '../../firmware/verify/ride-codes.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';
 

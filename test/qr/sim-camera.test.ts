@@ -1,7 +1,7 @@
 // `gate sim --qr camera`: QR riders reach the real lane runtime as rendered frames through the real
 // zxing-wasm decoder worker and the ride-code verifier; every decision judged against ground truth.
 import { describe, expect, it } from 'vitest';
-import { simulateStation, DEFAULT_SIM } from '../../firmware/simulated-station.js';
+import { simulateStation, DEFAULT_SIM } from '../../firmware/composition/simulated-station.js';
 import type { PresentationResult } from '../../simulator/station.js';
 
 describe('simulated station with QR riders through the camera path', () => {

@@ -1,10 +1,10 @@
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { StationUsedCodes } from '../../firmware/used-codes.js';
-import { RideCodes } from '../../firmware/ride-codes.js';
-import { DecisionCore } from '../../firmware/decision.js';
-import { MemoryLists } from '../../firmware/lists.js';
-import { policySchema } from '../../firmware/config.js';
+import { StationUsedCodes } from '../../firmware/verify/used-codes.js';
+import { RideCodes } from '../../firmware/verify/ride-codes.js';
+import { DecisionCore } from '../../firmware/verify/decision-core.js';
+import { MemoryLists } from '../../firmware/lists/list-provider.js';
+import { policySchema } from '../../firmware/config/config.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { decodeUsedCodes, encodeUsedCodes } from '../../protocol/used-codes.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';

@@ -3,7 +3,7 @@
 // Usage: node journal-child.js <dir> <backofficeUrl> <laneId> <firstTap> <lastTap> <actedFile>
 // The side channel is a file opened for append: a line written there survives the kill -9.
 import { openSync, writeSync } from 'node:fs';
-import { FileJournal } from '../../firmware/file-journal.js';
+import { FileJournal } from '../../firmware/journal/file-journal.js';
 
 const [dir, url, laneId, first, last, actedFile] = process.argv.slice(2);
 const side = openSync(actedFile, 'a');

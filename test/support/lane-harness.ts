@@ -1,15 +1,15 @@
 // A lane on virtual time with a virtual barrier, simulated entry/exit sources, in-memory lists and
 // journal: the one-call setup for machine and decision tests.
 import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
-import { parseLaneConfig } from '../../firmware/config.js';
-import { MemoryJournal } from '../../firmware/journal.js';
-import { startLane, type Lane } from '../../firmware/lane.js';
-import { MemoryLists, type BindingStatus } from '../../firmware/lists.js';
+import { parseLaneConfig } from '../../firmware/config/config.js';
+import { MemoryJournal } from '../../firmware/journal/journal.js';
+import { startLane, type Lane } from '../../firmware/composition/start-lane.js';
+import { MemoryLists, type BindingStatus } from '../../firmware/lists/list-provider.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
-import { VirtualClock } from '../../protocol/virtual-clock.js';
+import { VirtualClock } from '../../simulator/virtual-clock.js';
 import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
-import type { RideCodeVerifier } from '../../firmware/decision.js';
-import type { Journal } from '../../firmware/journal.js';
+import type { RideCodeVerifier } from '../../firmware/verify/decision-core.js';
+import type { Journal } from '../../firmware/journal/journal.js';
 import type { InspectionEvent } from 'xstate';
 
 export interface LaneHarness {

@@ -5,13 +5,13 @@
 // thread. Protocol: firmware/list-merger.ts. The gate keeps serving throughout; it only swaps.
 
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { writeFullySync } from './atomic-file.js';
+import { writeFullySync } from '../platform/atomic-file.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFile } from './segmented-lists.js';
-import type { FileRequest, InstallRequest, LoadRequest, MergeReply, MergeRequest } from './list-merger.js';
+import type { FileRequest, InstallRequest, LoadRequest, MergeReply, MergeRequest } from './merger.js';
 import { fetchSnapshotFile } from './snapshot-install.js';
-import { runAtIdlePriority } from './thread-priority.js';
+import { runAtIdlePriority } from '../platform/thread-priority.js';
 
 const port = parentPort;
 if (!port) throw new Error('list-merge-worker runs as a worker thread');

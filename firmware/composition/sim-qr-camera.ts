@@ -5,14 +5,14 @@
 // Decoding happens in real time while the station runs in virtual time, so each presentation holds the
 // station's clock (ctx.hold) until its code has been decoded and handed to the lane.
 
-import type { Credential, Direction } from '../protocol/credential.js';
-import { verifyTrustList } from '../protocol/trust-list.js';
-import { QrCamera, qrCameraConfigSchema } from '../drivers/qr-camera.js';
-import { SimulatedSource } from '../drivers/simulated.js';
-import { IssuerApps, seededRandom } from '../simulator/virtual-phone.js';
-import { qrMatrix, renderFrame, type Scene } from '../simulator/virtual-camera.js';
-import { RideCodes } from './ride-codes.js';
-import type { SourceWiring, WiringContext } from './simulated-station.js';
+import type { Credential, Direction } from '../../protocol/credential.js';
+import { verifyTrustList } from '../../protocol/trust-list.js';
+import { QrCamera, qrCameraConfigSchema } from '../../drivers/qr-camera.js';
+import { SimulatedSource } from '../../drivers/simulated.js';
+import { IssuerApps, seededRandom } from '../../simulator/virtual-phone.js';
+import { qrMatrix, renderFrame, type Scene } from '../../simulator/virtual-camera.js';
+import { RideCodes } from '../verify/ride-codes.js';
+import type { SourceWiring, WiringContext } from './sim-wiring.js';
 
 const W = 640, H = 480;
 /** Frames the camera gets while the phone is held up; a frame that does not decode is followed by the next. */

@@ -2,8 +2,8 @@
 // on it. The in-memory journal here serves the simulator and unit tests; the file journal with fsync,
 // group commit and upload implements the same interface.
 
-import type { CredentialKind, Direction } from '../protocol/credential.js';
-import type { ReasonCode } from '../protocol/reasons.js';
+import type { CredentialKind, Direction } from '../../protocol/credential.js';
+import type { ReasonCode } from '../../protocol/reasons.js';
 
 export type JournalEntry =
   | {

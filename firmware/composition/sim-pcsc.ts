@@ -2,12 +2,12 @@
 // slots: entry and exit) is started for the run; every tap of a simulated rider becomes a virtual card
 // (T-Union card, phone, ticket; a torn tap is a card pulled away after its first APDU) in the field of
 // the lane side's slot, read by the real PC/SC driver. Needs --realtime: pcscd's taps take real time.
-import { PcscReader, pcscReaderConfigSchema } from '../drivers/pcsc-reader.js';
-import type { Credential, Direction } from '../protocol/credential.js';
-import { startPcscd, type PrivatePcscd } from '../simulator/pcscd.js';
-import { virtualCard, type VirtualCardBuilder } from '../simulator/virtual-card.js';
-import { ConfigError } from './config.js';
-import type { SourceWiring, WiringContext } from './simulated-station.js';
+import { PcscReader, pcscReaderConfigSchema } from '../../drivers/pcsc-reader.js';
+import type { Credential, Direction } from '../../protocol/credential.js';
+import { startPcscd, type PrivatePcscd } from '../../simulator/pcscd.js';
+import { virtualCard, type VirtualCardBuilder } from '../../simulator/virtual-card.js';
+import { ConfigError } from '../config/config.js';
+import type { SourceWiring, WiringContext } from './sim-wiring.js';
 
 let shared: { pcscd: Promise<PrivatePcscd>; users: number } | undefined;
 

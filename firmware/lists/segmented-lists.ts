@@ -34,12 +34,12 @@ import {
   ListBuilder,
   type Checked,
   type ListChange,
-} from '../protocol/list-format.js';
-import { replaceFile, replaceFileBlocking, writeFully, writeFullySync } from './atomic-file.js';
-import { ListFileError, runSliced } from './allowlist-store.js';
+} from '../../protocol/list-format.js';
+import { replaceFile, replaceFileBlocking, writeFully, writeFullySync } from '../platform/atomic-file.js';
+import { ListFileError, runSliced } from './stored-lists.js';
 
 export { runSliced };
-import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './lists.js';
+import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
 
 /**
  * About 256 k entries per segment (3 MB; 50 M entries make 256 segments). Each segment merged in is a

@@ -3,33 +3,19 @@
 // timeout runs on the clock the actor is created with (a simulated clock in tests and the simulator).
 
 import { assign, emit, enqueueActions, fromCallback, setup, type ActorRefFrom, type AnyActorRef, type SnapshotFrom } from 'xstate';
-import type { BarrierCommand, BarrierEvent, Indicator, Buzzer, BarrierMode } from '../protocol/barrier.js';
-import type { Direction, LaneDirection } from '../protocol/credential.js';
-import { REASONS, type ReasonCode } from '../protocol/reasons.js';
-import type { BarrierLink, CredentialSource, Presented, SourceEvent } from '../drivers/seams.js';
-import type { Timeouts } from './config.js';
-import type { Decision } from './decision.js';
-import { requestDecision, type DeciderDeps } from './decider.js';
+import type { BarrierCommand, BarrierEvent, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
+import type { Direction, LaneDirection } from '../../protocol/credential.js';
+import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
+import type { BarrierLink, CredentialSource, Presented, SourceEvent } from '../../drivers/seams.js';
+import type { Timeouts } from '../config/config.js';
+import type { Decision } from '../verify/decision-core.js';
+import { requestDecision, type DecideRequest, type DeciderDeps, type DeciderReply } from './decider.js';
+
+export type { DecideRequest, DeciderReply } from './decider.js';
 
 export type OperatorMode = 'normal' | 'free' | 'maintenance' | 'closed';
 export type LaneMode = 'normal' | 'freePassage' | 'emergency' | 'outOfService' | 'maintenance' | 'closed';
 
-/** A request to the decider: decide (and journal) this presentation, or record a refusal the lane already knows. */
-export type DecideRequest = {
-  type: 'DECIDE';
-  id: number;
-  presented?: Presented;
-  side: Direction;
-  source: string;
-  /** When the source saw the credential (ms, lane clock): latency is measured from here. */
-  atMs: number;
-  /** A refusal decided by the lane itself (card fault, busy, out of service): journal it, no lookup. */
-  preset?: ReasonCode;
-  freePassage?: boolean;
-};
-
-/** The decider echoes source and atMs so a reply is self-contained even after the lane moved on. */
-export type DeciderReply = { type: 'DECIDED'; id: number; decision: Decision; source: string; atMs: number };
 
 type OperatorEvent =
   | { type: 'SET_MODE'; mode: OperatorMode }

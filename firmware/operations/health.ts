@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { parseDriverConfig } from './config.js';
+import { parseDriverConfig } from '../config/config.js';
 import type { GateMetrics } from './metrics.js';
 
 export interface ProbeResult {

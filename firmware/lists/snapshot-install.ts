@@ -5,7 +5,7 @@
 // memory); the gate then opens that file lazily, reading into the buffers of the list it replaces.
 
 import { closeSync, openSync, readSync } from 'node:fs';
-import { writeFully, writeFullySync } from './atomic-file.js';
+import { writeFully, writeFullySync } from '../platform/atomic-file.js';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   HEADER_BYTES,
@@ -19,7 +19,7 @@ import {
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../protocol/list-format.js';
+} from '../../protocol/list-format.js';
 import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
 
 /**

@@ -13,14 +13,14 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TrustedListKey } from '../protocol/list-format.js';
-import { systemClock, type Clock } from '../drivers/seams.js';
-import { writeFileAtomic } from './allowlist-store.js';
+import { type TrustedListKey } from '../../protocol/list-format.js';
+import { systemClock, type Clock } from '../../drivers/seams.js';
+import { writeFileAtomic } from './stored-lists.js';
 import { DeltaLog } from './delta-log.js';
-import { ListMerger } from './list-merger.js';
+import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
-import type { ListProvider, ListSnapshot } from './lists.js';
-import { silentLogger, type Logger } from './log.js';
+import type { ListProvider, ListSnapshot } from './list-provider.js';
+import { silentLogger, type Logger } from '../config/log.js';
 
 export interface ListSyncOptions {
   /** Back-office base URL, e.g. http://127.0.0.1:8080 */

@@ -5,8 +5,8 @@
 // file is rewritten, and the log emptied, only when the log grows past its limit.
 
 import { open, truncate } from 'node:fs/promises';
-import { HEADER_BYTES, readDeltaHeader } from '../protocol/list-format.js';
-import { writeFully } from './atomic-file.js';
+import { HEADER_BYTES, readDeltaHeader } from '../../protocol/list-format.js';
+import { writeFully } from '../platform/atomic-file.js';
 
 export interface LoggedDeltas {
   /** Complete deltas that follow `version`, concatenated (verify before use). */

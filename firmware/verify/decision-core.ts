@@ -10,11 +10,11 @@ import {
   type Direction,
   type LaneDirection,
   type QrCredential,
-} from '../protocol/credential.js';
-import { REASONS, type ReasonCode } from '../protocol/reasons.js';
-import type { Presented } from '../drivers/seams.js';
-import type { Policy, StatusPolicy } from './config.js';
-import type { ListProvider } from './lists.js';
+} from '../../protocol/credential.js';
+import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
+import type { Presented } from '../../drivers/seams.js';
+import type { Policy, StatusPolicy } from '../config/config.js';
+import type { ListProvider } from '../lists/list-provider.js';
 
 export type RideCodeCheck = { ok: true; credential: QrCredential } | { ok: false; reason: ReasonCode; detail?: string };
 

@@ -3,20 +3,23 @@
 // How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
 // office) is picked per seam from the wiring tables below.
 
-import { credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
-import { VirtualClock } from '../protocol/virtual-clock.js';
-import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
-import { SimulatedBarrierLink, SimulatedSource } from '../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../simulator/population.js';
-import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../simulator/station.js';
-import { VirtualBarrier, DEFAULT_MECHANICS } from '../simulator/virtual-barrier.js';
-import { ConfigError, parseLaneConfig, type LaneConfig } from './config.js';
-import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from './decision.js';
-import { MemoryJournal, type Journal } from './journal.js';
-import { startLane, type Lane } from './lane.js';
-import { MemoryLists, type ListProvider } from './lists.js';
-import { silentLogger, type Logger } from './log.js';
-import type { DashboardSim } from './dashboard.js';
+import { credentialRef, type Credential, type Direction, type LaneDirection } from '../../protocol/credential.js';
+import { VirtualClock } from '../../simulator/virtual-clock.js';
+import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
+import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
+import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../../simulator/population.js';
+import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../../simulator/station.js';
+import { VirtualBarrier, DEFAULT_MECHANICS } from '../../simulator/virtual-barrier.js';
+import { ConfigError, parseLaneConfig, type LaneConfig } from '../config/config.js';
+import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../verify/decision-core.js';
+import { MemoryJournal, type Journal } from '../journal/journal.js';
+import { startLane, type Lane } from './start-lane.js';
+import { MemoryLists, type ListProvider } from '../lists/list-provider.js';
+import { silentLogger, type Logger } from '../config/log.js';
+import type { DashboardSim } from '../dashboard/dashboard.js';
+import type { SourceWiring, WiringContext } from './sim-wiring.js';
+
+export type { SourceWiring, WiringContext } from './sim-wiring.js';
 
 export interface SimOptions {
   lanes: number;
@@ -49,32 +52,12 @@ export const DEFAULT_SIM: SimOptions = {
   backoffice: 'memory',
 };
 
-/** What a wiring gets to build one lane's side of a seam. */
-export interface WiringContext {
-  laneIndex: number;
-  laneId: string;
-  direction: LaneDirection;
-  clock: VirtualClock;
-  log: Logger;
-  seed: number;
-  /** Hold the station's virtual clock until this real-time work (a decode, a pty round trip) has finished. */
-  hold(work: Promise<unknown>): void;
-  /** Paced to the wall clock (wirings on real processes, such as pcsc, need it). */
-  realtime?: boolean;
-}
 
 export interface BarrierWiring {
   link: BarrierLink;
   close(): Promise<void>;
   /** For wires with real I/O: true once nothing is in flight, so virtual time may move on. */
   quiet?(): boolean;
-}
-export interface SourceWiring {
-  source: CredentialSource;
-  presenter: RiderPresenter;
-  /** Set by wirings whose riders show signed QR codes (the lane must verify them). */
-  rideCodes?: RideCodeVerifier;
-  close(): Promise<void>;
 }
 export interface StationWiring {
   lists: ListProvider;
@@ -95,9 +78,9 @@ export const barrierWirings: Record<string, (board: VirtualBarrier, ctx: WiringC
   typed: async (board, ctx) => ({ link: new SimulatedBarrierLink(board, ctx.clock), close: async () => {} }),
   pty: async (board, ctx) => {
     const [{ ptyPair }, { BarrierBoard }, { SerialBarrierLink }] = await Promise.all([
-      import('../simulator/pty-pair.js'),
-      import('../simulator/barrier-board.js'),
-      import('../drivers/serial-barrier.js'),
+      import('../../simulator/pty-pair.js'),
+      import('../../simulator/barrier-board.js'),
+      import('../../drivers/serial-barrier.js'),
     ]);
     // No socat on this box is a setup problem the user can fix: say so as a config error, not a crash.
     const pty = await ptyPair(`sim-${ctx.laneId}`).catch((e: Error) => {
@@ -164,10 +147,10 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
     const { mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { Backoffice } = await import('../simulator/backoffice/server.js');
-    const { ListSync } = await import('./list-sync.js');
-    const { trustedListKey } = await import('../protocol/list-format.js');
-    const { credentialKey } = await import('../protocol/credential.js');
+    const { Backoffice } = await import('../../simulator/backoffice/server.js');
+    const { ListSync } = await import('../lists/list-sync.js');
+    const { trustedListKey } = await import('../../protocol/list-format.js');
+    const { credentialKey } = await import('../../protocol/credential.js');
     const dir = await mkdtemp(join(tmpdir(), 'gate-sim-lists-'));
     const bo = new Backoffice({ db: ':memory:', now: () => clock.now() });
     const { url } = await bo.listen(0);

@@ -9,8 +9,8 @@
 // (metrics.pullBarrierStats(() => link.stats)), whose shape is declared here structurally.
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CredentialKind } from '../protocol/credential.js';
-import type { ReasonCode } from '../protocol/reasons.js';
+import type { CredentialKind } from '../../protocol/credential.js';
+import type { ReasonCode } from '../../protocol/reasons.js';
 
 /** Decision latency buckets in seconds: 0.1 ms to 1 s (the decision timeout). */
 export const DECISION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];

@@ -2,57 +2,45 @@
 // start-up listing the known ones. Implementations that need native addons are imported lazily so
 // the simulated station runs on a box without them.
 
-import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
-import { SimulatedSource } from '../drivers/simulated.js';
+import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
+import { SimulatedSource } from '../../drivers/simulated.js';
 import { z } from 'zod';
-import { ConfigError, parseDriverConfig, type LaneConfig } from './config.js';
-import type { Journal } from './journal.js';
-import { MemoryJournal } from './journal.js';
-import type { ListProvider } from './lists.js';
-import { MemoryLists } from './lists.js';
-import type { Logger } from './log.js';
+import { ConfigError, parseDriverConfig, type LaneConfig } from '../config/config.js';
+import type { Journal } from '../journal/journal.js';
+import { MemoryJournal } from '../journal/journal.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import { MemoryLists } from '../lists/list-provider.js';
+import type { BarrierFactory, DriverContext, JournalFactory, ListFactory, SourceFactory } from './driver-context.js';
 
-export interface DriverContext {
-  laneId: string;
-  clock: Clock;
-  log: Logger;
-  config: LaneConfig;
-}
+export type { BarrierFactory, DriverContext, JournalFactory, ListFactory, SourceFactory } from './driver-context.js';
 
-type DriverSection = { type: string; [k: string]: unknown };
-type SourceSection = DriverSection & { side: 'entry' | 'exit' };
-
-export type SourceFactory = (cfg: SourceSection, ctx: DriverContext, index: number) => Promise<CredentialSource>;
-export type BarrierFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<BarrierLink>;
-export type ListFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<ListProvider>;
-export type JournalFactory = (cfg: DriverSection, ctx: DriverContext) => Promise<Journal>;
 
 export const sourceDrivers: Record<string, SourceFactory> = {
   simulated: async (cfg, ctx, i) => new SimulatedSource(`sim-${cfg.side}-${i}`, cfg.side, ctx.clock),
   camera: async (cfg, ctx, i) => {
-    const { QrCamera, qrCameraConfigSchema } = await import('../drivers/qr-camera.js');
+    const { QrCamera, qrCameraConfigSchema } = await import('../../drivers/qr-camera.js');
     return new QrCamera(parseDriverConfig(qrCameraConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
   },
   'qr-serial': async (cfg, ctx, i) => {
-    const { QrSerialScanner, qrSerialConfigSchema } = await import('../drivers/qr-serial-scanner.js');
+    const { QrSerialScanner, qrSerialConfigSchema } = await import('../../drivers/qr-serial-scanner.js');
     return new QrSerialScanner(parseDriverConfig(qrSerialConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
   },
   // Real contactless reader over pcscd; nfc-pcsc (native) is loaded only when a config names it.
   pcsc: async (cfg, ctx, i) => {
-    const { PcscReader, pcscReaderConfigSchema } = await import('../drivers/pcsc-reader.js');
+    const { PcscReader, pcscReaderConfigSchema } = await import('../../drivers/pcsc-reader.js');
     return new PcscReader(parseDriverConfig(pcscReaderConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
   },
 };
 
 export const barrierDrivers: Record<string, BarrierFactory> = {
   simulated: async (_cfg, ctx) => {
-    const { SimulatedBarrierLink } = await import('../drivers/simulated.js');
-    const { VirtualBarrier } = await import('../simulator/virtual-barrier.js');
+    const { SimulatedBarrierLink } = await import('../../drivers/simulated.js');
+    const { VirtualBarrier } = await import('../../simulator/virtual-barrier.js');
     return new SimulatedBarrierLink(new VirtualBarrier(ctx.clock), ctx.clock);
   },
   /** The barrier board on a serial line (RS-232/RS-485, or a pty in CI): drivers/serial-barrier.ts. */
   serial: async (cfg, ctx) => {
-    const { SerialBarrierLink, serialBarrierConfigSchema } = await import('../drivers/serial-barrier.js');
+    const { SerialBarrierLink, serialBarrierConfigSchema } = await import('../../drivers/serial-barrier.js');
     const c = parseDriverConfig(serialBarrierConfigSchema, cfg, `lane ${ctx.config.lane.id} drivers.barrier`);
     return new SerialBarrierLink(c, { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: c.path }) });
   },
@@ -77,12 +65,12 @@ export const listDrivers: Record<string, ListFactory> = {
   },
   /** A local snapshot file (provisioned by hand or by another process), loaded at start-up. */
   file: async (cfg) => {
-    const { fileListsFromConfig } = await import('./list-drivers.js');
+    const { fileListsFromConfig } = await import('./storage-drivers.js');
     return fileListsFromConfig(cfg);
   },
   /** Synced from the back office over HTTP (firmware/list-sync.ts). */
   'http-sync': async (cfg, ctx) => {
-    const { httpSyncFromConfig } = await import('./list-drivers.js');
+    const { httpSyncFromConfig } = await import('./storage-drivers.js');
     return httpSyncFromConfig(cfg, ctx);
   },
 };
@@ -91,7 +79,7 @@ export const journalDrivers: Record<string, JournalFactory> = {
   memory: async () => new MemoryJournal(),
   /** Files with fsync, group commit, recovery and upload (firmware/file-journal.ts). */
   file: async (cfg, ctx) => {
-    const { fileJournalFromConfig } = await import('./list-drivers.js');
+    const { fileJournalFromConfig } = await import('./storage-drivers.js');
     return fileJournalFromConfig(cfg, ctx);
   },
 };

@@ -6,12 +6,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { CREDENTIAL_KINDS, QR_ISSUERS, checkCredential, type Credential, type CredentialKind, type Direction, type QrIssuer } from '../protocol/credential.js';
-import { REASONS, riderMessage, type ReasonCode } from '../protocol/reasons.js';
+import { CREDENTIAL_KINDS, QR_ISSUERS, checkCredential, type Credential, type CredentialKind, type Direction, type QrIssuer } from '../../protocol/credential.js';
+import { REASONS, riderMessage, type ReasonCode } from '../../protocol/reasons.js';
 import { dashboardPage } from './dashboard-page.js';
-import type { GateEmitted, OperatorMode } from './gate-machine.js';
-import type { Lane, LaneView } from './lane.js';
-import { silentLogger, type Logger } from './log.js';
+import type { GateEmitted, OperatorMode } from '../lane/gate-machine.js';
+import type { Lane, LaneView } from '../lane/lane.js';
+import { silentLogger, type Logger } from '../config/log.js';
 
 /** Registration stories the simulator's tap form offers; "as-listed" leaves the lists as they are (typed numbers). */
 export const TAP_STORIES = ['green', 'yellow', 'red', 'blocked', 'unregistered', 'as-listed'] as const;

@@ -13,10 +13,10 @@ import {
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../protocol/list-format.js';
-import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './lists.js';
+} from '../../protocol/list-format.js';
+import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
 
-export { writeFileAtomic } from './atomic-file.js';
+export { writeFileAtomic } from '../platform/atomic-file.js';
 
 /** One consistent version of the lists, served from snapshot bytes. */
 export class StoredLists implements ListSnapshot {

@@ -5,9 +5,9 @@
 
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { decodeUsedCodes, encodeUsedCodes, MAX_CODES_PER_DATAGRAM, type UsedCodesMessage } from '../protocol/used-codes.js';
-import { systemClock, type Clock } from '../drivers/seams.js';
-import type { UsedCodes } from './decision.js';
+import { decodeUsedCodes, encodeUsedCodes, MAX_CODES_PER_DATAGRAM, type UsedCodesMessage } from '../../protocol/used-codes.js';
+import { systemClock, type Clock } from '../../drivers/seams.js';
+import type { UsedCodes } from './decision-core.js';
 
 export interface PeerAddress {
   id: string;

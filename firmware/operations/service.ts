@@ -5,13 +5,13 @@
 import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import type { InspectionEvent } from 'xstate';
-import type { LaneConfig } from './config.js';
-import { createDashboard } from './dashboard.js';
+import type { LaneConfig } from '../config/config.js';
+import { createDashboard } from '../dashboard/dashboard.js';
 import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer, type Probe } from './health.js';
-import type { Lane } from './lane.js';
-import type { Logger } from './log.js';
+import type { Lane } from '../lane/lane.js';
+import type { Logger } from '../config/log.js';
 import { createMetrics, type BarrierLinkStats, type GateMetrics } from './metrics.js';
-import { SystemdNotifier } from './systemd.js';
+import { SystemdNotifier } from '../platform/systemd.js';
 
 /**
  * An XState inspector for startLane({ inspect }) that turns driver events into metrics: reader and

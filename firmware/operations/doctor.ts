@@ -7,7 +7,7 @@ import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, re
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import type { LaneConfig } from './config.js';
+import type { LaneConfig } from '../config/config.js';
 
 export interface CheckResult {
   name: string;

@@ -1,12 +1,12 @@
 // Config sections of the `file` / `http-sync` list drivers and the `file` journal driver.
 import { z } from 'zod';
-import { trustedListKey } from '../protocol/list-format.js';
-import { loadListFile, type StoredLists } from './allowlist-store.js';
-import { parseDriverConfig } from './config.js';
-import { FileJournal } from './file-journal.js';
-import type { ListProvider } from './lists.js';
-import { ListSync } from './list-sync.js';
-import type { DriverContext } from './registry.js';
+import { trustedListKey } from '../../protocol/list-format.js';
+import { loadListFile, type StoredLists } from '../lists/stored-lists.js';
+import { parseDriverConfig } from '../config/config.js';
+import { FileJournal } from '../journal/file-journal.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import { ListSync } from '../lists/list-sync.js';
+import type { DriverContext } from './driver-context.js';
 
 const fileListsSchema = z.looseObject({
   type: z.literal('file'),

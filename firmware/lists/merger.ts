@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { appendInThread } from './delta-log.js';
-import type { ThreadScheduling } from './thread-priority.js';
+import type { ThreadScheduling } from '../platform/thread-priority.js';
 import { fetchSnapshotFile, type SnapshotFetch, type SnapshotInstall } from './snapshot-install.js';
-import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../protocol/list-format.js';
+import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, runSliced, sharedBytes, viewOf, writeListFile } from './segmented-lists.js';
 
 export interface MergeRequest {
@@ -73,7 +73,7 @@ export type DeltaOutcome =
 
 /** The compiled worker beside this module, or undefined when running from TypeScript sources. */
 export function defaultWorkerUrl(): URL | undefined {
-  const url = new URL('./list-merge-worker.js', import.meta.url);
+  const url = new URL('./merge-worker.js', import.meta.url);
   return import.meta.url.endsWith('.js') && existsSync(fileURLToPath(url)) ? url : undefined;
 }
 

@@ -4,14 +4,14 @@
 
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { checkCredential, type QrIssuer } from '../protocol/credential.js';
-import { issuerCode, parseRideCode, rideCodeSignatureOk, type RideCodeParseError } from '../protocol/ride-code.js';
-import { ed25519PublicKey, verifyTrustList, type IssuerKey, type TrustList } from '../protocol/trust-list.js';
-import type { ReasonCode } from '../protocol/reasons.js';
-import type { RideCodeCheck, RideCodeVerifier } from './decision.js';
+import { checkCredential, type QrIssuer } from '../../protocol/credential.js';
+import { issuerCode, parseRideCode, rideCodeSignatureOk, type RideCodeParseError } from '../../protocol/ride-code.js';
+import { ed25519PublicKey, verifyTrustList, type IssuerKey, type TrustList } from '../../protocol/trust-list.js';
+import type { ReasonCode } from '../../protocol/reasons.js';
+import type { RideCodeCheck, RideCodeVerifier } from './decision-core.js';
 import { z } from 'zod';
-import type { Clock } from '../drivers/seams.js';
-import { ConfigError, parseDriverConfig } from './config.js';
+import type { Clock } from '../../drivers/seams.js';
+import { ConfigError, parseDriverConfig } from '../config/config.js';
 import { StationUsedCodes } from './used-codes.js';
 
 export interface RideCodePolicy {

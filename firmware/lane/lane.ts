@@ -3,15 +3,13 @@
 
 import { createActor, type InspectionEvent } from 'xstate';
 import { EventEmitter } from 'node:events';
-import type { BarrierLink, Clock, CredentialSource } from '../drivers/seams.js';
-import { systemClock } from '../drivers/seams.js';
-import type { LaneConfig } from './config.js';
-import { DecisionCore, type PassbackStore, type RideCodeVerifier, type UsedCodes } from './decision.js';
+import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
+import type { LaneConfig } from '../config/config.js';
+import type { DecisionCore, PassbackStore, RideCodeVerifier, UsedCodes } from '../verify/decision-core.js';
 import { gateMachine, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
-import type { Journal, JournalEntry } from './journal.js';
-import type { ListProvider } from './lists.js';
-import { silentLogger, type Logger } from './log.js';
-import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
+import type { Journal, JournalEntry } from '../journal/journal.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import type { Logger } from '../config/log.js';
 
 export interface LaneOptions {
   config: LaneConfig;
@@ -125,36 +123,29 @@ export class Lane {
   }
 }
 
-/** Build a lane from config (drivers by name) and overrides, and start it. */
-export async function startLane(opts: LaneOptions): Promise<Lane> {
-  const { config } = opts;
-  const clock = opts.clock ?? systemClock;
-  const log = opts.log ?? silentLogger;
-  const ctx: DriverContext = { laneId: config.lane.id, clock, log, config };
+/** Everything a lane is made of, already built (by the composition root, a test or a bench). */
+export interface LaneParts {
+  config: LaneConfig;
+  clock: Clock;
+  log: Logger;
+  lists: ListProvider;
+  journal: Journal;
+  barrier: BarrierLink;
+  sources: CredentialSource[];
+  core: DecisionCore;
+  /** The QR section's trust list and station peers, when the config has one. */
+  qr?: { stop(): Promise<void>; updateTrustList(bytes: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string } };
+  /** True when the lane built its lists (a sync it started stops with it). */
+  ownsLists: boolean;
+  inspect?: InspectionObserver;
+}
 
-  // Resolve every driver name first, so a bad config fails before anything is opened.
-  const barrierFactory = opts.barrier ? undefined : pickDriver(barrierDrivers, 'barrier', config.drivers.barrier.type);
-  const sourceFactories = opts.sources ? [] : config.drivers.sources.map((s) => pickDriver(sourceDrivers, 'credential source', s.type));
-  const listFactory = opts.lists ? undefined : pickDriver(listDrivers, 'lists', config.lists.type);
-  const journalFactory = opts.journal ? undefined : pickDriver(journalDrivers, 'journal', config.journal.type);
-
-  const lists = opts.lists ?? (await listFactory!(config.lists, ctx));
-  const journal = opts.journal ?? (await journalFactory!(config.journal, ctx));
-  const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
-  const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
-
-  // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
-  const qrSection = (config as Record<string, unknown>).qr;
-  const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('./ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
-  const core = new DecisionCore(config.lane.direction, config.policy, {
-    lists,
-    usedCodes: opts.usedCodes ?? qr?.usedCodes,
-    passback: opts.passback,
-    rideCodes: opts.rideCodes ?? qr?.rideCodes,
-  });
+/** Wire built parts into a running lane: the machine, its journaled alarms, modes and passages, the list-age watchdog. */
+export function assembleLane(parts: LaneParts): Lane {
+  const { config, clock, log, lists, journal, barrier, sources, core, qr } = parts;
   const actor = createActor(gateMachine, {
     clock,
-    inspect: opts.inspect,
+    inspect: parts.inspect,
     input: {
       laneId: config.lane.id,
       direction: config.lane.direction,
@@ -214,7 +205,7 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   }
   // A list sync the registry started stops with the lane.
   const syncStop = (lists as { stop?: () => Promise<void> }).stop;
-  if (!opts.lists && typeof syncStop === 'function') lane.cleanups.push(() => syncStop.call(lists));
+  if (parts.ownsLists && typeof syncStop === 'function') lane.cleanups.push(() => syncStop.call(lists));
   // The issuer trust list rides on list sync: each new document is verified, then replaces the old one.
   if (qr && lists instanceof EventEmitter) {
     lists.on('issuer-keys', (bytes: Uint8Array) => {

@@ -10,10 +10,10 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeJournalRecords, encodeJournalRecord } from '../protocol/journal-record.js';
-import { syncDir, writeFileAtomic } from './atomic-file.js';
+import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
+import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
 import type { Journal, JournalEntry, JournalRecord } from './journal.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../config/log.js';
 
 export interface FileJournalOptions {
   dir: string;

@@ -2,11 +2,30 @@
 // journal record durable, and only then answers the gate machine — so the gate never acts on a
 // decision that a power cut could lose.
 
-import type { Clock } from '../drivers/seams.js';
-import { checkCredential, credentialRef } from '../protocol/credential.js';
-import type { DecideRequest, DeciderReply } from './gate-machine.js';
-import { laneRefusal, type Decision, type DecisionCore } from './decision.js';
-import type { Journal } from './journal.js';
+import type { Clock } from '../../drivers/seams.js';
+import { checkCredential, credentialRef } from '../../protocol/credential.js';
+import type { Direction } from '../../protocol/credential.js';
+import type { ReasonCode } from '../../protocol/reasons.js';
+import type { Presented } from '../../drivers/seams.js';
+import { laneRefusal, type Decision, type DecisionCore } from '../verify/decision-core.js';
+import type { Journal } from '../journal/journal.js';
+
+/** A request to the decider: decide (and journal) this presentation, or record a refusal the lane already knows. */
+export type DecideRequest = {
+  type: 'DECIDE';
+  id: number;
+  presented?: Presented;
+  side: Direction;
+  source: string;
+  /** When the source saw the credential (ms, lane clock): latency is measured from here. */
+  atMs: number;
+  /** A refusal decided by the lane itself (card fault, busy, out of service): journal it, no lookup. */
+  preset?: ReasonCode;
+  freePassage?: boolean;
+};
+
+/** The decider echoes source and atMs so a reply is self-contained even after the lane moved on. */
+export type DeciderReply = { type: 'DECIDED'; id: number; decision: Decision; source: string; atMs: number };
 
 export interface DeciderDeps {
   laneId: string;
