@@ -7,7 +7,7 @@
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { writeFullySync } from '../platform/atomic-file.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
+import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../../protocol/lists/index.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFile } from './segmented-lists.js';
 import type { FileRequest, InstallRequest, LoadRequest, MergeReply, MergeRequest } from './merger.js';
 import { fetchSnapshotFile } from './snapshot-install.js';

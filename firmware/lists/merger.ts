@@ -11,7 +11,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { appendInThread } from './delta-log.js';
 import type { ThreadScheduling } from '../platform/thread-priority.js';
 import { fetchSnapshotFile, type SnapshotFetch, type SnapshotInstall } from './snapshot-install.js';
-import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
+import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../../protocol/lists/index.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, runSliced, sharedBytes, viewOf, writeListFile } from './segmented-lists.js';
 
 export interface MergeRequest {

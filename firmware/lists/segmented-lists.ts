@@ -34,7 +34,7 @@ import {
   ListBuilder,
   type Checked,
   type ListChange,
-} from '../../protocol/list-format.js';
+} from '../../protocol/lists/index.js';
 import { replaceFile, replaceFileBlocking, writeFully, writeFullySync } from '../platform/atomic-file.js';
 import { ListFileError, runSliced } from './stored-lists.js';
 

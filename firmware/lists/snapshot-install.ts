@@ -19,7 +19,7 @@ import {
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../../protocol/list-format.js';
+} from '../../protocol/lists/index.js';
 import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
 
 /**

@@ -1,7 +1,7 @@
-// A whole list snapshot (protocol/list-format.ts) in one off-heap buffer, answered through typed-array
+// A whole list snapshot (protocol/lists/) in one off-heap buffer, answered through typed-array
 // views: lookups are a bucket index then a short binary search, exact for every key. Used for a
 // signed snapshot the gate is given (the `file` list driver) and to check a downloaded one; the
-// synced lists a gate keeps and updates are segmented (firmware/segmented-lists.ts).
+// synced lists a gate keeps and updates are segmented (firmware/lists/segmented-lists.ts).
 
 import { open } from 'node:fs/promises';
 import {
@@ -13,7 +13,7 @@ import {
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../../protocol/list-format.js';
+} from '../../protocol/lists/index.js';
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
 
 export { writeFileAtomic } from '../platform/atomic-file.js';
@@ -38,7 +38,7 @@ export class StoredLists implements ListSnapshot {
   get publishedAtMs(): number {
     return this.view.header.publishedAtMs;
   }
-  /** Status byte (protocol/list-format.ts) for callers that want both answers with one lookup. */
+  /** Status byte (protocol/lists/keys.ts) for callers that want both answers with one lookup. */
   statusByte(key: string): number {
     return this.view.status(key);
   }
