@@ -20,7 +20,8 @@ import {
   type SnapshotHeader,
   type TrustedListKey,
 } from '../../protocol/lists/index.js';
-import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
+import { segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
+import { runSliced } from './run-sliced.js';
 
 /**
  * Stream a snapshot response body into `path`, checking it on the way. The file is removed if refused.

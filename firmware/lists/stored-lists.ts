@@ -9,12 +9,14 @@ import {
   SnapshotView,
   bindingOf,
   isBlockedByte,
+  runToEnd as runSync,
   verifySnapshotGen,
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
 } from '../../protocol/lists/index.js';
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
+import { runSliced } from './run-sliced.js';
 
 export { writeFileAtomic } from '../platform/atomic-file.js';
 
@@ -111,24 +113,4 @@ export async function loadListFile(path: string, keys: readonly TrustedListKey[]
   const r = await openSnapshot(bytes, keys);
   if (!r.ok) throw new ListFileError(`list-file-${r.error}`, `${path}: ${r.detail}`);
   return r.value;
-}
-
-/** Run a generator to its end, yielding to the event loop whenever a slice exceeds `sliceMs`. */
-export async function runSliced<T>(g: Generator<void, T, void>, sliceMs = 0.5): Promise<T> {
-  let until = performance.now() + sliceMs;
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    if (performance.now() >= until) {
-      await new Promise<void>((res) => setImmediate(res));
-      until = performance.now() + sliceMs;
-    }
-  }
-}
-
-function runSync<T>(g: Generator<void, T, void>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
 }
