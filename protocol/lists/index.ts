@@ -1,7 +1,14 @@
 // The lists room's one entry: signed list snapshots and deltas (what the back office publishes), and
 // the segmented list file (what a gate keeps). Importers outside protocol/lists/ import from here; the
 // files behind it import each other directly. Byte tables: protocol/README.md, "List snapshots and
-// deltas". Not re-exported (room-internal helpers): fail, writeCommon, checkSignature, sameBytes,
+// deltas". Pure: no I/O, no timers (node:crypto for hashing and Ed25519 only).
+//
+// A snapshot is laid out so the gate can serve lookups straight from the file bytes (typed-array
+// views, no parsing, no V8 heap per entry): card numbers are mapped injectively to 64 bits (exact, no
+// hash), every other key is kept in full in a key heap behind a 64-bit hash, so a hash collision is
+// resolved by comparing the key bytes and a false accept is impossible.
+//
+// Not re-exported (room-internal helpers): fail, writeCommon, checkSignature, sameBytes,
 // digestGen, digestOf, latin1, SIGNED_BYTES, SIG_AT, MAGIC_SNAPSHOT, MAGIC_DELTA.
 //
 //   keys.ts            list keys, status byte, card code, key hash
