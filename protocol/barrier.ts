@@ -40,7 +40,8 @@ export type BarrierEvent =
 
 /**
  * The other end of a typed (in-process) barrier wire: the simulator's virtual barrier board
- * implements it, drivers/simulated-barrier.ts adapts it to a BarrierLink. No bytes involved.
+ * (simulator/virtual-barrier.ts `VirtualBarrier`) implements it, drivers/simulated.ts
+ * (`SimulatedBarrierLink`) adapts it to a BarrierLink. No bytes involved.
  */
 export interface TypedBarrierPeer {
   command(cmd: BarrierCommand): void;

@@ -149,7 +149,7 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
     const { join } = await import('node:path');
     const { Backoffice } = await import('../../simulator/backoffice/server.js');
     const { ListSync } = await import('../lists/list-sync.js');
-    const { trustedListKey } = await import('../../protocol/list-format.js');
+    const { trustedListKey } = await import('../../protocol/lists/index.js');
     const { credentialKey } = await import('../../protocol/credential.js');
     const dir = await mkdtemp(join(tmpdir(), 'gate-sim-lists-'));
     const bo = new Backoffice({ db: ':memory:', now: () => clock.now() });

@@ -1,6 +1,6 @@
 // Config sections of the `file` / `http-sync` list drivers and the `file` journal driver.
 import { z } from 'zod';
-import { trustedListKey } from '../../protocol/list-format.js';
+import { trustedListKey } from '../../protocol/lists/index.js';
 import { loadListFile, type StoredLists } from '../lists/stored-lists.js';
 import { parseDriverConfig } from '../config/config.js';
 import { FileJournal } from '../journal/file-journal.js';
@@ -10,7 +10,7 @@ import type { DriverContext } from './driver-context.js';
 
 const fileListsSchema = z.looseObject({
   type: z.literal('file'),
-  /** Snapshot file (protocol/list-format.ts). */
+  /** Snapshot file (protocol/lists/). */
   path: z.string().min(1),
   /** When given, the file must carry a back-office signature by one of these keys (PEM or base64 SPKI). */
   publicKeys: z.array(z.string().min(1)).optional(),

@@ -5,7 +5,7 @@
 // file is rewritten, and the log emptied, only when the log grows past its limit.
 
 import { open, truncate } from 'node:fs/promises';
-import { HEADER_BYTES, readDeltaHeader } from '../../protocol/list-format.js';
+import { HEADER_BYTES, readDeltaHeader } from '../../protocol/lists/index.js';
 import { writeFully } from '../platform/atomic-file.js';
 
 export interface LoggedDeltas {

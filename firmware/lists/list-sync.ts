@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TrustedListKey } from '../../protocol/list-format.js';
+import { type TrustedListKey } from '../../protocol/lists/index.js';
 import { systemClock, type Clock } from '../../drivers/seams.js';
 import { writeFileAtomic } from './stored-lists.js';
 import { DeltaLog } from './delta-log.js';

@@ -2,12 +2,12 @@
 // garbage and the megabytes a 100,000-change delta costs never pause a lookup. It reads the segments
 // the gate serves from (shared memory), and posts back the overlay, then each merged segment, then
 // done. It also writes the list file and appends to the delta log, with blocking calls on this
-// thread. Protocol: firmware/list-merger.ts. The gate keeps serving throughout; it only swaps.
+// thread. Protocol: firmware/lists/merger.ts. The gate keeps serving throughout; it only swaps.
 
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { writeFullySync } from '../platform/atomic-file.js';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
+import { changeSetFromDeltasGen, runToEnd, verifyDeltasGen, type TrustedListKey } from '../../protocol/lists/index.js';
 import { SegmentedLists, SpareSegments, applyChangeSetGen, viewOf, sharedBytes, writeSegmentedFile } from './segmented-lists.js';
 import type { FileRequest, InstallRequest, LoadRequest, MergeReply, MergeRequest } from './merger.js';
 import { fetchSnapshotFile } from './snapshot-install.js';
@@ -16,7 +16,7 @@ import { runAtIdlePriority } from '../platform/thread-priority.js';
 const port = parentPort;
 if (!port) throw new Error('list-merge-worker runs as a worker thread');
 
-// Run only when the lane's thread does not want the CPU (firmware/thread-priority.ts says why: nice 10
+// Run only when the lane's thread does not want the CPU (firmware/platform/thread-priority.ts says why: nice 10
 // was not enough).
 port.postMessage({ id: 0, kind: 'hello', scheduling: runAtIdlePriority() } satisfies MergeReply);
 

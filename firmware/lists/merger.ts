@@ -11,8 +11,9 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { appendInThread } from './delta-log.js';
 import type { ThreadScheduling } from '../platform/thread-priority.js';
 import { fetchSnapshotFile, type SnapshotFetch, type SnapshotInstall } from './snapshot-install.js';
-import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../../protocol/list-format.js';
-import { SegmentedLists, SpareSegments, applyChangeSetGen, runSliced, sharedBytes, viewOf, writeListFile } from './segmented-lists.js';
+import { changeSetFromDeltasGen, verifyDeltasGen, type TrustedListKey } from '../../protocol/lists/index.js';
+import { SegmentedLists, SpareSegments, applyChangeSetGen, sharedBytes, viewOf, writeListFile } from './segmented-lists.js';
+import { runSliced } from './run-sliced.js';
 
 export interface MergeRequest {
   kind: 'merge';
@@ -44,7 +45,7 @@ export type FileRequest =
   | { kind: 'write-list'; id: number; path: string; meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number } }
   | { kind: 'append'; id: number; path: string; bytes: Uint8Array };
 
-/** Fetch, check and cut the back office's snapshot into the list file (firmware/snapshot-install.ts). */
+/** Fetch, check and cut the back office's snapshot into the list file (firmware/lists/snapshot-install.ts). */
 export interface InstallRequest {
   kind: 'install';
   id: number;

@@ -1,4 +1,4 @@
-// The gate's lists at metro scale, held as segments: 2^k small snapshots (protocol/list-format.ts),
+// The gate's lists at metro scale, held as segments: 2^k small snapshots (protocol/lists/),
 // segment s holding every key whose 32-bit code starts with the k bits of s. Why segments: a delta
 // can then be merged one segment at a time, so applying it needs the list plus one segment of
 // memory, not two whole lists (50 M entries are ~620 MB; a gate box has 1 GB).
@@ -8,10 +8,10 @@
 // rewritten one by one in the background; a rewritten segment holds exactly what overlay + old
 // segment answered, so no reader can see the difference. When all are rewritten the overlay goes.
 //
-// On disk this is a segmented list file (layout in protocol/README.md "Segmented list file"),
-// replaced only by write-new + fsync + rename, so a crash leaves the old list intact.
+// On disk this is a segmented list file (layout: protocol/lists/segmented-file.ts, byte table in
+// protocol/README.md "Segmented list file"), replaced only by write-new + fsync + rename, so a crash
+// leaves the old list intact. This file reads and writes it; its bytes and their checks are protocol's.
 
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, read, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -19,13 +19,21 @@ import {
   HEADER_BYTES,
   MAX_SKIP_BITS,
   REMOVED,
+  SEGMENTED_HEADER_BYTES,
+  SegmentedFileDirectory,
   SnapshotView,
   bindingOf,
   changeSetGen,
+  checkSegment,
+  checkSegmentHeader,
+  checkSegmentedTotals,
+  directoryBytes,
   encodeCardKey,
   hashKey,
   isBlockedByte,
   mergeSorted,
+  readDirectory,
+  readSegmentedHeader,
   readSnapshotHeader,
   segmentRange,
   verifySnapshotGen,
@@ -34,11 +42,12 @@ import {
   ListBuilder,
   type Checked,
   type ListChange,
-} from '../../protocol/list-format.js';
+  type SegmentedChecked,
+  type SegmentedFileMeta,
+} from '../../protocol/lists/index.js';
 import { replaceFile, replaceFileBlocking, writeFully, writeFullySync } from '../platform/atomic-file.js';
-import { ListFileError, runSliced } from './stored-lists.js';
-
-export { runSliced };
+import { ListFileError } from './stored-lists.js';
+import { runSliced } from './run-sliced.js';
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
 
 /**
@@ -54,7 +63,7 @@ export function segmentBitsFor(entries: number): number {
 }
 
 /**
- * Segment memory is shared (SharedArrayBuffer) so the merge worker (firmware/list-merge-worker.ts)
+ * Segment memory is shared (SharedArrayBuffer) so the merge worker (firmware/lists/merge-worker.ts)
  * reads the segments the gate serves from, and hands back new ones, without copying a byte.
  */
 export function sharedBytes(n: number): Uint8Array {
@@ -156,7 +165,7 @@ export class SegmentedLists implements ListSnapshot {
     return this.overlay !== null;
   }
 
-  /** The status byte of a key (protocol/list-format.ts; 0 = no entry). */
+  /** The status byte of a key (protocol/lists/keys.ts; 0 = no entry). */
   statusByte(key: string): number {
     if (this.successor !== undefined) return this.successor.statusByte(key);
     const t = this.tmp;
@@ -249,7 +258,7 @@ export class SegmentedLists implements ListSnapshot {
 
   private install(s: number, b: Uint8Array, failure?: string): SnapshotView {
     const src = this.source!;
-    const v = failure ?? checkSegment(b, src, s);
+    const v = failure ?? checkSegmentOrWhy(b, src, s);
     let view: SnapshotView;
     if (typeof v === 'string') {
       // Refused: the segment answers "no entry" (a refusal, never a wrong opening) and the damage is reported.
@@ -347,7 +356,7 @@ export function* applyChangesGen(
   return yield* applyChangeSetGen(old, ov, meta, sliceEntries, retire);
 }
 
-/** applyChangesGen with the change set already built (protocol/list-format.ts changeSetGen or changeSetFromDeltasGen, in shared memory). */
+/** applyChangesGen with the change set already built (protocol/lists/ changeSetGen or changeSetFromDeltasGen, in shared memory). */
 export function* applyChangeSetGen(
   old: SegmentedLists,
   ov: SnapshotView,
@@ -376,18 +385,7 @@ export function* applyChangeSetGen(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The segmented list file (protocol/README.md "Segmented list file")
-
-const FILE_MAGIC = Buffer.from('GLSG', 'latin1');
-const FILE_FORMAT = 1;
-const FILE_HEADER = 64;
-const DIR_ENTRY = 48;
-
-const sha256 = (...parts: Uint8Array[]) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
-};
+// The segmented list file: reading and writing it (its layout: protocol/lists/segmented-file.ts)
 
 /** Write `lists` (after its merge settles) to `path`: new file, fsync, rename, fsync the directory. */
 export async function writeListFile(path: string, lists: SegmentedLists): Promise<void> {
@@ -395,50 +393,6 @@ export async function writeListFile(path: string, lists: SegmentedLists): Promis
   const segs = lists.segments.slice();
   const meta = { version: lists.version, publishedAtMs: lists.publishedAtMs, segmentBits: lists.segmentBits, entries: lists.size };
   await writeSegmentedFile(path, meta, segs.length, segs.map((v) => v.bytes));
-}
-
-/** The file header and directory of a segmented list file, filled in as its segments are placed. */
-class SegmentedFileDirectory {
-  readonly dir: Uint8Array;
-  private readonly dv: DataView;
-  private at: number;
-  private s = 0;
-  constructor(
-    private readonly meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number },
-    private readonly count: number,
-  ) {
-    if (count !== 2 ** meta.segmentBits) throw new Error(`${count} segments for ${meta.segmentBits} bits`);
-    this.dir = new Uint8Array(count * DIR_ENTRY);
-    this.dv = new DataView(this.dir.buffer);
-    this.at = FILE_HEADER + this.dir.byteLength;
-  }
-  /** Where the next segment goes in the file. */
-  place(b: Uint8Array): number {
-    if (this.s >= this.count) throw new Error('more segments than the directory holds');
-    const at = this.at;
-    this.dv.setBigUint64(this.s * DIR_ENTRY, BigInt(at), true);
-    this.dv.setBigUint64(this.s * DIR_ENTRY + 8, BigInt(b.byteLength), true);
-    this.dir.set(sha256(b.subarray(0, HEADER_BYTES)), this.s * DIR_ENTRY + 16);
-    this.at += b.byteLength;
-    this.s++;
-    return at;
-  }
-  /** The header (its digest covers the directory, which covers every segment header); written last, at the front. */
-  head(): Uint8Array {
-    if (this.s !== this.count) throw new Error(`${this.s} segments written, ${this.count} expected`);
-    const m = this.meta;
-    const head = new Uint8Array(FILE_HEADER);
-    const hv = new DataView(head.buffer);
-    head.set(FILE_MAGIC, 0);
-    hv.setUint16(4, FILE_FORMAT, true);
-    hv.setUint16(6, FILE_HEADER, true);
-    hv.setUint32(8, m.version, true);
-    hv.setUint8(12, m.segmentBits);
-    hv.setBigUint64(16, BigInt(Math.max(0, Math.floor(m.publishedAtMs))), true);
-    hv.setBigUint64(24, BigInt(m.entries), true);
-    head.set(sha256(head.subarray(0, 32), this.dir), 32);
-    return head;
-  }
 }
 
 /**
@@ -449,7 +403,7 @@ class SegmentedFileDirectory {
  */
 export async function writeSegmentedFile(
   path: string,
-  meta: { version: number; publishedAtMs: number; segmentBits: number; entries: number },
+  meta: SegmentedFileMeta,
   count: number,
   segments: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   blocking = false,
@@ -459,16 +413,15 @@ export async function writeSegmentedFile(
     return replaceFileBlocking(path, async (fd) => {
       for await (const b of segments) writeFullySync(fd, b, d.place(b));
       writeFullySync(fd, d.head(), 0);
-      writeFullySync(fd, d.dir, FILE_HEADER);
+      writeFullySync(fd, d.dir, SEGMENTED_HEADER_BYTES);
     });
   }
   await replaceFile(path, async (fh) => {
     for await (const b of segments) await writeFully(fh, b, d.place(b));
     await writeFully(fh, d.head(), 0);
-    await writeFully(fh, d.dir, FILE_HEADER);
+    await writeFully(fh, d.dir, SEGMENTED_HEADER_BYTES);
   });
 }
-
 
 async function readAll(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
   let at = 0;
@@ -480,6 +433,11 @@ async function readAll(fh: FileHandle, into: Uint8Array, position: number, path:
 }
 
 const bad = (code: string, path: string, detail: string) => new ListFileError(`list-file-${code}`, `${path}: ${detail}`);
+/** The value of a check of the file's layout, or its refusal thrown as a ListFileError naming the file. */
+function orThrow<T>(c: SegmentedChecked<T>, path: string): T {
+  if (!c.ok) throw bad(c.error, path, c.detail);
+  return c.value;
+}
 const readAsync = promisify(read);
 
 /** Where a list's segments come from until they are all in memory. */
@@ -496,15 +454,10 @@ export interface SegmentSource {
   damage?: string;
 }
 
-/** A segment's bytes against its directory entry: header hash, header, length, skip bits, bounds. */
-function checkSegment(b: Uint8Array, src: SegmentSource, s: number): SnapshotView | string {
-  if (!Buffer.from(sha256(b.subarray(0, HEADER_BYTES))).equals(src.headerHashes[s])) return 'header does not match the directory';
-  const h = readSnapshotHeader(b);
-  if (!h.ok) return h.detail;
-  if (h.value.skipBits !== src.bits || h.value.bodyBytes + HEADER_BYTES !== b.byteLength) return 'does not fit the directory';
-  const v = new SnapshotView(b, h.value);
-  const ok = v.checkBounds();
-  return ok.ok ? v : ok.detail;
+/** A segment's bytes against its directory entry (protocol/lists/segmented-file.ts): its view, or why not. */
+function checkSegmentOrWhy(b: Uint8Array, src: SegmentSource, s: number): SnapshotView | string {
+  const c = checkSegment(b, src.headerHashes[s], src.bits);
+  return c.ok ? c.value : c.detail;
 }
 
 /** A segment with no entries (stands in for a refused one; its own buffer, so it can be reused like any). */
@@ -527,52 +480,28 @@ export async function openListFile(path: string, sliceMs = 0.5, spares = new Spa
   let fd: number | undefined;
   try {
     const { size } = await fh.stat();
-    if (size < FILE_HEADER) throw bad('too-short', path, `${size} bytes`);
-    const head = new Uint8Array(FILE_HEADER);
-    await readAll(fh, head, 0, path);
-    const hv = new DataView(head.buffer);
-    if (!FILE_MAGIC.equals(head.subarray(0, 4))) throw bad('bad-magic', path, 'not a segmented list file');
-    if (hv.getUint16(4, true) !== FILE_FORMAT || hv.getUint16(6, true) !== FILE_HEADER) throw bad('unsupported-format', path, `format ${hv.getUint16(4, true)}`);
-    const version = hv.getUint32(8, true);
-    const bits = hv.getUint8(12);
-    if (bits > MAX_SKIP_BITS) throw bad('bad-layout', path, `segment bits ${bits}`);
-    const publishedAtMs = Number(hv.getBigUint64(16, true));
-    const entries = Number(hv.getBigUint64(24, true));
+    const head = new Uint8Array(SEGMENTED_HEADER_BYTES);
+    if (size >= head.byteLength) await readAll(fh, head, 0, path);
+    const meta = orThrow(readSegmentedHeader(head, size), path);
+    const { version, publishedAtMs, entries } = meta;
+    const bits = meta.segmentBits;
     const n = 2 ** bits;
-    if (FILE_HEADER + n * DIR_ENTRY > size) throw bad('too-short', path, 'directory cut short');
-    const dir = new Uint8Array(n * DIR_ENTRY);
-    await readAll(fh, dir, FILE_HEADER, path);
-    if (!Buffer.from(sha256(head.subarray(0, 32), dir)).equals(head.subarray(32, 64))) throw bad('bad-digest', path, 'header or directory damaged');
-    const dv = new DataView(dir.buffer);
-    const src: SegmentSource = { fd: -1, bits, offs: [], lens: [], headerHashes: [], spares, raw: new Array(n) };
-    let total = 0;
-    let expectAt = FILE_HEADER + dir.byteLength;
+    const dir = new Uint8Array(directoryBytes(bits));
+    await readAll(fh, dir, SEGMENTED_HEADER_BYTES, path);
     // Directory entries first, then every segment header (256 bytes each, read 32 at a time).
-    for (let s = 0; s < n; s++) {
-      const off = Number(dv.getBigUint64(s * DIR_ENTRY, true)), len = Number(dv.getBigUint64(s * DIR_ENTRY + 8, true));
-      if (off !== expectAt || len < HEADER_BYTES || off + len > size) throw bad('bad-layout', path, `segment ${s} outside the file`);
-      expectAt = off + len;
-      src.offs.push(off);
-      src.lens.push(len);
-      src.headerHashes.push(dir.subarray(s * DIR_ENTRY + 16, s * DIR_ENTRY + 48));
-    }
+    const d = orThrow(readDirectory(head, dir, size), path);
+    const src: SegmentSource = { fd: -1, bits, offs: d.offs, lens: d.lens, headerHashes: d.headerHashes, spares, raw: new Array(n) };
+    let total = 0;
     const heads = new Uint8Array(Math.min(n, 32) * HEADER_BYTES);
     for (let s0 = 0; s0 < n; s0 += 32) {
       const k = Math.min(32, n - s0);
       await Promise.all(Array.from({ length: k }, (_, j) => readAll(fh, heads.subarray(j * HEADER_BYTES, (j + 1) * HEADER_BYTES), src.offs[s0 + j], path)));
       for (let j = 0; j < k; j++) {
-        const s = s0 + j;
-        const h256 = heads.subarray(j * HEADER_BYTES, (j + 1) * HEADER_BYTES);
-        if (!Buffer.from(sha256(h256)).equals(src.headerHashes[s])) throw bad('bad-digest', path, `segment ${s} header damaged`);
-        const h = readSnapshotHeader(h256);
-        if (!h.ok) throw bad(h.error, path, `segment ${s}: ${h.detail}`);
-        const sh = h.value;
-        if (sh.skipBits !== bits || sh.bodyBytes + HEADER_BYTES !== src.lens[s]) throw bad('bad-layout', path, `segment ${s} does not fit the directory`);
+        const sh = orThrow(checkSegmentHeader(heads.subarray(j * HEADER_BYTES, (j + 1) * HEADER_BYTES), d, s0 + j, bits), path);
         total += sh.cardCount + sh.genCount;
       }
     }
-    if (expectAt !== size) throw bad('bad-layout', path, `${size - expectAt} bytes after the last segment`);
-    if (total !== entries) throw bad('bad-layout', path, `segments hold ${total} entries, header says ${entries}`);
+    orThrow(checkSegmentedTotals(meta, d, size, total), path);
     fd = openSync(path, 'r');
     src.fd = fd;
     const lists = new SegmentedLists(version, publishedAtMs, bits, new Array(n).fill(undefined), null, entries);

@@ -19,8 +19,9 @@ import {
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../../protocol/list-format.js';
-import { runSliced, segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
+} from '../../protocol/lists/index.js';
+import { segmentBitsFor, writeSegmentedFile } from './segmented-lists.js';
+import { runSliced } from './run-sliced.js';
 
 /**
  * Stream a snapshot response body into `path`, checking it on the way. The file is removed if refused.

@@ -1,7 +1,7 @@
-// A whole list snapshot (protocol/list-format.ts) in one off-heap buffer, answered through typed-array
+// A whole list snapshot (protocol/lists/) in one off-heap buffer, answered through typed-array
 // views: lookups are a bucket index then a short binary search, exact for every key. Used for a
 // signed snapshot the gate is given (the `file` list driver) and to check a downloaded one; the
-// synced lists a gate keeps and updates are segmented (firmware/segmented-lists.ts).
+// synced lists a gate keeps and updates are segmented (firmware/lists/segmented-lists.ts).
 
 import { open } from 'node:fs/promises';
 import {
@@ -9,12 +9,14 @@ import {
   SnapshotView,
   bindingOf,
   isBlockedByte,
+  runToEnd as runSync,
   verifySnapshotGen,
   type Checked,
   type SnapshotHeader,
   type TrustedListKey,
-} from '../../protocol/list-format.js';
+} from '../../protocol/lists/index.js';
 import type { Allowlist, BindingStatus, Denylist, ListSnapshot } from './list-provider.js';
+import { runSliced } from './run-sliced.js';
 
 export { writeFileAtomic } from '../platform/atomic-file.js';
 
@@ -38,7 +40,7 @@ export class StoredLists implements ListSnapshot {
   get publishedAtMs(): number {
     return this.view.header.publishedAtMs;
   }
-  /** Status byte (protocol/list-format.ts) for callers that want both answers with one lookup. */
+  /** Status byte (protocol/lists/keys.ts) for callers that want both answers with one lookup. */
   statusByte(key: string): number {
     return this.view.status(key);
   }
@@ -111,24 +113,4 @@ export async function loadListFile(path: string, keys: readonly TrustedListKey[]
   const r = await openSnapshot(bytes, keys);
   if (!r.ok) throw new ListFileError(`list-file-${r.error}`, `${path}: ${r.detail}`);
   return r.value;
-}
-
-/** Run a generator to its end, yielding to the event loop whenever a slice exceeds `sliceMs`. */
-export async function runSliced<T>(g: Generator<void, T, void>, sliceMs = 0.5): Promise<T> {
-  let until = performance.now() + sliceMs;
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-    if (performance.now() >= until) {
-      await new Promise<void>((res) => setImmediate(res));
-      until = performance.now() + sliceMs;
-    }
-  }
-}
-
-function runSync<T>(g: Generator<void, T, void>): T {
-  for (;;) {
-    const r = g.next();
-    if (r.done) return r.value;
-  }
 }

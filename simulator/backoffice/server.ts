@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
-import { ListBuilder, classifyKey, encodeDelta, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/list-format.js';
+import { ListBuilder, classifyKey, encodeDelta, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
 export interface BackofficeOptions {

@@ -8,7 +8,7 @@ import { gateMachine, type DecideRequest } from '../../firmware/lane/gate-machin
 import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal/journal.js';
 import type { ListProvider } from '../../firmware/lists/list-provider.js';
 import { openSnapshot } from '../../firmware/lists/stored-lists.js';
-import { ListBuilder, statusByte } from '../../protocol/list-format.js';
+import { ListBuilder, statusByte } from '../../protocol/lists/index.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import { credentialKey, type Credential } from '../../protocol/credential.js';
 import type { Clock } from '../../drivers/seams.js';

@@ -12,7 +12,7 @@ import { ListMerger, defaultWorkerUrl } from '../../firmware/lists/merger.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
 import type { ListSnapshot } from '../../firmware/lists/list-provider.js';
 import { openListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
-import { trustedListKey } from '../../protocol/list-format.js';
+import { trustedListKey } from '../../protocol/lists/index.js';
 import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
 
 const [listFile, deltaFile, pem, mode, probeArg, url] = process.argv.slice(2);

@@ -16,7 +16,7 @@ import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
-import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/list-format.js';
+import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/lists/index.js';
 import { percentile, type BenchReport } from './report.js';
 
 const S = 'lists';

@@ -13,7 +13,7 @@ import { silentLogger } from '../../firmware/config/log.js';
 import { startLaneService } from '../../firmware/operations/service.js';
 import { SystemdNotifier } from '../../firmware/platform/systemd.js';
 import { generateKeyPairSync } from 'node:crypto';
-import { trustedListKey } from '../../protocol/list-format.js';
+import { trustedListKey } from '../../protocol/lists/index.js';
 
 describe('lane service metrics from the file journal and list sync', () => {
   it('fsync histogram, backlog and sync failures appear in /metrics', async () => {

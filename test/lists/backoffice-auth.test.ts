@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
-import { trustedListKey } from '../../protocol/list-format.js';
+import { trustedListKey } from '../../protocol/lists/index.js';
 import { Backoffice, parseAccessTokens, type AccessToken } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 

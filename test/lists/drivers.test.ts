@@ -9,7 +9,7 @@ import { startLane } from '../../firmware/composition/start-lane.js';
 import { journalDrivers, listDrivers } from '../../firmware/composition/registry.js';
 import { silentLogger } from '../../firmware/config/log.js';
 import { systemClock } from '../../drivers/seams.js';
-import { ListBuilder, signList } from '../../protocol/list-format.js';
+import { ListBuilder, signList } from '../../protocol/lists/index.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

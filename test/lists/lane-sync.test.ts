@@ -11,7 +11,7 @@ import type { Decision } from '../../firmware/verify/decision-core.js';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { startLane, type Lane } from '../../firmware/composition/start-lane.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
-import { trustedListKey } from '../../protocol/list-format.js';
+import { trustedListKey } from '../../protocol/lists/index.js';
 import { VirtualClock } from '../../simulator/virtual-clock.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';

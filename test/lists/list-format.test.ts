@@ -16,7 +16,7 @@ import {
   verifySnapshot,
   type ListChange,
   type TrustedListKey,
-} from '../../protocol/list-format.js';
+} from '../../protocol/lists/index.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const trusted = [trustedListKey(publicKey.export({ format: 'pem', type: 'spki' }).toString())];

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ListMerger } from '../../firmware/lists/merger.js';
 import { downloadSnapshot, segmentSnapshotFile } from '../../firmware/lists/snapshot-install.js';
 import { SegmentedLists, SpareSegments, applyChanges, applyChangesGen, openListFile, splitSnapshotGen, writeListFile } from '../../firmware/lists/segmented-lists.js';
-import { ListBuilder, SnapshotView, encodeDelta, fillBuckets, hashKey, readSnapshotHeader, runToEnd, signList, statusByte, trustedListKey, type ListChange } from '../../protocol/list-format.js';
+import { ListBuilder, SnapshotView, encodeDelta, fillBuckets, hashKey, readSnapshotHeader, runToEnd, signList, statusByte, trustedListKey, type ListChange } from '../../protocol/lists/index.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {

@@ -11,7 +11,7 @@ import { DecisionCore } from '../../firmware/verify/decision-core.js';
 import { ListMerger } from '../../firmware/lists/merger.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
 import { openListFile } from '../../firmware/lists/segmented-lists.js';
-import { ListBuilder, encodeDelta, signList, trustedListKey, type ListChange } from '../../protocol/list-format.js';
+import { ListBuilder, encodeDelta, signList, trustedListKey, type ListChange } from '../../protocol/lists/index.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 
