@@ -50,9 +50,11 @@ function resolveSpecifier(root: string, from: string, spec: string): string | un
 }
 
 /** The folder rule for a folder: its own README's `May import:` line, else its parent's (up to the top folder). */
-function roomOf(root: string, dir: string, cache: Map<string, { room: string; allowed: string[] } | null>) {
+type Rule = { room: string; allowed: string[] };
+
+function roomOf(root: string, dir: string, cache: Map<string, Rule | null>): Rule | null {
   if (cache.has(dir)) return cache.get(dir)!;
-  let found: { room: string; allowed: string[] } | null = null;
+  let found: Rule | null = null;
   const readme = join(root, dir, 'README.md');
   const line = existsSync(readme) ? readFileSync(readme, 'utf8').split('\n').find((l) => /^May import:/.test(l.trim())) : undefined;
   if (line) found = { room: `${dir}/`, allowed: [...line.matchAll(/`([^`]+)`/g)].map((m) => m[1].replace(/\/?$/, '/')) };
@@ -65,7 +67,7 @@ export function importProblems(root: string): ImportProblems {
   const files = sourceFiles(root);
   const edges = new Map<string, string[]>();
   const problems: ImportProblems = { cycles: [], forbidden: [], unruled: [], long: [], files: files.length };
-  const rooms = new Map<string, { room: string; allowed: string[] } | null>();
+  const rooms = new Map<string, Rule | null>();
   for (const f of files) {
     const src = readFileSync(join(root, f), 'utf8');
     const lines = src.split('\n').length;
