@@ -17,8 +17,7 @@ import { SystemdNotifier } from '../platform/systemd.js';
 
 /**
  * An XState inspector for startLane({ inspect }) that turns driver events into metrics: reader and
- * camera faults by source (every SOURCE_FAULT, also the repeats the machine raises no alarm for), and
- * the barrier link state (LINK is a fault, not an alarm).
+ * camera faults by source and fault class, and the barrier link state (LINK is a fault, not an alarm).
  */
 export function laneInspector(metrics: GateMetrics): (e: InspectionEvent) => void {
   return (e) => {
@@ -26,7 +25,7 @@ export function laneInspector(metrics: GateMetrics): (e: InspectionEvent) => voi
     // The lane's actor only ever receives GateEvents (and XState's own, which match no case below).
     const ev = e.event as GateEvent;
     if (ev.type === 'SOURCE_FAULT') {
-      const source = ev.source || 'unknown';
+      const source = ev.source ?? 'unknown';
       const fault = faultClass(ev.detail);
       if (/^(camera|qr)/i.test(source)) metrics.cameraFault(source, fault);
       else metrics.readerFault(source, fault);
