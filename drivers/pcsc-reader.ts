@@ -18,6 +18,7 @@ import { readTap, type TapOutcome } from '../protocol/card-session.js';
 import type { Direction } from '../protocol/credential.js';
 import type { CardFaultReason, Clock, CredentialSource, SourceEvent } from './seams.js';
 import { systemClock } from './seams.js';
+import { GateError, GateErrorCode, isGateError } from '../protocol/errors.js';
 
 export const pcscReaderConfigSchema = z
   .object({
@@ -50,7 +51,7 @@ export interface TapReport {
   atr: string;
 }
 
-export interface PcscCounters {
+export type PcscCounters = {
   taps: number;
   credentials: number;
   cardFaults: Record<string, number>;
@@ -60,7 +61,7 @@ export interface PcscCounters {
   /** Results dropped because a newer tap or stop() overtook them. */
   dropped: number;
   readersPresent: number;
-}
+};
 
 export const INSTALL_HINT =
   'the PC/SC card reader needs pcscd and libpcsclite with the nfc-pcsc native addon built: ' +
@@ -259,19 +260,20 @@ export class PcscReader implements CredentialSource {
     this.counters.taps++;
     const reader = st.nfcReader;
     const exchange = async (cmd: Uint8Array): Promise<Uint8Array> => {
-      if (st.left >= tap || st.tap !== tap) throw new StaleTap();
+      if (st.left >= tap || st.tap !== tap) throw new GateError('card left the field', GateErrorCode.CardGone);
       return reader.transmit(Buffer.from(cmd.buffer, cmd.byteOffset, cmd.length), 258);
     };
     let outcome: TapReport['outcome'];
     let timer: unknown;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = this.clock.setTimeout(() => reject(new ExchangeTimeout()), this.config.exchangeTimeoutMs);
+        timer = this.clock.setTimeout(() => reject(new GateError(`exchange took over ${this.config.exchangeTimeoutMs} ms`, GateErrorCode.Timeout)), this.config.exchangeTimeoutMs);
       });
       outcome = await Promise.race([readTap(exchange, atr ? Uint8Array.from(atr) : new Uint8Array(0), this.clock.now()), timeout]);
     } catch (e) {
-      if (e instanceof StaleTap) outcome = { ok: false, reason: 'tap-again', error: 'pcsc', detail: 'card left', apdus: 0 };
-      else if (e instanceof ExchangeTimeout) outcome = { ok: false, reason: 'tap-again', error: 'pcsc', detail: `exchange took over ${this.config.exchangeTimeoutMs} ms`, apdus: 0 };
+      // Our own markers, thrown from the exchange callback and the timer through readTap (protocol/).
+      if (isGateError(e, GateErrorCode.CardGone)) outcome = { ok: false, reason: 'tap-again', error: 'pcsc', detail: 'card left', apdus: 0 };
+      else if (isGateError(e, GateErrorCode.Timeout)) outcome = { ok: false, reason: 'tap-again', error: 'pcsc', detail: e.message, apdus: 0 };
       else {
         const cls = this.countPcsc(e as Error);
         if (cls === 'reader') {
@@ -357,8 +359,6 @@ export class PcscReader implements CredentialSource {
   }
 }
 
-class StaleTap extends Error {}
-class ExchangeTimeout extends Error {}
 
 function pcscMessage(e: Error): string {
   const prev = (e as Error & { previous?: Error }).previous;

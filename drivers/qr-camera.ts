@@ -8,7 +8,7 @@ import { SameCodeFilter } from './same-code.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { z } from 'zod';
 import type { Direction } from '../protocol/credential.js';
-import { systemClock, type Clock, type CredentialSource, type SourceEvent } from './seams.js';
+import { systemClock, type Clock, type CredentialSource, type DecodeReport, type SourceEvent } from './seams.js';
 import { startDecodeWorker, type DecodeResult } from './qr-decoder.js';
 
 export const qrCameraConfigSchema = z
@@ -37,7 +37,7 @@ export const qrCameraConfigSchema = z
   .strict();
 export type QrCameraConfig = z.infer<typeof qrCameraConfigSchema>;
 
-export interface QrCameraStats {
+export type QrCameraStats = {
   frames: number;
   decoded: number;
   /** Frames replaced by a newer one before the decoder got to them. */
@@ -50,15 +50,14 @@ export interface QrCameraStats {
   workerRestarts: number;
   /** Sum of zxing decode time (ms) reported by the worker. */
   decodeMs: number;
-}
+};
 
 type Worker = Awaited<ReturnType<typeof startDecodeWorker>>;
 
 export class QrCamera implements CredentialSource {
   readonly name: string;
   readonly stats: QrCameraStats = { frames: 0, decoded: 0, dropped: 0, presented: 0, repeats: 0, decodeErrors: 0, restarts: 0, faults: 0, workerRestarts: 0, decodeMs: 0 };
-  /** Test and bench hook: every decode result with the time its frame was complete (ms, performance.now()). */
-  onDecoded?: (r: { texts: string[]; frameAtMs: number; decodeMs: number }) => void;
+  private readonly decodeListeners = new Set<(r: DecodeReport) => void>();
   private emit?: (e: SourceEvent) => void;
   private worker?: Worker;
   private ffmpeg?: ChildProcess;
@@ -94,6 +93,17 @@ export class QrCamera implements CredentialSource {
 
   get side(): Direction {
     return this.cfg.side;
+  }
+
+  /** The running totals (the seam's name for `stats`). */
+  get counters(): QrCameraStats {
+    return this.stats;
+  }
+
+  /** Every decode result, with the time its frame was complete; see CredentialSource.onDecode. */
+  onDecode(listener: (r: DecodeReport) => void): () => void {
+    this.decodeListeners.add(listener);
+    return () => this.decodeListeners.delete(listener);
   }
 
   async start(emit: (e: SourceEvent) => void): Promise<void> {
@@ -296,7 +306,10 @@ export class QrCamera implements CredentialSource {
     this.stats.decodeMs += r.ms;
     if (r.error) this.stats.decodeErrors++;
     if (r.texts.length) this.stats.decoded++;
-    this.onDecoded?.({ texts: r.texts, frameAtMs, decodeMs: r.ms });
+    if (this.decodeListeners.size > 0 && !this.stopping) {
+      const report: DecodeReport = { texts: r.texts, frameAtMs, decodeMs: r.ms };
+      for (const l of this.decodeListeners) l(report);
+    }
     if (stale) {
       if (r.texts.length) this.stats.dropped++;
     } else for (const text of r.texts.slice(0, 1)) this.seen(text);

@@ -30,6 +30,10 @@ export type QrSerialConfig = z.infer<typeof qrSerialConfigSchema>;
 export class QrSerialScanner implements CredentialSource {
   readonly name: string;
   readonly stats = { lines: 0, presented: 0, repeats: 0, overlong: 0, badText: 0, faults: 0, reopens: 0 };
+  /** The running totals (the seam's name for `stats`). */
+  get counters(): Readonly<QrSerialScanner['stats']> {
+    return this.stats;
+  }
   private emit?: (e: SourceEvent) => void;
   private port?: SerialPort;
   private line: Buffer[] = [];

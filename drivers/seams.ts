@@ -40,6 +40,22 @@ export type SourceEvent =
   /** The reader or camera is back. */
   | { type: 'SOURCE_OK'; source: string };
 
+/**
+ * A driver's running totals: counts since the driver was built (they survive stop() and start()); a
+ * nested record counts by class (card faults by reason, PC/SC errors by code). A driver may add a
+ * current level (readers present), said so on its own type. The names are the driver's own: metrics,
+ * `gate doctor` and bench tools read them, nothing decides on them.
+ */
+export type DriverCounters = { readonly [name: string]: number | { readonly [cls: string]: number } };
+
+/** One camera frame through the decoder: the texts found (empty: none), when the frame was complete, how long zxing took. */
+export interface DecodeReport {
+  texts: string[];
+  /** performance.now() when the frame was complete. */
+  frameAtMs: number;
+  decodeMs: number;
+}
+
 /** A card reader, QR camera or QR scan engine. */
 export interface CredentialSource {
   /** Stable name used in events, logs and metrics, e.g. "reader:ACS ACR122U 00 00" or "camera:/dev/video0". */
@@ -53,6 +69,47 @@ export interface CredentialSource {
   start(emit: (e: SourceEvent) => void): Promise<void>;
   /** Stop delivering events and release the device. Idempotent. No events are emitted after it resolves. */
   stop(): Promise<void>;
+  /**
+   * Running totals (taps, frames, faults, reopens, ...), readable at any time, before start() and after
+   * stop() too; reading never throws and never allocates on the driver's side. Absent on sources that
+   * count nothing (the in-process simulated source).
+   */
+  readonly counters?: DriverCounters;
+  /**
+   * Listen to every frame this source decodes itself, code found or not (cameras: the decode-time
+   * histogram). Listeners run synchronously after each decode, also for frames made stale by a fault;
+   * none runs after stop() resolves. Returns a function that removes the listener (idempotent).
+   * Absent on sources that decode nothing themselves (card readers, scan engines that send text).
+   */
+  onDecode?(listener: (r: DecodeReport) => void): () => void;
+}
+
+/**
+ * Running totals of a barrier link on a framed wire (protocol/barrier-frame.ts): monotonic since the
+ * link was built (they survive stop() and start(); a reader treats a decrease as a new link).
+ */
+export interface BarrierLinkCounters {
+  framesIn: number;
+  framesOut: number;
+  bytesDiscarded: number;
+  badCrc: number;
+  /** CRC-valid frames with an unknown version, type or payload value */
+  badFrames: number;
+  retransmits: number;
+  /** the byte-length slicer was re-aligned on a frame start after a lost or extra byte */
+  realigns: number;
+  /** status-request resyncs started (connect, link back) */
+  resyncs: number;
+  commandFailures: number;
+  duplicateEvents: number;
+  /** ACK/NACK not matching the command in flight (late answers to an abandoned command) */
+  staleAnswers: number;
+  /** our own frames heard back (RS-485 2-wire) */
+  echoes: number;
+  linkDowns: number;
+  /** successful opens of the device after the first */
+  reopens: number;
+  openFailures: number;
 }
 
 /** The serial (or simulated) link to the barrier controller board. */
@@ -60,14 +117,25 @@ export interface BarrierLink {
   /**
    * Open the link and start delivering events. Resolves once the driver runs; the link reports
    * `{type:'LINK', up:true}` once the board answered a status request, and `up:false` on silence,
-   * unplug or open failure (it keeps retrying by itself).
+   * unplug or open failure (it keeps retrying by itself). Never rejects for a missing or failing
+   * device (that is a LINK down event); a rejection is a programming or setup error and the lane
+   * reports it as the link down.
    */
   start(emit: (e: BarrierEvent) => void): Promise<void>;
   /**
    * Queue a command. Never throws: a command the board never acknowledges after the bounded retries
-   * is reported as a COMMAND_FAILED event. Commands sent while the link is down fail the same way.
+   * (or refuses) is reported as a COMMAND_FAILED event naming the command and, for a link on a device,
+   * the port. Commands sent while the link is down fail the same way, after the caller's turn.
    */
   send(cmd: BarrierCommand): void;
-  /** Close the port. Idempotent. */
+  /**
+   * Close the port. Idempotent. Commands still queued or in flight are failed (COMMAND_FAILED is not
+   * delivered any more: no event is emitted after stop() is called).
+   */
   stop(): Promise<void>;
+  /**
+   * Link totals (frames, CRC errors, retransmits, resyncs, command failures), read at scrape time;
+   * reading never throws. Absent on links without a wire (the in-process simulated link).
+   */
+  readonly counters?: BarrierLinkCounters;
 }

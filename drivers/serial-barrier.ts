@@ -16,7 +16,7 @@ import {
   type LinkFrame,
   typeCode,
 } from '../protocol/barrier-frame.js';
-import { type BarrierLink, type Clock, systemClock } from './seams.js';
+import { type BarrierLink, type BarrierLinkCounters, type Clock, systemClock } from './seams.js';
 
 const ms = (def: number, min = 1) => z.number().int().min(min).max(600_000).default(def);
 
@@ -55,30 +55,8 @@ export const serialBarrierConfigSchema = z
 export type SerialBarrierConfig = z.infer<typeof serialBarrierConfigSchema>;
 export type SerialBarrierConfigInput = z.input<typeof serialBarrierConfigSchema>;
 
-/** Running totals a metrics module can read (monotonic, from start()). */
-export interface BarrierLinkCounters {
-  framesIn: number;
-  framesOut: number;
-  bytesDiscarded: number;
-  badCrc: number;
-  /** CRC-valid frames with an unknown version, type or payload value */
-  badFrames: number;
-  retransmits: number;
-  /** the byte-length slicer was re-aligned on a frame start after a lost or extra byte */
-  realigns: number;
-  /** status-request resyncs started (connect, link back) */
-  resyncs: number;
-  commandFailures: number;
-  duplicateEvents: number;
-  /** ACK/NACK not matching the command in flight (late answers to an abandoned command) */
-  staleAnswers: number;
-  /** our own frames heard back (RS-485 2-wire) */
-  echoes: number;
-  linkDowns: number;
-  /** successful opens of the device after the first */
-  reopens: number;
-  openFailures: number;
-}
+/** Running totals a metrics module can read: declared on the seam (drivers/seams.ts). */
+export type { BarrierLinkCounters } from './seams.js';
 
 export type CommandOutcome = { ok: true; attempts: number } | { ok: false; detail: string };
 
@@ -403,7 +381,7 @@ export class SerialBarrierLink implements BarrierLink {
     if (!o.ok) {
       this.own.commandFailures++;
       if (!p.internal) {
-        const e: BarrierEvent = { type: 'COMMAND_FAILED', command: p.cmd.type, detail: o.detail };
+        const e: BarrierEvent = { type: 'COMMAND_FAILED', command: p.cmd.type, port: this.config.path, detail: o.detail };
         // Refusals at send() time are reported after the caller's turn, never inside it.
         if (deferred) queueMicrotask(() => this.emit?.(e));
         else this.emit?.(e);

@@ -8,7 +8,7 @@ export type Alarm =
   // The barrier board and its link
   | { alarm: 'barrier-fault'; code: number }
   | { alarm: 'barrier-command-failed'; command: BarrierCommand['type']; port?: string; detail: string }
-  | { alarm: 'open-failed'; detail?: string }
+  | { alarm: 'open-failed'; command?: 'OPEN'; port?: string; detail?: string }
   | { alarm: 'flap-stuck' }
   | { alarm: 'not-passed' }
   | { alarm: 'unexpected-passage'; direction: Direction }
@@ -25,7 +25,7 @@ export type Alarm =
   // The decision path
   | { alarm: 'decision-timeout' }
   // Lists and the issuer trust list
-  | { alarm: 'list-rejected'; detail: string }
+  | { alarm: 'list-rejected'; error?: string; file?: string; detail: string }
   | { alarm: 'list-write-failed'; file: string; detail: string }
   | { alarm: 'list-sync-failing'; failures: number; detail: string }
   | { alarm: 'trust-list-rejected'; detail: string }
@@ -33,7 +33,7 @@ export type Alarm =
   | { alarm: 'journal-corrupt'; file: string; detail: string }
   | { alarm: 'journal-disk-full'; dir: string; detail: string }
   | { alarm: 'journal-io-error'; file: string; code?: string; detail: string }
-  | { alarm: 'journal-ok' }
+  | { alarm: 'journal-ok'; dir: string }
   | { alarm: 'journal-upload-failing'; url: string; detail: string };
 
 export type AlarmName = Alarm['alarm'];

@@ -5,6 +5,7 @@
 // Fixed length lets @serialport/parser-byte-length slice the stream; FrameReader re-aligns it after a
 // dropped, inserted or corrupted byte by scanning for the next start byte whose frame has a valid CRC.
 
+import { GateError, GateErrorCode } from './errors.js';
 import type { BarrierCommand, BarrierEvent, BarrierMode, Buzzer, FlapPosition, Indicator } from './barrier.js';
 import type { Direction } from './credential.js';
 
@@ -111,9 +112,15 @@ export function typeCode(f: LinkFrame): number {
   }
 }
 
-/** Thrown only for a frame the caller built wrong (a programming error), never for received bytes. */
-export class FrameEncodeError extends Error {
-  override name = 'FrameEncodeError';
+/**
+ * Thrown only for a frame the caller built wrong (a programming error), never for received bytes.
+ * A GateError with code GateErrorCode.FrameEncode (`isGateError(e, GateErrorCode.FrameEncode)`).
+ */
+export class FrameEncodeError extends GateError {
+  constructor(message: string) {
+    super(message, GateErrorCode.FrameEncode);
+    this.name = 'FrameEncodeError';
+  }
 }
 
 function u8(v: number, what: string): number {

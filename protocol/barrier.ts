@@ -35,8 +35,11 @@ export type BarrierEvent =
   | { type: 'STATUS'; flaps: FlapPosition; mode: BarrierMode; faultCode: number; fireAlarm: boolean }
   /** The link itself: up after (re)connect and status resync, down on silence, unplug or open failure. */
   | { type: 'LINK'; up: boolean; detail?: string }
-  /** A command that was never acknowledged after all retries. */
-  | { type: 'COMMAND_FAILED'; command: BarrierCommand['type']; detail: string };
+  /**
+   * A command that was never acknowledged after all retries (or refused, or sent while the link was
+   * down). `port`: the device the link drives (e.g. /dev/ttyUSB0), when it has one; in-process links leave it out.
+   */
+  | { type: 'COMMAND_FAILED'; command: BarrierCommand['type']; port?: string; detail: string };
 
 /**
  * The other end of a typed (in-process) barrier wire: the simulator's virtual barrier board

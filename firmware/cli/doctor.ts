@@ -12,10 +12,10 @@ function listsFromConfig(config: LaneConfig): DoctorEnv['lists'] {
     const factory = pickDriver(listDrivers, 'lists', config.lists.type);
     const provider = await factory(config.lists, { laneId: config.lane.id, clock: systemClock, log: silentLogger, config });
     const s = provider.current();
-    // (a list driver that syncs may keep timers; the command exits anyway, see --no-exit)
-    const r = { version: s.version, publishedAtMs: s.publishedAtMs };
-    await (provider as { close?: () => Promise<void> | void }).close?.();
-    return r;
+    // A list driver that syncs is stopped, not awaited (a round in flight may wait on an unreachable
+    // back office; the command exits anyway, see --no-exit).
+    void provider.stop?.().catch(() => {});
+    return { version: s.version, publishedAtMs: s.publishedAtMs };
   };
 }
 

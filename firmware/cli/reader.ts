@@ -6,7 +6,8 @@ import { Option } from 'commander';
 import { PcscReader, pcscReaderConfigSchema, pcscdSocket, type TapReport } from '../../drivers/pcsc-reader.js';
 import { systemClock, type SourceEvent } from '../../drivers/seams.js';
 import type { Credential, Direction } from '../../protocol/credential.js';
-import { ConfigError, loadLaneConfig, parseDriverConfig, parseLaneConfig } from '../config/config.js';
+import { GateErrorCode, isGateError } from '../../protocol/errors.js';
+import { loadLaneConfig, parseDriverConfig, parseLaneConfig } from '../config/config.js';
 import { DecisionCore } from '../verify/decision-core.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import { silentLogger } from '../config/log.js';
@@ -100,7 +101,7 @@ export function register(program: Command): void {
       } catch (e) {
         const msg = (e as Error).message;
         console.error(`gate reader: ${msg}`);
-        process.exitCode = e instanceof ConfigError ? 2 : 1;
+        process.exitCode = isGateError(e, GateErrorCode.Config) ? 2 : 1;
         return;
       }
       const stop = async () => {

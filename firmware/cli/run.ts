@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { SimulatedSource } from '../../drivers/simulated.js';
 import { checkCredential, credentialRef, type Credential, type Direction } from '../../protocol/credential.js';
 import { riderMessage } from '../../protocol/reasons.js';
-import { ConfigError, loadLaneConfig } from '../config/config.js';
+import { GateErrorCode, isGateError } from '../../protocol/errors.js';
+import { loadLaneConfig } from '../config/config.js';
 import type { OperatorMode } from '../lane/gate-machine.js';
 import { startLane, type Lane } from '../composition/start-lane.js';
 import { createLogger } from '../config/log.js';
@@ -36,7 +37,7 @@ export function register(program: Command): void {
           log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
         }
       } catch (e) {
-        if (e instanceof ConfigError) {
+        if (isGateError(e, GateErrorCode.Config)) {
           console.error(`gate run: ${e.message}`);
           process.exitCode = 2;
           return;

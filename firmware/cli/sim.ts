@@ -4,6 +4,7 @@ import { createLogger, type LogLevel } from '../config/log.js';
 import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
 import { startDashboardServer, type DashboardServer } from '../dashboard/dashboard.js';
 import { formatResult } from '../../simulator/station.js';
+import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { ConfigError } from '../config/config.js';
 
 export function intArg(name: string, min: number, max: number) {
@@ -86,7 +87,7 @@ export function register(program: Command): void {
         if (dashboard) console.log('(dashboard run: operator actions make the verdicts above informative only)');
         else if (summary.falseAccepts > 0 || summary.falseRejects > 0 || summary.unanswered > 0) process.exitCode = 3;
       } catch (e) {
-        if (e instanceof ConfigError) {
+        if (isGateError(e, GateErrorCode.Config)) {
           console.error(`gate sim: ${e.message}\n(${known})`);
           process.exitCode = 2;
           return;

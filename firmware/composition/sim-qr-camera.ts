@@ -37,7 +37,7 @@ export async function cameraQrWiring(side: Direction, ctx: WiringContext): Promi
   const camera = new QrCamera(qrCameraConfigSchema.parse({ type: 'camera', side, frames: 'push', width: W, height: H, sameCodeHoldMs: 0 }), ctx.clock);
   // The camera keeps the first decode of each frame; wait for the one answering our frame.
   let waiting: ((texts: string[]) => void) | undefined;
-  camera.onDecoded = (r) => waiting?.(r.texts);
+  camera.onDecode((r) => waiting?.(r.texts));
 
   const scene = (): Scene => ({
     width: W, height: H,

@@ -1,8 +1,9 @@
 // Config sections of the `file` / `http-sync` list drivers and the `file` journal driver.
 import { z } from 'zod';
+import { alarmText } from '../../protocol/alarms.js';
 import { trustedListKey } from '../../protocol/lists/index.js';
 import { loadListFile, type StoredLists } from '../lists/stored-lists.js';
-import { parseDriverConfig } from '../config/config.js';
+import { ConfigError, parseDriverConfig } from '../config/config.js';
 import { FileJournal } from '../journal/file-journal.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import { ListSync } from '../lists/list-sync.js';
@@ -42,7 +43,7 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
   try {
     keys = c.publicKeys.map(trustedListKey);
   } catch (e) {
-    throw new Error(`lists.publicKeys: ${(e as Error).message}`);
+    throw new ConfigError(`lists.publicKeys: ${(e as Error).message}`);
   }
   const sync = await ListSync.open({
     url: c.url,
@@ -55,7 +56,7 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     logMaxChanges: c.deltaLogMaxChanges,
     log: ctx.log,
   });
-  sync.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'list sync alarm'));
+  sync.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'list sync alarm'));
   sync.start();
   return sync;
 }
@@ -75,6 +76,6 @@ const fileJournalSchema = z.looseObject({
 export async function fileJournalFromConfig(raw: unknown, ctx: DriverContext): Promise<FileJournal> {
   const c = parseDriverConfig(fileJournalSchema, raw, 'journal');
   const j = await FileJournal.open({ ...c, laneId: ctx.laneId, log: ctx.log });
-  j.on('alarm', (name: string, detail: string) => ctx.log.error({ alarm: name, detail }, 'journal alarm'));
+  j.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'journal alarm'));
   return j;
 }

@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { GateError, GateErrorCode } from '../../protocol/errors.js';
 
 const ms = (def: number) => z.number().int().min(0).max(3_600_000).default(def);
 
@@ -83,12 +84,16 @@ export type Timeouts = z.infer<typeof timeoutsSchema>;
 export type Policy = z.infer<typeof policySchema>;
 export type StatusPolicy = z.infer<typeof statusPolicy>;
 
-export class ConfigError extends Error {
+/**
+ * A config file or section that cannot be used: a GateError with code GateErrorCode.Config (branch on
+ * `isGateError(e, GateErrorCode.Config)`); `issues` lists every bad field with its path and why.
+ */
+export class ConfigError extends GateError {
   constructor(
     message: string,
     readonly issues: { path: string; message: string }[] = [],
   ) {
-    super(message);
+    super(message, GateErrorCode.Config, issues.length ? { issues } : {});
     this.name = 'ConfigError';
   }
 }

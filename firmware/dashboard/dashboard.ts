@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { CREDENTIAL_KINDS, QR_ISSUERS, checkCredential, type Credential, type CredentialKind, type Direction, type QrIssuer } from '../../protocol/credential.js';
 import { REASONS, riderMessage, type ReasonCode } from '../../protocol/reasons.js';
+import { alarmText } from '../../protocol/alarms.js';
+import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { GateEmitted, OperatorMode } from '../lane/gate-machine.js';
 import type { Lane, LaneView } from '../lane/lane.js';
@@ -119,13 +121,15 @@ const FaultBody = z.object({ lane: z.string().max(32), code: z.number().int().mi
 const ObstructBody = z.object({ lane: z.string().max(32), active: z.boolean() });
 const LaneBody = z.object({ lane: z.string().max(32) });
 
-class RequestError extends Error {
+/** A refused request: a GateError with code bad-request; `status` and `kind` go back in the HTTP answer. */
+class RequestError extends GateError {
   constructor(
     readonly status: number,
     readonly kind: string,
     message: string,
   ) {
-    super(message);
+    super(message, GateErrorCode.BadRequest, { status, kind });
+    this.name = 'RequestError';
   }
 }
 
@@ -232,7 +236,10 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       send('decision', row);
       markDirty(i);
     };
-    const onAlarm = (e: Extract<GateEmitted, { type: 'alarm' }>) => pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'alarm', text: e.detail ? `${e.alarm} (${e.detail})` : e.alarm });
+    const onAlarm = (e: Extract<GateEmitted, { type: 'alarm' }>) => {
+      const detail = alarmText(e.alarm);
+      pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'alarm', text: detail ? `${e.alarm.alarm} (${detail})` : e.alarm.alarm });
+    };
     const onMode = (e: Extract<GateEmitted, { type: 'mode' }>) => pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'mode', text: `${e.from} → ${e.to}: ${e.cause}` });
     lane.on('decision', onDecision).on('alarm', onAlarm).on('mode', onMode);
     undo.push(() => {

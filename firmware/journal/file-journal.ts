@@ -3,16 +3,17 @@
 // tail is cut off, never replayed), uploaded to the back office in batches keyed by lane id + seq
 // (retries never duplicate), and trimmed once uploaded. Record layout: protocol/README.md, "Journal records".
 //
-// Disk full (or the configured quota reached): append() rejects with JournalUnavailableError and an
-// 'alarm' is raised. The lane must then not act on an entry decision (refuse with journal-unavailable);
+// Disk full (or the configured quota reached): append() rejects with JournalUnavailableError (a GateError,
+// code journal-unavailable) and a journal-disk-full alarm is raised. The lane must then not act on an entry decision (refuse with journal-unavailable);
 // an exit is opened anyway (a status may never trap a rider inside) and counted as unjournaled.
 
 import { EventEmitter } from 'node:events';
 import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
+import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
-import type { Journal, JournalEntry, JournalRecord } from './journal.js';
+import type { Journal, JournalAlarm, JournalEntry, JournalRecord, JournalStats } from './journal.js';
 import type { Logger } from '../config/log.js';
 
 export interface FileJournalOptions {
@@ -35,15 +36,35 @@ export interface FileJournalOptions {
   log?: Logger;
 }
 
-export class JournalUnavailableError extends Error {
+/** Why the journal cannot make a record durable. */
+export type JournalUnavailableReason = 'disk-full' | 'io-error' | 'closed';
+
+/**
+ * append() rejected: a GateError with code GateErrorCode.JournalUnavailable (branch on
+ * `isGateError(e, GateErrorCode.JournalUnavailable)`); `reason` (also in `context`) says why.
+ */
+export class JournalUnavailableError extends GateError {
   constructor(
-    readonly code: 'disk-full' | 'io-error' | 'closed',
+    readonly reason: JournalUnavailableReason,
     message: string,
+    context: Record<string, unknown> = {},
   ) {
-    super(message);
+    super(message, GateErrorCode.JournalUnavailable, { reason, ...context });
     this.name = 'JournalUnavailableError';
   }
 }
+
+/** The file journal's events, typed. */
+export interface FileJournalEvents {
+  alarm: [alarm: JournalAlarm];
+  /** The back office acknowledged every record up to this seq. */
+  uploaded: [throughSeq: number];
+  /** One group-commit fsync, in milliseconds. */
+  fsync: [ms: number];
+}
+
+/** The logger methods the journal uses (pino's Logger has them; the default is silent). */
+type JournalLog = Pick<Logger, 'warn' | 'error' | 'info' | 'debug'>;
 
 interface Pending {
   bytes: Uint8Array;
@@ -78,10 +99,10 @@ export interface JournalCounters {
   bytesDropped: number;
 }
 
-/** Events: 'alarm' (name, detail), 'uploaded' (throughSeq), 'fsync' (milliseconds). */
-export class FileJournal extends EventEmitter implements Journal {
+/** A Journal on disk. Events (FileJournalEvents): 'alarm' (JournalAlarm), 'uploaded' (throughSeq), 'fsync' (ms). */
+export class FileJournal extends EventEmitter<FileJournalEvents> implements Journal {
   private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'log'>> & { uploadUrl?: string; uploadToken?: string };
-  private readonly log: Logger;
+  private readonly log: JournalLog;
   private segments: Segment[] = [];
   private fh: FileHandle | undefined;
   private nextSeq = 1;
@@ -128,6 +149,21 @@ export class FileJournal extends EventEmitter implements Journal {
     await j.recover();
     if (opts.uploadUrl) j.scheduleUpload(j.o.uploadIntervalMs);
     return j;
+  }
+
+  onAlarm(listener: (alarm: JournalAlarm) => void): () => void {
+    this.on('alarm', listener);
+    return () => void this.off('alarm', listener);
+  }
+
+  onFsync(listener: (ms: number) => void): () => void {
+    this.on('fsync', listener);
+    return () => void this.off('fsync', listener);
+  }
+
+  stats(): JournalStats {
+    const c = this.counters;
+    return { backlog: this.backlogCount, appended: c.appended, fsyncs: c.fsyncs, rejectedAppends: c.rejectedAppends, uploaded: c.uploaded, uploadFailures: c.uploadFailures };
   }
 
   /** Durable records the back office has not acknowledged yet. */
@@ -186,7 +222,7 @@ export class FileJournal extends EventEmitter implements Journal {
         this.counters.bytesDropped += dropped;
         this.log.warn({ segment: name, dropped, reason }, 'journal: damaged tail cut off');
         // A torn tail of the last segment is the normal trace of a crash; damage anywhere else is not.
-        if (i !== names.length - 1) this.emit('alarm', 'journal-corrupt', `${name}: ${dropped} bytes after seq ${lastSeq} unreadable (${reason})`);
+        if (i !== names.length - 1) this.emit('alarm', { alarm: 'journal-corrupt', file: path, detail: `${dropped} bytes after seq ${lastSeq} unreadable (${reason})` });
         const fh = await open(path, 'r+');
         await fh.truncate(goodBytes);
         await fh.sync();
@@ -267,7 +303,7 @@ export class FileJournal extends EventEmitter implements Journal {
         for (const p of batch) p.resolve(p.seq);
         if (this.diskFull) {
           this.diskFull = false;
-          this.emit('alarm', 'journal-ok', 'journal writable again');
+          this.emit('alarm', { alarm: 'journal-ok', dir: this.o.dir });
         }
         if (seg.bytes >= this.o.segmentBytes) await this.newSegment(seg.lastSeq + 1);
       } catch (e) {
@@ -294,17 +330,17 @@ export class FileJournal extends EventEmitter implements Journal {
     this.queue = [];
     this.nextSeq = seg.lastSeq + 1;
     this.counters.rejectedAppends += rejected.length;
-    const err = new JournalUnavailableError(full ? 'disk-full' : 'io-error', `journal write failed: ${e.message}`);
+    const err = new JournalUnavailableError(full ? 'disk-full' : 'io-error', `journal write failed: ${e.message}`, { file: seg.path, errno: e.code });
     if (full) this.raiseDiskFull(e.message);
-    else this.emit('alarm', 'journal-io-error', e.message);
+    else this.emit('alarm', { alarm: 'journal-io-error', file: seg.path, code: e.code, detail: e.message });
     for (const p of rejected) p.reject(err);
   }
 
   private raiseDiskFull(detail: string): void {
     if (this.diskFull) return;
     this.diskFull = true;
-    this.log.error({ detail }, 'journal full');
-    this.emit('alarm', 'journal-disk-full', detail);
+    this.log.error({ dir: this.o.dir, detail }, 'journal full');
+    this.emit('alarm', { alarm: 'journal-disk-full', dir: this.o.dir, detail });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -343,8 +379,9 @@ export class FileJournal extends EventEmitter implements Journal {
       if (this.unsent.length === 0 && this.spilled) await this.reloadUnsent();
       if (this.unsent.length === 0 || this.closed) break;
       const batch = this.unsent.slice(0, this.o.uploadBatch);
+      const url = `${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`;
       try {
-        const res = await fetch(`${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`, {
+        const res = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(this.o.uploadToken ? { authorization: `Bearer ${this.o.uploadToken}` } : {}) },
           body: JSON.stringify({ laneId: this.o.laneId, records: batch }),
@@ -355,7 +392,7 @@ export class FileJournal extends EventEmitter implements Journal {
       } catch (e) {
         this.counters.uploadFailures++;
         this.uploadFailuresInRow++;
-        if (this.uploadFailuresInRow === 5) this.emit('alarm', 'journal-upload-failing', (e as Error).message);
+        if (this.uploadFailuresInRow === 5) this.emit('alarm', { alarm: 'journal-upload-failing', url, detail: (e as Error).message });
         this.log.warn({ err: (e as Error).message, backlog: this.unsent.length }, 'journal upload failed');
         return false;
       }
@@ -418,4 +455,4 @@ export class FileJournal extends EventEmitter implements Journal {
 }
 
 const noop = () => {};
-const quietLog = { warn: noop, error: noop, info: noop, debug: noop } as unknown as Logger;
+const quietLog: JournalLog = { warn: noop, error: noop, info: noop, debug: noop };

@@ -2,6 +2,7 @@
 // on it. The in-memory journal here serves the simulator and unit tests; the file journal with fsync,
 // group commit and upload implements the same interface.
 
+import type { Alarm } from '../../protocol/alarms.js';
 import type { CredentialKind, Direction } from '../../protocol/credential.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
 
@@ -30,14 +31,44 @@ export interface JournalRecord {
   entry: JournalEntry;
 }
 
+/** The alarms a journal raises (protocol/alarms.ts), each naming its file, directory or upload URL. */
+export type JournalAlarm = Extract<Alarm, { alarm: 'journal-corrupt' | 'journal-disk-full' | 'journal-io-error' | 'journal-ok' | 'journal-upload-failing' }>;
+
+/** What a journal reports about itself, read at scrape time. */
+export interface JournalStats {
+  /** Durable records the back office has not acknowledged yet. */
+  backlog: number;
+  appended: number;
+  fsyncs: number;
+  /** Appends refused (disk full, I/O error, closed). */
+  rejectedAppends: number;
+  uploaded: number;
+  uploadFailures: number;
+}
+
 export interface Journal {
   /**
    * Append an entry. Resolves with its sequence number once the record is durable (for the file journal:
    * written and fsynced, possibly together with others in one group commit). Rejects when it cannot be
-   * made durable (disk full, I/O error): the caller must then not act on the decision.
+   * made durable (disk full, I/O error, closed) with a GateError of code GateErrorCode.JournalUnavailable:
+   * the caller must then not act on the decision. Never throws synchronously.
    */
   append(entry: JournalEntry): Promise<number>;
+  /** Wait for appends in flight, stop uploading, release the files. Idempotent; append() rejects afterwards. */
   close(): Promise<void>;
+  /**
+   * Listen to the journal's alarms (damaged segment found at open, disk full, I/O error, writable again,
+   * upload failing). Listeners run synchronously when the journal notices; none after close() resolves.
+   * Returns a function that removes the listener (idempotent). Absent on journals that cannot fail (memory).
+   */
+  onAlarm?(listener: (alarm: JournalAlarm) => void): () => void;
+  /**
+   * Listen to each group-commit fsync with its duration in milliseconds (the fsync-time histogram).
+   * Returns a function that removes the listener. Absent on journals that do not fsync.
+   */
+  onFsync?(listener: (ms: number) => void): () => void;
+  /** Backlog and running totals; cheap, never throws, also after close(). Absent on journals that keep none. */
+  stats?(): JournalStats;
 }
 
 export class MemoryJournal implements Journal {

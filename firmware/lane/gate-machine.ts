@@ -28,7 +28,7 @@ export type GateEvent = SourceEvent | BarrierEvent | DeciderReply | OperatorEven
 /** What the lane tells the outside world (journal, logs, metrics, dashboard). */
 export type GateEmitted =
   | { type: 'decision'; decision: Decision; source: string; atMs: number; decidedAtMs: number }
-  | { type: 'alarm'; alarm: string; detail?: string; atMs: number }
+  | { type: 'alarm'; alarm: import('../../protocol/alarms.js').Alarm; atMs: number }
   | { type: 'mode'; from: LaneMode; to: LaneMode; cause: string; atMs: number }
   | { type: 'passage'; direction: Direction; outcome: 'passed' | 'not-passed'; atMs: number }
   | { type: 'ignored'; reason: string; source: string; atMs: number };
@@ -221,8 +221,8 @@ export const gateMachine = setup({
     }),
     alarm: emit(({ context, event }, params: { alarm: string }) => ({
       type: 'alarm' as const,
-      alarm: params.alarm,
-      detail: 'code' in event ? `code ${String(event.code)}` : 'direction' in event ? String(event.direction) : undefined,
+      // Interim (helper C), until the machine rewrite: the event's fields (code, direction, command, port, source, detail, state) are the alarm's details.
+      alarm: { alarm: params.alarm, ...Object.fromEntries(Object.entries(event).filter(([k]) => k !== 'type' && k !== 'active')) } as import('../../protocol/alarms.js').Alarm,
       atMs: context.env.now(),
     })),
     passage: emit(({ context }, params: { outcome: 'passed' | 'not-passed' }) => ({

@@ -3,6 +3,7 @@
 
 import { createActor, type InspectionEvent } from 'xstate';
 import { EventEmitter } from 'node:events';
+import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import type { DecisionCore, PassbackStore, RideCodeVerifier, UsedCodes } from '../verify/decision-core.js';
@@ -178,10 +179,13 @@ export function assembleLane(parts: LaneParts): Lane {
           'decision',
         );
         break;
-      case 'alarm':
-        record({ type: 'alarm', laneId, atMs: e.atMs, alarm: e.alarm, detail: e.detail });
-        log.warn({ lane: laneId, event: 'alarm', alarm: e.alarm, detail: e.detail }, 'alarm');
+      case 'alarm': {
+        // The journal keeps its record shape (name + one line of detail); the log gets every field.
+        const detail = alarmText(e.alarm);
+        record({ type: 'alarm', laneId, atMs: e.atMs, alarm: e.alarm.alarm, detail });
+        log.warn({ ...e.alarm, lane: laneId, event: 'alarm', text: detail }, 'alarm');
         break;
+      }
       case 'mode':
         record({ type: 'mode', laneId, atMs: e.atMs, from: e.from, to: e.to, cause: e.cause });
         log.info({ lane: laneId, event: 'mode', from: e.from, to: e.to, cause: e.cause }, 'mode change');
@@ -199,20 +203,20 @@ export function assembleLane(parts: LaneParts): Lane {
 
   // Lists and journal raise their own alarms (rejected update, sync failing, disk full): they are the
   // lane's alarms too — journaled, logged, counted and shown like the barrier's.
-  const raise = (alarm: string, detail?: string) => report({ type: 'alarm', alarm, detail, atMs: clock.now() });
-  for (const part of [lists, journal] as unknown[]) {
-    if (part instanceof EventEmitter) part.on('alarm', (name: string, detail: string) => raise(name, detail));
-  }
+  const raise = (alarm: Alarm) => report({ type: 'alarm', alarm, atMs: clock.now() });
+  const unlisten = [lists.onAlarm?.(raise), journal.onAlarm?.(raise)];
+  lane.cleanups.push(async () => unlisten.forEach((off) => off?.()));
   // A list sync the registry started stops with the lane.
-  const syncStop = (lists as { stop?: () => Promise<void> }).stop;
-  if (parts.ownsLists && typeof syncStop === 'function') lane.cleanups.push(() => syncStop.call(lists));
+  const stopSync = lists.stop;
+  if (parts.ownsLists && stopSync) lane.cleanups.push(() => stopSync.call(lists));
   // The issuer trust list rides on list sync: each new document is verified, then replaces the old one.
-  if (qr && lists instanceof EventEmitter) {
-    lists.on('issuer-keys', (bytes: Uint8Array) => {
+  if (qr && lists.onIssuerKeys) {
+    const off = lists.onIssuerKeys((bytes) => {
       const r = qr.updateTrustList(bytes);
       if (r.ok) log.info({ lane: laneId, event: 'trust-list', seq: r.seq }, 'issuer trust list updated');
-      else raise('trust-list-rejected', r.detail);
+      else raise({ alarm: 'trust-list-rejected', detail: r.detail });
     });
+    lane.cleanups.push(async () => off());
   }
   actor.start();
   lane.watchListAge();

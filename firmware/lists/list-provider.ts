@@ -1,6 +1,8 @@
 // The seams between the decision core and the locally held lists. The in-memory implementation
 // here is for the simulator and tests; the persistent off-heap store implements the same interfaces.
 
+import type { Alarm } from '../../protocol/alarms.js';
+
 export type BindingStatus = 'green' | 'yellow' | 'red';
 
 /** Registered credentials and their eligibility status, keyed by credentialKey(). */
@@ -25,9 +27,49 @@ export interface ListSnapshot {
   readonly publishedAtMs: number;
 }
 
-/** Where the decision core gets the lists it decides on; sync swaps what `current()` returns. */
+/** The alarms a list provider raises (protocol/alarms.ts), each naming its file or the failing round. */
+export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' }>;
+
+/** What a syncing list provider reports about itself, read at scrape time. */
+export interface ListStats {
+  /** Sync rounds failed in a row (0 after a good one). */
+  consecutiveFailures: number;
+  polls: number;
+  deltasApplied: number;
+  snapshotsApplied: number;
+  /** Updates refused (bad signature, checksum, order, ...). */
+  rejected: number;
+  httpFailures: number;
+}
+
+/**
+ * Where the decision core gets the lists it decides on; sync swaps what `current()` returns. The
+ * optional members are what a provider that syncs (firmware/lists/list-sync.ts) adds; a fixed list
+ * (memory, a provisioned file) has none of them.
+ */
 export interface ListProvider {
+  /** The version in use: synchronous, never throws, never blocks (it is on the decision path). */
   current(): ListSnapshot;
+  /**
+   * Listen to the provider's alarms (an update refused, a list file not written, sync failing round
+   * after round). Listeners run synchronously when the provider notices; none after stop() resolves.
+   * Returns a function that removes the listener (idempotent).
+   */
+  onAlarm?(listener: (alarm: ListAlarm) => void): () => void;
+  /**
+   * Listen to failed sync rounds: 'failed' (unreachable, HTTP error, write failed) or 'rejected' (an
+   * update refused). Returns a function that removes the listener.
+   */
+  onSyncFailed?(listener: (kind: 'failed' | 'rejected') => void): () => void;
+  /**
+   * Listen to each new issuer trust-list document fetched with the lists (opaque signed bytes: the
+   * listener verifies them before use). Returns a function that removes the listener.
+   */
+  onIssuerKeys?(listener: (document: Uint8Array) => void): () => void;
+  /** Sync totals; cheap, never throws. */
+  stats?(): ListStats;
+  /** Stop syncing and wait for a round in flight. Idempotent; current() keeps answering afterwards. */
+  stop?(): Promise<void>;
 }
 
 export class MemoryAllowlist implements Allowlist {

@@ -19,7 +19,7 @@ import { writeFileAtomic } from './stored-lists.js';
 import { DeltaLog } from './delta-log.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
-import type { ListProvider, ListSnapshot } from './list-provider.js';
+import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
 import { silentLogger, type Logger } from '../config/log.js';
 
 export interface ListSyncOptions {
@@ -56,7 +56,17 @@ export interface ListSyncOptions {
   log?: Logger;
 }
 
-export type SyncAlarm = 'list-rejected' | 'list-sync-failing' | 'list-write-failed';
+export type SyncAlarm = ListAlarm['alarm'];
+
+/** ListSync's events, typed. */
+export interface ListSyncEvents {
+  alarm: [alarm: ListAlarm];
+  'sync-failed': [kind: 'failed' | 'rejected'];
+  /** A new version is served. */
+  version: [snapshot: ListSnapshot];
+  /** A new issuer trust-list document (opaque signed bytes). */
+  'issuer-keys': [document: Uint8Array];
+}
 
 export interface SyncStatus {
   version: number;
@@ -81,10 +91,10 @@ const DELTA_LOG_FILE = 'lists.deltas';
 const DOWNLOAD_FILE = 'lists.download';
 
 /**
- * ListProvider backed by the back office. Events: 'alarm' (SyncAlarm, detail), 'version' (ListSnapshot),
- * 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
+ * ListProvider backed by the back office. Events (ListSyncEvents): 'alarm' (ListAlarm), 'sync-failed',
+ * 'version' (ListSnapshot), 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
  */
-export class ListSync extends EventEmitter implements ListProvider {
+export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
   private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token'>>;
   private readonly auth: Record<string, string>;
@@ -101,8 +111,6 @@ export class ListSync extends EventEmitter implements ListProvider {
   private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
   bootCheck: Promise<boolean> = Promise.resolve(true);
-  /** Called with each new issuer trust-list document (also the one on disk at open). */
-  onIssuerKeys: ((bytes: Uint8Array) => void) | undefined;
 
   private constructor(opts: ListSyncOptions, lists: SegmentedLists) {
     super();
@@ -154,7 +162,8 @@ export class ListSync extends EventEmitter implements ListProvider {
       lists = emptySegmentedLists();
     }
     const s = new ListSync(opts, lists);
-    s.onIssuerKeys = onIssuerKeys;
+    // Called with the document on disk now, and with each new one (as an 'issuer-keys' listener).
+    if (onIssuerKeys) s.on('issuer-keys', onIssuerKeys);
     const dl = await DeltaLog.open(join(opts.dir, DELTA_LOG_FILE));
     s.deltaLog = dl.log;
     if (dl.torn > 0) log.warn({ bytes: dl.torn }, 'delta log ended in a torn delta (power cut mid-append); cut off');
@@ -175,7 +184,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       }
       if (s.lists === lists) s.lists = emptySegmentedLists();
       await s.deltaLog.reset().catch(() => {});
-      s.emit('alarm', 'list-rejected', `list file on disk is damaged (${c.detail}); dropped, resyncing`);
+      s.emit('alarm', { alarm: 'list-rejected', file: s.snapshotPath, detail: `list file on disk is damaged (${c.detail}); dropped, resyncing` });
       return false;
     });
     return s;
@@ -183,6 +192,26 @@ export class ListSync extends EventEmitter implements ListProvider {
 
   current(): ListSnapshot {
     return this.lists;
+  }
+
+  onAlarm(listener: (alarm: ListAlarm) => void): () => void {
+    this.on('alarm', listener);
+    return () => void this.off('alarm', listener);
+  }
+
+  onSyncFailed(listener: (kind: 'failed' | 'rejected') => void): () => void {
+    this.on('sync-failed', listener);
+    return () => void this.off('sync-failed', listener);
+  }
+
+  onIssuerKeys(listener: (document: Uint8Array) => void): () => void {
+    this.on('issuer-keys', listener);
+    return () => void this.off('issuer-keys', listener);
+  }
+
+  stats(): ListStats {
+    const c = this.counters;
+    return { consecutiveFailures: this.failures, polls: c.polls, deltasApplied: c.deltasApplied, snapshotsApplied: c.snapshotsApplied, rejected: c.rejected, httpFailures: c.httpFailures };
   }
 
   /** Re-apply the deltas logged since the list file was written (verified like any delta). */
@@ -204,7 +233,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     if (out.kind === 'rejected') {
       await this.deltaLog.reset().catch(() => {});
       this.counters.rejected++;
-      this.emit('alarm', 'list-rejected', `delta log on disk refused (${out.error}: ${out.detail}); dropped, resyncing`);
+      this.emit('alarm', { alarm: 'list-rejected', error: out.error, file: this.deltaLog.path, detail: `delta log on disk refused (${out.error}: ${out.detail}); dropped, resyncing` });
     }
   }
 
@@ -280,7 +309,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       this.emit('sync-failed', outcome.kind);
       this.log.warn({ outcome: outcome.kind, detail: outcome.detail, failures: this.failures }, 'list sync failed');
       if (outcome.kind === 'failed' && (this.failures === 3 || this.failures % 20 === 0)) {
-        this.emit('alarm', 'list-sync-failing', `${this.failures} sync rounds failed: ${outcome.detail}`);
+        this.emit('alarm', { alarm: 'list-sync-failing', failures: this.failures, detail: `${this.failures} sync rounds failed: ${outcome.detail}` });
       }
     } else {
       this.failures = 0;
@@ -329,7 +358,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       case 'up-to-date':
         return { kind: 'up-to-date', version: from };
       case 'write-failed':
-        this.emit('alarm', 'list-write-failed', got.detail);
+        this.emit('alarm', { alarm: 'list-write-failed', file: this.snapshotPath, detail: got.detail });
         return { kind: 'failed', detail: 'list write failed' };
     }
     this.counters.listFileWrites++;
@@ -343,7 +372,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     try {
       opened = await openListFile(this.snapshotPath, this.o.sliceMs, spares);
     } catch (e) {
-      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: written but unreadable: ${(e as Error).message}`);
+      this.emit('alarm', { alarm: 'list-write-failed', file: this.snapshotPath, detail: `written but unreadable: ${(e as Error).message}` });
       return { kind: 'failed', detail: 'list write failed' };
     }
     old.retireInto(opened.lists);
@@ -354,7 +383,7 @@ export class ListSync extends EventEmitter implements ListProvider {
     if (!v.ok) {
       // Written by us a moment ago and damaged already: a failing disk. Serve nothing rather than guess.
       if (this.lists === opened.lists) this.swap(emptySegmentedLists());
-      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: damaged right after writing (${v.detail})`);
+      this.emit('alarm', { alarm: 'list-write-failed', file: this.snapshotPath, detail: `damaged right after writing (${v.detail})` });
       return { kind: 'failed', detail: 'list write failed' };
     }
     return { kind: 'applied', via: 'snapshot', from, to: opened.lists.version };
@@ -368,7 +397,7 @@ export class ListSync extends EventEmitter implements ListProvider {
         this.counters.deltaLogAppends++;
         return true;
       } catch (e) {
-        this.emit('alarm', 'list-write-failed', `${log.path}: ${(e as Error).message}`);
+        this.emit('alarm', { alarm: 'list-write-failed', file: log.path, detail: (e as Error).message });
         return false;
       }
     }
@@ -379,7 +408,7 @@ export class ListSync extends EventEmitter implements ListProvider {
       await log.reset();
       return true;
     } catch (e) {
-      this.emit('alarm', 'list-write-failed', `${this.snapshotPath}: ${(e as Error).message}`);
+      this.emit('alarm', { alarm: 'list-write-failed', file: this.snapshotPath, detail: (e as Error).message });
       return false;
     }
   }
@@ -394,7 +423,7 @@ export class ListSync extends EventEmitter implements ListProvider {
   private reject(error: string, detail: string): SyncOutcome {
     this.counters.rejected++;
     this.log.error({ error, detail }, 'list update rejected; keeping the current list');
-    this.emit('alarm', 'list-rejected', `${error}: ${detail}`);
+    this.emit('alarm', { alarm: 'list-rejected', error, detail });
     return { kind: 'rejected', error, detail };
   }
 
@@ -406,11 +435,10 @@ export class ListSync extends EventEmitter implements ListProvider {
     try {
       await writeFileAtomic(this.issuerKeysPath, r.body);
     } catch (e) {
-      this.emit('alarm', 'list-write-failed', `${this.issuerKeysPath}: ${(e as Error).message}`);
+      this.emit('alarm', { alarm: 'list-write-failed', file: this.issuerKeysPath, detail: (e as Error).message });
     }
     this.counters.issuerKeyUpdates++;
     // The document carries its own signature; its reader (protocol/trust-list.ts) verifies it.
-    this.onIssuerKeys?.(r.body);
     this.emit('issuer-keys', r.body);
   }
 
@@ -446,7 +474,7 @@ async function readBody(res: Response, max: number, shared = false): Promise<Uin
   const chunks: Uint8Array[] = [];
   let total = 0;
   let out = Number.isFinite(len) ? alloc(len) : undefined;
-  for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const c of res.body) {
     if (total + c.byteLength > max) throw new Error(`more than ${max} bytes`);
     if (out && total + c.byteLength <= out.byteLength) out.set(c, total);
     else {

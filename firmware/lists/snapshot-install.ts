@@ -259,7 +259,7 @@ export async function fetchSnapshotFile(f: SnapshotFetch, blocking = false): Pro
   }
   let h: Checked<SnapshotHeader>;
   try {
-    h = await downloadSnapshot(res.body as unknown as AsyncIterable<Uint8Array>, f.download, f.keys, f.maxBytes, blocking);
+    h = await downloadSnapshot(res.body, f.download, f.keys, f.maxBytes, blocking);
   } catch (e) {
     await unlink(f.download).catch(() => {});
     return { kind: 'http-failed', detail: `${what}: body: ${(e as Error).message}` };

@@ -4,6 +4,7 @@
 // synced lists a gate keeps and updates are segmented (firmware/lists/segmented-lists.ts).
 
 import { open } from 'node:fs/promises';
+import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import {
   ListBuilder,
   SnapshotView,
@@ -49,12 +50,16 @@ export class StoredLists implements ListSnapshot {
   }
 }
 
-export class ListFileError extends Error {
+/**
+ * A list file that is missing, short, damaged or not signed by a trusted key: a GateError with code
+ * GateErrorCode.ListFile; `reason` (also in `context`) says which check failed, e.g. "list-file-short".
+ */
+export class ListFileError extends GateError {
   constructor(
-    readonly code: string,
+    readonly reason: string,
     message: string,
   ) {
-    super(message);
+    super(message, GateErrorCode.ListFile, { reason });
     this.name = 'ListFileError';
   }
 }

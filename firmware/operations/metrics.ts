@@ -5,8 +5,8 @@
 // Prometheus samples only when scraped (FastCounter, FastHistogram below).
 //
 // Drivers never import firmware/, so driver counters reach here either pushed by the composition root
-// (metrics.barrierError(...)) or pulled at scrape time from a stats object the driver exposes
-// (metrics.pullBarrierStats(() => link.stats)), whose shape is declared here structurally.
+// (metrics.barrierError(...)) or pulled at scrape time from the counters the seam declares
+// (drivers/seams.ts BarrierLink.counters, mapped by operations/service.ts barrierStats() into BarrierLinkStats).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CredentialKind } from '../../protocol/credential.js';
@@ -197,6 +197,8 @@ export class GateMetrics {
       'Time from credential presented to decision made (journal record durable), by credential kind',
       DECISION_BUCKETS,
     );
+    // FastCounter/FastHistogram have the members prom-client's registry reads (name, help, type,
+    // aggregator, get, reset), not its class's private ones: the cast is that structural match.
     this.registry.registerMetric(this.decisions as never);
     this.registry.registerMetric(this.decisionSeconds as never);
 

@@ -5,29 +5,32 @@
 import { constants } from 'node:fs';
 import { access, statfs } from 'node:fs/promises';
 import type { InspectionEvent } from 'xstate';
+import type { BarrierLinkCounters } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import { createDashboard } from '../dashboard/dashboard.js';
 import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer, type Probe } from './health.js';
 import type { Lane } from '../lane/lane.js';
+import type { GateEvent } from '../lane/gate-machine.js';
 import type { Logger } from '../config/log.js';
 import { createMetrics, type BarrierLinkStats, type GateMetrics } from './metrics.js';
 import { SystemdNotifier } from '../platform/systemd.js';
 
 /**
  * An XState inspector for startLane({ inspect }) that turns driver events into metrics: reader and
- * camera faults by source (the machine's alarm does not carry the source), and the barrier link state.
+ * camera faults by source and fault class, and the barrier link state (LINK is a fault, not an alarm).
  */
 export function laneInspector(metrics: GateMetrics): (e: InspectionEvent) => void {
   return (e) => {
     if (e.type !== '@xstate.event') return;
-    const ev = e.event as { type: string; source?: string; detail?: string; up?: boolean };
+    // The lane's actor only ever receives GateEvents (and XState's own, which match no case below).
+    const ev = e.event as GateEvent;
     if (ev.type === 'SOURCE_FAULT') {
       const source = ev.source ?? 'unknown';
       const fault = faultClass(ev.detail);
       if (/^(camera|qr)/i.test(source)) metrics.cameraFault(source, fault);
       else metrics.readerFault(source, fault);
     } else if (ev.type === 'LINK') {
-      metrics.barrierLink(ev.up === true);
+      metrics.barrierLink(ev.up);
       if (!ev.up) metrics.barrierError('link-down');
     }
   };
@@ -50,24 +53,21 @@ export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
   metrics.mode(lane.view().mode);
   metrics.watchLists(() => lane.lists.current());
   metrics.barrierLink(!Object.hasOwn(lane.view().faults, 'barrier-link'));
-  // File journal: backlog read at scrape time, every group-commit fsync timed. List sync: failed rounds.
-  const journal = lane.journal as unknown as { backlog?: number; on?: (e: string, f: (...a: any[]) => void) => void };
-  if (typeof journal.backlog === 'number') metrics.watchJournalBacklog(() => journal.backlog ?? 0);
-  journal.on?.('fsync', (ms: number) => metrics.journalFsync(ms / 1000));
-  (lane.lists as unknown as { on?: (e: string, f: (kind: string) => void) => void }).on?.('sync-failed', (kind) => metrics.syncFailure(kind));
-  // QR cameras report each decode's time (unless something else, e.g. the simulator, listens already).
-  for (const s of lane.sources as unknown as { onDecoded?: (r: { texts: string[]; decodeMs: number }) => void }[]) {
-    if ('onDecoded' in s && s.onDecoded === undefined) s.onDecoded = (r) => metrics.qrDecode(r.decodeMs / 1000, r.texts.length > 0);
-  }
-  // The serial barrier driver keeps monotonic `counters`; read them at every scrape.
-  if ('counters' in lane.barrier) metrics.pullBarrierStats(() => barrierStats((lane.barrier as { counters?: unknown }).counters));
+  // What the seams expose (each optional): the journal's backlog read at scrape time and every
+  // group-commit fsync timed; list sync's failed rounds; each camera decode's time; the barrier link's totals.
+  const { journal, lists, barrier } = lane;
+  if (journal.stats) metrics.watchJournalBacklog(() => journal.stats?.().backlog ?? 0);
+  journal.onFsync?.((ms) => metrics.journalFsync(ms / 1000));
+  lists.onSyncFailed?.((kind) => metrics.syncFailure(kind));
+  for (const s of lane.sources) s.onDecode?.((r) => metrics.qrDecode(r.decodeMs / 1000, r.texts.length > 0));
+  if (barrier.counters) metrics.pullBarrierStats(() => barrierStats(barrier.counters));
 }
 
-/** The serial barrier driver's counters (drivers/serial-barrier.ts BarrierLinkCounters) as metrics stats. */
-export function barrierStats(c: unknown): BarrierLinkStats | undefined {
-  if (!c || typeof c !== 'object') return undefined;
-  const n = (k: string) => {
-    const v = (c as Record<string, unknown>)[k];
+/** A barrier link's counters (drivers/seams.ts BarrierLinkCounters) as metrics stats; a missing or non-finite count reads 0. */
+export function barrierStats(c: Partial<BarrierLinkCounters> | undefined): BarrierLinkStats | undefined {
+  if (!c) return undefined;
+  const n = (k: keyof BarrierLinkCounters) => {
+    const v = c[k];
     return typeof v === 'number' && Number.isFinite(v) ? v : 0;
   };
   return {
@@ -81,7 +81,7 @@ export function barrierStats(c: unknown): BarrierLinkStats | undefined {
 
 /** The journal's directory from its config section, when it is on disk. */
 function journalDir(config: LaneConfig): string | undefined {
-  const j = config.journal as { type: string; dir?: unknown; directory?: unknown };
+  const j = config.journal;
   const d = j.dir ?? j.directory;
   return typeof d === 'string' ? d : undefined;
 }
@@ -125,7 +125,7 @@ export async function startLaneService(
   const { config } = lane;
   const metrics = opts.metrics ?? createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
   attachLaneMetrics(lane, metrics);
-  const hc = healthConfig(config as { health?: unknown });
+  const hc = healthConfig({ health: config.health });
   let health: HealthServer | undefined;
   let closeDashboard = () => {};
   if (hc.enabled) {

@@ -18,6 +18,7 @@
 // This file imports only node builtins so tests can run it in a child process after a plain transpile.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Socket } from 'node:net';
 
 export interface NotifyTarget {
   /** 'path' for a filesystem socket, 'abstract' for the abstract namespace ("@name" in $NOTIFY_SOCKET). */
@@ -216,8 +217,9 @@ export class SystemdNotifier {
       if (!this.closed) this.warn(`sd_notify relay ${cmd} exited (${signal ?? code}): ${err.trim() || 'no message'}`);
     });
     child.unref();
-    (child.stdin as unknown as { unref?: () => void })?.unref?.();
-    (child.stderr as unknown as { unref?: () => void })?.unref?.();
+    // Piped stdio are sockets (net.Socket); their handles would keep the loop alive too.
+    if (child.stdin instanceof Socket) child.stdin.unref();
+    if (child.stderr instanceof Socket) child.stderr.unref();
     this.relay = child;
     return child;
   }

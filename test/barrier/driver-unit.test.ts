@@ -116,12 +116,12 @@ describe('serial barrier driver (binding-mock, manual clock)', () => {
     expect(opens).toHaveLength(3);
     expect(new Set(opens.map((f) => f.seq)).size).toBe(1);
     expect(await outcome).toEqual({ ok: false, detail: 'no answer after 3 attempts' });
-    expect(r.events.at(-1)).toEqual({ type: 'COMMAND_FAILED', command: 'OPEN', detail: 'no answer after 3 attempts' });
+    expect(r.events.at(-1)).toEqual({ type: 'COMMAND_FAILED', command: 'OPEN', port: '/dev/mock-barrier', detail: 'no answer after 3 attempts' });
     expect(r.link.counters).toMatchObject({ retransmits: 2, commandFailures: 1 });
     r.clock.advance(1000);
     r.link.send({ type: 'CLOSE' });
     await settle();
-    expect(r.events.at(-1)).toMatchObject({ type: 'COMMAND_FAILED', command: 'CLOSE' });
+    expect(r.events.at(-1)).toMatchObject({ type: 'COMMAND_FAILED', command: 'CLOSE', port: '/dev/mock-barrier' });
   });
 
   it('passes a repeated event on once and counts garbage', async () => {

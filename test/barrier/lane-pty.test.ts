@@ -2,6 +2,7 @@
 // the virtual board on the other end: out of service on heartbeat loss, back after a status resync;
 // fire alarm from the board → emergency, flaps open, latched until reset, even mid-verification.
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Alarm } from '../../protocol/alarms.js';
 import { SerialBarrierLink } from '../../drivers/serial-barrier.js';
 import { systemClock } from '../../drivers/seams.js';
 import { SimulatedSource } from '../../drivers/simulated.js';
@@ -110,5 +111,27 @@ describe('lane with its barrier on a pty', () => {
     r.lane.send({ type: 'RESET_EMERGENCY' });
     await r.waitFor(() => r.state() === 'normal.ready', 'back to normal after reset');
     await r.waitFor(() => r.board.barrier.mode === 'normal', 'board back to normal');
+  });
+
+  it('a command the board never acknowledges: the alarm names the command and the port, in the journal too', async () => {
+    const r = await rig();
+    await r.waitFor(() => r.state() === 'normal.ready', 'lane in service');
+    const alarms: Alarm[] = [];
+    r.lane.on('alarm', (e) => alarms.push(e.alarm));
+    // (Commands sent before the link first came up failed as "link down": those records come before this.)
+    const journaledBefore = r.journal.entries.length;
+    // The board hears nothing more (its own heartbeats still arrive, so the link stays up): commands go unanswered.
+    r.board.setLineFaults('in', { drop: 1 });
+    r.lane.send({ type: 'SET_MODE', mode: 'maintenance' });
+    await r.waitFor(() => alarms.some((a) => a.alarm === 'barrier-command-failed'), 'a barrier-command-failed alarm');
+    const a = alarms.find((x) => x.alarm === 'barrier-command-failed');
+    expect(a).toMatchObject({ alarm: 'barrier-command-failed', command: 'SET_MODE', port: r.pty.a, detail: expect.stringMatching(/^no answer after \d+ attempts$/) });
+    const rec = r.journal.entries.slice(journaledBefore).find((e) => e.type === 'alarm' && e.alarm === 'barrier-command-failed');
+    expect(rec).toMatchObject({ type: 'alarm', laneId: 'P1', alarm: 'barrier-command-failed' });
+    const detail = rec?.type === 'alarm' ? (rec.detail ?? '') : '';
+    expect(detail).toContain('SET_MODE');
+    expect(detail).toContain(r.pty.a);
+    expect(detail).toMatch(/no answer after \d+ attempts/);
+    r.board.setLineFaults('in', { drop: 0 });
   });
 });

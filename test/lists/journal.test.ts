@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal, JournalUnavailableError } from '../../firmware/journal/file-journal.js';
+import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
@@ -98,7 +99,7 @@ describe('file journal', () => {
     const dir = tmp();
     const j = await FileJournal.open({ dir, laneId: 'L1', maxBytes: 64 * 1024, segmentBytes: 8 * 1024, uploadUrl: url, uploadIntervalMs: 3_600_000 });
     const alarms: string[] = [];
-    j.on('alarm', (a: string) => alarms.push(a));
+    j.onAlarm((a) => alarms.push(a.alarm));
     let ok = 0;
     let err: unknown;
     for (let i = 0; i < 2000; i++) {
@@ -111,7 +112,8 @@ describe('file journal', () => {
       }
     }
     expect(err).toBeInstanceOf(JournalUnavailableError);
-    expect((err as JournalUnavailableError).code).toBe('disk-full');
+    expect(isGateError(err, GateErrorCode.JournalUnavailable)).toBe(true);
+    expect((err as JournalUnavailableError).reason).toBe('disk-full');
     expect(alarms).toContain('journal-disk-full');
     expect(j.counters.rejectedAppends).toBe(1);
     expect(await j.uploadNow()).toBe(true);

@@ -91,7 +91,7 @@ describe('lane on synced lists and a file journal', () => {
     bo.publish();
     await sync.syncOnce();
     const alarms: string[] = [];
-    journal.on('alarm', (a: string) => alarms.push(a));
+    journal.onAlarm((a) => alarms.push(a.alarm));
     // Fill the journal to its quota with other records.
     for (const size of [500, 50, 0]) {
       for (;;) {

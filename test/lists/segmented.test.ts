@@ -287,9 +287,9 @@ describe('segmented list file', () => {
     expect(await verified).toMatchObject({ ok: false, error: 'bad-checksum' });
     writeFileSync(f.path, f.bytes);
     truncateSync(f.path, f.bytes.length - 100);
-    await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-bad-layout' });
+    await expect(openListFile(f.path)).rejects.toMatchObject({ name: 'ListFileError', code: 'list-file', reason: 'list-file-bad-layout' });
     truncateSync(f.path, 10);
-    await expect(openListFile(f.path)).rejects.toMatchObject({ code: 'list-file-too-short' });
+    await expect(openListFile(f.path)).rejects.toMatchObject({ name: 'ListFileError', code: 'list-file', reason: 'list-file-too-short' });
   });
 });
 

@@ -172,7 +172,7 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       const front = await faultyFront(url);
       const alarms: string[] = [];
       const sync = await ListSync.open({ merger: merger(), url: front.url, dir: tmp(), trustedKeys: [trustedListKey(bo.publicKeyPem)], timeoutMs: 500 });
-      sync.on('alarm', (a: string) => alarms.push(a));
+      sync.onAlarm((a) => alarms.push(a.alarm));
       await sync.syncOnce();
       await post(url, '/v1/registrations', { credentialType: 'yikatong-card', number: card(1), rider, consent: true });
       bo.publish();
@@ -254,7 +254,7 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       const dir = tmp();
       const sync = await ListSync.open({ merger: merger(), url: f.url, dir, trustedKeys: keys });
       const alarms: string[] = [];
-      sync.on('alarm', (a: string, d: string) => alarms.push(`${a} ${d}`));
+      sync.onAlarm((a) => alarms.push(`${a.alarm} ${a.detail}`));
       expect(await sync.syncOnce()).toMatchObject({ kind: 'applied', to: 5 });
       const fileBefore = readFileSync(sync.snapshotPath);
       const d56 = delta(5, [{ key: B, status: 1 }, { key: A, status: 0 }]);
@@ -313,7 +313,7 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       writeFileSync(sync.snapshotPath, b);
       const damaged = await ListSync.open({ merger: merger(), url: f.url, dir, trustedKeys: keys });
       const alarms: string[] = [];
-      damaged.on('alarm', (a: string) => alarms.push(a));
+      damaged.onAlarm((a) => alarms.push(a.alarm));
       expect(await damaged.bootCheck).toBe(false);
       expect(alarms).toEqual(['list-rejected']);
       expect(damaged.current().version).toBe(0);
@@ -433,7 +433,7 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       const damaged = await ListSync.open({ merger: merger(), url, dir, trustedKeys: trusted });
       cleanups.push(() => damaged.stop());
       const alarms: string[] = [];
-      damaged.on('alarm', (a: string, d: string) => alarms.push(`${a} ${d}`));
+      damaged.onAlarm((a) => alarms.push(`${a.alarm} ${a.detail}`));
       expect(await damaged.bootCheck).toBe(true);
       expect(alarms.join()).toMatch(/list-rejected delta log on disk refused \(bad-checksum/);
       expect(damaged.current().version).toBe(1);
