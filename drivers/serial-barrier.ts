@@ -1,3 +1,6 @@
+// Why this file is long: it is one link state machine (open, resync, acked commands, retransmission,
+// heartbeat, silence, reopen) whose parts share the same sequence and timer state; split, each part would
+// need the others' internals.
 // The barrier link over a real serial line (RS-232 or RS-485): serialport + @serialport/parser-byte-length,
 // frames from protocol/barrier-frame.ts. Acked commands with bounded retransmission (same seq, so the
 // board executes once), heartbeats both ways, silence detection, status resync before serving anyone,

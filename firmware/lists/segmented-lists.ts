@@ -1,3 +1,5 @@
+// Why this file is long: one store — segments, the overlay that serves a delta at once, the pointer swaps
+// after a merge and the lazy open share one set of buffers; the byte layout itself is in protocol/lists/.
 // The gate's lists at metro scale, held as segments: 2^k small snapshots (protocol/lists/),
 // segment s holding every key whose 32-bit code starts with the k bits of s. Why segments: a delta
 // can then be merged one segment at a time, so applying it needs the list plus one segment of
