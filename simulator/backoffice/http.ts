@@ -131,7 +131,10 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
         return client(400, 'invalid-length', 'Content-Length does not match the body');
     }
     if (err instanceof SyntaxError && err.statusCode === 400) return client(400, 'invalid-json', 'request body is not valid JSON');
-    if (typeof err.code === 'string' && err.code.startsWith('FST_') && (err.statusCode ?? 500) < 500) return client(err.statusCode!, 'bad-request', err.message);
+    // Other 4xx from Fastify or the request stream (an aborted body): the caller's doing, told in general terms.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return client(err.statusCode, 'bad-request', typeof err.code === 'string' && err.code.startsWith('FST_') ? err.message : 'bad request');
+    }
     c.internalErrors++;
     req.log.error({ err, route: `${req.method} ${req.routeOptions.url}` }, 'back office: internal error');
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged at the back office)' });
