@@ -6,7 +6,7 @@
 // beside the first and answered 409. Every wait is bounded; nothing asserts elapsed time.
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,7 +15,7 @@ import type { DriverContext } from '../../firmware/composition/driver-context.js
 import { fileJournalFromConfig } from '../../firmware/composition/storage-drivers.js';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
-import { Backoffice, DEFAULT_PAGE, MAX_INGEST_RECORDS, MAX_PAGE, type AccessToken, type BackofficeOptions } from '../../simulator/backoffice/server.js';
+import { Backoffice, DEFAULT_PAGE, MAX_INGEST_RECORDS, MAX_PAGE, OPEN_ROUTES, ROUTE_ROLES, type AccessToken, type BackofficeOptions } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';
 
@@ -358,5 +358,30 @@ describe('back office input handling', () => {
     expect(count(bo)).toBe(4);
     expect(count(bo, 'conflicts')).toBe(3);
     expect(bo.counters.conflictingTransactions).toBe(3);
+  });
+
+  it('openapi.yaml lists every route the server has, with the roles it opens to', async () => {
+    const yaml = readFileSync(new URL('../../simulator/backoffice/openapi.yaml', import.meta.url), 'utf8');
+    const documented: Record<string, string[] | 'open'> = {};
+    let path = '';
+    let op = '';
+    for (const line of yaml.split('\n')) {
+      const p = /^  (\/v1\/\S+):$/.exec(line);
+      if (p) path = p[1];
+      const m = /^    (get|post|put|delete|patch):$/.exec(line);
+      if (m && path) documented[(op = `${m[1].toUpperCase()} ${path}`)] = 'open';
+      const r = /^      x-roles: \[(.*)\]$/.exec(line);
+      if (r && op) documented[op] = r[1].split(',').map((x) => x.trim());
+    }
+    const served: Record<string, string[] | 'open'> = Object.fromEntries([...Object.entries(ROUTE_ROLES).map(([k, v]) => [k, [...v]]), ...OPEN_ROUTES.map((k) => [k, 'open'])]);
+    expect(documented).toEqual(served);
+    // And the server has each of them (an unknown route is 404 not-found).
+    const { url } = await start();
+    for (const route of Object.keys(served)) {
+      const [method, p] = route.split(' ');
+      const r = await call(url, method, p + (p === '/v1/lists/deltas' ? '?since=0' : ''), JSON_TYPE, method === 'GET' ? undefined : '{}');
+      expect(r.json?.error, route).not.toBe('not-found');
+    }
+    expect((await call(url, 'GET', '/v1/nothing-here')).json).toMatchObject({ error: 'not-found' });
   });
 });
