@@ -78,7 +78,7 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
       if (timeout) c.timeouts++;
       else c.badRequests++;
       const [status, body] = timeout
-        ? ['408 Request Timeout', { error: 'timeout', message: `the request did not arrive within ${limits.requestTimeoutMs} ms` }]
+        ? ['408 Request Timeout', { error: 'timeout', message: `headers within ${limits.headersTimeoutMs} ms and the whole request within ${limits.requestTimeoutMs} ms` }]
         : ['400 Bad Request', { error: 'bad-request', message: 'malformed HTTP request' }];
       const text = JSON.stringify(body);
       if (socket.writable) socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);

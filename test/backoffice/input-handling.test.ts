@@ -112,6 +112,8 @@ describe('back office input handling', () => {
     expect((await call(url, 'PUT', '/v1/issuer-keys', { 'content-type': 'text/plain' }, 'doc')).status).toBe(415);
     expect(bo.counters.registrations).toBe(0);
     expect(count(bo)).toBe(0);
+    // JSON that would set a prototype is refused.
+    expect((await call(url, 'POST', '/v1/registrations', JSON_TYPE, '{"__proto__":{"consent":true}}')).json).toMatchObject({ error: 'invalid-json' });
     // The same body as JSON is taken (with or without a charset).
     expect((await call(url, 'POST', '/v1/registrations', { 'content-type': 'application/json; charset=utf-8' }, body)).status).toBe(201);
   });
