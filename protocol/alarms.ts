@@ -34,7 +34,8 @@ export type Alarm =
   | { alarm: 'journal-disk-full'; dir: string; detail: string }
   | { alarm: 'journal-io-error'; file: string; code?: string; detail: string }
   | { alarm: 'journal-ok'; dir: string }
-  | { alarm: 'journal-upload-failing'; url: string; detail: string };
+  | { alarm: 'journal-upload-failing'; url: string; detail: string }
+  | { alarm: 'journal-upload-conflict'; detail: string };
 
 export type AlarmName = Alarm['alarm'];
 
@@ -44,7 +45,7 @@ export const ALARM_NAMES = [
   'intrusion', 'tailgating', 'obstruction', 'power', 'fire-alarm', 'fire-alarm-cleared', 'emergency-button',
   'emergency-reset', 'reader-fault', 'decision-timeout', 'list-rejected', 'list-write-failed',
   'list-sync-failing', 'trust-list-rejected', 'journal-corrupt', 'journal-disk-full', 'journal-io-error',
-  'journal-ok', 'journal-upload-failing',
+  'journal-ok', 'journal-upload-failing', 'journal-upload-conflict',
 ] as const satisfies readonly AlarmName[];
 
 /** The alarm's details as one line (journal record `detail`, log line); undefined when it has none. */

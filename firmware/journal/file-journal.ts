@@ -380,6 +380,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
       if (this.unsent.length === 0 || this.closed) break;
       const batch = this.unsent.slice(0, this.o.uploadBatch);
       const url = `${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`;
+      let conflicts: number[] = [];
       try {
         const res = await fetch(url, {
           method: 'POST',
@@ -389,12 +390,20 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
         });
         const text = await res.text();
         if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+        conflicts = conflictSeqs(text);
       } catch (e) {
         this.counters.uploadFailures++;
         this.uploadFailuresInRow++;
         if (this.uploadFailuresInRow === 5) this.emit('alarm', { alarm: 'journal-upload-failing', url, detail: (e as Error).message });
         this.log.warn({ err: (e as Error).message, backlog: this.unsent.length }, 'journal upload failed');
         return false;
+      }
+      // Seqs the back office already held with other content: it keeps both versions for an operator and
+      // answers 409 for each. Acknowledged like the rest (sending them again changes nothing), and raised.
+      if (conflicts.length > 0) {
+        const detail = `back office holds lane ${this.o.laneId} seq ${conflicts.slice(0, 10).join(', ')}${conflicts.length > 10 ? ` and ${conflicts.length - 10} more` : ''} with other content`;
+        this.log.error({ conflicts: conflicts.length, detail }, 'journal upload conflict');
+        this.emit('alarm', { alarm: 'journal-upload-conflict', detail });
       }
       const through = batch[batch.length - 1].seq;
       // Drop what was acknowledged (appends may have arrived meanwhile, at the end).
@@ -451,6 +460,16 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     await this.uploading?.catch(() => {});
     await this.fh?.close();
     this.fh = undefined;
+  }
+}
+
+/** The seqs of a 200 ingest answer's per-record 409s: `{ conflicts: [{ seq, status: 409, … }] }` (openapi.yaml). */
+function conflictSeqs(text: string): number[] {
+  try {
+    const c = (JSON.parse(text) as { conflicts?: unknown }).conflicts;
+    return Array.isArray(c) ? c.map((r) => (r as { seq?: unknown } | null)?.seq).filter((seq): seq is number => typeof seq === 'number') : [];
+  } catch {
+    return [];
   }
 }
 

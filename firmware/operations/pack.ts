@@ -20,7 +20,7 @@ interface LockPackage {
 }
 
 /** Packages that only the back office needs; left out of a gate box's bundle unless asked for. */
-export const BACKOFFICE_ONLY = ['better-sqlite3'];
+export const BACKOFFICE_ONLY = ['better-sqlite3', 'fastify'];
 
 /**
  * The node_modules locations (e.g. "node_modules/pino", "node_modules/a/node_modules/b") a production

@@ -40,6 +40,14 @@ export function withCheckDigit(first18: string): string {
   throw new Error('unreachable');
 }
 
+/**
+ * Characters a name may not hold: controls (Cc, NUL among them), invisible formatting (Cf: zero-width
+ * characters and the bidi embeddings, overrides and isolates U+202A–U+202E, U+2066–U+2069 that make a
+ * name read differently on a screen than in the database), lone surrogates (Cs) and line/paragraph
+ * separators (Zl, Zp).
+ */
+export const UNSAFE_TEXT = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u;
+
 export function checkRegistration(body: unknown): RegistrationCheck {
   if (typeof body !== 'object' || body === null) return bad('invalid-json', '(body)', 'request must be a JSON object', '请求格式错误');
   const b = body as Record<string, unknown>;
@@ -48,6 +56,7 @@ export function checkRegistration(body: unknown): RegistrationCheck {
   }
   const r = (b.rider ?? {}) as Record<string, unknown>;
   if (typeof r.name !== 'string' || r.name.trim().length === 0 || r.name.length > 64) return bad('invalid-details', 'rider.name', 'please enter your name', '请填写姓名');
+  if (UNSAFE_TEXT.test(r.name)) return bad('invalid-details', 'rider.name', 'a name may not hold control, invisible or text-direction characters', '姓名不能包含控制字符或不可见字符');
   if (typeof r.phone !== 'string' || !/^1\d{10}$/.test(r.phone)) return bad('invalid-details', 'rider.phone', 'phone must be an 11-digit mobile number', '请填写11位手机号');
   if (r.idNumber !== undefined && (typeof r.idNumber !== 'string' || !/^\d{17}[\dX]$/.test(r.idNumber))) {
     return bad('invalid-details', 'rider.idNumber', 'ID number must be 18 characters', '身份证号应为18位');

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
 import { trustedListKey } from '../../protocol/lists/index.js';
-import { Backoffice, parseAccessTokens, type AccessToken } from '../../simulator/backoffice/server.js';
+import { Backoffice, ROUTE_ROLES, parseAccessTokens, type AccessToken } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -67,7 +67,10 @@ describe('back office access tokens', () => {
       ['PUT /v1/issuer-keys', ['admin'], 'signed-document'],
       ['POST /v1/transactions', ['gate', 'admin'], { laneId: 'A1', records: [] }],
       ['GET /v1/transactions', ['admin']],
+      ['GET /v1/transactions/conflicts', ['admin']],
     ];
+    // Every guarded route of the back office is here.
+    expect(routes.map(([r]) => r.split('?')[0]).sort()).toEqual(Object.keys(ROUTE_ROLES).sort());
     for (const [route, allowed, body] of routes) {
       expect(await call(url, route, undefined, body), `${route} without a token`).toBe(401);
       expect(await call(url, route, 'not-a-known-token-at-all', body), `${route} with an unknown token`).toBe(401);

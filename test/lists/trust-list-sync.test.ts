@@ -26,7 +26,7 @@ describe('issuer trust list through list sync', () => {
     const apps = new IssuerApps('trust-sync');
     const first = join(dir, 'trust.json');
     writeFileSync(first, apps.trustListDocument({ omitIssuers: ['hohhot-metro'] }));
-    const bo = new Backoffice({ db: ':memory:' });
+    const bo = new Backoffice({ db: ':memory:', trustListSigners: apps.backOfficeKeys() });
     const { url } = await bo.listen(0);
     cleanups.push(() => bo.close());
     expect((await fetch(`${url}/v1/qr-links`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ issuer: 'hohhot-metro', account: 'hh0001' }) })).status).toBeLessThan(300);
@@ -60,16 +60,19 @@ describe('issuer trust list through list sync', () => {
 
     expect((await show(code())).reason).toBe('qr-unknown-issuer');
 
-    // A document signed by someone else: refused, alarm, old list kept.
+    // A document signed by someone else: the back office refuses it; served anyway (a back office
+    // compromised or misconfigured), the gate refuses it too, with an alarm, and keeps its old list.
     const impostor = new IssuerApps('impostor');
-    await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', body: Buffer.from(impostor.trustListDocument()) });
+    const octet = { 'content-type': 'application/octet-stream' };
+    expect((await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', headers: octet, body: Buffer.from(impostor.trustListDocument()) })).status).toBe(400);
+    bo.setIssuerKeys(impostor.trustListDocument());
     await sync.syncOnce();
     await new Promise((r) => setTimeout(r, 20));
     expect(alarms).toContain('trust-list-rejected');
     expect((await show(code())).reason).toBe('qr-unknown-issuer');
 
     // The back office's real, newer list: hohhot-metro's key is trusted from now on.
-    await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', body: Buffer.from(apps.trustListDocument()) });
+    expect((await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', headers: octet, body: Buffer.from(apps.trustListDocument()) })).status).toBe(200);
     await sync.syncOnce();
     await new Promise((r) => setTimeout(r, 20));
     expect(await show(code())).toMatchObject({ grant: true, reason: 'ok' });
