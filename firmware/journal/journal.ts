@@ -32,7 +32,7 @@ export interface JournalRecord {
 }
 
 /** The alarms a journal raises (protocol/alarms.ts), each naming its file, directory or upload URL. */
-export type JournalAlarm = Extract<Alarm, { alarm: 'journal-corrupt' | 'journal-disk-full' | 'journal-io-error' | 'journal-ok' | 'journal-upload-failing' }>;
+export type JournalAlarm = Extract<Alarm, { alarm: 'journal-corrupt' | 'journal-disk-full' | 'journal-io-error' | 'journal-ok' | 'journal-upload-failing' | 'journal-upload-conflict' }>;
 
 /** What a journal reports about itself, read at scrape time. */
 export interface JournalStats {

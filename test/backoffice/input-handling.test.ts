@@ -350,7 +350,7 @@ describe('back office input handling', () => {
     const fresh = await FileJournal.open({ dir: tmp(), laneId: 'L7', uploadUrl: url, uploadIntervalMs: 3_600_000 });
     cleanups.push(() => fresh.close());
     const alarms: [string, string][] = [];
-    fresh.on('alarm', (name: string, detail: string) => alarms.push([name, detail]));
+    fresh.on('alarm', (a) => alarms.push([a.alarm, 'detail' in a ? a.detail : '']));
     for (let i = 1; i <= 4; i++) await fresh.append(decision('L7', 1000 + i));
     expect(await fresh.uploadNow()).toBe(true);
     expect(fresh.backlog).toBe(0);
