@@ -27,7 +27,9 @@ describe('simulated station', () => {
     it(`seed ${seed}: every decision matches ground truth`, async () => {
       const results: PresentationResult[] = [];
       const { summary } = await simulateStation({ lanes: 4, passengers: 600, seed, onResult: (r) => results.push(r) });
-      const wrong = results.filter((r) => r.verdict !== 'ok').map((r) => `${r.verdict}: ${r.rider.story} ${r.credential.kind} attempt ${r.attempt} ${r.direction} → ${reasonOf(r)}`);
+      const wrong = results
+        .filter((r) => r.verdict !== 'ok')
+        .map((r) => `${r.verdict}: ${r.rider.story} rider, ${r.credential.kind} (registered ${r.rider.credential.kind}), attempt ${r.attempt} at ${r.direction} → ${reasonOf(r)}, expected ${r.expected.grant ? 'ok' : r.expected.reason}`);
       expect(wrong).toEqual([]);
       expect(summary.falseAccepts).toBe(0);
       expect(summary.falseRejects).toBe(0);
