@@ -2,7 +2,7 @@
 // status, a direction, and the ground truth the gate's decisions are judged against.
 
 import { seededRandom } from './random.js';
-import { credentialKey, type Credential, type Direction, type QrIssuer } from '../protocol/credential.js';
+import { credentialKey, type CardCredential, type Credential, type Direction, type PhoneNfcCredential, type QrIssuer } from '../protocol/credential.js';
 
 /** Seeded PRNG (mulberry32): the same seed gives the same station, rider for rider. */
 export class Random {
@@ -49,13 +49,30 @@ export type RiderStory =
   /** Registered green, enters, then tries to enter again without exiting (anti-passback). */
   | 'enters-twice'
   /** Registered green; the first tap is torn (card pulled away): "tap again", then a good tap. */
-  | 'torn-tap';
+  | 'torn-tap'
+  /**
+   * Not registered: refused at entry, steps aside, registers (the registration reaches the lanes), then
+   * taps again and must be admitted (a refused entry consumes nothing, passback included).
+   */
+  | 'registers-after-refusal';
 
 export type CredentialMixKind = 'qr' | 'card' | 'phone-nfc' | 'ticket';
 
 export interface Rider {
   id: number;
+  /**
+   * The back office's registration this rider's credentials belong to. A card and the phone that emulates
+   * it are one registration: the judge keys everything it remembers (passback) on this, never on a list key.
+   */
+  registrationId: string;
+  /** The credential the rider registered (what the back office lists). */
   credential: Credential;
+  /**
+   * What the rider shows at the gate, attempt after attempt (attempt n shows `shows[(n - 1) % length]`).
+   * Usually just `credential`; a rider whose phone emulates their registered card taps the phone (same
+   * application serial, a random UID on every tap) and, on a later attempt, the card itself.
+   */
+  shows: readonly Credential[];
   registration: Registration;
   story: RiderStory;
   direction: Direction;
@@ -69,6 +86,11 @@ export interface PopulationMix {
   stories: readonly (readonly [RiderStory, number])[];
   exitShare: number;
   tailgateRate: number;
+  /**
+   * Of the riders drawn as 'phone-nfc': the share whose phone emulates a card they registered and also
+   * carry (same card number). The others' phones were issued a card number of their own (3105…).
+   */
+  phoneEmulatesCardShare: number;
 }
 
 export const DEFAULT_MIX: PopulationMix = {
@@ -96,9 +118,11 @@ export const DEFAULT_MIX: PopulationMix = {
     ['blocked', 2],
     ['enters-twice', 6],
     ['torn-tap', 7],
+    ['registers-after-refusal', 2],
   ],
   exitShare: 0.35,
   tailgateRate: 0.01,
+  phoneEmulatesCardShare: 0.5,
 };
 
 const STORY_REGISTRATION: Record<RiderStory, Registration> = {
@@ -109,6 +133,7 @@ const STORY_REGISTRATION: Record<RiderStory, Registration> = {
   blocked: 'blocked',
   'enters-twice': 'green',
   'torn-tap': 'green',
+  'registers-after-refusal': 'unregistered',
 };
 
 export function makeCredential(rng: Random, kind: CredentialMixKind, mix: PopulationMix, serial: number): Credential {
@@ -126,15 +151,34 @@ export function makeCredential(rng: Random, kind: CredentialMixKind, mix: Popula
   }
 }
 
-/** Generate riders. Every rider has a credential of their own (serials are unique). */
+/** A phone emulating this card over NFC (HCE): the same application serial; the reader sees a new UID every tap. */
+export function phoneEmulating(card: CardCredential): PhoneNfcCredential {
+  return { kind: 'phone-nfc', cardNumber: card.cardNumber };
+}
+
+/** Stories whose rider only ever enters. */
+const ENTRY_ONLY: ReadonlySet<RiderStory> = new Set(['enters-twice', 'registers-after-refusal']);
+
+/** Generate riders. Every registration is a rider's own (serials are unique); a phone may emulate its rider's card. */
 export function makeRiders(count: number, rng: Random, mix: PopulationMix = DEFAULT_MIX): Rider[] {
   const riders: Rider[] = [];
   for (let i = 0; i < count; i++) {
     const story = rng.pick(mix.stories);
-    const direction: Direction = story === 'enters-twice' ? 'entry' : rng.chance(mix.exitShare) ? 'exit' : 'entry';
+    const direction: Direction = ENTRY_ONLY.has(story) ? 'entry' : rng.chance(mix.exitShare) ? 'exit' : 'entry';
+    const kind = rng.pick(mix.credentials);
+    let credential = makeCredential(rng, kind, mix, i + 1);
+    let shows: Credential[] = [credential];
+    if (kind === 'phone-nfc' && rng.chance(mix.phoneEmulatesCardShare)) {
+      // The registered credential is the card; the rider taps the phone first, the card on a later attempt.
+      const card = makeCredential(rng, 'card', mix, i + 1) as CardCredential;
+      credential = card;
+      shows = [phoneEmulating(card), card];
+    }
     riders.push({
       id: i + 1,
-      credential: makeCredential(rng, rng.pick(mix.credentials), mix, i + 1),
+      registrationId: `reg-${i + 1}`,
+      credential,
+      shows,
       registration: STORY_REGISTRATION[story],
       story,
       direction,
@@ -144,7 +188,15 @@ export function makeRiders(count: number, rng: Random, mix: PopulationMix = DEFA
   return riders;
 }
 
-/** What the back office publishes for these riders: list key → registration (unregistered riders are absent). */
+/** What the rider shows on this attempt (1-based). */
+export function shownOn(rider: Rider, attempt: number): Credential {
+  return rider.shows[(attempt - 1) % rider.shows.length];
+}
+
+/**
+ * What the back office publishes for these riders: list key → registration (unregistered riders are absent).
+ * Only the registered credential is listed: a phone that emulates a registered card is not listed apart.
+ */
 export function registrations(riders: readonly Rider[]): Map<string, Exclude<Registration, 'unregistered'>> {
   const m = new Map<string, Exclude<Registration, 'unregistered'>>();
   for (const r of riders) if (r.registration !== 'unregistered') m.set(credentialKey(r.credential), r.registration);

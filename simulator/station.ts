@@ -1,12 +1,15 @@
 // A simulated station: riders arrive, queue at the lanes that serve their direction, tap or show
 // their code, walk through when the flaps open, and leave when refused. Every answer the gate gives
 // on its barrier wire (an OPEN, or a refusal on the display) is judged against the rider's ground truth.
+// The judge holds its own statement of the admission rule (STATION_RULE, or the scenario's) and its own
+// passback record keyed by the rider's registration: it never reads the lanes' config, nor keys
+// credentials the way the lanes do.
 
 import type { BarrierCommand } from '../protocol/barrier.js';
-import { credentialKey, credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
+import { credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
 import { REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
 import type { VirtualClock } from './virtual-clock.js';
-import type { Random, Registration, Rider } from './population.js';
+import { shownOn, type Random, type Registration, type Rider } from './population.js';
 import type { VirtualBarrier } from './virtual-barrier.js';
 
 /** How a rider reaches a lane's reader or camera. The composition decides what is behind it. */
@@ -31,6 +34,18 @@ export interface TruthPolicy {
   antiPassbackSeconds: number;
 }
 
+/**
+ * The station's rule as the operator states it (Beijing, May 2022), written here and nowhere else for the
+ * judge: entry only with a green registration; exit for everyone but blocked credentials (a status never
+ * traps a rider inside); a second entry without an exit within two hours is refused. A scenario that sets
+ * the lanes' policy otherwise states its own rule to the judge.
+ */
+export const STATION_RULE: TruthPolicy = Object.freeze({
+  entry: Object.freeze({ green: true, yellow: false, red: false, unregistered: false, blocked: false }),
+  exit: Object.freeze({ green: true, yellow: true, red: true, unregistered: true, blocked: false }),
+  antiPassbackSeconds: 7200,
+});
+
 export interface StationTiming {
   /** From stepping up to the tap landing on the reader. */
   presentMs: number;
@@ -42,14 +57,18 @@ export interface StationTiming {
   responseTimeoutMs: number;
   /** An "enters twice" rider comes back this long after the first entry. */
   reentryMs: number;
+  /** A rider refused as not registered registers on their phone and comes back this long after. */
+  registerMs: number;
 }
 
-export const DEFAULT_TIMING: StationTiming = { presentMs: 600, walkMs: 1500, leaveMs: 800, responseTimeoutMs: 5000, reentryMs: 120_000 };
+export const DEFAULT_TIMING: StationTiming = { presentMs: 600, walkMs: 1500, leaveMs: 800, responseTimeoutMs: 5000, reentryMs: 120_000, registerMs: 30_000 };
 
 export interface PresentationResult {
   atMs: number;
   laneId: string;
   rider: Rider;
+  /** What the rider showed on this attempt (their registered credential, or a phone emulating it). */
+  credential: Credential;
   direction: Direction;
   attempt: number;
   expected: { grant: boolean; reason?: ReasonCode };
@@ -82,7 +101,13 @@ export interface StationOptions {
   rng: Random;
   lanes: StationLane[];
   riders: Rider[];
-  policy: TruthPolicy;
+  /** The rule the judge applies: STATION_RULE unless the scenario states another (never the lanes' parsed config). */
+  policy?: TruthPolicy;
+  /**
+   * Make a rider's registration (green) reach the lanes: back office, publish, list sync. Resolves once it
+   * has; only then does it become the rider's ground truth. Needed by "registers after refusal" riders.
+   */
+  register?: (rider: Rider) => Promise<void>;
   /** Mean arrivals per lane per minute. */
   arrivalsPerLanePerMin: number;
   timing?: StationTiming;
@@ -120,17 +145,24 @@ export class Station {
   private readonly results: PresentationResult[] = [];
   private readonly latencies: number[] = [];
   private readonly byReason: Record<string, number> = {};
-  /** Ground-truth passback: credential key → virtual time of the last admitted entry. */
+  /** Ground-truth passback: rider registration → virtual time of the last admitted entry. */
   private readonly entered = new Map<string, number>();
+  /** Work outside virtual time (a registration on its way to the lanes): the clock waits for it. */
+  private readonly work = new Set<Promise<void>>();
+  private readonly policy: TruthPolicy;
   private pendingRiders = 0;
   private presentations = 0;
   private admitted = 0;
   private refused = 0;
   private wall: () => number;
   private stopRequested = false;
+  /** A registration that never reached the lanes: the run cannot judge what follows. */
+  private failure: Error | undefined;
 
   constructor(private readonly o: StationOptions) {
     this.timing = o.timing ?? DEFAULT_TIMING;
+    this.policy = o.policy ?? STATION_RULE;
+    if (!o.register && o.riders.some((r) => r.story === 'registers-after-refusal')) throw new Error('riders who register after a refusal need StationOptions.register');
     this.wall = o.wallNow ?? (() => performance.now());
     this.runs = o.lanes.map((lane) => ({ lane, queue: [], busy: false }));
     for (const run of this.runs) run.lane.board.onCommand((c) => this.onCommand(run, c));
@@ -152,7 +184,14 @@ export class Station {
       this.pendingRiders++;
       clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
     }
-    const settle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
+    const baseSettle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
+    const settle = async () => {
+      await baseSettle();
+      while (this.work.size > 0) {
+        await Promise.allSettled([...this.work]);
+        await baseSettle();
+      }
+    };
     await settle();
     const forever = this.o.realtime === true && this.o.untilStopped === true;
     while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
@@ -169,6 +208,7 @@ export class Station {
       if (!clock.step()) break;
       await settle();
     }
+    if (this.failure) throw this.failure;
     // Riders still queued when the clock ran dry were never answered.
     return this.summary((clock.now() - virtualStart) / 1000, (this.wall() - wallStart) / 1000);
   }
@@ -193,12 +233,14 @@ export class Station {
   private present(run: LaneRun, a: Attempt): void {
     const presenter = a.direction === 'entry' ? run.lane.entry : run.lane.exit;
     if (!presenter) throw new Error(`lane ${run.lane.id} has no ${a.direction} reader`);
-    const expected = a.torn ? { grant: false, reason: (a.rider.credential.kind === 'qr' ? 'qr-malformed' : 'tap-again') as ReasonCode } : this.truth(a);
+    const shown = shownOn(a.rider, a.attempt);
+    const fault = shown.kind === 'qr' ? 'qr-malformed' : 'tap-again';
+    const expected = a.torn ? { grant: false, reason: fault as ReasonCode } : this.truth(a);
     const timer = this.o.clock.setTimeout(() => this.answer(run, 'unanswered'), this.timing.responseTimeoutMs);
     run.outstanding = { attempt: a, expected, wallAt: this.wall(), timer };
     this.presentations++;
-    if (a.torn) presenter.cardFault(a.rider.credential.kind === 'qr' ? 'qr-malformed' : 'tap-again', 'rider pulled the card away');
-    else presenter.present(a.rider.credential);
+    if (a.torn) presenter.cardFault(fault, shown.kind === 'qr' ? 'the code could not be read' : 'rider pulled the card away');
+    else presenter.present(shown);
   }
 
   private onCommand(run: LaneRun, c: BarrierCommand): void {
@@ -230,15 +272,26 @@ export class Station {
       if (observed.grant) this.admitted++;
       else this.refused++;
     }
-    const result: PresentationResult = { atMs: this.o.clock.now(), laneId: run.lane.id, rider: a.rider, direction: a.direction, attempt: a.attempt, expected, observed, verdict, latencyMs };
+    const result: PresentationResult = {
+      atMs: this.o.clock.now(),
+      laneId: run.lane.id,
+      rider: a.rider,
+      credential: shownOn(a.rider, a.attempt),
+      direction: a.direction,
+      attempt: a.attempt,
+      expected,
+      observed,
+      verdict,
+      latencyMs,
+    };
     this.results.push(result);
     this.o.onResult?.(result);
 
     const granted = observed !== 'unanswered' && observed.grant;
-    const key = credentialKey(a.rider.credential);
+    const who = a.rider.registrationId;
     if (granted) {
-      if (a.direction === 'entry') this.entered.set(key, this.o.clock.now());
-      else this.entered.delete(key);
+      if (a.direction === 'entry') this.entered.set(who, this.o.clock.now());
+      else this.entered.delete(who);
     }
     const { clock } = this.o;
     if (a.torn && observed !== 'unanswered') {
@@ -260,19 +313,40 @@ export class Station {
     }
     if (granted && a.rider.story === 'enters-twice' && a.attempt === 1 && a.direction === 'entry') {
       clock.setTimeout(() => this.arrive({ rider: a.rider, direction: 'entry', attempt: 2, torn: false }), this.timing.reentryMs);
+    } else if (!granted && observed !== 'unanswered' && a.rider.story === 'registers-after-refusal' && a.rider.registration === 'unregistered') {
+      this.registerThenReturn(a);
     } else {
       this.pendingRiders--;
     }
   }
 
+  /** The refused rider registers; once the registration has reached the lanes, they come back and tap again. */
+  private registerThenReturn(a: Attempt): void {
+    const register = this.o.register;
+    if (!register) throw new Error('no StationOptions.register for a rider who registers');
+    const p: Promise<void> = register(a.rider)
+      .then(
+        () => {
+          a.rider.registration = 'green';
+          this.o.clock.setTimeout(() => this.arrive({ rider: a.rider, direction: 'entry', attempt: a.attempt + 1, torn: false }), this.timing.registerMs);
+        },
+        (e: unknown) => {
+          this.failure ??= new Error(`rider ${a.rider.id}'s registration did not reach the lanes: ${(e as Error).message}`);
+          this.pendingRiders--;
+        },
+      )
+      .finally(() => this.work.delete(p));
+    this.work.add(p);
+  }
+
   /** What the gate must answer, from the rider's registration and the station's own passback record. */
   private truth(a: Attempt): PresentationResult['expected'] {
-    const p = this.o.policy;
+    const p = this.policy;
     const reg = a.rider.registration;
     const table = a.direction === 'entry' ? p.entry : p.exit;
     if (!table[reg]) return { grant: false, reason: REFUSAL[reg] };
     if (a.direction === 'entry' && p.antiPassbackSeconds > 0) {
-      const at = this.entered.get(credentialKey(a.rider.credential));
+      const at = this.entered.get(a.rider.registrationId);
       if (at !== undefined && this.o.clock.now() - at < p.antiPassbackSeconds * 1000) return { grant: false, reason: 'passback' };
     }
     return { grant: true };
@@ -326,5 +400,5 @@ export function formatResult(r: PresentationResult): string {
   const t = new Date(r.atMs).toISOString().slice(11, 23);
   const obs = r.observed === 'unanswered' ? 'NO ANSWER' : `${r.observed.grant ? 'OPEN  ' : 'REFUSE'} ${r.observed.reason ?? ''}`;
   const mark = r.verdict === 'ok' ? '' : `   <<< ${r.verdict.toUpperCase()} (expected ${r.expected.grant ? 'open' : `refuse ${r.expected.reason}`})`;
-  return `${t} ${r.laneId.padEnd(4)} ${r.direction.padEnd(5)} ${credentialRef(r.rider.credential).padEnd(28)} ${r.rider.story.padEnd(12)} ${obs}${mark}`;
+  return `${t} ${r.laneId.padEnd(4)} ${r.direction.padEnd(5)} ${credentialRef(r.credential).padEnd(28)} ${r.rider.story.padEnd(12)} ${obs}${mark}`;
 }

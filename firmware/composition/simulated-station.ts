@@ -3,7 +3,7 @@
 // How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back
 // office) is picked per seam from the wiring tables below.
 
-import { credentialRef, type Credential, type Direction, type LaneDirection } from '../../protocol/credential.js';
+import { credentialKey, credentialRef, type Credential, type Direction, type LaneDirection } from '../../protocol/credential.js';
 import { VirtualClock } from '../../simulator/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
@@ -34,6 +34,14 @@ export interface SimOptions {
   reader: string;
   qr: string;
   backoffice: string;
+  /**
+   * The lanes' `policy` config section, as in lane.json (default: the config's defaults). A scenario that
+   * sets it must state the same rule to the judge in `judgeRule`, in the simulator's terms: the judge
+   * never reads the lanes' config.
+   */
+  lanePolicy?: unknown;
+  /** The rule the station's judge applies (default: the simulator's STATION_RULE). */
+  judgeRule?: TruthPolicy;
   log?: Logger;
   onResult?: (r: PresentationResult) => void;
   /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
@@ -63,6 +71,8 @@ export interface StationWiring {
   lists: ListProvider;
   /** Publish the riders' registrations (and later changes) wherever the lanes' lists come from. */
   publish(riders: Rider[]): Promise<void>;
+  /** Publish these credentials' registrations now; resolves once the lanes' lists carry them. */
+  register(entries: Map<string, Exclude<Registration, 'unregistered'>>): Promise<void>;
   /** Verifies QR text when QR riders show signed codes. */
   rideCodes?: RideCodeVerifier;
   /** False while a change is on its way to the lanes (virtual time waits for it). */
@@ -127,14 +137,16 @@ export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => 
 export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger; seed: number }) => Promise<StationWiring>> = {
   memory: async ({ clock }) => {
     const lists = new MemoryLists(clock.now());
+    const load = (entries: Map<string, Exclude<Registration, 'unregistered'>>) => {
+      for (const [key, reg] of entries) {
+        if (reg === 'blocked') lists.denylist.block(key);
+        else lists.allowlist.set(key, reg);
+      }
+    };
     return {
       lists,
-      publish: async (riders) => {
-        for (const [key, reg] of registrations(riders)) {
-          if (reg === 'blocked') lists.denylist.block(key);
-          else lists.allowlist.set(key, reg);
-        }
-      },
+      publish: async (riders) => load(registrations(riders)),
+      register: async (entries) => load(entries),
       close: async () => {},
     };
   },
@@ -150,7 +162,6 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
     const { Backoffice } = await import('../../simulator/backoffice/server.js');
     const { ListSync } = await import('../lists/list-sync.js');
     const { trustedListKey } = await import('../../protocol/lists/index.js');
-    const { credentialKey } = await import('../../protocol/credential.js');
     const dir = await mkdtemp(join(tmpdir(), 'gate-sim-lists-'));
     const bo = new Backoffice({ db: ':memory:', now: () => clock.now() });
     const { url } = await bo.listen(0);
@@ -162,6 +173,18 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
     let busy = false;
     let stopped = false;
     let round = 0;
+    // One change at a time reaches the back office and the sync client (live changes, riders registering).
+    let chain: Promise<unknown> = Promise.resolve();
+    const serially = <T>(work: () => Promise<T>): Promise<T> => {
+      const next = chain.then(work);
+      chain = next.catch(() => {});
+      return next;
+    };
+    const publishAndSync = async (what: string) => {
+      bo.publish();
+      const r = await sync.syncOnce();
+      if (r.kind !== 'applied' && r.kind !== 'up-to-date') throw new Error(`${what}: list sync from the back office failed: ${r.kind} ${'detail' in r ? r.detail : ''}`);
+    };
     /**
      * While the station runs: a few riders register (QR account links, ticket registrations, card
      * imports) and a few statuses change, over the back office's HTTP API; the change is published and
@@ -196,16 +219,19 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
     };
     return {
       lists: sync,
+      register: (entries) =>
+        serially(async () => {
+          bo.importEntries(entries);
+          await publishAndSync('registration');
+        }),
       publish: async (riders) => {
         bo.importEntries(registrations(riders));
-        bo.publish();
-        const r = await sync.syncOnce();
-        if (r.kind !== 'applied' && r.kind !== 'up-to-date') throw new Error(`list sync from the back office failed: ${r.kind} ${'detail' in r ? r.detail : ''}`);
+        await publishAndSync('first publish');
         const every = 60_000;
         const tick = () => {
           if (stopped || round >= 10) return;
           busy = true;
-          liveChanges(riders)
+          serially(() => liveChanges(riders))
             .catch((e: Error) => log.error({ err: e.message }, 'mid-run back office change failed'))
             .finally(() => {
               busy = false;
@@ -283,8 +309,12 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const stationLanes: StationLane[] = [];
   const quietChecks: (() => boolean)[] = [];
   if (backoffice.quiet) quietChecks.push(backoffice.quiet);
-  let config!: LaneConfig;
-  const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
+  if (o.lanePolicy !== undefined && o.judgeRule === undefined) {
+    throw new ConfigError('a scenario that sets the lanes\' policy must state the same rule to the judge (judgeRule): the judge never reads the lanes\' config');
+  }
+  const laneConfig = (id: string, direction: LaneDirection): LaneConfig =>
+    parseLaneConfig({ lane: { id, station: 'SIM', direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
+  const passback = new MemoryPassback(laneConfig('X', 'bidirectional').policy.antiPassbackSeconds * 1000);
 
   // Real-time work the wirings started (decodes, pty round trips): the virtual clock waits for it.
   const inflight = new Set<Promise<unknown>>();
@@ -302,7 +332,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     let laneRideCodes: RideCodeVerifier | undefined;
     const laneId = `L${String(i + 1).padStart(2, '0')}`;
     const direction = laneDirection(i, o.lanes);
-    config = parseLaneConfig({ lane: { id: laneId, station: 'SIM', direction } });
+    const config = laneConfig(laneId, direction);
     const ctx: WiringContext = { laneIndex: i, laneId, direction, clock, log, seed: o.seed, hold, realtime: o.realtime };
     const board = new VirtualBarrier(clock, DEFAULT_MECHANICS);
     const b = await barrierWiring(board, ctx);
@@ -352,8 +382,6 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     });
   }
 
-  const p = config.policy;
-  const policy: TruthPolicy = { entry: { ...p.entry }, exit: { ...p.exit }, antiPassbackSeconds: p.antiPassbackSeconds };
   const baseSettle = quietChecks.length === 0 ? undefined : () => settleWires(quietChecks);
   // Real-time work held by wirings (camera decodes) also has to finish before virtual time moves on.
   const settle = async (): Promise<void> => {
@@ -364,7 +392,20 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       else await new Promise<void>((r) => setImmediate(r));
     }
   };
-  const station = new Station({ clock, rng, lanes: stationLanes, riders, policy, arrivalsPerLanePerMin: o.rate, realtime: o.realtime, untilStopped: o.untilStopped, onResult: o.onResult, settle });
+  // The judge's rule is the simulator's own statement (or the scenario's), never the lanes' parsed config.
+  const station = new Station({
+    clock,
+    rng,
+    lanes: stationLanes,
+    riders,
+    policy: o.judgeRule,
+    register: (r) => backoffice.register(new Map([[credentialKey(r.credential), 'green']])),
+    arrivalsPerLanePerMin: o.rate,
+    realtime: o.realtime,
+    untilStopped: o.untilStopped,
+    onResult: o.onResult,
+    settle,
+  });
   const sim: SimulatedStation = {
     lanes,
     boards,
@@ -376,8 +417,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       (side === 'entry' ? sl.entry : sl.exit)?.present(c);
     },
     fireAlarm: (active) => boards[0].setFireAlarm(active),
-    register: (c, registration) =>
-      registration === 'unregistered' ? Promise.resolve() : backoffice.publish([{ id: 0, credential: c, registration, story: registration, direction: 'entry', tailgater: false }]),
+    register: (c, registration) => (registration === 'unregistered' ? Promise.resolve() : backoffice.register(new Map([[credentialKey(c), registration]]))),
     settle,
   };
   // Let every lane bring its link up before riders arrive.

@@ -4,6 +4,7 @@
 import { afterAll, expect, it } from 'vitest';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import type { CommandOutcome } from '../../drivers/serial-barrier.js';
+import { FRAME_LENGTH } from '../../protocol/barrier-frame.js';
 import { barrierRig, type BarrierRig } from './harness.js';
 
 let rig: BarrierRig | undefined;
@@ -31,6 +32,21 @@ function checkExactlyOnce(sent: BarrierCommand[], outcomes: CommandOutcome[], ex
   }
   expect(at, 'board executed commands nobody sent, or executed one twice').toBe(executed.length);
   return { opensMatched, failedButExecuted };
+}
+
+/**
+ * Let the line drain: wait until every byte the driver has written (retransmits included) has come through
+ * the damaged line (less the bytes it dropped, plus the ones it duplicated, nothing held back) and been read
+ * by the board, so a late copy of a command has been executed (or refused) before the executions are checked.
+ */
+async function drained(r: BarrierRig): Promise<void> {
+  const { link, board } = r;
+  const written = () => link.counters.framesOut * FRAME_LENGTH - board.lineCounts.in.dropped + board.lineCounts.in.duplicated;
+  const read = () => {
+    const c = board.reader.counters;
+    return (c.frames + c.badFrames) * FRAME_LENGTH + c.bytesDiscarded + board.reader.pending;
+  };
+  await r.waitFor(() => read() === written(), 10_000, `the board to read every byte the driver wrote (read ${read()} of ${written()})`);
 }
 
 const commandFor = (i: number): BarrierCommand =>
@@ -62,7 +78,7 @@ it(`${N} commands, 1 % of bytes damaged both ways: each executes exactly once or
     outcomes.push(await link.request(cmd));
   }
   // Commands that were in flight when the last one was answered may still arrive: let the line drain.
-  await new Promise((r) => setTimeout(r, 100));
+  await drained(rig);
 
   const { opensMatched, failedButExecuted } = checkExactlyOnce(sent, outcomes, executed);
   expect(board.barrier.counts.opens, 'openings without a valid command / double openings').toBe(opensMatched);
@@ -110,7 +126,7 @@ it('500 commands with chunks held back longer than the ack timeout: retransmits 
     sent.push(commandFor(i));
     outcomes.push(await link.request(commandFor(i)));
   }
-  await new Promise((r) => setTimeout(r, 100));
+  await drained(rig);
   const { opensMatched } = checkExactlyOnce(sent, outcomes, executed);
   expect(board.barrier.counts.opens).toBe(opensMatched);
   const lines = board.lineCounts;

@@ -5,6 +5,7 @@ import { INSTALL_HINT, PcscReader, pcscReaderConfigSchema } from '../../drivers/
 import type { SourceEvent } from '../../drivers/seams.js';
 import { virtualCard } from '../../simulator/virtual-card.js';
 import { startCardStation, type CardStation } from '../support/card-station.js';
+import { waitUntil } from '../support/wait.js';
 
 let st: CardStation;
 beforeAll(async () => {
@@ -36,9 +37,15 @@ test('pcscd killed: SOURCE_FAULT; restarted: SOURCE_OK and taps read again, with
 test('pcscd killed in the middle of a tap: a reader fault, not a card fault', async () => {
   const mark = st.events.length;
   const tap = virtualCard().phone({ serial: '3104999900000000778', expiry: 20301231, answerDelayMs: 300 }).build().tap({ port: st.pcscd.readers[0].port, leaveAfterIdleMs: 10_000 });
-  await new Promise((r) => setTimeout(r, 700)); // card seen, exchange under way (slow phone)
+  // Evidence that the exchange is under way: the slow phone has been sent a second APDU (it answered the
+  // first), and the tap is not over (nothing reported for it yet).
+  await waitUntil(() => tap.apduCount >= 2, 5000, () => `the phone got ${tap.apduCount} APDUs`);
+  expect(tap.apduCount).toBeGreaterThanOrEqual(2);
+  expect(st.events.slice(mark).filter((e) => e.type === 'PRESENTED' || e.type === 'CARD_FAULT')).toHaveLength(0);
   await st.pcscd.kill();
   tap.remove();
+  const log = await tap.done;
+  expect(log.apdus.length).toBeGreaterThanOrEqual(2);
   await st.waitFor((e) => e.type === 'SOURCE_FAULT' && st.events.indexOf(e) >= mark, 5000);
   await st.pcscd.restart();
   await st.waitFor((e) => e.type === 'SOURCE_OK' && st.events.indexOf(e) > mark, 10_000);
@@ -50,7 +57,7 @@ test('a configured reader that is absent (ACR122U after a reboot) is a clear SOU
   const r = new PcscReader(pcscReaderConfigSchema.parse({ reader: 'ACR122U', readerWaitMs: 200, retryMs: 100 }));
   const events: SourceEvent[] = [];
   await r.start((e) => events.push(e));
-  await new Promise((res) => setTimeout(res, 600));
+  await waitUntil(() => events.length > 0, 5000, () => 'no event from the driver');
   await r.stop();
   expect(events).toHaveLength(1);
   expect(events[0]).toMatchObject({ type: 'SOURCE_FAULT' });

@@ -18,7 +18,13 @@ describe('gate sim --dashboard', () => {
     vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
     const program = new Command().exitOverride();
     register(program);
-    const run = program.parseAsync(['node', 'gate', 'sim', '--dashboard', '--dashboard-port', '0', '--lanes', '2', '--rate', '1', '--quiet']);
+    // No riders: without the open dashboard the station would end at once.
+    const run = program.parseAsync(['node', 'gate', 'sim', '--dashboard', '--dashboard-port', '0', '--lanes', '2', '--passengers', '0', '--quiet']);
+    let ended = false;
+    void run.then(
+      () => (ended = true),
+      () => (ended = true),
+    );
 
     await expect.poll(() => out.find((l) => l.startsWith('Station dashboard: ')), { timeout: 15_000 }).toBeDefined();
     const url = out.find((l) => l.startsWith('Station dashboard: '))!.split(' ')[2];
@@ -34,8 +40,11 @@ describe('gate sim --dashboard', () => {
     };
     await expect.poll(decided, { timeout: 5000 }).toMatchObject({ grant: true, reason: 'ok' });
 
-    // Still running a while later: the station does not end while the dashboard is open.
-    await new Promise((r) => setTimeout(r, 600));
+    // Still running once station time has moved on (by the lanes' list age): it does not end while the dashboard is open.
+    const stationMs = async () => ((await (await fetch(`${url}api/state`)).json()) as { lanes: { listAgeMs: number }[] }).lanes[0].listAgeMs;
+    const t0 = await stationMs();
+    await expect.poll(stationMs, { timeout: 10_000 }).toBeGreaterThan(t0 + 1000);
+    expect(ended).toBe(false);
     expect((await fetch(url)).status).toBe(200);
 
     process.emit('SIGINT');

@@ -118,6 +118,13 @@ describe('station dashboard in headless Chromium', () => {
 
   it('a mode switch needs confirmation and then reaches the lane', async () => {
     const lane = sim.lanes[1];
+    // Every mode command the dashboard gives this lane.
+    const modeCommands: string[] = [];
+    const send = lane.send.bind(lane);
+    lane.send = (e) => {
+      if (e.type === 'SET_MODE') modeCommands.push(e.mode);
+      send(e);
+    };
     const l2 = page.locator('section.lane[data-lane="L02"]');
     await l2.locator('select.mode-select').selectOption('closed');
     // Dismissed: nothing changes.
@@ -130,7 +137,6 @@ describe('station dashboard in headless Chromium', () => {
     await expect.poll(() => dialogs.length).toBe(1);
     expect(dialogs[0]).toContain('L02');
     expect(dialogs[0]).toContain('closed');
-    await new Promise((r) => setTimeout(r, 300));
     expect(lane.view().mode).toBe('normal');
     // Confirmed: the lane closes, and the page says so.
     page.once('dialog', (d) => {
@@ -142,6 +148,9 @@ describe('station dashboard in headless Chromium', () => {
     await expect.poll(() => l2.getAttribute('data-mode')).toBe('closed');
     await expect.poll(() => l2.locator('.display .en').textContent()).toBe('Station closed');
     expect(dialogs).toHaveLength(2);
+    // One command reached the lane, the confirmed one: the dismissed click sent nothing (it would have come first).
+    expect(modeCommands).toEqual(['closed']);
+    lane.send = send;
     // The other lanes are untouched.
     expect(sim.lanes.filter((l) => l.view().mode === 'normal')).toHaveLength(3);
   });
@@ -182,39 +191,50 @@ describe('station dashboard in headless Chromium', () => {
     await page.selectOption('#tap-lane', 'L01');
     await page.selectOption('#tap-side', 'entry');
     await page.selectOption('#tap-kind', 'card');
-    const times = await page.evaluate(async (list) => {
-      const out: number[] = [];
+    const shownRows = await page.evaluate(async (list) => {
+      const out: { ms: number; ref: string; reason: string; grant: string }[] = [];
       const doc = (globalThis as any).document;
       const ol = doc.querySelector('section.lane[data-lane="L01"] ol.decisions');
       const number = doc.getElementById('tap-number');
       const story = doc.getElementById('tap-story');
       const go = doc.getElementById('tap-go');
+      const status = doc.getElementById('tap-status');
       for (const t of list) {
         number.value = t.number;
         story.value = t.story;
-        const shown = new Promise<number>((resolve) => {
+        const shown = new Promise<{ at: number; li: any }>((resolve) => {
           const mo = new (globalThis as any).MutationObserver(() => {
-            if (ol.querySelector(`li[data-ref="${t.ref}"]`)) {
+            const li = ol.querySelector(`li[data-ref="${t.ref}"]`);
+            if (li) {
               mo.disconnect();
-              resolve(performance.now());
+              resolve({ at: performance.now(), li });
             }
           });
           mo.observe(ol, { childList: true });
         });
         const t0 = performance.now();
         go.click();
-        out.push((await shown) - t0);
-        await new Promise((r) => setTimeout(r, 40));
+        const { at, li } = await shown;
+        out.push({ ms: at - t0, ref: t.ref, reason: li.dataset.reason, grant: li.dataset.grant });
+        // The next tap once this one's request has been answered (the panel shows its reference), not after a fixed pause.
+        const deadline = performance.now() + 10_000;
+        while (status.dataset.ref !== t.ref) {
+          if (performance.now() > deadline) throw new Error(`tap ${t.ref}: no answer to the request`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
       }
       return out;
     }, taps);
+    const times = shownRows.map((r) => r.ms);
     expect(times).toHaveLength(30);
     const sorted = [...times].sort((a, b) => a - b);
     const p = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)].toFixed(1);
     console.log(`dashboard: tap → decision on the page, ${times.length} taps in headless Chromium: p50 ${p(0.5)} ms, p90 ${p(0.9)} ms, max ${p(1)} ms`);
-    // Every one of them was refused for the right reason.
-    const reasons = await page.locator('section.lane[data-lane="L01"] ol.decisions li').evaluateAll((els) => els.map((e: any) => e.dataset.reason));
-    expect(reasons.slice(0, 3).sort()).toEqual(['not-registered', 'status-red', 'status-yellow']);
+    // Every one of the 30 was refused for the right reason, on the page and in the lane's journal.
+    const want = { yellow: 'status-yellow', red: 'status-red', unregistered: 'not-registered' } as const;
+    expect(shownRows.map((r) => `${r.ref} ${r.grant} ${r.reason}`)).toEqual(taps.map((t) => `${t.ref} false ${want[t.story]}`));
+    const journaled = new Map(sim.journals[0].records.flatMap(({ entry: e }) => (e.type === 'decision' ? [[e.ref, `${e.grant} ${e.reason}`] as const] : [])));
+    expect(taps.map((t) => `${t.ref} ${journaled.get(t.ref)}`)).toEqual(taps.map((t) => `${t.ref} false ${want[t.story]}`));
     expect(pageErrors).toEqual([]);
   });
 

@@ -14,6 +14,7 @@ import { startLaneService } from '../../firmware/operations/service.js';
 import { SystemdNotifier } from '../../firmware/platform/systemd.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { trustedListKey } from '../../protocol/lists/index.js';
+import { waitUntil } from '../support/wait.js';
 
 describe('lane service metrics from the file journal and list sync', () => {
   it('fsync histogram, backlog and sync failures appear in /metrics', async () => {
@@ -28,9 +29,13 @@ describe('lane service metrics from the file journal and list sync', () => {
       const lane = await startLane({ config: parseLaneConfig({ lane: { id: 'M1' }, health: { port: 0 } }), sources: [entry], lists: sync, journal });
       const service = await startLaneService(lane, { log: silentLogger, notifier: new SystemdNotifier({ env: {} }) });
       try {
-        await new Promise((r) => setTimeout(r, 50));
+        const decisions: string[] = [];
+        lane.on('decision', (e) => decisions.push(e.decision.reason));
+        await waitUntil(() => lane.view().state === 'normal.ready', 10_000, () => `lane is ${lane.view().state}`);
         entry.present({ kind: 'card', cardNumber: '3104100012300000001' });
-        await new Promise((r) => setTimeout(r, 200));
+        // The decision is out once its journal record is durable (fsync'd).
+        await waitUntil(() => decisions.length > 0, 5000, () => 'no decision');
+        expect(decisions).toEqual(['not-registered']);
         await sync.syncOnce();
         const text = await (await fetch(`${service.health!.url}/metrics`)).text();
         const fsyncCount = Number(/gate_journal_fsync_duration_seconds_count\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);

@@ -70,14 +70,26 @@ describe('decision table', () => {
   });
 
   it('a refused decision consumes nothing (no passback, no used code)', () => {
+    // One lane, its lists, passback store and used codes throughout: what the refusal would have consumed is still there.
     const cfg = parseLaneConfig({ lane: { id: 'T' } });
+    expect(cfg.policy.antiPassbackSeconds).toBeGreaterThan(0);
     const lists = new MemoryLists(T0);
-    const c = core('yellow', creds.card);
-    const d = c.decide({ presented: { kind: 'credential', credential: creds.card }, side: 'entry', nowMs: T0 });
-    c.commit(d, T0);
+    const passback = new MemoryPassback(cfg.policy.antiPassbackSeconds * 1000);
+    const usedCodes = new MemoryUsedCodes();
+    const qr: Credential = { kind: 'qr', issuer: 'alipay', account: 'acct0001', codeId: 'code-1', validUntilMs: T0 + 60_000 };
+    const c = new DecisionCore('bidirectional', cfg.policy, { lists, passback, usedCodes });
+    lists.allowlist.set(credentialKey(creds.card), 'yellow');
+    for (const credential of [creds.card, qr]) {
+      const d = c.decide({ presented: { kind: 'credential', credential }, side: 'entry', nowMs: T0 });
+      expect(d.grant).toBe(false);
+      c.commit(d, T0);
+    }
+    expect(passback.lastEntry(credentialKey(creds.card))).toBeUndefined();
+    expect(usedCodes.isUsed('code-1', T0 + 1)).toBe(false);
+    // The rider registers (green) and taps again on the same lane: admitted, not refused as passback or replay.
     lists.allowlist.set(credentialKey(creds.card), 'green');
-    const c2 = new DecisionCore('bidirectional', cfg.policy, { lists });
-    expect(c2.decide({ presented: { kind: 'credential', credential: creds.card }, side: 'entry', nowMs: T0 }).grant).toBe(true);
+    lists.allowlist.set(credentialKey(qr), 'green');
+    for (const credential of [creds.card, qr]) expect(c.decide({ presented: { kind: 'credential', credential }, side: 'entry', nowMs: T0 + 1000 }).reason).toBe('ok');
   });
 
   it('wrong direction on a one-way lane', () => {

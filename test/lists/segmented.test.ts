@@ -236,12 +236,12 @@ describe('segmented lists', () => {
 });
 
 describe('segmented list file', () => {
-  async function written(): Promise<{ path: string; bytes: Buffer; model: Map<string, number>; dirEnd: number }> {
-    const model = randomModel(8000);
-    const lists = runToEnd(splitSnapshotGen(snapshotOf(model, 9), 3));
+  async function written(entries = 8000, bits = 3): Promise<{ path: string; bytes: Buffer; model: Map<string, number>; dirEnd: number }> {
+    const model = randomModel(entries);
+    const lists = runToEnd(splitSnapshotGen(snapshotOf(model, 9), bits));
     const path = join(tmp(), 'lists.seg');
     await writeListFile(path, lists);
-    return { path, bytes: readFileSync(path), model, dirEnd: 64 + 8 * 48 };
+    return { path, bytes: readFileSync(path), model, dirEnd: 64 + 2 ** bits * 48 };
   }
 
   it('round-trips: version, time, size and every answer; the background check passes', async () => {
@@ -264,19 +264,44 @@ describe('segmented list file', () => {
     expectAnswers(lists, f.model, 24_000);
   });
 
-  it('refuses a damaged header, directory or segment header before serving a byte (every byte tried)', async () => {
-    const f = await written();
-    const firstSegmentHeaderEnd = f.dirEnd + 256;
-    let refused = 0;
-    for (let at = 0; at < firstSegmentHeaderEnd; at++) {
+  it('every byte of the file tried: damage to the header, directory or a segment header is refused before serving; damage to a body is found in that segment', async () => {
+    // A small list (4 segments, a few dozen entries of every kind) so that every byte of the whole file can be tried.
+    const f = await written(40, 2);
+    const segments = 4;
+    const segmentHeaderBytes = 256;
+    // Where each segment lies, from the undamaged directory (offset and length, u64 little-endian, 48 bytes an entry).
+    const seg = Array.from({ length: segments }, (_, s) => ({ off: Number(f.bytes.readBigUInt64LE(64 + s * 48)), len: Number(f.bytes.readBigUInt64LE(64 + s * 48 + 8)) }));
+    expect(seg[0].off).toBe(f.dirEnd);
+    expect(seg[segments - 1].off + seg[segments - 1].len).toBe(f.bytes.length);
+    expect(f.bytes.length).toBeLessThan(20_000);
+    const segmentOf = (at: number) => seg.findIndex((x) => at >= x.off && at < x.off + x.len);
+    let refused = 0, foundInItsSegment = 0;
+    const missed: string[] = [];
+    for (let at = 0; at < f.bytes.length; at++) {
       const b = Buffer.from(f.bytes);
       b[at] ^= 0x41;
       writeFileSync(f.path, b);
-      await expect(openListFile(f.path), `byte ${at}`).rejects.toMatchObject({ name: 'ListFileError' });
-      refused++;
+      const s = segmentOf(at);
+      const beforeServing = at < f.dirEnd || at < seg[s].off + segmentHeaderBytes;
+      let opened: Awaited<ReturnType<typeof openListFile>>;
+      try {
+        opened = await openListFile(f.path, 50); // check a body in one slice: the file is small
+      } catch (e) {
+        if ((e as Error).name !== 'ListFileError') throw e;
+        refused++;
+        continue;
+      }
+      const v = await opened.verified;
+      if (beforeServing) missed.push(`byte ${at}: opened, damage in a header or the directory`);
+      else if (v.ok) missed.push(`byte ${at} (segment ${s} body): not detected`);
+      else if (!v.detail?.startsWith(`segment ${s}:`)) missed.push(`byte ${at} (segment ${s} body): reported as ${v.detail}`);
+      else foundInItsSegment++;
     }
-    expect(refused).toBe(firstSegmentHeaderEnd);
-  });
+    expect(missed).toEqual([]);
+    expect(refused + foundInItsSegment).toBe(f.bytes.length);
+    expect(refused).toBeGreaterThanOrEqual(f.dirEnd + segments * segmentHeaderBytes);
+    expect(foundInItsSegment).toBeGreaterThan(0);
+  }, 120_000);
 
   it('a damaged segment body is found by the background check; a short file is refused', async () => {
     const f = await written();

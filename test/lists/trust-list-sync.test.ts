@@ -13,6 +13,7 @@ import type { ListSync } from '../../firmware/lists/list-sync.js';
 import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';
+import { waitUntil } from '../support/wait.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -45,16 +46,18 @@ describe('issuer trust list through list sync', () => {
     await sync.syncOnce();
     const decisions: Decision[] = [];
     const alarms: string[] = [];
+    let documents = 0;
     lane.on('decision', (e) => decisions.push(e.decision));
     lane.on('alarm', (e) => alarms.push(e.alarm.alarm));
+    // Registered after the lane's own listener: when this one has run, the lane has taken the document (or refused it).
+    sync.on('issuer-keys', () => documents++);
     const show = async (text: string) => {
+      // The lane is ready for the next rider (a refusal stays on the display a while).
+      await waitUntil(() => lane.view().state === 'normal.ready', 10_000, () => `lane is ${lane.view().state}`);
       const n = decisions.length;
-      await new Promise((r) => setTimeout(r, 20));
       entry.showQrText(text);
-      for (let i = 0; i < 200 && decisions.length === n; i++) await new Promise((r) => setTimeout(r, 5));
-      const d = decisions[n];
-      await new Promise((r) => setTimeout(r, 1700)); // refusal display time, back to ready
-      return d;
+      await waitUntil(() => decisions.length > n, 5000, () => 'no decision for the code');
+      return decisions[n];
     };
     const code = () => apps.app('hohhot-metro').mint('hh0001', Date.now(), { validitySeconds: 60 });
 
@@ -67,14 +70,15 @@ describe('issuer trust list through list sync', () => {
     expect((await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', headers: octet, body: Buffer.from(impostor.trustListDocument()) })).status).toBe(400);
     bo.setIssuerKeys(impostor.trustListDocument());
     await sync.syncOnce();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(alarms).toContain('trust-list-rejected');
+    await waitUntil(() => alarms.includes('trust-list-rejected'), 5000, () => `alarms: ${alarms.join(', ')}`);
+    expect(documents).toBe(1);
     expect((await show(code())).reason).toBe('qr-unknown-issuer');
 
     // The back office's real, newer list: hohhot-metro's key is trusted from now on.
     expect((await fetch(`${url}/v1/issuer-keys`, { method: 'PUT', headers: octet, body: Buffer.from(apps.trustListDocument()) })).status).toBe(200);
     await sync.syncOnce();
-    await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => documents === 2, 5000, () => `${documents} trust-list documents reached the lane`);
+    expect(alarms.filter((a) => a === 'trust-list-rejected')).toHaveLength(1);
     expect(await show(code())).toMatchObject({ grant: true, reason: 'ok' });
   });
 });
