@@ -348,7 +348,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   // One fire-alarm input opens every lane of the station.
   for (const lane of lanes) {
     lane.on('alarm', (e) => {
-      if (e.alarm === 'fire-alarm') for (const other of lanes) if (other !== lane && !other.view().fireAlarm) other.send({ type: 'FIRE_ALARM', active: true });
+      if (e.alarm.alarm === 'fire-alarm') for (const other of lanes) if (other !== lane && !other.view().fireAlarm) other.send({ type: 'FIRE_ALARM', active: true });
     });
   }
 

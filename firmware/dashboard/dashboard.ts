@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { CREDENTIAL_KINDS, QR_ISSUERS, checkCredential, type Credential, type CredentialKind, type Direction, type QrIssuer } from '../../protocol/credential.js';
 import { REASONS, riderMessage, type ReasonCode } from '../../protocol/reasons.js';
+import { alarmText } from '../../protocol/alarms.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { GateEmitted, OperatorMode } from '../lane/gate-machine.js';
 import type { Lane, LaneView } from '../lane/lane.js';
@@ -232,7 +233,10 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       send('decision', row);
       markDirty(i);
     };
-    const onAlarm = (e: Extract<GateEmitted, { type: 'alarm' }>) => pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'alarm', text: e.detail ? `${e.alarm} (${e.detail})` : e.alarm });
+    const onAlarm = (e: Extract<GateEmitted, { type: 'alarm' }>) => {
+      const detail = alarmText(e.alarm);
+      pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'alarm', text: detail ? `${e.alarm.alarm} (${detail})` : e.alarm.alarm });
+    };
     const onMode = (e: Extract<GateEmitted, { type: 'mode' }>) => pushLog({ laneId: lane.id, atMs: e.atMs, kind: 'mode', text: `${e.from} → ${e.to}: ${e.cause}` });
     lane.on('decision', onDecision).on('alarm', onAlarm).on('mode', onMode);
     undo.push(() => {

@@ -3,10 +3,11 @@
 
 import { createActor, type InspectionEvent } from 'xstate';
 import { EventEmitter } from 'node:events';
+import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import type { DecisionCore, PassbackStore, RideCodeVerifier, UsedCodes } from '../verify/decision-core.js';
-import { gateMachine, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
+import { gateMachine, laneMode, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import type { Logger } from '../config/log.js';
@@ -83,7 +84,7 @@ export class Lane {
     return {
       laneId: this.id,
       state: stateName(s),
-      mode: c.mode,
+      mode: laneMode(s),
       flaps: c.flaps,
       indicator: c.indicator,
       display: c.display,
@@ -178,10 +179,13 @@ export function assembleLane(parts: LaneParts): Lane {
           'decision',
         );
         break;
-      case 'alarm':
-        record({ type: 'alarm', laneId, atMs: e.atMs, alarm: e.alarm, detail: e.detail });
-        log.warn({ lane: laneId, event: 'alarm', alarm: e.alarm, detail: e.detail }, 'alarm');
+      case 'alarm': {
+        // The journal keeps its record shape (name + one line of detail); the log gets every field.
+        const detail = alarmText(e.alarm);
+        record({ type: 'alarm', laneId, atMs: e.atMs, alarm: e.alarm.alarm, detail });
+        log.warn({ ...e.alarm, lane: laneId, event: 'alarm', text: detail }, 'alarm');
         break;
+      }
       case 'mode':
         record({ type: 'mode', laneId, atMs: e.atMs, from: e.from, to: e.to, cause: e.cause });
         log.info({ lane: laneId, event: 'mode', from: e.from, to: e.to, cause: e.cause }, 'mode change');
@@ -199,7 +203,7 @@ export function assembleLane(parts: LaneParts): Lane {
 
   // Lists and journal raise their own alarms (rejected update, sync failing, disk full): they are the
   // lane's alarms too — journaled, logged, counted and shown like the barrier's.
-  const raise = (alarm: string, detail?: string) => report({ type: 'alarm', alarm, detail, atMs: clock.now() });
+  const raise = (alarm: string, detail?: string) => report({ type: 'alarm', alarm: { alarm, detail } as Alarm, atMs: clock.now() });
   for (const part of [lists, journal] as unknown[]) {
     if (part instanceof EventEmitter) part.on('alarm', (name: string, detail: string) => raise(name, detail));
   }

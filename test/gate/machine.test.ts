@@ -50,7 +50,7 @@ async function lane(overrides: Record<string, unknown> = {}, journal: Journal = 
 const opens = (h: LaneHarness) => h.commands.filter((c): c is Extract<BarrierCommand, { type: 'OPEN' }> => c.type === 'OPEN' && c.passages > 0).length;
 const alarms = (h: LaneHarness) => {
   const out: string[] = [];
-  h.lane.on('alarm', (e) => out.push(e.alarm));
+  h.lane.on('alarm', (e) => out.push(e.alarm.alarm));
   return out;
 };
 const decisions = (h: LaneHarness) => {

@@ -46,7 +46,7 @@ describe('issuer trust list through list sync', () => {
     const decisions: Decision[] = [];
     const alarms: string[] = [];
     lane.on('decision', (e) => decisions.push(e.decision));
-    lane.on('alarm', (e) => alarms.push(e.alarm));
+    lane.on('alarm', (e) => alarms.push(e.alarm.alarm));
     const show = async (text: string) => {
       const n = decisions.length;
       await new Promise((r) => setTimeout(r, 20));
