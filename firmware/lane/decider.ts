@@ -36,7 +36,8 @@ export interface DeciderDeps {
 
 /** One trip to the decision core: it checks the credential and builds every refusal, the lane's presets included. */
 export function decide(deps: DeciderDeps, req: DecideRequest): Decision {
-  return deps.core.decide({ presented: req.presented, side: req.side, nowMs: deps.clock.now(), preset: req.preset, freePassage: req.freePassage });
+  const { presented, side, preset, freePassage } = req;
+  return deps.core.decide({ presented, side, nowMs: deps.clock.now(), preset, freePassage });
 }
 
 /**

@@ -5,167 +5,40 @@
 // The chart is the documentation: firmware/lane/README.md holds the diagram generated from this definition
 // (chart.ts; a test fails when they drift). Every transition is named by its cause (a LINK down event takes
 // the lane out of service, a FIRE_ALARM to emergency, SET_MODE to the operator's mode), every guard and
-// action by what it means. The lane's mode is its top-level state, stored nowhere else.
+// action by what it means. The lane's mode is its top-level state, stored nowhere else. Its vocabulary
+// (events, context, modes) and the pure functions over its facts are in gate-facts.ts. This file runs past
+// 500 lines on purpose: the guards and actions and the states that name them are one definition, read together.
 
 import { and, assign, emit, enqueueActions, fromCallback, setup } from 'xstate';
-import type { ActorRefFrom, AnyActorRef, SnapshotFrom, StateValue } from 'xstate';
-import type { BarrierCommand, BarrierEvent, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
+import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
+import type { BarrierCommand, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
 import type { Alarm } from '../../protocol/alarms.js';
-import type { Direction, LaneDirection } from '../../protocol/credential.js';
 import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
-import type { BarrierLink, CredentialSource, SourceEvent } from '../../drivers/seams.js';
-import type { Timeouts } from '../config/config.js';
-import type { Decision } from '../verify/decision-core.js';
-import { requestDecision, type DecideRequest, type DeciderDeps, type DeciderReply } from './decider.js';
+import type { BarrierLink, CredentialSource } from '../../drivers/seams.js';
+import { requestDecision, type DecideRequest } from './decider.js';
+import {
+  OPERATOR_MODE,
+  alarmOf,
+  causeOf,
+  faultChange,
+  faultedAfter,
+  laneMode,
+  modeFor,
+  requestFrom,
+  withFault,
+  type GateContext,
+  type GateEmitted,
+  type GateEvent,
+  type GateInput,
+  type LaneMode,
+  type OperatorMode,
+} from './gate-facts.js';
 
+export { laneMode } from './gate-facts.js';
+export type { GateContext, GateEmitted, GateEvent, GateInput, LaneMode, OperatorMode } from './gate-facts.js';
 export type { DecideRequest, DeciderReply } from './decider.js';
 
-/** What a supervisor or the CLI asks for (SET_MODE). */
-export type OperatorMode = 'normal' | 'free' | 'maintenance' | 'closed';
-/** The lane's mode: its top-level state. Journal `mode` records, metrics and the dashboard use these names. */
-export type LaneMode = 'normal' | 'freePassage' | 'emergency' | 'outOfService' | 'maintenance' | 'closed';
-
-/** The lane mode each operator choice means (the barrier board's own word for free passage is `free`). */
-const OPERATOR_MODE: Record<OperatorMode, LaneMode> = { normal: 'normal', free: 'freePassage', maintenance: 'maintenance', closed: 'closed' };
-
-type OperatorEvent =
-  | { type: 'SET_MODE'; mode: OperatorMode }
-  | { type: 'RESET_EMERGENCY' }
-  /** From list sync / the age watchdog, per the stale-list policy. */
-  | { type: 'LIST_STATE'; stale: boolean; action: 'keep-serving' | 'refuse' | 'out-of-service' };
-
-export type GateEvent = SourceEvent | BarrierEvent | DeciderReply | OperatorEvent;
-
-/** What the lane tells the outside world (journal, logs, metrics, dashboard). */
-export type GateEmitted =
-  | { type: 'decision'; decision: Decision; source: string; atMs: number; decidedAtMs: number }
-  | { type: 'alarm'; alarm: Alarm; atMs: number }
-  | { type: 'mode'; from: LaneMode; to: LaneMode; cause: string; atMs: number }
-  | { type: 'passage'; direction: Direction; outcome: 'passed' | 'not-passed'; atMs: number }
-  | { type: 'ignored'; reason: string; source: string; atMs: number };
-
-export interface GateInput {
-  laneId: string;
-  direction: LaneDirection;
-  timeouts: Timeouts;
-  now: () => number;
-  barrier: BarrierLink;
-  sources: CredentialSource[];
-  /** What the decider needs: decision core, journal, clock. */
-  decider: DeciderDeps;
-}
-
-/**
- * The lane's context: facts about the lane (faults, inputs, the operator's choice, flaps, display) and the
- * presentation under way. The mode is not here: it is the state. Static wiring lives in one `env` field:
- * XState's assign copies the context with Object.assign, and V8 falls off a fast path past ~16 properties.
- */
-export interface GateContext {
-  env: GateInput;
-  operatorMode: OperatorMode;
-  /** Why the lane cannot serve: out-of-service causes by key ("barrier-link", "source:<name>", ...). */
-  faults: Record<string, string>;
-  fireAlarm: boolean;
-  emergencyButton: boolean;
-  listRefuse: boolean;
-  decisionSeq: number;
-  /** The presentation being decided. */
-  pending?: DecideRequest;
-  /** The granted decision whose passage is under way. */
-  current?: Decision;
-  /** One presentation that arrived while the flaps were closing, served next. */
-  queued?: DecideRequest;
-  flaps: string;
-  indicator: Indicator;
-  display: ReasonCode | 'idle';
-  lastDecision?: Decision;
-}
-
 type Ctx = GateContext;
-
-/** The lane's mode: the top-level state it is in. */
-export function laneMode(s: { value: StateValue }): LaneMode {
-  const v = s.value;
-  if (typeof v === 'string') return v as LaneMode;
-  for (const k in v) return k as LaneMode;
-  throw new Error('gate machine: empty state value');
-}
-
-/** Where the lane belongs by its faults and the operator's choice (an emergency is latched apart). */
-function modeFor(ctx: Ctx): LaneMode {
-  // Guards call this after every event in ready: no allocation.
-  for (const _ in ctx.faults) return 'outOfService';
-  return OPERATOR_MODE[ctx.operatorMode];
-}
-
-/** The fault an event raises (detail) or clears (undefined), by key; undefined when it touches none. */
-function faultChange(e: GateEvent): { key: string; detail: string | undefined } | undefined {
-  switch (e.type) {
-    case 'SOURCE_FAULT':
-      return { key: `source:${e.source}`, detail: e.detail };
-    case 'SOURCE_OK':
-      return { key: `source:${e.source}`, detail: undefined };
-    case 'LINK':
-      return { key: 'barrier-link', detail: e.up ? undefined : (e.detail ?? 'barrier link down') };
-    case 'FAULT':
-      return { key: 'barrier-fault', detail: `barrier fault code ${e.code}` };
-    case 'STATUS':
-      return { key: 'barrier-fault', detail: e.faultCode === 0 ? undefined : `barrier fault code ${e.faultCode}` };
-    case 'LIST_STATE':
-      return { key: 'list-too-old', detail: e.stale && e.action === 'out-of-service' ? 'list older than policy allows' : undefined };
-    default:
-      return undefined;
-  }
-}
-
-/** Whether some fault remains once `e` is applied (guards run before the transition's actions). */
-function faultedAfter(ctx: Ctx, e: GateEvent): boolean {
-  const change = faultChange(e);
-  if (change?.detail !== undefined) return true;
-  for (const k in ctx.faults) if (k !== change?.key) return true;
-  return false;
-}
-
-function withFault(faults: Record<string, string>, key: string, detail: string | undefined): Record<string, string> {
-  const has = Object.hasOwn(faults, key);
-  if (detail === undefined) {
-    if (!has) return faults;
-    const { [key]: _gone, ...rest } = faults;
-    return rest;
-  }
-  if (has && faults[key] === detail) return faults;
-  return { ...faults, [key]: detail };
-}
-
-/** The alarm an event raises, with its details; undefined for events that raise none. */
-function alarmOf(e: GateEvent): Alarm | undefined {
-  switch (e.type) {
-    case 'SOURCE_FAULT':
-      return { alarm: 'reader-fault', source: e.source, detail: e.detail };
-    case 'FAULT':
-      return { alarm: 'barrier-fault', code: e.code };
-    case 'COMMAND_FAILED':
-      return { alarm: 'barrier-command-failed', command: e.command, detail: e.detail };
-    case 'INTRUSION':
-      return { alarm: 'intrusion', direction: e.direction };
-    case 'PASSED':
-      return { alarm: 'unexpected-passage', direction: e.direction };
-    case 'POWER':
-      return { alarm: 'power', state: e.state };
-    case 'TAILGATE':
-      return { alarm: 'tailgating' };
-    case 'OBSTRUCTION':
-      return { alarm: 'obstruction' };
-    case 'FIRE_ALARM':
-      return { alarm: e.active ? 'fire-alarm' : 'fire-alarm-cleared' };
-    case 'EMERGENCY_BUTTON':
-      return e.active ? { alarm: 'emergency-button' } : undefined;
-    case 'RESET_EMERGENCY':
-      return { alarm: 'emergency-reset' };
-    default:
-      return undefined;
-  }
-}
 
 /**
  * The barrier actor brings the link's events in and owns its start/stop. Commands go out by direct calls
@@ -218,6 +91,9 @@ const notPassed = { type: 'passage', params: { outcome: 'not-passed' } } as cons
 const belongsIn = (mode: LaneMode) => ({ type: 'belongsIn', params: { mode } }) as const;
 const recovers = (mode: LaneMode) => ({ type: 'recovers', params: { mode } }) as const;
 const operatorPicks = (mode: OperatorMode) => ({ type: 'operatorPicks', params: { mode } }) as const;
+const openFailedIn = (mode: LaneMode) => and(['openFailed', belongsIn(mode)]);
+const resetTo = (mode: LaneMode) => and(['inputsCleared', belongsIn(mode)]);
+const openFailedActions = ['alarmOpenFailed', notPassed] as const;
 
 /** A fault reported while a lane serves (and is not in the middle of a passage) takes it out of service at once. */
 const faultTakesLaneOut = {
@@ -234,6 +110,14 @@ const backInService = [
   { guard: recovers('freePassage'), target: '#gate.freePassage', actions: 'trackFacts' },
   { guard: recovers('maintenance'), target: '#gate.maintenance', actions: 'trackFacts' },
   { guard: recovers('closed'), target: '#gate.closed', actions: 'trackFacts' },
+] as const;
+
+/** The same, when the link comes back: the board is told its (locked) mode again on the way. */
+const linkBackInService = [
+  { guard: recovers('normal'), target: '#gate.normal', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('freePassage'), target: '#gate.freePassage', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('maintenance'), target: '#gate.maintenance', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('closed'), target: '#gate.closed', actions: ['trackFacts', lockBarrier] },
 ] as const;
 
 /** Ready or showing a refusal: a fault or operator choice that arrived during the passage applies now. */
@@ -310,7 +194,8 @@ export const gateMachine = setup({
     }),
     /** Granted: open the flaps for one passage in the decision's direction, show OK and the green arrow. */
     openForPassage: enqueueActions(({ context, enqueue }) => {
-      const s = screen(context, { reason: 'ok', indicator: 'green-arrow' }, { type: 'OPEN', direction: context.current!.direction, passages: 1 });
+      const open: BarrierCommand = { type: 'OPEN', direction: context.current!.direction, passages: 1 };
+      const s = screen(context, { reason: 'ok', indicator: 'green-arrow' }, open);
       if (s.update) enqueue.assign(s.update);
       enqueue(s.send);
     }),
@@ -537,11 +422,11 @@ export const gateMachine = setup({
             LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: ['trackFacts', notPassed, 'releaseGrant'] },
             // The board never acknowledged OPEN: the lane starts over where it belongs.
             COMMAND_FAILED: [
-              { guard: and(['openFailed', belongsIn('outOfService')]), target: OUT_OF_SERVICE, actions: ['alarmOpenFailed', notPassed] },
-              { guard: and(['openFailed', belongsIn('closed')]), target: '#gate.closed', actions: ['alarmOpenFailed', notPassed] },
-              { guard: and(['openFailed', belongsIn('maintenance')]), target: '#gate.maintenance', actions: ['alarmOpenFailed', notPassed] },
-              { guard: and(['openFailed', belongsIn('freePassage')]), target: '#gate.freePassage', actions: ['alarmOpenFailed', notPassed] },
-              { guard: and(['openFailed', belongsIn('normal')]), target: '#gate.normal', reenter: true, actions: ['alarmOpenFailed', notPassed] },
+              { guard: openFailedIn('outOfService'), target: OUT_OF_SERVICE, actions: openFailedActions },
+              { guard: openFailedIn('closed'), target: '#gate.closed', actions: openFailedActions },
+              { guard: openFailedIn('maintenance'), target: '#gate.maintenance', actions: openFailedActions },
+              { guard: openFailedIn('freePassage'), target: '#gate.freePassage', actions: openFailedActions },
+              { guard: openFailedIn('normal'), target: '#gate.normal', reenter: true, actions: openFailedActions },
             ],
             PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'lane-busy' } } },
             CARD_FAULT: { actions: { type: 'ignore', params: { reason: 'card fault while open' } } },
@@ -627,11 +512,11 @@ export const gateMachine = setup({
       on: {
         // Latched: only an explicit reset, with the alarm inputs cleared, leaves emergency.
         RESET_EMERGENCY: [
-          { guard: and(['inputsCleared', belongsIn('outOfService')]), target: 'outOfService', actions: 'alarm' },
-          { guard: and(['inputsCleared', belongsIn('closed')]), target: 'closed', actions: 'alarm' },
-          { guard: and(['inputsCleared', belongsIn('maintenance')]), target: 'maintenance', actions: 'alarm' },
-          { guard: and(['inputsCleared', belongsIn('freePassage')]), target: 'freePassage', actions: 'alarm' },
-          { guard: and(['inputsCleared', belongsIn('normal')]), target: 'normal', actions: 'alarm' },
+          { guard: resetTo('outOfService'), target: 'outOfService', actions: 'alarm' },
+          { guard: resetTo('closed'), target: 'closed', actions: 'alarm' },
+          { guard: resetTo('maintenance'), target: 'maintenance', actions: 'alarm' },
+          { guard: resetTo('freePassage'), target: 'freePassage', actions: 'alarm' },
+          { guard: resetTo('normal'), target: 'normal', actions: 'alarm' },
         ],
         PRESENTED: { actions: { type: 'ignore', params: { reason: 'emergency: credentials ignored' } } },
         // The board may report a status that still says emergency; keep the flaps open.
@@ -650,10 +535,7 @@ export const gateMachine = setup({
       ],
       on: {
         // When the link comes back, the barrier needs its mode again.
-        LINK: [
-          ...backInService.map((t) => ({ ...t, actions: ['trackFacts', lockBarrier] as const })),
-          { actions: ['trackFacts', lockBarrier] },
-        ],
+        LINK: [...linkBackInService, { actions: ['trackFacts', lockBarrier] }],
         SOURCE_OK: [...backInService],
         STATUS: [...backInService],
         LIST_STATE: [...backInService],
@@ -693,28 +575,11 @@ export const gateMachine = setup({
   },
 });
 
-function causeOf(ctx: Ctx): string {
-  const f = Object.entries(ctx.faults);
-  if (f.length > 0) return f.map(([k, v]) => `${k}: ${v}`).join('; ');
-  return `operator mode ${ctx.operatorMode}`;
-}
-
 /** Ask the decider; its answer comes back to this lane as a DECIDED event (never after the lane stopped). */
 function ask(ctx: Ctx, self: AnyActorRef, req: DecideRequest): void {
   requestDecision(ctx.env.decider, req, (reply) => {
     if (self.getSnapshot().status === 'active') self.send(reply);
   });
-}
-
-function requestFrom(ctx: Ctx, event: GateEvent, preset?: ReasonCode, freePassage?: boolean): DecideRequest | undefined {
-  const id = ctx.decisionSeq + 1;
-  if (event.type === 'PRESENTED') {
-    return { type: 'DECIDE', id, presented: event.presented, side: event.side, source: event.source, atMs: event.atMs, preset, freePassage };
-  }
-  if (event.type === 'CARD_FAULT') {
-    return { type: 'DECIDE', id, side: event.side, source: event.source, atMs: event.atMs, preset: preset ?? event.reason };
-  }
-  return undefined;
 }
 
 export type GateActor = ActorRefFrom<typeof gateMachine>;

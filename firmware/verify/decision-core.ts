@@ -197,7 +197,12 @@ export class DecisionCore {
  * A refusal: the one place one is built (the core's, the lane's, and the decider's fallbacks when the
  * journal fails or a bug throws). No list key: a refusal consumes nothing.
  */
-export function refusal(reason: ReasonCode, direction: Direction, kind: CredentialKind | 'unknown' = 'unknown', ref = `${kind}:?`): Decision {
+export function refusal(
+  reason: ReasonCode,
+  direction: Direction,
+  kind: CredentialKind | 'unknown' = 'unknown',
+  ref = `${kind}:?`,
+): Decision {
   if (REASONS[reason].grant) throw new Error(`refusal with granting reason ${reason}`);
   return { grant: false, reason, direction, kind, ref };
 }
