@@ -2,12 +2,10 @@
 // journal record durable, and only then answers the gate machine — so the gate never acts on a
 // decision that a power cut could lose.
 
-import type { Clock } from '../../drivers/seams.js';
-import { checkCredential, credentialRef } from '../../protocol/credential.js';
+import type { Clock, Presented } from '../../drivers/seams.js';
 import type { Direction } from '../../protocol/credential.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
-import type { Presented } from '../../drivers/seams.js';
-import { laneRefusal, type Decision, type DecisionCore } from '../verify/decision-core.js';
+import { refusal, type Decision, type DecisionCore } from '../verify/decision-core.js';
 import type { Journal } from '../journal/journal.js';
 
 /** A request to the decider: decide (and journal) this presentation, or record a refusal the lane already knows. */
@@ -19,7 +17,7 @@ export type DecideRequest = {
   source: string;
   /** When the source saw the credential (ms, lane clock): latency is measured from here. */
   atMs: number;
-  /** A refusal decided by the lane itself (card fault, busy, out of service): journal it, no lookup. */
+  /** A refusal decided by the lane itself (card fault, busy, out of service): the core journals it, no lookup. */
   preset?: ReasonCode;
   freePassage?: boolean;
 };
@@ -36,13 +34,10 @@ export interface DeciderDeps {
   onJournalError?: (err: Error, decision: Decision) => void;
 }
 
+/** One trip to the decision core: it checks the credential and builds every refusal, the lane's presets included. */
 export function decide(deps: DeciderDeps, req: DecideRequest): Decision {
-  if (req.preset) {
-    // Keep who it was (privacy-safe) so a busy or out-of-service refusal is traceable in the journal.
-    const c = req.presented?.kind === 'credential' && checkCredential(req.presented.credential).ok ? req.presented.credential : undefined;
-    return c ? laneRefusal(req.preset, req.side, c.kind, credentialRef(c)) : laneRefusal(req.preset, req.side, req.presented?.kind === 'qr-text' ? 'qr' : 'unknown');
-  }
-  return deps.core.decide({ presented: req.presented!, side: req.side, nowMs: deps.clock.now(), freePassage: req.freePassage });
+  const { presented, side, preset, freePassage } = req;
+  return deps.core.decide({ presented, side, nowMs: deps.clock.now(), preset, freePassage });
 }
 
 /**
@@ -56,7 +51,7 @@ export function requestDecision(deps: DeciderDeps, req: DecideRequest, reply: (r
     decision = decide(deps, req);
   } catch (err) {
     // A bug or a bad input must never open the gate nor stop the lane.
-    decision = laneRefusal('credential-invalid', req.side);
+    decision = refusal('credential-invalid', req.side);
     deps.onJournalError?.(err as Error, decision);
   }
   const answer = (d: Decision) => reply({ type: 'DECIDED', id: req.id, decision: d, source: req.source, atMs: req.atMs });
@@ -85,7 +80,7 @@ export function requestDecision(deps: DeciderDeps, req: DecideRequest, reply: (r
           deps.core.commit(decision, deps.clock.now());
           answer(decision);
         } else {
-          answer(laneRefusal('journal-unavailable', decision.direction, decision.kind, decision.ref));
+          answer(refusal('journal-unavailable', decision.direction, decision.kind, decision.ref));
         }
       },
     );

@@ -1,97 +1,44 @@
-// One gate lane as an XState v5 machine. It holds no I/O: the barrier link, the credential sources and
-// the decider (decision core + journal) reach it as callback actors supplied through input, and every
+// One gate lane as an XState v5 machine. It holds no I/O: the barrier link and the credential sources reach
+// it as callback actors, commands go out and decisions are asked for through the injected ports, and every
 // timeout runs on the clock the actor is created with (a simulated clock in tests and the simulator).
+//
+// The chart is the documentation: firmware/lane/README.md holds the diagram generated from this definition
+// (chart.ts; a test fails when they drift). Every transition is named by its cause (a LINK down event takes
+// the lane out of service, a FIRE_ALARM to emergency, SET_MODE to the operator's mode), every guard and
+// action by what it means. The lane's mode is its top-level state, stored nowhere else. Its vocabulary
+// (events, context, modes) and the pure functions over its facts are in gate-facts.ts. This file runs past
+// 500 lines on purpose: the guards and actions and the states that name them are one definition, read together.
 
-import { assign, emit, enqueueActions, fromCallback, setup, type ActorRefFrom, type AnyActorRef, type SnapshotFrom } from 'xstate';
-import type { BarrierCommand, BarrierEvent, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
-import type { Direction, LaneDirection } from '../../protocol/credential.js';
+import { and, assign, emit, enqueueActions, fromCallback, setup } from 'xstate';
+import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
+import type { BarrierCommand, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
+import type { Alarm } from '../../protocol/alarms.js';
 import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
-import type { BarrierLink, CredentialSource, Presented, SourceEvent } from '../../drivers/seams.js';
-import type { Timeouts } from '../config/config.js';
-import type { Decision } from '../verify/decision-core.js';
-import { requestDecision, type DecideRequest, type DeciderDeps, type DeciderReply } from './decider.js';
+import type { BarrierLink, CredentialSource } from '../../drivers/seams.js';
+import { requestDecision, type DecideRequest } from './decider.js';
+import {
+  OPERATOR_MODE,
+  alarmOf,
+  causeOf,
+  faultChange,
+  faultedAfter,
+  laneMode,
+  modeFor,
+  requestFrom,
+  withFault,
+  type GateContext,
+  type GateEmitted,
+  type GateEvent,
+  type GateInput,
+  type LaneMode,
+  type OperatorMode,
+} from './gate-facts.js';
 
+export { laneMode } from './gate-facts.js';
+export type { GateContext, GateEmitted, GateEvent, GateInput, LaneMode, OperatorMode } from './gate-facts.js';
 export type { DecideRequest, DeciderReply } from './decider.js';
 
-export type OperatorMode = 'normal' | 'free' | 'maintenance' | 'closed';
-export type LaneMode = 'normal' | 'freePassage' | 'emergency' | 'outOfService' | 'maintenance' | 'closed';
-
-
-type OperatorEvent =
-  | { type: 'SET_MODE'; mode: OperatorMode }
-  | { type: 'RESET_EMERGENCY' }
-  /** From list sync / the age watchdog, per the stale-list policy. */
-  | { type: 'LIST_STATE'; stale: boolean; action: 'keep-serving' | 'refuse' | 'out-of-service' };
-
-export type GateEvent = SourceEvent | BarrierEvent | DeciderReply | OperatorEvent;
-
-/** What the lane tells the outside world (journal, logs, metrics, dashboard). */
-export type GateEmitted =
-  | { type: 'decision'; decision: Decision; source: string; atMs: number; decidedAtMs: number }
-  | { type: 'alarm'; alarm: import('../../protocol/alarms.js').Alarm; atMs: number }
-  | { type: 'mode'; from: LaneMode; to: LaneMode; cause: string; atMs: number }
-  | { type: 'passage'; direction: Direction; outcome: 'passed' | 'not-passed'; atMs: number }
-  | { type: 'ignored'; reason: string; source: string; atMs: number };
-
-export interface GateInput {
-  laneId: string;
-  direction: LaneDirection;
-  timeouts: Timeouts;
-  now: () => number;
-  barrier: BarrierLink;
-  sources: CredentialSource[];
-  /** What the decider needs: decision core, journal, clock. */
-  decider: DeciderDeps;
-}
-
-/**
- * The lane's context. Static wiring lives in one `env` field: XState's assign copies the context with
- * Object.assign, and V8 falls off a fast path past ~16 properties (0.2 µs → 5 µs per copy).
- */
-export interface GateContext {
-  env: GateInput;
-  operatorMode: OperatorMode;
-  /** Why the lane cannot serve: out-of-service causes by key ("barrier-link", "source:<name>", ...). */
-  faults: Record<string, string>;
-  fireAlarm: boolean;
-  emergencyButton: boolean;
-  listRefuse: boolean;
-  mode: LaneMode;
-  decisionSeq: number;
-  /** The presentation being decided. */
-  pending?: DecideRequest;
-  /** The granted decision whose passage is under way. */
-  current?: Decision;
-  /** One presentation that arrived while the flaps were closing, served next. */
-  queued?: DecideRequest;
-  flaps: string;
-  indicator: Indicator;
-  display: ReasonCode | 'idle';
-  lastDecision?: Decision;
-}
-
 type Ctx = GateContext;
-
-/** Which mode the lane belongs in, given its faults and the operator's choice (emergency is latched separately). */
-export function modeFor(ctx: Ctx): LaneMode {
-  // Checked after every event (eventless guards): no allocation here.
-  for (const _ in ctx.faults) return 'outOfService';
-  if (ctx.operatorMode === 'closed') return 'closed';
-  if (ctx.operatorMode === 'maintenance') return 'maintenance';
-  if (ctx.operatorMode === 'free') return 'freePassage';
-  return 'normal';
-}
-
-function withFault(ctx: Ctx, key: string, detail: string | undefined): Record<string, string> {
-  const has = Object.hasOwn(ctx.faults, key);
-  if (detail === undefined) {
-    if (!has) return ctx.faults;
-    const { [key]: _gone, ...rest } = ctx.faults;
-    return rest;
-  }
-  if (has && ctx.faults[key] === detail) return ctx.faults;
-  return { ...ctx.faults, [key]: detail };
-}
 
 /**
  * The barrier actor brings the link's events in and owns its start/stop. Commands go out by direct calls
@@ -119,13 +66,67 @@ const sourceActor = fromCallback<{ type: 'none' }, { source: CredentialSource }>
   };
 });
 
+type ShowParams = { reason: ReasonCode | 'idle'; indicator: Indicator; buzzer?: Buzzer };
 
-function display(reason: ReasonCode | 'idle'): BarrierCommand {
-  return { type: 'DISPLAY', textId: reason === 'idle' ? 0 : REASONS[reason].id };
+/** Show a reason and an indicator: the context's record of the screen (when it changes) and the board's commands. */
+function screen(ctx: Ctx, p: ShowParams, open?: BarrierCommand) {
+  const display: BarrierCommand = { type: 'DISPLAY', textId: p.reason === 'idle' ? 0 : REASONS[p.reason].id };
+  const indicate: BarrierCommand = { type: 'INDICATE', indicator: p.indicator, buzzer: p.buzzer ?? 'off' };
+  return {
+    update: ctx.display !== p.reason || ctx.indicator !== p.indicator ? { display: p.reason, indicator: p.indicator } : undefined,
+    send: () => {
+      const link = ctx.env.barrier;
+      if (open) link.send(open);
+      link.send(display);
+      link.send(indicate);
+    },
+  };
 }
-function indicate(indicator: Indicator, buzzer: Buzzer = 'off'): BarrierCommand {
-  return { type: 'INDICATE', indicator, buzzer };
-}
+
+// Transitions several states share. `as const` keeps the guard and action names literal for the types.
+const OUT_OF_SERVICE = '#gate.outOfService';
+const lockBarrier = { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'locked' } } as const;
+const holdEmergency = { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'emergency' } } as const;
+const notPassed = { type: 'passage', params: { outcome: 'not-passed' } } as const;
+const belongsIn = (mode: LaneMode) => ({ type: 'belongsIn', params: { mode } }) as const;
+const recovers = (mode: LaneMode) => ({ type: 'recovers', params: { mode } }) as const;
+const operatorPicks = (mode: OperatorMode) => ({ type: 'operatorPicks', params: { mode } }) as const;
+const openFailedIn = (mode: LaneMode) => and(['openFailed', belongsIn(mode)]);
+const resetTo = (mode: LaneMode) => and(['inputsCleared', belongsIn(mode)]);
+const openFailedActions = ['alarmOpenFailed', notPassed] as const;
+
+/** A fault reported while a lane serves (and is not in the middle of a passage) takes it out of service at once. */
+const faultTakesLaneOut = {
+  LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: 'trackFacts' },
+  SOURCE_FAULT: { target: OUT_OF_SERVICE, actions: ['trackFacts', 'alarm'] },
+  FAULT: { target: OUT_OF_SERVICE, actions: ['trackFacts', 'alarm'] },
+  STATUS: { guard: 'barrierFaultReported', target: OUT_OF_SERVICE, actions: 'trackFacts' },
+  LIST_STATE: { guard: 'listTooOld', target: OUT_OF_SERVICE, actions: 'trackFacts' },
+} as const;
+
+/** An event that clears the last fault takes the lane back to the mode the operator chose. */
+const backInService = [
+  { guard: recovers('normal'), target: '#gate.normal', actions: 'trackFacts' },
+  { guard: recovers('freePassage'), target: '#gate.freePassage', actions: 'trackFacts' },
+  { guard: recovers('maintenance'), target: '#gate.maintenance', actions: 'trackFacts' },
+  { guard: recovers('closed'), target: '#gate.closed', actions: 'trackFacts' },
+] as const;
+
+/** The same, when the link comes back: the board is told its (locked) mode again on the way. */
+const linkBackInService = [
+  { guard: recovers('normal'), target: '#gate.normal', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('freePassage'), target: '#gate.freePassage', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('maintenance'), target: '#gate.maintenance', actions: ['trackFacts', lockBarrier] },
+  { guard: recovers('closed'), target: '#gate.closed', actions: ['trackFacts', lockBarrier] },
+] as const;
+
+/** Ready or showing a refusal: a fault or operator choice that arrived during the passage applies now. */
+const afterPassage = [
+  { guard: belongsIn('outOfService'), target: OUT_OF_SERVICE },
+  { guard: belongsIn('closed'), target: '#gate.closed' },
+  { guard: belongsIn('maintenance'), target: '#gate.maintenance' },
+  { guard: belongsIn('freePassage'), target: '#gate.freePassage' },
+] as const;
 
 export const gateMachine = setup({
   types: {
@@ -143,38 +144,80 @@ export const gateMachine = setup({
     decision: ({ context }) => context.env.timeouts.decisionMs,
   },
   guards: {
-    isFireOn: ({ event }) => event.type === 'FIRE_ALARM' && event.active,
-    isButtonOn: ({ event }) => event.type === 'EMERGENCY_BUTTON' && event.active,
-    emergencyCleared: ({ context }) => !context.fireAlarm && !context.emergencyButton,
-    misplaced: ({ context }) => modeFor(context) !== context.mode,
-    linkDown: ({ context }) => Object.hasOwn(context.faults, 'barrier-link'),
-    isOurDecision: ({ context, event }) => event.type === 'DECIDED' && event.id === context.pending?.id,
-    granted: ({ context, event }) => event.type === 'DECIDED' && event.id === context.pending?.id && event.decision.grant,
-    hasQueued: ({ context }) => context.queued !== undefined,
+    // Causes that take a serving lane out of service (SOURCE_FAULT and FAULT always do).
+    linkLost: ({ event }) => event.type === 'LINK' && !event.up,
+    // A status with the fire input on is an emergency first (the root's STATUS transition).
+    barrierFaultReported: ({ event }) => event.type === 'STATUS' && event.faultCode !== 0 && !event.fireAlarm,
+    listTooOld: ({ event }) => event.type === 'LIST_STATE' && event.stale && event.action === 'out-of-service',
+    // Emergency inputs, and the reset that needs them cleared.
+    fireAlarmOn: ({ event }) => event.type === 'FIRE_ALARM' && event.active,
+    buttonPressed: ({ event }) => event.type === 'EMERGENCY_BUTTON' && event.active,
+    fireInputOn: ({ event }) => event.type === 'STATUS' && event.fireAlarm,
+    inputsCleared: ({ context }) => !context.fireAlarm && !context.emergencyButton,
+    // Where the lane belongs.
+    operatorPicks: ({ event }, p: { mode: OperatorMode }) => event.type === 'SET_MODE' && event.mode === p.mode,
+    /** This event clears the last fault, and `mode` is the operator's choice. */
+    recovers: ({ context, event }, p: { mode: LaneMode }) =>
+      !(event.type === 'STATUS' && event.fireAlarm) && !faultedAfter(context, event) && OPERATOR_MODE[context.operatorMode] === p.mode,
+    /** By its faults and the operator's choice as they are now, the lane belongs in `mode`. */
+    belongsIn: ({ context }, p: { mode: LaneMode }) => modeFor(context) === p.mode,
+    // The passage cycle.
+    listRefuses: ({ context }) => context.listRefuse,
+    decidedGrant: ({ context, event }) => event.type === 'DECIDED' && event.id === context.pending?.id && event.decision.grant,
+    decidedRefusal: ({ context, event }) => event.type === 'DECIDED' && event.id === context.pending?.id && !event.decision.grant,
+    linkIsDown: ({ context }) => Object.hasOwn(context.faults, 'barrier-link'),
     flapsClosed: ({ event }) =>
       (event.type === 'FLAPS' && event.position === 'closed') || (event.type === 'STATUS' && event.flaps === 'closed'),
     openFailed: ({ event }) => event.type === 'COMMAND_FAILED' && event.command === 'OPEN',
+    hasQueued: ({ context }) => context.queued !== undefined,
   },
   actions: {
+    startSources: enqueueActions(({ context, enqueue }) => {
+      context.env.sources.forEach((source, i) => enqueue.spawnChild('source', { id: `source-${i}`, input: { source } }));
+    }),
     toBarrier: ({ context }, cmd: BarrierCommand) => context.env.barrier.send(cmd),
-    setMode: enqueueActions(({ context, enqueue }, params: { to: LaneMode; barrier: BarrierMode; cause?: string }) => {
-      if (context.mode !== params.to) {
-        enqueue.emit({ type: 'mode', from: context.mode, to: params.to, cause: params.cause ?? causeOf(context), atMs: context.env.now() });
-        enqueue.assign({ mode: params.to });
+    /** Entering a mode: tell the board, and report the change (from the mode before this event). */
+    setMode: enqueueActions(({ context, event, enqueue, self }, params: { to: LaneMode; barrier: BarrierMode; cause?: string }) => {
+      // Actions run before the actor takes its new snapshot, so self's is the one this event found. While the
+      // machine starts (xstate.init) there is none yet, and nothing to report: the lane starts out of service.
+      const starting = (event as { type: string }).type === 'xstate.init';
+      const from = starting ? params.to : laneMode(self.getSnapshot());
+      if (from !== params.to) {
+        enqueue.emit({ type: 'mode', from, to: params.to, cause: params.cause ?? causeOf(context), atMs: context.env.now() });
       }
       enqueue(() => context.env.barrier.send({ type: 'SET_MODE', mode: params.barrier }));
     }),
-    show: enqueueActions(({ context, enqueue }, params: { reason: ReasonCode | 'idle'; indicator: Indicator; buzzer?: Buzzer; open?: BarrierCommand }) => {
-      if (context.display !== params.reason || context.indicator !== params.indicator) enqueue.assign({ display: params.reason, indicator: params.indicator });
-      const cmds = [display(params.reason), indicate(params.indicator, params.buzzer)];
-      if (params.open) cmds.unshift(params.open);
-      enqueue(() => {
-        for (const c of cmds) context.env.barrier.send(c);
-      });
+    show: enqueueActions(({ context, enqueue }, params: ShowParams) => {
+      const s = screen(context, params);
+      if (s.update) enqueue.assign(s.update);
+      enqueue(s.send);
+    }),
+    /** Granted: open the flaps for one passage in the decision's direction, show OK and the green arrow. */
+    openForPassage: enqueueActions(({ context, enqueue }) => {
+      const open: BarrierCommand = { type: 'OPEN', direction: context.current!.direction, passages: 1 };
+      const s = screen(context, { reason: 'ok', indicator: 'green-arrow' }, open);
+      if (s.update) enqueue.assign(s.update);
+      enqueue(s.send);
+    }),
+    /** Refused: the decision's reason (or the card fault's, or the stale list's), red cross, short buzz. */
+    showRefusal: enqueueActions(({ context, event, enqueue }) => {
+      const reason: ReasonCode =
+        event.type === 'DECIDED'
+          ? event.decision.reason
+          : event.type === 'CARD_FAULT'
+            ? event.reason
+            : event.type === 'PRESENTED' && context.listRefuse
+              ? 'list-too-old'
+              : context.display === 'idle'
+                ? 'credential-invalid'
+                : context.display;
+      const s = screen(context, { reason, indicator: 'red-cross', buzzer: 'short' });
+      if (s.update) enqueue.assign(s.update);
+      enqueue(s.send);
     }),
     /** Start deciding a presentation: remember it as pending and ask the decider. */
-    requestDecision: enqueueActions(({ context, event, enqueue, self }, params: { preset?: ReasonCode; freePassage?: boolean } = {}) => {
-      const req = requestFrom(context, event, params.preset, params.freePassage);
+    requestDecision: enqueueActions(({ context, event, enqueue, self }, params: { preset?: ReasonCode } | undefined) => {
+      const req = requestFrom(context, event, params?.preset);
       if (!req) return;
       enqueue.assign({ pending: req, decisionSeq: req.id });
       enqueue(() => ask(context, self, req));
@@ -208,21 +251,32 @@ export const gateMachine = setup({
       if (older) enqueue(() => ask(context, self, { ...older, id: req.id, preset: 'lane-busy' }));
       enqueue.assign({ queued: { ...req, id: req.id + 1 }, decisionSeq: req.id + 1 });
     }),
+    /** The queued presentation cannot be served (out of service, emergency): refuse it, on the record. */
     dropQueued: enqueueActions(({ context, enqueue, self }) => {
       if (!context.queued) return;
       const dropped: DecideRequest = { ...context.queued, id: context.decisionSeq + 1, preset: 'out-of-service' };
       enqueue(() => ask(context, self, dropped));
       enqueue.assign({ queued: undefined, decisionSeq: context.decisionSeq + 1 });
     }),
-    emitDecision: enqueueActions(({ context, event, enqueue, self }) => {
+    emitDecision: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'DECIDED') return;
       enqueue.emit({ type: 'decision', decision: event.decision, source: event.source, atMs: event.atMs, decidedAtMs: context.env.now() });
       enqueue.assign({ lastDecision: event.decision });
     }),
-    alarm: emit(({ context, event }, params: { alarm: string }) => ({
+    holdGrant: assign(({ event }) => (event.type === 'DECIDED' ? { current: event.decision } : {})),
+    releaseGrant: assign({ current: undefined }),
+    forgetPassage: assign({ current: undefined, pending: undefined }),
+    forgetPending: assign({ pending: undefined }),
+    /** The alarm the event raises (see alarmOf), or the one given. */
+    alarm: enqueueActions(({ context, event, enqueue }, params: Alarm | undefined) => {
+      const alarm = params ?? alarmOf(event);
+      if (alarm) enqueue.emit({ type: 'alarm', alarm, atMs: context.env.now() });
+    }),
+    alarmOpenFailed: emit(({ context, event }) => ({
       type: 'alarm' as const,
-      // Interim (helper C), until the machine rewrite: the event's fields (code, direction, command, port, source, detail, state) are the alarm's details.
-      alarm: { alarm: params.alarm, ...Object.fromEntries(Object.entries(event).filter(([k]) => k !== 'type' && k !== 'active')) } as import('../../protocol/alarms.js').Alarm,
+      alarm: event.type === 'COMMAND_FAILED'
+        ? { alarm: 'open-failed' as const, command: 'OPEN' as const, port: event.port, detail: event.detail }
+        : { alarm: 'open-failed' as const },
       atMs: context.env.now(),
     })),
     passage: emit(({ context }, params: { outcome: 'passed' | 'not-passed' }) => ({
@@ -231,34 +285,29 @@ export const gateMachine = setup({
       outcome: params.outcome,
       atMs: context.env.now(),
     })),
+    passedFreely: emit(({ context, event }) => ({
+      type: 'passage' as const,
+      direction: event.type === 'PASSED' ? event.direction : 'entry',
+      outcome: 'passed' as const,
+      atMs: context.env.now(),
+    })),
     ignore: emit(({ context, event }, params: { reason: string }) => ({
       type: 'ignored' as const,
       reason: params.reason,
       source: 'source' in event ? String(event.source) : 'lane',
       atMs: context.env.now(),
     })),
-    trackFaults: assign(({ context, event }) => {
+    /** Record what an event says about the lane: faults, flaps, inputs, the operator's choice, the list policy. */
+    trackFacts: assign(({ context, event }) => {
+      const change = faultChange(event);
+      const faults = change ? withFault(context.faults, change.key, change.detail) : context.faults;
       switch (event.type) {
-        case 'SOURCE_FAULT':
-          return { faults: withFault(context, `source:${event.source}`, event.detail) };
-        case 'SOURCE_OK':
-          return { faults: withFault(context, `source:${event.source}`, undefined) };
-        case 'LINK':
-          return { faults: withFault(context, 'barrier-link', event.up ? undefined : (event.detail ?? 'barrier link down')) };
-        case 'FAULT':
-          return { faults: withFault(context, 'barrier-fault', `barrier fault code ${event.code}`) };
         case 'STATUS':
-          return {
-            faults: withFault(context, 'barrier-fault', event.faultCode === 0 ? undefined : `barrier fault code ${event.faultCode}`),
-            flaps: event.flaps,
-          };
+          return { faults, flaps: event.flaps };
         case 'FLAPS':
           return { flaps: event.position };
         case 'LIST_STATE':
-          return {
-            faults: withFault(context, 'list-too-old', event.stale && event.action === 'out-of-service' ? 'list older than policy allows' : undefined),
-            listRefuse: event.stale && event.action === 'refuse',
-          };
+          return { faults, listRefuse: event.stale && event.action === 'refuse' };
         case 'SET_MODE':
           return { operatorMode: event.mode };
         case 'FIRE_ALARM':
@@ -266,10 +315,11 @@ export const gateMachine = setup({
         case 'EMERGENCY_BUTTON':
           return { emergencyButton: event.active };
         default:
-          return {};
+          return change ? { faults } : {};
       }
     }),
-    flapStuck: assign(({ context }) => ({ faults: withFault(context, 'flap-stuck', 'flaps did not close in time') })),
+    latchFireInput: assign({ fireAlarm: true }),
+    flapStuck: assign(({ context }) => ({ faults: withFault(context.faults, 'flap-stuck', 'flaps did not close in time') })),
   },
 }).createMachine({
   id: 'gate',
@@ -281,90 +331,81 @@ export const gateMachine = setup({
     fireAlarm: false,
     emergencyButton: false,
     listRefuse: false,
-    mode: 'outOfService',
     decisionSeq: 0,
     flaps: 'unknown',
     indicator: 'off',
     display: 'idle',
   }),
-  invoke: [
-    { id: 'barrier', src: 'barrier', input: ({ context }) => ({ link: context.env.barrier }) },
-  ],
-  entry: enqueueActions(({ context, enqueue }) => {
-    context.env.sources.forEach((source, i) => enqueue.spawnChild('source', { id: `source-${i}`, input: { source } }));
-  }),
-  // Facts are tracked wherever the lane is; states decide what they mean.
+  invoke: [{ id: 'barrier', src: 'barrier', input: ({ context }) => ({ link: context.env.barrier }) }],
+  entry: 'startSources',
+  // Facts are tracked wherever the lane is; states decide what they mean. The emergency inputs win anywhere.
   on: {
-    SOURCE_FAULT: { actions: ['trackFaults', { type: 'alarm', params: { alarm: 'reader-fault' } }] },
-    SOURCE_OK: { actions: 'trackFaults' },
-    LINK: { actions: 'trackFaults' },
-    FAULT: { actions: ['trackFaults', { type: 'alarm', params: { alarm: 'barrier-fault' } }] },
-    STATUS: [
-      { guard: ({ event }) => event.fireAlarm, target: '.emergency', actions: ['trackFaults', assign({ fireAlarm: true })] },
-      { actions: 'trackFaults' },
-    ],
-    FLAPS: { actions: 'trackFaults' },
-    LIST_STATE: { actions: 'trackFaults' },
-    SET_MODE: { actions: 'trackFaults' },
     FIRE_ALARM: [
-      { guard: 'isFireOn', target: '.emergency', actions: ['trackFaults', { type: 'alarm', params: { alarm: 'fire-alarm' } }] },
-      { actions: ['trackFaults', { type: 'alarm', params: { alarm: 'fire-alarm-cleared' } }] },
+      { guard: 'fireAlarmOn', target: '.emergency', actions: ['trackFacts', 'alarm'] },
+      { actions: ['trackFacts', 'alarm'] },
     ],
-    EMERGENCY_BUTTON: [
-      { guard: 'isButtonOn', target: '.emergency', actions: ['trackFaults', { type: 'alarm', params: { alarm: 'emergency-button' } }] },
-      { actions: 'trackFaults' },
-    ],
-    INTRUSION: { actions: [{ type: 'alarm', params: { alarm: 'intrusion' } }, { type: 'toBarrier', params: indicate('red-cross', 'alarm') }] },
-    TAILGATE: { actions: [{ type: 'alarm', params: { alarm: 'tailgating' } }, { type: 'toBarrier', params: indicate('red-cross', 'alarm') }] },
-    OBSTRUCTION: { actions: { type: 'alarm', params: { alarm: 'obstruction' } } },
-    POWER: { actions: { type: 'alarm', params: { alarm: 'power' } } },
-    PASSED: { actions: { type: 'alarm', params: { alarm: 'unexpected-passage' } } },
-    COMMAND_FAILED: { actions: { type: 'alarm', params: { alarm: 'barrier-command-failed' } } },
+    EMERGENCY_BUTTON: [{ guard: 'buttonPressed', target: '.emergency', actions: ['trackFacts', 'alarm'] }, { actions: 'trackFacts' }],
+    STATUS: [{ guard: 'fireInputOn', target: '.emergency', actions: ['trackFacts', 'latchFireInput'] }, { actions: 'trackFacts' }],
+    SOURCE_FAULT: { actions: ['trackFacts', 'alarm'] },
+    SOURCE_OK: { actions: 'trackFacts' },
+    LINK: { actions: 'trackFacts' },
+    FAULT: { actions: ['trackFacts', 'alarm'] },
+    FLAPS: { actions: 'trackFacts' },
+    LIST_STATE: { actions: 'trackFacts' },
+    SET_MODE: { actions: 'trackFacts' },
+    INTRUSION: { actions: ['alarm', { type: 'toBarrier', params: { type: 'INDICATE', indicator: 'red-cross', buzzer: 'alarm' } }] },
+    TAILGATE: { actions: ['alarm', { type: 'toBarrier', params: { type: 'INDICATE', indicator: 'red-cross', buzzer: 'alarm' } }] },
+    OBSTRUCTION: { actions: 'alarm' },
+    POWER: { actions: 'alarm' },
+    PASSED: { actions: 'alarm' },
+    COMMAND_FAILED: { actions: 'alarm' },
     // A decision that arrives after its state was left (mode change, emergency) is still reported.
     DECIDED: { actions: 'emitDecision' },
     PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'out-of-service' } } },
     CARD_FAULT: { actions: { type: 'ignore', params: { reason: 'card fault while not serving' } } },
   },
-  initial: 'route',
+  // Until the barrier link reports up.
+  initial: 'outOfService',
   states: {
-    /** Decide where the lane belongs now. Transient. */
-    route: {
-      always: [
-        { guard: ({ context }) => modeFor(context) === 'outOfService', target: 'outOfService' },
-        { guard: ({ context }) => modeFor(context) === 'closed', target: 'closed' },
-        { guard: ({ context }) => modeFor(context) === 'maintenance', target: 'maintenance' },
-        { guard: ({ context }) => modeFor(context) === 'freePassage', target: 'freePassage' },
-        { target: 'normal' },
-      ],
-    },
-
     normal: {
       entry: { type: 'setMode', params: { to: 'normal', barrier: 'normal' } },
       initial: 'ready',
       states: {
         ready: {
           entry: { type: 'show', params: { reason: 'idle', indicator: 'green-arrow' } },
-          always: [
-            { guard: 'misplaced', target: '#gate.route' },
-            { guard: 'hasQueued', target: 'verifying', actions: 'serveQueued' },
-          ],
+          always: [...afterPassage, { guard: 'hasQueued', target: 'verifying', actions: 'serveQueued' }],
           on: {
-            PRESENTED: [
-              { guard: ({ context }) => context.listRefuse, target: 'denied', actions: { type: 'requestDecision', params: { preset: 'list-too-old' } } },
-              { target: 'verifying', actions: { type: 'requestDecision', params: {} } },
+            ...faultTakesLaneOut,
+            SET_MODE: [
+              { guard: operatorPicks('free'), target: '#gate.freePassage', actions: 'trackFacts' },
+              { guard: operatorPicks('maintenance'), target: '#gate.maintenance', actions: 'trackFacts' },
+              { guard: operatorPicks('closed'), target: '#gate.closed', actions: 'trackFacts' },
             ],
-            CARD_FAULT: { target: 'denied', actions: { type: 'requestDecision', params: {} } },
+            PRESENTED: [
+              { guard: 'listRefuses', target: 'denied', actions: { type: 'requestDecision', params: { preset: 'list-too-old' } } },
+              { target: 'verifying', actions: 'requestDecision' },
+            ],
+            CARD_FAULT: { target: 'denied', actions: 'requestDecision' },
           },
         },
+        // Deciding: the decider answers with DECIDED once the record is durable.
         verifying: {
           after: {
             // The decider did not answer in time (journal stuck): refuse rather than guess.
-            decision: { target: 'denied', actions: [assign({ pending: undefined }), { type: 'show', params: { reason: 'journal-unavailable', indicator: 'red-cross' } }, { type: 'alarm', params: { alarm: 'decision-timeout' } }] },
+            decision: {
+              target: 'denied',
+              actions: [
+                'forgetPending',
+                { type: 'show', params: { reason: 'journal-unavailable', indicator: 'red-cross' } },
+                { type: 'alarm', params: { alarm: 'decision-timeout' } },
+              ],
+            },
           },
           on: {
             DECIDED: [
-              { guard: 'granted', target: 'granted', actions: ['emitDecision', assign({ current: ({ event }) => (event as DeciderReply).decision })] },
-              { guard: 'isOurDecision', target: 'denied', actions: 'emitDecision' },
+              { guard: 'decidedGrant', target: 'granted', actions: ['emitDecision', 'holdGrant'] },
+              { guard: 'decidedRefusal', target: 'denied', actions: 'emitDecision' },
+              // An answer to an earlier presentation (after a decision timeout): reported, nothing else.
               { actions: 'emitDecision' },
             ],
             PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'lane-busy' } } },
@@ -372,33 +413,38 @@ export const gateMachine = setup({
           },
         },
         granted: {
-          entry: {
-            type: 'show',
-            params: ({ context }) => ({ reason: 'ok', indicator: 'green-arrow', open: { type: 'OPEN', direction: context.current!.direction, passages: 1 } }),
-          },
-          always: { guard: 'linkDown', target: '#gate.route', actions: [{ type: 'passage', params: { outcome: 'not-passed' } }, assign({ current: undefined })] },
+          entry: 'openForPassage',
+          // The link went down while deciding: the flaps were told to open, but no passage can follow.
+          always: { guard: 'linkIsDown', target: OUT_OF_SERVICE, actions: [notPassed, 'releaseGrant'] },
           after: {
-            passage: { target: 'closing', actions: [{ type: 'passage', params: { outcome: 'not-passed' } }, { type: 'alarm', params: { alarm: 'not-passed' } }] },
+            passage: { target: 'closing', actions: [notPassed, { type: 'alarm', params: { alarm: 'not-passed' } }] },
           },
           on: {
             PASSED: { target: 'closing', actions: { type: 'passage', params: { outcome: 'passed' } } },
+            LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: ['trackFacts', notPassed, 'releaseGrant'] },
+            // The board never acknowledged OPEN: the lane starts over where it belongs.
+            COMMAND_FAILED: [
+              { guard: openFailedIn('outOfService'), target: OUT_OF_SERVICE, actions: openFailedActions },
+              { guard: openFailedIn('closed'), target: '#gate.closed', actions: openFailedActions },
+              { guard: openFailedIn('maintenance'), target: '#gate.maintenance', actions: openFailedActions },
+              { guard: openFailedIn('freePassage'), target: '#gate.freePassage', actions: openFailedActions },
+              { guard: openFailedIn('normal'), target: '#gate.normal', reenter: true, actions: openFailedActions },
+            ],
             PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'lane-busy' } } },
             CARD_FAULT: { actions: { type: 'ignore', params: { reason: 'card fault while open' } } },
-            COMMAND_FAILED: {
-              guard: 'openFailed',
-              target: '#gate.route',
-              actions: [{ type: 'alarm', params: { alarm: 'open-failed' } }, { type: 'passage', params: { outcome: 'not-passed' } }],
-            },
           },
         },
         closing: {
-          entry: [assign({ current: undefined, pending: undefined }), { type: 'toBarrier', params: { type: 'CLOSE' } }],
-          always: { guard: 'linkDown', target: '#gate.route', actions: 'dropQueued' },
-          after: { closing: { target: '#gate.route', actions: ['flapStuck', { type: 'alarm', params: { alarm: 'flap-stuck' } }, 'dropQueued'] } },
+          entry: ['forgetPassage', { type: 'toBarrier', params: { type: 'CLOSE' } }],
+          after: {
+            closing: { target: OUT_OF_SERVICE, actions: ['flapStuck', { type: 'alarm', params: { alarm: 'flap-stuck' } }, 'dropQueued'] },
+          },
           on: {
-            FLAPS: [{ guard: 'flapsClosed', target: 'ready', actions: 'trackFaults' }, { actions: 'trackFaults' }],
-            STATUS: [{ guard: 'flapsClosed', target: 'ready', actions: 'trackFaults' }, { actions: 'trackFaults' }],
-            OBSTRUCTION: { target: 'obstructed', actions: { type: 'alarm', params: { alarm: 'obstruction' } } },
+            // A STATUS here is read for the flaps only (its fire input is not acted on while closing).
+            FLAPS: [{ guard: 'flapsClosed', target: 'ready', actions: 'trackFacts' }, { actions: 'trackFacts' }],
+            STATUS: [{ guard: 'flapsClosed', target: 'ready', actions: 'trackFacts' }, { actions: 'trackFacts' }],
+            LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: ['trackFacts', 'dropQueued'] },
+            OBSTRUCTION: { target: 'obstructed', actions: 'alarm' },
             PRESENTED: { actions: 'queuePresentation' },
             CARD_FAULT: { actions: { type: 'ignore', params: { reason: 'card fault while closing' } } },
           },
@@ -406,39 +452,54 @@ export const gateMachine = setup({
         obstructed: {
           // Never crush: reopen without authorising anyone, hold, then try closing again.
           entry: { type: 'toBarrier', params: { type: 'OPEN', direction: 'entry', passages: 0 } },
-          always: { guard: 'linkDown', target: '#gate.route', actions: 'dropQueued' },
           after: { obstructionHold: 'closing' },
           on: {
+            LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: ['trackFacts', 'dropQueued'] },
             PRESENTED: { actions: 'queuePresentation' },
             CARD_FAULT: { actions: { type: 'ignore', params: { reason: 'card fault while obstructed' } } },
           },
         },
         denied: {
-          entry: enqueueActions(({ context, event, enqueue, self }) => {
-            const reason: ReasonCode =
-              event.type === 'DECIDED' ? event.decision.reason : event.type === 'CARD_FAULT' ? event.reason : event.type === 'PRESENTED' && context.listRefuse ? 'list-too-old' : context.display === 'idle' ? 'credential-invalid' : context.display;
-            enqueue({ type: 'show', params: { reason, indicator: 'red-cross', buzzer: 'short' } });
-          }),
-          always: { guard: 'misplaced', target: '#gate.route' },
+          entry: 'showRefusal',
+          always: [...afterPassage],
           after: { deniedDisplay: 'ready' },
           on: {
-            PRESENTED: [
-              { guard: ({ context }) => context.listRefuse, target: 'denied', reenter: true, actions: { type: 'requestDecision', params: { preset: 'list-too-old' } } },
-              { target: 'verifying', actions: { type: 'requestDecision', params: {} } },
+            ...faultTakesLaneOut,
+            SET_MODE: [
+              { guard: operatorPicks('free'), target: '#gate.freePassage', actions: 'trackFacts' },
+              { guard: operatorPicks('maintenance'), target: '#gate.maintenance', actions: 'trackFacts' },
+              { guard: operatorPicks('closed'), target: '#gate.closed', actions: 'trackFacts' },
             ],
-            CARD_FAULT: { target: 'denied', reenter: true, actions: { type: 'requestDecision', params: {} } },
+            PRESENTED: [
+              {
+                guard: 'listRefuses',
+                target: 'denied',
+                reenter: true,
+                actions: { type: 'requestDecision', params: { preset: 'list-too-old' } },
+              },
+              { target: 'verifying', actions: 'requestDecision' },
+            ],
+            CARD_FAULT: { target: 'denied', reenter: true, actions: 'requestDecision' },
           },
         },
       },
     },
 
     freePassage: {
-      entry: [{ type: 'setMode', params: { to: 'freePassage', barrier: 'free' } }, { type: 'show', params: { reason: 'ok-free-passage', indicator: 'green-arrow' } }],
-      always: { guard: 'misplaced', target: 'route' },
+      entry: [
+        { type: 'setMode', params: { to: 'freePassage', barrier: 'free' } },
+        { type: 'show', params: { reason: 'ok-free-passage', indicator: 'green-arrow' } },
+      ],
       on: {
+        ...faultTakesLaneOut,
+        SET_MODE: [
+          { guard: operatorPicks('normal'), target: 'normal', actions: 'trackFacts' },
+          { guard: operatorPicks('maintenance'), target: 'maintenance', actions: 'trackFacts' },
+          { guard: operatorPicks('closed'), target: 'closed', actions: 'trackFacts' },
+        ],
         // Still decided and journaled (for fares and passback), never refused.
         PRESENTED: { actions: 'recordFreePassage' },
-        PASSED: { actions: emit(({ context, event }) => ({ type: 'passage' as const, direction: (event as { direction: Direction }).direction, outcome: 'passed' as const, atMs: context.env.now() })) },
+        PASSED: { actions: 'passedFreely' },
       },
     },
 
@@ -446,66 +507,81 @@ export const gateMachine = setup({
       entry: [
         // A tap queued while the flaps were closing is answered (and journaled), never dropped silently.
         'dropQueued',
-        assign({ current: undefined, pending: undefined }),
+        'forgetPassage',
         { type: 'setMode', params: { to: 'emergency', barrier: 'emergency', cause: 'fire alarm or emergency button' } },
         { type: 'show', params: { reason: 'out-of-service', indicator: 'green-arrow', buzzer: 'alarm' } },
       ],
       on: {
-        // Latched: only an explicit reset, with the alarm input cleared, leaves emergency.
-        RESET_EMERGENCY: { guard: 'emergencyCleared', target: 'route', actions: { type: 'alarm', params: { alarm: 'emergency-reset' } } },
+        // Latched: only an explicit reset, with the alarm inputs cleared, leaves emergency.
+        RESET_EMERGENCY: [
+          { guard: resetTo('outOfService'), target: 'outOfService', actions: 'alarm' },
+          { guard: resetTo('closed'), target: 'closed', actions: 'alarm' },
+          { guard: resetTo('maintenance'), target: 'maintenance', actions: 'alarm' },
+          { guard: resetTo('freePassage'), target: 'freePassage', actions: 'alarm' },
+          { guard: resetTo('normal'), target: 'normal', actions: 'alarm' },
+        ],
         PRESENTED: { actions: { type: 'ignore', params: { reason: 'emergency: credentials ignored' } } },
         // The board may report a status that still says emergency; keep the flaps open.
-        STATUS: { actions: ['trackFaults', { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'emergency' } }] },
-        LINK: { actions: ['trackFaults', { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'emergency' } }] },
+        STATUS: { actions: ['trackFacts', holdEmergency] },
+        LINK: { actions: ['trackFacts', holdEmergency] },
         PASSED: {},
         INTRUSION: {},
       },
     },
 
     outOfService: {
-      entry: [{ type: 'setMode', params: { to: 'outOfService', barrier: 'locked' } }, 'dropQueued', { type: 'show', params: { reason: 'out-of-service', indicator: 'red-cross' } }],
-      always: { guard: 'misplaced', target: 'route' },
+      entry: [
+        { type: 'setMode', params: { to: 'outOfService', barrier: 'locked' } },
+        'dropQueued',
+        { type: 'show', params: { reason: 'out-of-service', indicator: 'red-cross' } },
+      ],
       on: {
         // When the link comes back, the barrier needs its mode again.
-        LINK: { actions: ['trackFaults', { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'locked' } }] },
+        LINK: [...linkBackInService, { actions: ['trackFacts', lockBarrier] }],
+        SOURCE_OK: [...backInService],
+        STATUS: [...backInService],
+        LIST_STATE: [...backInService],
       },
     },
 
     maintenance: {
-      entry: [{ type: 'setMode', params: { to: 'maintenance', barrier: 'locked' } }, { type: 'show', params: { reason: 'out-of-service', indicator: 'red-cross' } }],
-      always: { guard: 'misplaced', target: 'route' },
+      entry: [
+        { type: 'setMode', params: { to: 'maintenance', barrier: 'locked' } },
+        { type: 'show', params: { reason: 'out-of-service', indicator: 'red-cross' } },
+      ],
+      on: {
+        ...faultTakesLaneOut,
+        SET_MODE: [
+          { guard: operatorPicks('normal'), target: 'normal', actions: 'trackFacts' },
+          { guard: operatorPicks('free'), target: 'freePassage', actions: 'trackFacts' },
+          { guard: operatorPicks('closed'), target: 'closed', actions: 'trackFacts' },
+        ],
+      },
     },
 
     closed: {
-      entry: [{ type: 'setMode', params: { to: 'closed', barrier: 'locked' } }, { type: 'show', params: { reason: 'station-closed', indicator: 'red-cross' } }],
-      always: { guard: 'misplaced', target: 'route' },
-      on: { PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'station-closed' } } } },
+      entry: [
+        { type: 'setMode', params: { to: 'closed', barrier: 'locked' } },
+        { type: 'show', params: { reason: 'station-closed', indicator: 'red-cross' } },
+      ],
+      on: {
+        ...faultTakesLaneOut,
+        SET_MODE: [
+          { guard: operatorPicks('normal'), target: 'normal', actions: 'trackFacts' },
+          { guard: operatorPicks('free'), target: 'freePassage', actions: 'trackFacts' },
+          { guard: operatorPicks('maintenance'), target: 'maintenance', actions: 'trackFacts' },
+        ],
+        PRESENTED: { actions: { type: 'recordRefusal', params: { reason: 'station-closed' } } },
+      },
     },
   },
 });
-
-function causeOf(ctx: Ctx): string {
-  const f = Object.entries(ctx.faults);
-  if (f.length > 0) return f.map(([k, v]) => `${k}: ${v}`).join('; ');
-  return `operator mode ${ctx.operatorMode}`;
-}
 
 /** Ask the decider; its answer comes back to this lane as a DECIDED event (never after the lane stopped). */
 function ask(ctx: Ctx, self: AnyActorRef, req: DecideRequest): void {
   requestDecision(ctx.env.decider, req, (reply) => {
     if (self.getSnapshot().status === 'active') self.send(reply);
   });
-}
-
-function requestFrom(ctx: Ctx, event: GateEvent, preset?: ReasonCode, freePassage?: boolean): DecideRequest | undefined {
-  const id = ctx.decisionSeq + 1;
-  if (event.type === 'PRESENTED') {
-    return { type: 'DECIDE', id, presented: event.presented, side: event.side, source: event.source, atMs: event.atMs, preset, freePassage };
-  }
-  if (event.type === 'CARD_FAULT') {
-    return { type: 'DECIDE', id, side: event.side, source: event.source, atMs: event.atMs, preset: preset ?? event.reason };
-  }
-  return undefined;
 }
 
 export type GateActor = ActorRefFrom<typeof gateMachine>;

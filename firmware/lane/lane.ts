@@ -7,7 +7,7 @@ import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import type { DecisionCore, PassbackStore, RideCodeVerifier, UsedCodes } from '../verify/decision-core.js';
-import { gateMachine, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
+import { gateMachine, laneMode, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import type { Logger } from '../config/log.js';
@@ -84,7 +84,7 @@ export class Lane {
     return {
       laneId: this.id,
       state: stateName(s),
-      mode: c.mode,
+      mode: laneMode(s),
       flaps: c.flaps,
       indicator: c.indicator,
       display: c.display,

@@ -74,9 +74,15 @@ export interface Decision {
 export type ListFreshness = 'fresh' | 'stale';
 
 export interface DecisionInput {
-  presented: Presented;
+  /** Absent when a source reported a card fault instead of a credential (then `preset` says why). */
+  presented?: Presented;
   side: Direction;
   nowMs: number;
+  /**
+   * A refusal the lane decided by itself (card fault, busy, out of service, station closed, list too old):
+   * no lookup, but the record still says who it was (privacy-safe) so it is traceable in the journal.
+   */
+  preset?: ReasonCode;
   /** Free passage: everyone passes, still logged and still recorded for passback. */
   freePassage?: boolean;
 }
@@ -137,17 +143,20 @@ export class DecisionCore {
     this.rideCodes = deps.rideCodes;
   }
 
+  /** Grant or refuse a presentation; every refusal, the lane's own included, is built here. */
   decide(input: DecisionInput): Decision {
     const side = input.side;
+    const presented = input.presented;
+    if (input.preset !== undefined || presented === undefined) return laneDecided(input.preset ?? 'credential-invalid', side, presented);
     let credential: Credential;
-    if (input.presented.kind === 'qr-text') {
-      if (!this.rideCodes) return refuse('qr-malformed', side, 'qr');
-      const v = this.rideCodes.verify(input.presented.text, input.nowMs);
-      if (!v.ok) return refuse(v.reason, side, 'qr');
+    if (presented.kind === 'qr-text') {
+      if (!this.rideCodes) return refusal('qr-malformed', side, 'qr');
+      const v = this.rideCodes.verify(presented.text, input.nowMs);
+      if (!v.ok) return refusal(v.reason, side, 'qr');
       credential = v.credential;
     } else {
-      credential = input.presented.credential;
-      if (!checkCredential(credential).ok) return refuse('credential-invalid', side, 'unknown');
+      credential = presented.credential;
+      if (!checkCredential(credential).ok) return refusal('credential-invalid', side, 'unknown');
     }
     const key = credentialKey(credential);
     const base = { direction: side, kind: credential.kind, ref: credentialRef(credential), key };
@@ -184,12 +193,24 @@ export class DecisionCore {
   }
 }
 
-function refuse(reason: ReasonCode, direction: Direction, kind: CredentialKind | 'unknown'): Decision {
-  return { grant: false, reason, direction, kind, ref: `${kind}:?` };
+/**
+ * A refusal: the one place one is built (the core's, the lane's, and the decider's fallbacks when the
+ * journal fails or a bug throws). No list key: a refusal consumes nothing.
+ */
+export function refusal(
+  reason: ReasonCode,
+  direction: Direction,
+  kind: CredentialKind | 'unknown' = 'unknown',
+  ref = `${kind}:?`,
+): Decision {
+  if (REASONS[reason].grant) throw new Error(`refusal with granting reason ${reason}`);
+  return { grant: false, reason, direction, kind, ref };
 }
 
-/** A refusal for a source-reported fault or lane state, in the same shape as core decisions. */
-export function laneRefusal(reason: ReasonCode, direction: Direction, kind: CredentialKind | 'unknown' = 'unknown', ref = `${kind}:?`): Decision {
-  if (REASONS[reason].grant) throw new Error(`laneRefusal with granting reason ${reason}`);
-  return { grant: false, reason, direction, kind, ref };
+/** A refusal the lane decided (no lookup): who it was when the credential is well formed, else its kind. */
+function laneDecided(reason: ReasonCode, side: Direction, presented: Presented | undefined): Decision {
+  if (presented?.kind === 'credential' && checkCredential(presented.credential).ok) {
+    return refusal(reason, side, presented.credential.kind, credentialRef(presented.credential));
+  }
+  return refusal(reason, side, presented?.kind === 'qr-text' ? 'qr' : 'unknown');
 }

@@ -2,7 +2,9 @@
 // replay, free passage, wrong direction and malformed credentials.
 import { describe, expect, it } from 'vitest';
 import { parseLaneConfig } from '../../firmware/config/config.js';
-import { DecisionCore, MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../../firmware/verify/decision-core.js';
+import { DecisionCore, MemoryPassback, MemoryUsedCodes, refusal, type DecisionInput, type RideCodeVerifier } from '../../firmware/verify/decision-core.js';
+import { requestDecision, type DeciderReply } from '../../firmware/lane/decider.js';
+import { MemoryJournal, type JournalEntry } from '../../firmware/journal/journal.js';
 import { MemoryLists } from '../../firmware/lists/list-provider.js';
 import { credentialKey, credentialRef, type Credential, type Direction } from '../../protocol/credential.js';
 import { REASONS, REASON_CODES, riderMessage } from '../../protocol/reasons.js';
@@ -148,6 +150,54 @@ describe('decision table', () => {
       expect(ids.has(REASONS[r].id)).toBe(false);
       ids.add(REASONS[r].id);
     }
+  });
+});
+
+describe('refusals the lane decides (busy, out of service, closed, card faults): built by the core too', () => {
+  it('a well-formed credential is named (privacy-safe ref, no list key); no lookup, nothing consumed', () => {
+    const c = core('green', creds.card);
+    const d = c.decide({ presented: { kind: 'credential', credential: creds.card }, side: 'entry', nowMs: T0, preset: 'lane-busy' });
+    expect(d).toEqual({ grant: false, reason: 'lane-busy', direction: 'entry', kind: 'card', ref: credentialRef(creds.card) });
+    c.commit(d, T0);
+    expect(c.decide({ presented: { kind: 'credential', credential: creds.card }, side: 'entry', nowMs: T0 }).grant).toBe(true);
+  });
+
+  it('QR text is not verified, a malformed credential and a card fault are unknown', () => {
+    const verifier: RideCodeVerifier = { verify: () => expect.unreachable('a preset refusal verifies nothing') };
+    const cfg = parseLaneConfig({ lane: { id: 'T' } });
+    const c = new DecisionCore('bidirectional', cfg.policy, { lists: new MemoryLists(T0), rideCodes: verifier });
+    expect(c.decide({ presented: { kind: 'qr-text', text: 'GOOD:1' }, side: 'exit', nowMs: T0, preset: 'out-of-service' })).toEqual(
+      { grant: false, reason: 'out-of-service', direction: 'exit', kind: 'qr', ref: 'qr:?' },
+    );
+    const bad = { kind: 'credential', credential: { kind: 'card', cardNumber: '12' } } as DecisionInput['presented'];
+    expect(c.decide({ presented: bad, side: 'entry', nowMs: T0, preset: 'station-closed' })).toMatchObject({ reason: 'station-closed', kind: 'unknown', ref: 'unknown:?' });
+    expect(c.decide({ side: 'entry', nowMs: T0, preset: 'tap-again' })).toEqual({ grant: false, reason: 'tap-again', direction: 'entry', kind: 'unknown', ref: 'unknown:?' });
+  });
+
+  it('a granting reason is never a refusal', () => {
+    expect(() => refusal('ok', 'entry')).toThrow(/granting reason/);
+    expect(() => core('green', creds.card).decide({ side: 'entry', nowMs: T0, preset: 'ok-free-passage' })).toThrow(/granting reason/);
+  });
+
+  it('the decider asks the core once per presentation, lane refusals included, and journals what it answered', async () => {
+    const c = core('green', creds.card);
+    const asked: DecisionInput[] = [];
+    const decide = c.decide.bind(c);
+    c.decide = (input) => (asked.push(input), decide(input));
+    const journal = new MemoryJournal();
+    const deps = { laneId: 'T', core: c, journal, clock: { now: () => T0, setTimeout: () => 0, clearTimeout: () => {} } };
+    const replies: DeciderReply[] = [];
+    const presented = { kind: 'credential' as const, credential: creds.card };
+    requestDecision(deps, { type: 'DECIDE', id: 1, presented, side: 'entry', source: 's', atMs: T0, preset: 'lane-busy' }, (r) => replies.push(r));
+    requestDecision(deps, { type: 'DECIDE', id: 2, presented, side: 'entry', source: 's', atMs: T0 }, (r) => replies.push(r));
+    await new Promise((r) => setImmediate(r));
+    expect(asked.map((a) => a.preset)).toEqual(['lane-busy', undefined]);
+    expect(replies.map((r) => `${r.id}:${r.decision.reason}`)).toEqual(['1:lane-busy', '2:ok']);
+    const journaled = journal.records.map((r) => r.entry as Extract<JournalEntry, { type: 'decision' }>);
+    expect(journaled.map((e) => [e.reason, e.ref, e.key])).toEqual([
+      ['lane-busy', credentialRef(creds.card), undefined],
+      ['ok', credentialRef(creds.card), credentialKey(creds.card)],
+    ]);
   });
 });
 

@@ -5,6 +5,7 @@ import type { AnyStateNode, InspectionEvent } from 'xstate';
 import { gateMachine } from '../../firmware/lane/gate-machine.js';
 import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal/journal.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
+import type { GateEvent, LaneMode, OperatorMode } from '../../firmware/lane/gate-machine.js';
 import { laneHarness, type LaneHarness } from '../support/lane-harness.js';
 
 const taken = new Set<unknown>();
@@ -551,5 +552,265 @@ describe('gate machine: emergency while a tap waits', () => {
     await h.advance(0);
     expect(h.state()).toBe('emergency');
     expect(d).toEqual(['grant:ok', 'refuse:out-of-service']);
+  });
+});
+
+// Every cause, from every state it can act in: the chart's transitions, one test each (tables below).
+const UNREGISTERED = '3104000000000000009';
+type Settled = 'ready' | 'denied' | 'freePassage' | 'maintenance' | 'closed';
+const SETTLED: Settled[] = ['ready', 'denied', 'freePassage', 'maintenance', 'closed'];
+const STATE_NAME: Record<Settled, string> = { ready: 'normal.ready', denied: 'normal.denied', freePassage: 'freePassage', maintenance: 'maintenance', closed: 'closed' };
+const MODE_OF: Record<Settled, LaneMode> = { ready: 'normal', denied: 'normal', freePassage: 'freePassage', maintenance: 'maintenance', closed: 'closed' };
+const OPERATOR: Record<Exclude<LaneMode, 'emergency' | 'outOfService'>, OperatorMode> = { normal: 'normal', freePassage: 'free', maintenance: 'maintenance', closed: 'closed' };
+const IN_SERVICE = Object.keys(OPERATOR) as (keyof typeof OPERATOR)[];
+
+async function settledIn(where: Settled, journal?: Journal): Promise<LaneHarness> {
+  const h = await lane({}, journal);
+  if (where === 'denied') h.entry.present({ kind: 'card', cardNumber: UNREGISTERED });
+  else if (where !== 'ready') h.lane.send({ type: 'SET_MODE', mode: OPERATOR[MODE_OF[where] as keyof typeof OPERATOR] });
+  await h.advance(0);
+  expect(h.state()).toBe(STATE_NAME[where]);
+  return h;
+}
+const modeChanges = (h: LaneHarness) => {
+  const out: string[] = [];
+  h.lane.on('mode', (e) => out.push(`${e.from}->${e.to}`));
+  return out;
+};
+const boardModes = (h: LaneHarness, from: number) => h.commands.slice(from).filter((c) => c.type === 'SET_MODE');
+
+/** A fault, and the event that clears it. */
+const FAULTS: { cause: string; raise: GateEvent; clear?: GateEvent; key: string }[] = [
+  { cause: 'LINK down', raise: { type: 'LINK', up: false, detail: 'silence 500 ms' }, clear: { type: 'LINK', up: true }, key: 'barrier-link' },
+  { cause: 'SOURCE_FAULT', raise: { type: 'SOURCE_FAULT', source: 'sim-entry', detail: 'reader unplugged' }, clear: { type: 'SOURCE_OK', source: 'sim-entry' }, key: 'source:sim-entry' },
+  { cause: 'FAULT', raise: { type: 'FAULT', code: 9 }, key: 'barrier-fault' },
+  {
+    cause: 'STATUS with a fault code',
+    raise: { type: 'STATUS', flaps: 'closed', mode: 'normal', faultCode: 9, fireAlarm: false },
+    clear: { type: 'STATUS', flaps: 'closed', mode: 'locked', faultCode: 0, fireAlarm: false },
+    key: 'barrier-fault',
+  },
+  { cause: 'LIST_STATE too old', raise: { type: 'LIST_STATE', stale: true, action: 'out-of-service' }, clear: { type: 'LIST_STATE', stale: false, action: 'out-of-service' }, key: 'list-too-old' },
+];
+
+describe('gate machine: a fault takes a serving lane out of service at once', () => {
+  for (const where of SETTLED) {
+    for (const f of FAULTS) {
+      it(`${f.cause} in ${where}`, async () => {
+        const h = await settledIn(where);
+        const m = modeChanges(h);
+        const before = h.commands.length;
+        h.lane.send(f.raise);
+        await h.advance(0);
+        expect(h.state()).toBe('outOfService');
+        expect(h.lane.view().faults[f.key]).toBeDefined();
+        expect(m).toEqual([`${MODE_OF[where]}->outOfService`]);
+        expect(boardModes(h, before)).toEqual([{ type: 'SET_MODE', mode: 'locked' }]);
+      });
+    }
+  }
+});
+
+describe('gate machine: the event that clears the last fault takes the lane back to the operator\'s mode', () => {
+  for (const mode of IN_SERVICE) {
+    for (const f of FAULTS.filter((x) => x.clear)) {
+      it(`${f.clear!.type} back to ${mode}`, async () => {
+        const h = await lane();
+        h.lane.send({ type: 'SET_MODE', mode: OPERATOR[mode] });
+        h.lane.send(f.raise);
+        await h.advance(0);
+        expect(h.state()).toBe('outOfService');
+        const m = modeChanges(h);
+        h.lane.send(f.clear!);
+        await h.advance(0);
+        expect(h.lane.view().mode).toBe(mode);
+        expect(m).toEqual([`outOfService->${mode}`]);
+      });
+    }
+  }
+
+  it('LINK up while another fault remains: still out of service, the board told its mode again', async () => {
+    const h = await lane();
+    h.entry.fault('reader unplugged');
+    h.lane.send({ type: 'LINK', up: false });
+    await h.advance(0);
+    const before = h.commands.length;
+    h.lane.send({ type: 'LINK', up: true });
+    await h.advance(0);
+    expect(h.state()).toBe('outOfService');
+    expect(boardModes(h, before)).toEqual([{ type: 'SET_MODE', mode: 'locked' }]);
+    h.entry.recover();
+    await h.advance(0);
+    expect(h.state()).toBe('normal.ready');
+  });
+});
+
+describe('gate machine: SET_MODE takes a serving lane to the operator\'s mode', () => {
+  for (const where of SETTLED) {
+    for (const mode of IN_SERVICE.filter((m) => m !== MODE_OF[where])) {
+      it(`${where} → ${mode}`, async () => {
+        const h = await settledIn(where);
+        const m = modeChanges(h);
+        h.lane.send({ type: 'SET_MODE', mode: OPERATOR[mode] });
+        await h.advance(0);
+        expect(h.lane.view().mode).toBe(mode);
+        expect(m).toEqual([`${MODE_OF[where]}->${mode}`]);
+      });
+    }
+  }
+
+  it('facts that change nothing: the same mode again, a link or reader that was fine', async () => {
+    const h = await lane();
+    const m = modeChanges(h);
+    const before = h.commands.length;
+    h.lane.send({ type: 'SET_MODE', mode: 'normal' });
+    h.lane.send({ type: 'LINK', up: true });
+    h.entry.recover();
+    await h.advance(0);
+    expect(h.state()).toBe('normal.ready');
+    expect(m).toEqual([]);
+    expect(h.commands.length).toBe(before);
+  });
+});
+
+/** What can change while a passage is under way, applied when the passage settles. */
+const PENDING: { change: string; to: LaneMode; send: (h: LaneHarness) => void }[] = [
+  { change: 'a reader fault', to: 'outOfService', send: (h) => h.entry.fault('reader unplugged') },
+  { change: 'SET_MODE closed', to: 'closed', send: (h) => h.lane.send({ type: 'SET_MODE', mode: 'closed' }) },
+  { change: 'SET_MODE maintenance', to: 'maintenance', send: (h) => h.lane.send({ type: 'SET_MODE', mode: 'maintenance' }) },
+  { change: 'SET_MODE free', to: 'freePassage', send: (h) => h.lane.send({ type: 'SET_MODE', mode: 'free' }) },
+];
+
+describe('gate machine: a change that arrives during a passage applies when it settles', () => {
+  for (const p of PENDING) {
+    it(`${p.change} while closing: the flaps close, ready, then ${p.to}`, async () => {
+      const h = await lane();
+      await grantAndWalk(h);
+      expect(h.state()).toBe('normal.closing');
+      p.send(h);
+      await h.advance(0);
+      expect(h.state()).toBe('normal.closing');
+      const m = modeChanges(h);
+      await h.advance(1000);
+      expect(h.lane.view().mode).toBe(p.to);
+      expect(m).toEqual([`normal->${p.to}`]);
+      expect(h.commands).toContainEqual({ type: 'DISPLAY', textId: 0 }); // ready was shown on the way
+    });
+
+    it(`${p.change} while deciding a refusal: the refusal is shown, then ${p.to}`, async () => {
+      const j = new ControlledJournal();
+      j.mode = 'hold';
+      const h = await lane({}, j);
+      h.entry.present({ kind: 'card', cardNumber: UNREGISTERED });
+      await h.advance(0);
+      expect(h.state()).toBe('normal.verifying');
+      p.send(h);
+      await h.advance(0);
+      expect(h.state()).toBe('normal.verifying');
+      const m = modeChanges(h);
+      j.release();
+      await h.advance(0);
+      expect(h.lane.view().mode).toBe(p.to);
+      expect(m).toEqual([`normal->${p.to}`]);
+      expect(h.commands).toContainEqual({ type: 'INDICATE', indicator: 'red-cross', buzzer: 'short' });
+    });
+
+    it(`${p.change}, then the board never acknowledges OPEN: ${p.to}`, async () => {
+      const h = await lane();
+      const a = alarms(h);
+      h.entry.present(card());
+      await h.advance(0);
+      expect(h.state()).toBe('normal.granted');
+      p.send(h);
+      await h.advance(0);
+      expect(h.state()).toBe('normal.granted');
+      h.lane.send({ type: 'COMMAND_FAILED', command: 'OPEN', detail: 'no ack after 3 tries' });
+      await h.advance(0);
+      expect(h.lane.view().mode).toBe(p.to);
+      expect(a).toContain('open-failed');
+    });
+
+    it(`${p.change} during an emergency: the reset goes to ${p.to}`, async () => {
+      const h = await lane();
+      h.board.setFireAlarm(true);
+      await h.advance(0);
+      expect(h.state()).toBe('emergency');
+      p.send(h);
+      h.board.setFireAlarm(false);
+      await h.advance(0);
+      expect(h.state()).toBe('emergency');
+      const m = modeChanges(h);
+      h.lane.send({ type: 'RESET_EMERGENCY' });
+      await h.advance(0);
+      expect(h.lane.view().mode).toBe(p.to);
+      expect(m).toEqual([`emergency->${p.to}`]);
+    });
+  }
+
+  it('a barrier fault while deciding a grant: the passage runs, then out of service', async () => {
+    const j = new ControlledJournal();
+    j.mode = 'hold';
+    const h = await lane({}, j);
+    h.entry.present(card());
+    await h.advance(0);
+    h.lane.send({ type: 'FAULT', code: 9 });
+    await h.advance(0);
+    expect(h.state()).toBe('normal.verifying');
+    j.release();
+    await h.advance(0);
+    expect(h.state()).toBe('normal.granted');
+    await h.advance(300);
+    h.board.walkThrough('entry');
+    await h.advance(1000);
+    expect(h.state()).toBe('outOfService');
+  });
+
+  it('the link goes down while deciding a grant: OPEN is sent, nobody passes, out of service', async () => {
+    const j = new ControlledJournal();
+    j.mode = 'hold';
+    const h = await lane({}, j);
+    const passages: string[] = [];
+    h.lane.on('passage', (e) => passages.push(e.outcome));
+    h.entry.present(card());
+    await h.advance(0);
+    h.lane.send({ type: 'LINK', up: false });
+    await h.advance(0);
+    expect(h.state()).toBe('normal.verifying');
+    j.release();
+    await h.advance(0);
+    expect(h.state()).toBe('outOfService');
+    expect(opens(h)).toBe(1);
+    expect(passages).toEqual(['not-passed']);
+  });
+});
+
+describe('gate machine: alarms carry their details', () => {
+  it('typed alarms from the board, the link and the readers; the journal keeps name and one line', async () => {
+    const j = new ControlledJournal();
+    const h = await lane({}, j);
+    const got: unknown[] = [];
+    h.lane.on('alarm', (e) => got.push(e.alarm));
+    h.lane.send({ type: 'COMMAND_FAILED', command: 'CLOSE', detail: 'no ack after 3 tries' });
+    h.lane.send({ type: 'FAULT', code: 9 });
+    h.lane.send({ type: 'INTRUSION', direction: 'exit' });
+    h.lane.send({ type: 'POWER', state: 'battery' });
+    h.entry.fault('reader unplugged');
+    await h.advance(0);
+    expect(got).toEqual([
+      { alarm: 'barrier-command-failed', command: 'CLOSE', detail: 'no ack after 3 tries' },
+      { alarm: 'barrier-fault', code: 9 },
+      { alarm: 'intrusion', direction: 'exit' },
+      { alarm: 'power', state: 'battery' },
+      { alarm: 'reader-fault', source: 'sim-entry', detail: 'reader unplugged' },
+    ]);
+    const records = j.entries.filter((e) => e.type === 'alarm');
+    expect(records.map((r) => Object.keys(r).sort().join(','))).toEqual(Array(5).fill('alarm,atMs,detail,laneId,type'));
+    expect(records.map((r) => (r.type === 'alarm' ? `${r.alarm}: ${r.detail}` : ''))).toEqual([
+      'barrier-command-failed: command CLOSE, no ack after 3 tries',
+      'barrier-fault: code 9',
+      'intrusion: direction exit',
+      'power: state battery',
+      'reader-fault: source sim-entry, reader unplugged',
+    ]);
   });
 });
