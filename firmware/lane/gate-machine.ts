@@ -1,3 +1,5 @@
+// Why this file is long: it is one statechart — setup (guards, actions, actors by name) and the machine
+// definition must be read together; the vocabulary and pure facts live in gate-facts.ts, the chart in README.md.
 // One gate lane as an XState v5 machine. It holds no I/O: the barrier link and the credential sources reach
 // it as callback actors, commands go out and decisions are asked for through the injected ports, and every
 // timeout runs on the clock the actor is created with (a simulated clock in tests and the simulator).
