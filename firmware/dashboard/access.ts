@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Logger } from '../config/log.js';
 import { parse, readJson, RequestError } from './requests.js';
-import { PASSWORD_MAX, type SupervisorDirectory } from './supervisors.js';
+import { PASSWORD_MAX, SUPERVISOR_NAME, type SupervisorDirectory } from './supervisors.js';
 
 export type DashboardAccess =
   | { mode: 'read-only' }
@@ -308,7 +308,8 @@ export function createGatekeeper(o: GatekeeperOptions): Gatekeeper {
       }
       if (!ok) {
         limiter.failed(remote);
-        log.warn({ event: 'supervisor-login-failed', supervisor: b.name.slice(0, 32), remote }, `failed supervisor login from ${remote}`);
+        // The name as typed only when it is shaped like one (a password typed into the name field stays out of the log).
+        log.warn({ event: 'supervisor-login-failed', supervisor: SUPERVISOR_NAME.test(b.name) ? b.name : '(not a name)', remote }, `failed supervisor login from ${remote}`);
         throw new RequestError(401, 'bad-login', 'wrong name or password');
       }
       const { token, session, evicted } = sessions.create(b.name, remote);

@@ -107,3 +107,36 @@ describe('gate run: every start-up failure is one line, a non-zero exit, and not
     expectOneLineFailure(o, [/journal\.dir/, /\/proc\/gate-journal-test/, /set journal\.dir/]);
   });
 });
+
+describe('start-up failures in-process', () => {
+  it('startLane closes what it opened when a later step fails', async () => {
+    const { listDrivers, journalDrivers } = await import('../../firmware/composition/registry.js');
+    const { MemoryLists } = await import('../../firmware/lists/list-provider.js');
+    const { MemoryJournal } = await import('../../firmware/journal/journal.js');
+    const { startLane } = await import('../../firmware/composition/start-lane.js');
+    const { parseLaneConfig } = await import('../../firmware/config/config.js');
+    const closed: string[] = [];
+    listDrivers['test-probe'] = async () => Object.assign(new MemoryLists(0), { stop: async () => void closed.push('lists') });
+    journalDrivers['test-probe'] = async () => Object.assign(new MemoryJournal(), { close: async () => void closed.push('journal') });
+    const steps: string[] = [];
+    try {
+      const config = parseLaneConfig({ lane: { id: 'L1' }, lists: { type: 'test-probe' }, journal: { type: 'test-probe' }, qr: { trustList: join(dir, 'no-trust-list.json') } });
+      const err = await startLane({ config, onStep: (s) => steps.push(s.field) }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'config' });
+      expect(steps).toEqual(['lists', 'journal', 'drivers.barrier', 'drivers.sources', 'qr']);
+      expect(closed.sort()).toEqual(['journal', 'lists']);
+    } finally {
+      delete listDrivers['test-probe'];
+      delete journalDrivers['test-probe'];
+    }
+  });
+
+  it('an unexpected error is still one line, naming the step, its config field and the file', async () => {
+    const { startupFailure } = await import('../../firmware/cli/run.js');
+    const e = new Error('Error: No such file or directory, cannot open /dev/ttyUSB7\n    at SerialPort.open (x.js:1:1)');
+    const f = startupFailure(e, '/etc/gate/lane.json', { field: 'drivers.barrier', what: 'serial barrier link' });
+    expect(f.exitCode).toBe(1);
+    expect(f.line.split('\n')).toHaveLength(1);
+    expect(f.line).toBe('start-up failed while opening serial barrier link (drivers.barrier): Error: No such file or directory, cannot open /dev/ttyUSB7; at SerialPort.open (x.js:1:1); check drivers.barrier in /etc/gate/lane.json');
+  });
+});
