@@ -7,11 +7,11 @@ import { riderMessage } from '../../protocol/reasons.js';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { loadLaneConfig } from '../config/config.js';
 import type { OperatorMode } from '../lane/gate-machine.js';
-import { startLane, type Lane } from '../composition/start-lane.js';
-import { createLogger } from '../config/log.js';
+import { startLane, type Lane, type StartStep } from '../composition/start-lane.js';
+import { createLogger, type Logger } from '../config/log.js';
 import { lowerHelperThreads } from '../platform/thread-priority.js';
 import { createMetrics } from '../operations/metrics.js';
-import { laneInspector, startLaneService, type LaneService } from '../operations/service.js';
+import { laneInspector, planLaneService, startLaneService, type LaneService } from '../operations/service.js';
 
 export function register(program: Command): void {
   program
@@ -20,43 +20,86 @@ export function register(program: Command): void {
     .requiredOption('-c, --config <file>', 'lane config (JSON)')
     .option('--stdin', 'read bench commands from stdin (taps for simulated readers, modes, fire alarm); "help" lists them', false)
     .action(async (o) => {
-      let lane: Lane;
-      let service: LaneService;
+      let lane: Lane | undefined;
+      let service: LaneService | undefined;
+      let step: StartStep = { field: '--config', what: 'the config file' };
+      let log: Logger | undefined;
+      // A step that takes long is said out loud (a hang must never be silent); it is not cut short: a
+      // 10 M-entry list legitimately takes a while on a small board.
+      let stepSince = Date.now();
+      const slow = setInterval(() => log?.warn({ event: 'start-up-slow', field: step.field, what: step.what, seconds: Math.round((Date.now() - stepSince) / 1000) }, `start-up: still opening ${step.what} (${step.field})`), SLOW_STEP_MS);
+      slow.unref();
+      const at = (s: StartStep) => {
+        step = s;
+        stepSince = Date.now();
+      };
       try {
         // First, before any driver starts threads of its own: Node's and V8's helper threads yield to the lane's.
         const helpers = lowerHelperThreads();
         const config = loadLaneConfig(o.config);
-        const log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
+        log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
+        // What the service needs from the config and the disk (the supervisors file), before any driver opens.
+        at({ field: 'dashboard', what: 'the dashboard settings' });
+        const plan = await planLaneService(config, { log });
         const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
-        lane = await startLane({ config, log, inspect: laneInspector(metrics) });
+        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at });
+        at({ field: 'health', what: 'the health server and dashboard' });
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
-        service = await startLaneService(lane, { log, metrics });
+        service = await startLaneService(lane, { log, metrics, plan });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
         log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads lowered to nice 19');
         if (!process.execArgv.includes('--single-threaded-gc')) {
           log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
         }
       } catch (e) {
-        if (isGateError(e, GateErrorCode.Config)) {
-          console.error(`gate run: ${e.message}`);
-          process.exitCode = 2;
-          return;
-        }
-        throw e;
+        clearInterval(slow);
+        const f = startupFailure(e, o.config, step);
+        process.stderr.write(`gate run: ${f.line}\n`);
+        // Nothing may keep running: stop what started (bounded), then leave whatever is still pending.
+        await Promise.race([Promise.allSettled([service?.stop(), lane?.stop()]), new Promise((r) => setTimeout(r, 3000).unref())]);
+        process.exit(f.exitCode);
       }
-      lane.on('decision', (e) => {
+      clearInterval(slow);
+      const running = lane;
+      const svc = service;
+      running.on('decision', (e) => {
         const m = riderMessage(e.decision.reason);
-        console.log(JSON.stringify({ lane: lane.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
+        console.log(JSON.stringify({ lane: running.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
       });
       const stop = async () => {
-        await service.stop();
-        await lane.stop();
+        await svc.stop();
+        await running.stop();
         process.exit(0);
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
-      if (o.stdin) benchControl(lane);
+      if (o.stdin) benchControl(running);
     });
+}
+
+/** A start-up step still running after this long is logged (again every period). */
+const SLOW_STEP_MS = 15_000;
+
+/**
+ * One line for a failed start-up, naming what and how to fix it, and the exit code: 2 when the config
+ * itself is invalid, 1 when something it names cannot be used (a file, a directory, a device) or an
+ * unexpected error happened while opening `step`.
+ */
+export function startupFailure(e: unknown, configFile: string, step: StartStep): { line: string; exitCode: number } {
+  const flat = (s: string) =>
+    s
+      .split('\n')
+      .map((l) => l.trim().replace(/^- /, ''))
+      .filter((l) => l !== '')
+      .join('; ')
+      .replace(/:;/g, ':');
+  if (isGateError(e, GateErrorCode.Config)) {
+    const fix = /^cannot read config file/.test(e.message) ? 'check the --config path' : `fix that in ${configFile}`;
+    return { line: `${flat(e.message)} (${fix})`, exitCode: 2 };
+  }
+  if (isGateError(e)) return { line: flat(e.message), exitCode: 1 };
+  const message = e instanceof Error ? e.message : String(e);
+  return { line: `start-up failed while opening ${step.what} (${step.field}): ${flat(message)}; check ${step.field} in ${configFile}`, exitCode: 1 };
 }
 
 const HELP = `commands:

@@ -2,7 +2,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../config/log.js';
 import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
-import { startDashboardServer, type DashboardServer } from '../dashboard/dashboard.js';
+import { startDashboardServer, type DashboardAccess, type DashboardServer } from '../dashboard/dashboard.js';
+import { openSupervisorFile } from '../dashboard/supervisors.js';
 import { formatResult } from '../../simulator/station.js';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { ConfigError } from '../config/config.js';
@@ -31,7 +32,9 @@ export function register(program: Command): void {
     .option('--quiet', 'do not print a line per decision', false)
     .option('--dashboard', 'serve the station dashboard (implies --realtime; runs until Ctrl-C)', false)
     .option('--dashboard-port <n>', 'dashboard port (0: any free port)', intArg('--dashboard-port', 0, 65535), 8080)
-    .option('--dashboard-host <host>', 'dashboard address to listen on', '127.0.0.1')
+    .option('--dashboard-host <host>', 'dashboard address to listen on (without --supervisors: loopback only)', '127.0.0.1')
+    .option('--supervisors <file>', 'supervisors file (gate supervisor add): every dashboard action then needs a login; without it, actions need no login and are taken from loopback only')
+    .option('--dashboard-allowed-host <name...>', 'Host names the dashboard answers to besides loopback (DNS rebinding is refused)', [])
     .addOption(new Option('--barrier <wire>', 'how lanes reach their barrier boards').default(DEFAULT_SIM.barrier))
     .addOption(new Option('--reader <wire>', 'how card taps reach the lanes').default(DEFAULT_SIM.reader))
     .addOption(new Option('--qr <wire>', 'how QR codes reach the lanes').default(DEFAULT_SIM.qr))
@@ -62,10 +65,13 @@ export function register(program: Command): void {
             ? async (sim) => {
                 stopStation = () => sim.station.stop();
                 process.on('SIGINT', onSigint);
-                server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim, o.seed), port: o.dashboardPort, host: o.dashboardHost, station: 'SIM', log: log.child({ part: 'dashboard' }) }).catch((e: NodeJS.ErrnoException) => {
+                const access: DashboardAccess = o.supervisors ? { mode: 'supervisors', directory: await openSupervisorFile(o.supervisors) } : { mode: 'loopback-demo' };
+                server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim, o.seed), port: o.dashboardPort, host: o.dashboardHost, allowedHosts: o.dashboardAllowedHost, access, laneNow: () => sim.clock.now(), station: 'SIM', log: log.child({ part: 'dashboard' }) }).catch((e: NodeJS.ErrnoException) => {
+                  if (isGateError(e)) throw e;
                   throw new ConfigError(`dashboard cannot listen on ${o.dashboardHost}:${o.dashboardPort}: ${e.code ?? e.message}; pick another with --dashboard-port (0: any free port)`);
                 });
                 console.log(`Station dashboard: ${server.url}  (Ctrl-C to stop)`);
+                if (access.mode === 'loopback-demo') console.log('(demo mode: actions need no login and are taken from this machine only)');
               }
             : undefined,
           barrier: o.barrier,

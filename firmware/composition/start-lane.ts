@@ -1,19 +1,38 @@
 // Config → drivers (by name, through the registry) → decision core → a running lane. The composition
 // root of one lane; the lane room wires the built parts (assembleLane).
+import type { BarrierLink, CredentialSource } from '../../drivers/seams.js';
 import { systemClock } from '../../drivers/seams.js';
 import { silentLogger } from '../config/log.js';
+import type { Journal } from '../journal/journal.js';
+import type { ListProvider } from '../lists/list-provider.js';
 import { assembleLane, type Lane, type LaneOptions } from '../lane/lane.js';
 import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
-/** Build a lane from config (drivers by name) and overrides, and start it. */
-export async function startLane(opts: LaneOptions): Promise<Lane> {
+/** One start-up step: the config section it reads and what it opens ("lists", "file list snapshot"). */
+export interface StartStep {
+  field: string;
+  what: string;
+}
+
+export interface StartLaneOptions extends LaneOptions {
+  /** Told before each step that opens something, so a failure or a slow step can be named (gate run). */
+  onStep?: (step: StartStep) => void;
+}
+
+/**
+ * Build a lane from config (drivers by name) and overrides, and start it. When a step fails, what the
+ * earlier steps opened (list sync, journal, barrier link, sources) is closed before the error is rethrown:
+ * a failed start-up leaves nothing running.
+ */
+export async function startLane(opts: StartLaneOptions): Promise<Lane> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger;
   const ctx: DriverContext = { laneId: config.lane.id, clock, log, config };
+  const step = (field: string, what: string) => opts.onStep?.({ field, what });
 
   // Resolve every driver name first, so a bad config fails before anything is opened.
   const barrierFactory = opts.barrier ? undefined : pickDriver(barrierDrivers, 'barrier', config.drivers.barrier.type);
@@ -21,19 +40,40 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   const listFactory = opts.lists ? undefined : pickDriver(listDrivers, 'lists', config.lists.type);
   const journalFactory = opts.journal ? undefined : pickDriver(journalDrivers, 'journal', config.journal.type);
 
-  const lists = opts.lists ?? (await listFactory!(config.lists, ctx));
-  const journal = opts.journal ?? (await journalFactory!(config.journal, ctx));
-  const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
-  const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
+  // What this call opened (not the overrides it was given), to close again if a later step fails.
+  const opened: { lists?: ListProvider; journal?: Journal; barrier?: BarrierLink; sources: CredentialSource[] } = { sources: [] };
+  try {
+    step('lists', `${config.lists.type} lists`);
+    const lists = opts.lists ?? (opened.lists = await listFactory!(config.lists, ctx));
+    step('journal', `${config.journal.type} journal`);
+    const journal = opts.journal ?? (opened.journal = await journalFactory!(config.journal, ctx));
+    step('drivers.barrier', `${config.drivers.barrier.type} barrier link`);
+    const barrier = opts.barrier ?? (opened.barrier = await barrierFactory!(config.drivers.barrier, ctx));
+    step('drivers.sources', `credential sources (${config.drivers.sources.map((s) => s.type).join(', ') || 'none'})`);
+    const sources = opts.sources ?? (await openSources(config.drivers.sources.map((s, i) => () => sourceFactories[i](s, ctx, i)), opened.sources));
 
-  // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
-  const qrSection = (config as Record<string, unknown>).qr;
-  const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
-  const core = new DecisionCore(config.lane.direction, config.policy, {
-    lists,
-    usedCodes: opts.usedCodes ?? qr?.usedCodes,
-    passback: opts.passback,
-    rideCodes: opts.rideCodes ?? qr?.rideCodes,
-  });
-  return assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+    // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
+    const qrSection = (config as Record<string, unknown>).qr;
+    if (qrSection !== undefined && !opts.rideCodes) step('qr', 'QR trust list and station peers');
+    const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
+    const core = new DecisionCore(config.lane.direction, config.policy, {
+      lists,
+      usedCodes: opts.usedCodes ?? qr?.usedCodes,
+      passback: opts.passback,
+      rideCodes: opts.rideCodes ?? qr?.rideCodes,
+    });
+    return assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+  } catch (e) {
+    await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop())]);
+    throw e;
+  }
+}
+
+/** Open every source; if one fails, the ones that opened are in `opened` (for closing) and the first error is thrown. */
+async function openSources(open: (() => Promise<CredentialSource>)[], opened: CredentialSource[]): Promise<CredentialSource[]> {
+  const r = await Promise.allSettled(open.map((f) => f()));
+  for (const x of r) if (x.status === 'fulfilled') opened.push(x.value);
+  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  return opened;
 }

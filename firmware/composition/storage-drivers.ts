@@ -2,9 +2,10 @@
 import { z } from 'zod';
 import { alarmText } from '../../protocol/alarms.js';
 import { trustedListKey } from '../../protocol/lists/index.js';
-import { loadListFile, type StoredLists } from '../lists/stored-lists.js';
+import { ListFileError, loadListFile, type StoredLists } from '../lists/stored-lists.js';
 import { ConfigError, parseDriverConfig } from '../config/config.js';
-import { FileJournal } from '../journal/file-journal.js';
+import { FileJournal, JournalUnavailableError } from '../journal/file-journal.js';
+import { checkReadableFile, prepareDirectory } from './startup-checks.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import { ListSync } from '../lists/list-sync.js';
 import type { DriverContext } from './driver-context.js';
@@ -19,7 +20,22 @@ const fileListsSchema = z.looseObject({
 
 export async function fileListsFromConfig(raw: unknown): Promise<ListProvider> {
   const c = parseDriverConfig(fileListsSchema, raw, 'lists');
-  const lists: StoredLists = await loadListFile(c.path, c.publicKeys ? c.publicKeys.map(trustedListKey) : null);
+  const fix = 'provision the signed list snapshot there, or point lists.path at it';
+  let keys;
+  try {
+    keys = c.publicKeys ? c.publicKeys.map(trustedListKey) : null;
+  } catch (e) {
+    throw new ConfigError(`lists.publicKeys: ${(e as Error).message}`);
+  }
+  await checkReadableFile(c.path, 'lists.path', fix, (m) => new ListFileError('list-file-missing', m));
+  let lists: StoredLists;
+  try {
+    lists = await loadListFile(c.path, keys);
+  } catch (e) {
+    // Its message names the file and what is wrong with it; say which field and what to do.
+    if (e instanceof ListFileError) throw new ListFileError(e.reason, `lists.path: ${e.message}; ${fix} (a snapshot the back office signed, unchanged)`);
+    throw e;
+  }
   return { current: () => lists };
 }
 
@@ -39,6 +55,7 @@ const httpSyncSchema = z.looseObject({
 
 export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Promise<ListSync> {
   const c = parseDriverConfig(httpSyncSchema, raw, 'lists');
+  await prepareDirectory(c.dir, 'lists.dir', '/var/lib/gate/lists', (m) => new ListFileError('list-dir-unusable', m));
   let keys;
   try {
     keys = c.publicKeys.map(trustedListKey);
@@ -75,6 +92,7 @@ const fileJournalSchema = z.looseObject({
 
 export async function fileJournalFromConfig(raw: unknown, ctx: DriverContext): Promise<FileJournal> {
   const c = parseDriverConfig(fileJournalSchema, raw, 'journal');
+  await prepareDirectory(c.dir, 'journal.dir', '/var/lib/gate/journal', (m) => new JournalUnavailableError('io-error', m, { dir: c.dir, field: 'journal.dir' }));
   const j = await FileJournal.open({ ...c, laneId: ctx.laneId, log: ctx.log });
   j.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'journal alarm'));
   return j;

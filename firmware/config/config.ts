@@ -51,6 +51,49 @@ export const policySchema = z
 
 const driverConfig = z.looseObject({ type: z.string().min(1) });
 
+/** The lane's HTTP face (`/metrics`, `/healthz`, `/readyz`, `/dashboard/`): firmware/operations/health.ts. */
+export const healthSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** 127.0.0.1 keeps it on the box; 0.0.0.0 lets the station's Prometheus scrape it (control stays off unless `dashboard.control` is set). */
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(9464),
+    maxLoopDelayMs: z.number().int().min(10).default(1000),
+  })
+  .strict();
+
+/** A Host header value: a DNS name, an IPv4 address or a bracketed IPv6 address, with an optional port. */
+const hostName = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?$/, 'a host name or address as a browser sends it in Host, e.g. "gate-l01.bj0101.metro" or "10.0.0.11:9464"');
+
+/**
+ * The dashboard on the health port (firmware/dashboard/). Without `control` it is a read-only page: lanes,
+ * decisions by privacy-safe reference, alarms; every action is refused. With `control`, actions need a
+ * supervisor's login (names and scrypt hashes in the `supervisors` file, written by `gate supervisor add`).
+ */
+export const dashboardSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Host header values it answers to besides loopback (127.0.0.1, localhost, [::1]); anything else is refused (DNS rebinding). */
+    allowedHosts: z.array(hostName).max(64).default([]),
+    control: z
+      .object({
+        /** The supervisors file: { "supervisors": { "<name>": { "hash": "scrypt$…" } } }. */
+        supervisors: z.string().min(1),
+        /** A login lasts this long, then the supervisor logs in again. */
+        sessionMinutes: z.number().int().min(1).max(1440).default(240),
+        /** Sessions kept at once (every supervisor, every browser); a new login beyond it ends the oldest. */
+        maxSessions: z.number().int().min(1).max(256).default(16),
+        /** Failed logins from one address within loginWindowSeconds before its further attempts are refused until the window passes. */
+        loginFailures: z.number().int().min(1).max(100).default(5),
+        loginWindowSeconds: z.number().int().min(10).max(86_400).default(300),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const laneConfigSchema = z
   .object({
     lane: z
@@ -76,6 +119,8 @@ export const laneConfigSchema = z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()
       .default({ level: 'info' }),
+    health: healthSchema.default(() => healthSchema.parse({})),
+    dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
   })
   .loose();
 
@@ -83,6 +128,8 @@ export type LaneConfig = z.infer<typeof laneConfigSchema>;
 export type Timeouts = z.infer<typeof timeoutsSchema>;
 export type Policy = z.infer<typeof policySchema>;
 export type StatusPolicy = z.infer<typeof statusPolicy>;
+export type HealthSettings = z.infer<typeof healthSchema>;
+export type DashboardSettings = z.infer<typeof dashboardSchema>;
 
 /**
  * A config file or section that cannot be used: a GateError with code GateErrorCode.Config (branch on

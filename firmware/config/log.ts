@@ -7,8 +7,8 @@ export type { Logger };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** Fields that hold a full card number, account id, list key or ticket number, or a back-office token: never written out. */
-export const SECRET_FIELDS = ['cardNumber', 'account', 'key', 'ticketNumber', 'token', 'uploadToken', 'authorization'] as const;
+/** Fields that hold a full card number, account id, list key or ticket number, a back-office token, or a supervisor's password, session cookie or CSRF token: never written out. */
+export const SECRET_FIELDS = ['cardNumber', 'account', 'key', 'ticketNumber', 'token', 'uploadToken', 'authorization', 'password', 'cookie', 'csrf'] as const;
 
 /**
  * pino redaction paths for SECRET_FIELDS at the top level and up to three objects deep (an event

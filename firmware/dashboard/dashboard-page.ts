@@ -5,6 +5,8 @@
 export interface PageOptions {
   prefix: string;
   station: string;
+  /** Who may act (access.ts): the page shows a login form, a read-only note, or the demo-mode warning. */
+  access: 'read-only' | 'supervisors' | 'loopback-demo';
   sim?: { kinds: readonly string[]; issuers: readonly string[]; stories: readonly string[] };
 }
 
@@ -20,13 +22,14 @@ export function dashboardPage(o: PageOptions): string {
 <title>${title}</title>
 <style>${CSS}</style>
 </head>
-<body>
+<body data-control="off" data-access="${o.access}">
 <header class="top">
   <h1><span class="zh">车站监控</span> Station dashboard <span id="station" class="station"></span></h1>
   <span id="conn" class="conn off">connecting…</span>
   <span id="totals" class="totals"></span>
   <span class="spacer"></span>
-  <span id="station-controls"></span>
+  <span id="station-controls" class="needs-control"></span>
+  <span id="auth" class="auth">${authHtml(o.access)}</span>
 </header>
 <section id="simpanel" class="simpanel" hidden></section>
 <main id="lanes" class="lanes"></main>
@@ -36,6 +39,19 @@ export function dashboardPage(o: PageOptions): string {
 </body>
 </html>
 `;
+}
+
+/** The header's access corner; the script fills in who is logged in. Static text only. */
+function authHtml(access: PageOptions['access']): string {
+  if (access === 'read-only') return '<span id="read-only" class="note" title="Supervisor actions are not enabled on this gate (dashboard.control in its config)">只读 Read-only view</span>';
+  if (access === 'loopback-demo') return '<span id="demo-mode" class="note warn" title="Anyone on this machine can act: for demos only">演示模式 Demo mode: no login, loopback (127.0.0.1) only</span>';
+  return `<form id="login" class="login" autocomplete="off" hidden>
+    <input id="login-name" name="name" type="text" placeholder="supervisor 值班员" aria-label="supervisor name" autocomplete="username" required maxlength="64">
+    <input id="login-password" name="password" type="password" placeholder="password 密码" aria-label="password" autocomplete="current-password" required maxlength="256">
+    <button id="login-go" type="submit" class="ok">登录 Log in</button>
+    <span id="login-status"></span>
+  </form>
+  <span id="whoami" hidden><span id="whoami-name"></span> <button id="logout" type="button">退出 Log out</button></span>`;
 }
 
 function escapeHtml(s: string): string {
@@ -111,6 +127,15 @@ ol.decisions .reason { color:var(--dim); }
 ol.log { list-style:none; margin:0; padding:0; max-height:180px; overflow:auto; font-size:12px; font-family:ui-monospace, monospace; }
 ol.log li.alarm { color:#ff9b94; } ol.log li.mode { color:#adbac7; }
 .empty { color:var(--dim); font-size:12px; }
+body[data-control=off] .needs-control { display:none !important; }
+.auth { display:flex; align-items:center; gap:6px; font-size:13px; }
+.auth .note { padding:2px 8px; border-radius:10px; background:#30363d; color:#adbac7; font-size:12px; }
+.auth .note.warn { background:#3d2f10; color:#f2cc60; }
+.login { display:flex; gap:4px; align-items:center; }
+.login input { width:130px; }
+#login-status { color:var(--red); font-size:12px; }
+#whoami-name { color:#7ee2a8; }
+ol.log li.action { color:#9cc7ff; }
 `;
 
 // Plain ES2020, no template literals (this is itself inside one), DOM built with textContent.
@@ -150,9 +175,46 @@ const SCRIPT = String.raw`
     if (m < 120) return m + ' min';
     return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
   }
+  // Who may act: the server says (GET /api/session); the CSRF token rides on every action.
+  var session = { control: false, csrf: null, supervisor: null };
+  function setSession(s) {
+    session = { control: !!s.control, csrf: s.csrf || null, supervisor: s.supervisor || null };
+    document.body.dataset.control = session.control ? 'on' : 'off';
+    var form = document.getElementById('login'), who = document.getElementById('whoami');
+    if (form) form.hidden = session.control;
+    if (who) {
+      who.hidden = !session.supervisor;
+      document.getElementById('whoami-name').textContent = session.supervisor ? '值班员 ' + session.supervisor : '';
+    }
+  }
+  function loadSession() {
+    return fetch(base + '/api/session', { cache: 'no-store' }).then(function (r) { return r.json(); }).then(setSession);
+  }
   function post(path, body) {
-    return fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body || {}) })
-      .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error ? j.error.message : r.statusText); return j; }); });
+    var headers = { 'content-type': 'application/json' };
+    if (session.csrf) headers['x-csrf-token'] = session.csrf;
+    return fetch(base + path, { method: 'POST', headers: headers, body: JSON.stringify(body || {}) })
+      .then(function (r) { return r.json().then(function (j) {
+        if (r.status === 401 && path !== '/api/login') { setSession({ control: false }); loginStatus('Please log in again 请重新登录'); }
+        if (!r.ok) throw new Error(j.error ? j.error.message : r.statusText);
+        return j;
+      }); });
+  }
+  function loginStatus(text) { var s = document.getElementById('login-status'); if (s) s.textContent = text; }
+  function buildAuth() {
+    var form = document.getElementById('login');
+    if (form) form.addEventListener('submit', function (ev) {
+      ev.preventDefault();
+      var name = document.getElementById('login-name'), pw = document.getElementById('login-password');
+      loginStatus('');
+      post('/api/login', { name: name.value, password: pw.value })
+        .then(function (r) { pw.value = ''; setSession({ control: true, csrf: r.csrf, supervisor: r.supervisor }); })
+        .catch(function (e) { pw.value = ''; loginStatus(String(e.message || e)); });
+    });
+    var out = document.getElementById('logout');
+    if (out) out.addEventListener('click', function () {
+      post('/api/logout', {}).then(function () { setSession({ control: false }); }, function () { setSession({ control: false }); });
+    });
   }
   function report(err) { var s = document.getElementById('tap-status'); if (s) { s.textContent = String(err.message || err); s.className = 'err'; } else alert(err.message || err); }
 
@@ -180,7 +242,7 @@ const SCRIPT = String.raw`
     var faults = el('div', 'faults');
     var list = el('ol', 'decisions');
 
-    var controls = el('div', 'controls');
+    var controls = el('div', 'controls needs-control');
     var sel = el('select', 'mode-select');
     operatorModes.forEach(function (m) { var o = el('option', null, m[1]); o.value = m[0]; sel.append(o); });
     sel.setAttribute('aria-label', 'mode for ' + v.laneId);
@@ -341,6 +403,7 @@ const SCRIPT = String.raw`
   function buildSimPanel() {
     var panel = document.getElementById('simpanel');
     panel.hidden = false;
+    panel.classList.add('needs-control');
     panel.append(el('span', 'tag', '模拟 Simulator'));
     tapLane = el('select'); tapLane.id = 'tap-lane'; tapLane.addEventListener('change', refreshSides);
     tapSide = el('select'); tapSide.id = 'tap-side';
@@ -399,8 +462,10 @@ const SCRIPT = String.raw`
     es.addEventListener('log', function (e) { renderLog(JSON.parse(e.data)); });
   }
 
+  buildAuth();
   buildStationControls();
   if (DASH.sim) buildSimPanel();
+  loadSession().catch(function () {});
   connect();
 })();
 `;

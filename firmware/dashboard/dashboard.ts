@@ -1,50 +1,27 @@
 // The station dashboard: one self-contained web page (no CDN, works with no internet) that shows every
-// lane live over server-sent events, lets a supervisor switch a lane's mode (with confirmation) and reset
-// an emergency, and — in the simulator only — make things happen (taps, QR codes, tailgating, fire alarm,
-// barrier faults). It mounts on any node:http server through `handle(req, res)`, or runs its own.
+// lane live over server-sent events, lets a logged-in supervisor switch a lane's mode (with confirmation)
+// and reset an emergency, and — in the simulator only — make things happen (taps, QR codes, tailgating,
+// fire alarm, barrier faults). It mounts on any node:http server through `handle(req, res)`, or runs its
+// own. Who may act, and from where, is access.ts; every action is logged and journaled with who, where, what.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { CREDENTIAL_KINDS, QR_ISSUERS, checkCredential, type Credential, type CredentialKind, type Direction, type QrIssuer } from '../../protocol/credential.js';
+import { CREDENTIAL_KINDS, QR_ISSUERS, type Direction } from '../../protocol/credential.js';
 import { REASONS, riderMessage, type ReasonCode } from '../../protocol/reasons.js';
 import { alarmText } from '../../protocol/alarms.js';
-import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import { dashboardPage } from './dashboard-page.js';
+import { createGatekeeper, isLoopbackAddress, remoteOf, type Actor, type DashboardAccess } from './access.js';
+import { checkContentType, json, parse, readJson, RequestError } from './requests.js';
 import type { GateEmitted, OperatorMode } from '../lane/gate-machine.js';
 import type { Lane, LaneView } from '../lane/lane.js';
 import { silentLogger, type Logger } from '../config/log.js';
+import { ConfigError } from '../config/config.js';
 
-/** Registration stories the simulator's tap form offers; "as-listed" leaves the lists as they are (typed numbers). */
-export const TAP_STORIES = ['green', 'yellow', 'red', 'blocked', 'unregistered', 'as-listed'] as const;
-export type TapStory = (typeof TAP_STORIES)[number];
+import { simulatorAction, TAP_STORIES, type DashboardSim } from './sim-controls.js';
 
-export interface TapRequest {
-  laneIndex: number;
-  side: Direction;
-  kind: CredentialKind;
-  /** QR codes: the issuing app (a generated account). */
-  issuer?: QrIssuer;
-  /** A typed credential; when absent the simulator makes a fresh one of `kind`. */
-  credential?: Credential;
-  story: TapStory;
-  /** Walk through if admitted (otherwise the lane times the passage out). */
-  walk: boolean;
-  /** Someone walks through right behind on the same opening. */
-  tailgater: boolean;
-}
-
-/** What the dashboard may ask of a simulated station. Only present in simulator mode. */
-export interface DashboardSim {
-  /** Register the credential as the story says, then present it at the lane side. Resolves with its privacy-safe reference. */
-  tap(req: TapRequest): Promise<{ ref: string }>;
-  /** The station's fire-alarm input: on opens every lane; off clears it everywhere (lanes then need a reset). */
-  fireAlarm(active: boolean): void;
-  /** A barrier board fault code on one lane (0 clears it). */
-  barrierFault(laneIndex: number, code: number): void;
-  /** Something blocks the flaps of one lane. */
-  obstruct(laneIndex: number, active: boolean): void;
-}
+export type { DashboardAccess, Actor } from './access.js';
+export { TAP_STORIES, type DashboardSim, type TapRequest, type TapStory } from './sim-controls.js';
 
 export interface DashboardOptions {
   lanes: Lane[];
@@ -56,6 +33,14 @@ export interface DashboardOptions {
   log?: Logger;
   /** Decisions kept per lane for a newly opened page. */
   keepDecisions?: number;
+  /** Who may act (access.ts): read-only unless said otherwise. */
+  access?: DashboardAccess;
+  /** Host header values answered besides loopback (127.0.0.1, localhost, [::1]): "name" (any port) or "name:port". */
+  allowedHosts?: readonly string[];
+  /** Wall clock of sessions and login limits (tests move it). */
+  now?: () => number;
+  /** The lanes' clock, for the time of journaled actions (the simulator's virtual time); `now` by default. */
+  laneNow?: () => number;
 }
 
 export interface Dashboard {
@@ -63,8 +48,10 @@ export interface Dashboard {
   handle(req: IncomingMessage, res: ServerResponse): boolean;
   /** Open event streams (for tests and health pages). */
   readonly clients: number;
-  /** Refused requests by kind (bad-json, bad-body, unknown-lane, ...). */
+  /** Refused requests by kind (bad-json, bad-body, unknown-lane, no-session, bad-host, ...). */
   readonly refused: Readonly<Record<string, number>>;
+  /** Live supervisor sessions. */
+  readonly sessions: number;
   close(): void;
 }
 
@@ -96,47 +83,24 @@ interface LogRow {
   seq: number;
   laneId: string;
   atMs: number;
-  kind: 'alarm' | 'mode';
+  kind: 'alarm' | 'mode' | 'action';
   text: string;
 }
 
 const IDLE_MESSAGE = { zh: '请刷卡或扫码', en: 'Tap card or scan code' };
-const MAX_BODY = 16 * 1024;
 const OPERATOR_MODES = ['normal', 'free', 'maintenance', 'closed'] as const satisfies readonly OperatorMode[];
 
 const ModeBody = z.object({ mode: z.enum(OPERATOR_MODES), confirmed: z.literal(true) });
 const ConfirmBody = z.object({ confirmed: z.literal(true) });
-const TapBody = z.object({
-  lane: z.string().max(32),
-  side: z.enum(['entry', 'exit']).optional(),
-  kind: z.enum(CREDENTIAL_KINDS),
-  issuer: z.enum(QR_ISSUERS).optional(),
-  story: z.enum(TAP_STORIES),
-  number: z.string().max(64).optional(),
-  walk: z.boolean().default(true),
-  tailgater: z.boolean().default(false),
-});
-const FireBody = z.object({ active: z.boolean() });
-const FaultBody = z.object({ lane: z.string().max(32), code: z.number().int().min(0).max(255) });
-const ObstructBody = z.object({ lane: z.string().max(32), active: z.boolean() });
-const LaneBody = z.object({ lane: z.string().max(32) });
-
-/** A refused request: a GateError with code bad-request; `status` and `kind` go back in the HTTP answer. */
-class RequestError extends GateError {
-  constructor(
-    readonly status: number,
-    readonly kind: string,
-    message: string,
-  ) {
-    super(message, GateErrorCode.BadRequest, { status, kind });
-    this.name = 'RequestError';
-  }
-}
 
 export function createDashboard(opts: DashboardOptions): Dashboard {
   const { lanes, sim } = opts;
   const prefix = (opts.prefix ?? '').replace(/\/+$/, '');
   const log = opts.log ?? silentLogger;
+  const access: DashboardAccess = opts.access ?? { mode: 'read-only' };
+  const now = opts.now ?? Date.now;
+  const laneNow = opts.laneNow ?? now;
+  const gate = createGatekeeper({ access, prefix, allowedHosts: opts.allowedHosts, now, log });
   const keep = opts.keepDecisions ?? 6;
   const byId = new Map(lanes.map((l, i) => [l.id, i]));
   const clients = new Set<ServerResponse>();
@@ -152,6 +116,7 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
   const page = dashboardPage({
     prefix,
     station: opts.station ?? 'station',
+    access: access.mode,
     sim: sim ? { kinds: CREDENTIAL_KINDS, issuers: QR_ISSUERS, stories: TAP_STORIES } : undefined,
   });
 
@@ -273,69 +238,61 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
     return i;
   };
 
-  const needSim = (): DashboardSim => {
-    if (!sim) throw new RequestError(404, 'not-simulator', 'simulator controls are only available in simulator mode');
-    return sim;
-  };
 
-  async function post(path: string, body: unknown): Promise<unknown> {
+  /**
+   * A supervisor's action on a lane: logged and journaled (who, from where, what) before the lane is told.
+   * The journal gets a bounded wait: an evacuation (free passage, emergency reset) never waits on a full disk.
+   */
+  async function laneAction(i: number, actor: Actor, action: string, detail: string | undefined, apply: () => void): Promise<boolean> {
+    const lane = lanes[i];
+    const atMs = laneNow();
+    const what = detail ? `${action} ${detail}` : action;
+    log.info({ lane: lane.id, event: 'supervisor', supervisor: actor.supervisor, remote: actor.remote, action, detail }, `supervisor ${actor.supervisor} from ${actor.remote}: ${what} on lane ${lane.id}`);
+    const entry = { type: 'supervisor' as const, laneId: lane.id, atMs, supervisor: actor.supervisor, remote: actor.remote, action, ...(detail ? { detail } : {}) };
+    let timer: NodeJS.Timeout | undefined;
+    const journaled = await Promise.race([
+      lane.journal.append(entry).then(
+        () => true,
+        (e: Error) => (log.error({ lane: lane.id, event: 'supervisor', err: e.message, action }, 'supervisor action not journaled'), false),
+      ),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.max(100, lane.config.timeouts.decisionMs)))),
+    ]);
+    clearTimeout(timer);
+    pushLog({ laneId: lane.id, atMs, kind: 'action', text: `${actor.supervisor} (${actor.remote}): ${what}` });
+    apply();
+    return journaled;
+  }
+
+  async function post(path: string, body: unknown, actor: Actor): Promise<unknown> {
     let m: RegExpMatchArray | null;
     if ((m = path.match(/^\/api\/lanes\/([^/]+)\/mode$/))) {
       const i = laneIndex(decodeURIComponent(m[1]));
       const b = parse(ModeBody, body);
-      log.info({ lane: lanes[i].id, event: 'supervisor', action: 'set-mode', mode: b.mode }, 'supervisor set mode');
-      lanes[i].send({ type: 'SET_MODE', mode: b.mode });
-      return { ok: true, lane: lanes[i].id, mode: lanes[i].view().mode };
+      const journaled = await laneAction(i, actor, 'set-mode', b.mode, () => lanes[i].send({ type: 'SET_MODE', mode: b.mode }));
+      return { ok: true, lane: lanes[i].id, mode: lanes[i].view().mode, supervisor: actor.supervisor, journaled };
     }
     if ((m = path.match(/^\/api\/lanes\/([^/]+)\/reset-emergency$/))) {
       const i = laneIndex(decodeURIComponent(m[1]));
       parse(ConfirmBody, body);
-      log.info({ lane: lanes[i].id, event: 'supervisor', action: 'reset-emergency' }, 'supervisor reset emergency');
-      lanes[i].send({ type: 'RESET_EMERGENCY' });
-      return { ok: true, lane: lanes[i].id, mode: lanes[i].view().mode };
+      const journaled = await laneAction(i, actor, 'reset-emergency', undefined, () => lanes[i].send({ type: 'RESET_EMERGENCY' }));
+      return { ok: true, lane: lanes[i].id, mode: lanes[i].view().mode, supervisor: actor.supervisor, journaled };
     }
     if (path === '/api/station/reset-emergency') {
       parse(ConfirmBody, body);
-      log.info({ event: 'supervisor', action: 'reset-emergency', lanes: 'all' }, 'supervisor reset emergency on every lane');
-      for (const l of lanes) l.send({ type: 'RESET_EMERGENCY' });
-      return { ok: true };
+      const journaled = await Promise.all(lanes.map((l, i) => laneAction(i, actor, 'reset-emergency', 'every lane', () => l.send({ type: 'RESET_EMERGENCY' }))));
+      return { ok: true, supervisor: actor.supervisor, journaled: journaled.every(Boolean) };
     }
-    if (path === '/api/sim/tap' || path === '/api/sim/tailgate') {
-      const s = needSim();
-      const tailgate = path === '/api/sim/tailgate';
-      const b = tailgate ? { ...parse(LaneBody, body), kind: 'card' as const, story: 'green' as const, walk: true, tailgater: true, side: undefined, issuer: undefined, number: undefined } : parse(TapBody, body);
-      const i = laneIndex(b.lane);
-      const sides = card(i).sides;
-      const side = b.side ?? sides[0];
-      if (!sides.includes(side)) throw new RequestError(400, 'wrong-side', `lane ${b.lane} has no ${side} side (it serves ${sides.join(' and ')})`);
-      const credential = b.number !== undefined && b.number.trim() !== '' ? typedCredential(b.kind, b.number.trim(), b.issuer) : undefined;
-      const r = await s.tap({ laneIndex: i, side, kind: b.kind, issuer: b.issuer, credential, story: b.story, walk: b.walk, tailgater: b.tailgater });
-      return { ok: true, lane: lanes[i].id, side, ref: r.ref };
-    }
-    if (path === '/api/sim/fire-alarm') {
-      const s = needSim();
-      const b = parse(FireBody, body);
-      s.fireAlarm(b.active);
-      return { ok: true };
-    }
-    if (path === '/api/sim/fault') {
-      const s = needSim();
-      const b = parse(FaultBody, body);
-      s.barrierFault(laneIndex(b.lane), b.code);
-      return { ok: true };
-    }
-    if (path === '/api/sim/obstruct') {
-      const s = needSim();
-      const b = parse(ObstructBody, body);
-      s.obstruct(laneIndex(b.lane), b.active);
-      return { ok: true };
+    if (path.startsWith('/api/sim/')) {
+      if (!sim) throw new RequestError(404, 'not-simulator', 'simulator controls are only available in simulator mode');
+      return simulatorAction(path, body, { sim, actor, log, laneIndex, sides: (i) => card(i).sides, laneId: (i) => lanes[i].id });
     }
     throw new RequestError(404, 'not-found', `no such action: POST ${path}`);
   }
 
-  function refuse(res: ServerResponse, e: RequestError) {
+  function refuse(res: ServerResponse, e: RequestError, remote?: string) {
     refused[e.kind] = (refused[e.kind] ?? 0) + 1;
-    log.warn({ event: 'dashboard-refused', kind: e.kind, err: e.message }, 'dashboard request refused');
+    log.warn({ event: 'dashboard-refused', kind: e.kind, err: e.message, remote }, 'dashboard request refused');
+    for (const [k, v] of Object.entries(e.headers)) if (!res.headersSent) res.setHeader(k, v);
     json(res, e.status, { error: { kind: e.kind, message: e.message } });
   }
 
@@ -357,9 +314,21 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       path = path.slice(prefix.length) || '/';
     }
     const method = req.method ?? 'GET';
+    try {
+      gate.checkHost(req);
+    } catch (e) {
+      refuse(res, e as RequestError, remoteOf(req));
+      return true;
+    }
     if (method === 'GET' || method === 'HEAD') {
       if (path === '/' || path === '/index.html') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:" });
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-store',
+          'content-security-policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+          'x-frame-options': 'DENY',
+          'referrer-policy': 'no-referrer',
+        });
         res.end(method === 'HEAD' ? undefined : page);
         return true;
       }
@@ -369,6 +338,10 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       }
       if (path === '/api/state') {
         json(res, 200, { ...state(), refused });
+        return true;
+      }
+      if (path === '/api/session') {
+        json(res, 200, gate.sessionInfo(req));
         return true;
       }
       if (!prefix) return false;
@@ -387,11 +360,18 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
     }
     void (async () => {
       try {
-        checkOrigin(req);
+        checkContentType(req);
+        gate.checkOrigin(req);
+        if (path === '/api/login') return json(res, 200, await gate.login(req, res));
+        const actor = await gate.authorize(req);
+        if (path === '/api/logout') {
+          gate.logout(req, res, actor);
+          return json(res, 200, { ok: true });
+        }
         const body = await readJson(req);
-        json(res, 200, await post(path, body));
+        json(res, 200, await post(path, body, actor));
       } catch (e) {
-        if (e instanceof RequestError) refuse(res, e);
+        if (e instanceof RequestError) refuse(res, e, remoteOf(req));
         else {
           log.error({ event: 'dashboard-error', err: (e as Error).message }, 'dashboard action failed');
           refuse(res, new RequestError(500, 'internal', (e as Error).message));
@@ -407,6 +387,9 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       return clients.size;
     },
     refused,
+    get sessions() {
+      return gate.sessions;
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -417,79 +400,6 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
       clients.clear();
     },
   };
-}
-
-/** A credential the supervisor typed; its shape is checked like any input from a reader. */
-function typedCredential(kind: CredentialKind, number: string, issuer: QrIssuer | undefined): Credential {
-  const c: Credential =
-    kind === 'qr'
-      ? { kind, issuer: issuer ?? 'yitongxing', account: number }
-      : kind === 'ticket'
-        ? { kind, ticketNumber: number.toUpperCase() }
-        : { kind, cardNumber: number.replace(/\s+/g, '') };
-  const check = checkCredential(c);
-  if (!check.ok) throw new RequestError(400, 'bad-credential', `${check.field}: ${check.why}`);
-  return c;
-}
-
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const first = r.error.issues[0];
-    const where = first.path.length ? first.path.join('.') : 'body';
-    const hint = where === 'confirmed' ? ' (this action needs an explicit confirmation)' : '';
-    throw new RequestError(400, where === 'confirmed' ? 'not-confirmed' : 'bad-body', `${where}: ${first.message}${hint}`);
-  }
-  return r.data;
-}
-
-/**
- * Actions must come from the dashboard's own page: JSON only (a cross-site form cannot send it without a
- * preflight we never answer) and, when the browser says where it comes from, the same host.
- */
-function checkOrigin(req: IncomingMessage): void {
-  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (type !== 'application/json') throw new RequestError(415, 'bad-content-type', 'actions take a JSON body (content-type: application/json)');
-  const origin = req.headers.origin;
-  if (origin && origin !== 'null') {
-    let host: string;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      throw new RequestError(403, 'bad-origin', `unreadable Origin header`);
-    }
-    if (host !== req.headers.host) throw new RequestError(403, 'bad-origin', `actions are only accepted from the dashboard's own page (origin ${host})`);
-  }
-}
-
-function readJson(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      // Over the limit: answer 413 and drop the rest as it arrives (cutting the socket would lose the answer).
-      if (size > MAX_BODY) reject(new RequestError(413, 'too-large', `body over ${MAX_BODY} bytes`));
-      else chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve({});
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new RequestError(400, 'bad-json', 'body is not valid JSON'));
-      }
-    });
-    req.on('error', (e) => reject(new RequestError(400, 'bad-request', e.message)));
-  });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
 }
 
 export interface DashboardServerOptions extends DashboardOptions {
@@ -507,8 +417,15 @@ export interface DashboardServer {
   close(): Promise<void>;
 }
 
-/** The dashboard on a server of its own. */
+/**
+ * The dashboard on a server of its own. The no-login demo mode listens on loopback only: anything else
+ * is refused here, before a port opens.
+ */
 export async function startDashboardServer(opts: DashboardServerOptions): Promise<DashboardServer> {
+  const host = opts.host ?? '127.0.0.1';
+  if (opts.access?.mode === 'loopback-demo' && !isLoopbackAddress(host) && host !== 'localhost') {
+    throw new ConfigError(`the dashboard without login listens on loopback only, not ${host}: give it a supervisors file (gate sim --supervisors FILE) to open it to the network`);
+  }
   const dashboard = createDashboard(opts);
   const server = createServer((req, res) => {
     if (!dashboard.handle(req, res)) {
@@ -516,7 +433,6 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
       res.end('not found\n');
     }
   });
-  const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {

@@ -23,7 +23,9 @@ export type JournalEntry =
     }
   | { type: 'passage'; laneId: string; atMs: number; direction: Direction; outcome: 'passed' | 'not-passed' }
   | { type: 'alarm'; laneId: string; atMs: number; alarm: string; detail?: string }
-  | { type: 'mode'; laneId: string; atMs: number; from: string; to: string; cause: string };
+  | { type: 'mode'; laneId: string; atMs: number; from: string; to: string; cause: string }
+  /** A supervisor's action on the lane from the dashboard: who (supervisor name), from where (remote address), what. */
+  | { type: 'supervisor'; laneId: string; atMs: number; supervisor: string; remote: string; action: string; detail?: string };
 
 export interface JournalRecord {
   /** Per-lane sequence, starting at 1, never reused: with laneId it is the idempotency key at the back office. */

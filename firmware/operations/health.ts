@@ -5,8 +5,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
-import { parseDriverConfig } from '../config/config.js';
+import { healthSchema, parseDriverConfig, type HealthSettings } from '../config/config.js';
 import type { GateMetrics } from './metrics.js';
 
 export interface ProbeResult {
@@ -206,17 +205,9 @@ export function listFreshnessProbe(
   };
 }
 
-/** The `health` section of a lane config (top-level key `health`), read with healthConfig(). */
-export const healthConfigSchema = z
-  .object({
-    enabled: z.boolean().default(true),
-    /** 127.0.0.1 keeps it on the box; 0.0.0.0 lets the station's Prometheus scrape it. */
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535).default(9464),
-    maxLoopDelayMs: z.number().int().min(10).default(1000),
-  })
-  .strict();
-export type HealthConfig = z.infer<typeof healthConfigSchema>;
+/** The `health` section of a lane config (top-level key `health`, validated with the rest of the config), read with healthConfig(). */
+export const healthConfigSchema = healthSchema;
+export type HealthConfig = HealthSettings;
 
 /** The health server's settings from a lane config object (its optional `health` section). */
 export function healthConfig(config: { health?: unknown }): HealthConfig {

@@ -7,8 +7,9 @@ import { access, statfs } from 'node:fs/promises';
 import type { InspectionEvent } from 'xstate';
 import type { BarrierLinkCounters } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
-import { createDashboard } from '../dashboard/dashboard.js';
-import { healthConfig, listFreshnessProbe, startHealthServer, type HealthServer, type Probe } from './health.js';
+import { createDashboard, type DashboardAccess } from '../dashboard/dashboard.js';
+import { openSupervisorFile } from '../dashboard/supervisors.js';
+import { healthConfig, listFreshnessProbe, startHealthServer, type HealthConfig, type HealthServer, type Probe } from './health.js';
 import type { Lane } from '../lane/lane.js';
 import type { GateEvent } from '../lane/gate-machine.js';
 import type { Logger } from '../config/log.js';
@@ -107,6 +108,33 @@ export function laneProbes(lane: Lane, opts: { now?: () => number; journalDir?: 
   };
 }
 
+/** What the service will serve, read from the config and the disk before the lane starts (so a bad supervisors file fails first). */
+export interface ServicePlan {
+  health: HealthConfig;
+  /** Absent: no dashboard on the health port. */
+  dashboard?: { access: DashboardAccess; allowedHosts: string[] };
+}
+
+/**
+ * Read what the lane's service needs: the health section and the dashboard's access (read-only, or
+ * supervisors from the file `dashboard.control.supervisors` names). Throws ConfigError naming the field.
+ */
+export async function planLaneService(config: LaneConfig, opts: { log?: Logger } = {}): Promise<ServicePlan> {
+  const health = healthConfig({ health: config.health });
+  const d = config.dashboard;
+  if (!health.enabled || !d.enabled) return { health };
+  if (!d.control) return { health, dashboard: { access: { mode: 'read-only' }, allowedHosts: d.allowedHosts } };
+  const c = d.control;
+  const directory = await openSupervisorFile(c.supervisors, (m) => opts.log?.error({ event: 'supervisors-file', err: m }, 'supervisors file unreadable'));
+  return {
+    health,
+    dashboard: {
+      access: { mode: 'supervisors', directory, sessionMs: c.sessionMinutes * 60_000, maxSessions: c.maxSessions, loginFailures: c.loginFailures, loginWindowMs: c.loginWindowSeconds * 1000 },
+      allowedHosts: d.allowedHosts,
+    },
+  };
+}
+
 export interface LaneService {
   metrics: GateMetrics;
   health?: HealthServer;
@@ -120,22 +148,26 @@ export interface LaneService {
  */
 export async function startLaneService(
   lane: Lane,
-  opts: { log: Logger; metrics?: GateMetrics; notifier?: SystemdNotifier; now?: () => number },
+  opts: { log: Logger; metrics?: GateMetrics; notifier?: SystemdNotifier; now?: () => number; plan?: ServicePlan },
 ): Promise<LaneService> {
   const { config } = lane;
+  const plan = opts.plan ?? (await planLaneService(config, { log: opts.log }));
   const metrics = opts.metrics ?? createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
   attachLaneMetrics(lane, metrics);
-  const hc = healthConfig({ health: config.health });
+  const hc = plan.health;
   let health: HealthServer | undefined;
   let closeDashboard = () => {};
   if (hc.enabled) {
     try {
       health = await startHealthServer({ host: hc.host, port: hc.port, maxLoopDelayMs: hc.maxLoopDelayMs, metrics, ready: laneProbes(lane, { now: opts.now }) });
-      // The station dashboard for this lane, on the same server: one port to open on the box.
-      const dashboard = createDashboard({ lanes: [lane], prefix: '/dashboard', station: config.lane.station, log: opts.log });
-      health.mount((req, res) => dashboard.handle(req, res));
-      closeDashboard = () => dashboard.close();
-      opts.log.info({ lane: lane.id, event: 'health', url: health.url, dashboard: `${health.url}/dashboard/` }, 'health server listening');
+      // The station dashboard for this lane, on the same server: one port to open on the box. Metrics and
+      // health stay open to whoever reaches the port; the dashboard's actions need what plan.dashboard.access says.
+      if (plan.dashboard) {
+        const dashboard = createDashboard({ lanes: [lane], prefix: '/dashboard', station: config.lane.station, log: opts.log, ...plan.dashboard });
+        health.mount((req, res) => dashboard.handle(req, res));
+        closeDashboard = () => dashboard.close();
+      }
+      opts.log.info({ lane: lane.id, event: 'health', url: health.url, dashboard: plan.dashboard ? `${health.url}/dashboard/` : 'off', control: plan.dashboard?.access.mode ?? 'off' }, 'health server listening');
     } catch (e) {
       // Riders come first: a lane without its health endpoint still serves; monitoring sees it missing.
       opts.log.error({ lane: lane.id, event: 'health', err: (e as Error).message, host: hc.host, port: hc.port }, 'health server could not listen (set health.port in the config)');

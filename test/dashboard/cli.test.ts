@@ -1,5 +1,6 @@
 // `gate sim --dashboard`: the command wires the dashboard to a realtime station, prints its URL, keeps
-// running while the page is open, takes manual taps to the lanes, and stops cleanly on Ctrl-C.
+// running while the page is open, takes manual taps to the lanes (no login: loopback only), and stops
+// cleanly on Ctrl-C; without a supervisors file it refuses to listen beyond loopback.
 
 import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -52,5 +53,17 @@ describe('gate sim --dashboard', () => {
     expect(out.some((l) => l.includes('Station of 2 lanes'))).toBe(true);
     expect(process.exitCode ?? 0).toBe(0);
     await expect(fetch(url)).rejects.toThrow();
+  });
+
+  it('refuses the no-login demo dashboard on a non-loopback address, with exit code 2', async () => {
+    const out: string[] = [];
+    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
+    const program = new Command().exitOverride();
+    register(program);
+    await program.parseAsync(['node', 'gate', 'sim', '--dashboard', '--dashboard-host', '0.0.0.0', '--dashboard-port', '0', '--lanes', '1', '--passengers', '0', '--quiet']);
+    expect(process.exitCode).toBe(2);
+    expect(out.find((l) => l.startsWith('gate sim: '))).toMatch(/loopback only, not 0\.0\.0\.0.*--supervisors FILE/);
+    expect(out.some((l) => l.startsWith('Station dashboard: '))).toBe(false);
   });
 });

@@ -1,15 +1,22 @@
 // The station dashboard end to end in a real headless Chromium (Debian `chromium`, driven by playwright-core):
-// a realtime simulated station, the dashboard on a free port, and the page doing what a supervisor does.
+// a realtime simulated station, the dashboard on a free port with supervisor logins, and the page doing what
+// a supervisor does: log in (a wrong password first), act, log out. Then the no-login demo page on loopback.
 // Figure: time from a tap on the page to its decision appearing on the page (p50 printed, never asserted).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startDashboardServer, type DashboardServer } from '../../firmware/dashboard/dashboard.js';
 import { simulateStation, simulatorControls, type SimulatedStation } from '../../firmware/composition/simulated-station.js';
 import { credentialRef } from '../../protocol/credential.js';
+import { formatSupervisors, hashPassword, openSupervisorFile } from '../../firmware/dashboard/supervisors.js';
+import { createLogger } from '../../firmware/config/log.js';
+import { MemoryJournal } from '../../firmware/journal/journal.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -34,7 +41,10 @@ describe('station dashboard in headless Chromium', () => {
   let server: DashboardServer;
   let browser: Browser;
   let page: Page;
+  let dir: string;
   const pageErrors: string[] = [];
+  const logLines: any[] = [];
+  const PASSWORD = 'station supervisor password';
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`headless Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
@@ -46,7 +56,11 @@ describe('station dashboard in headless Chromium', () => {
     running = simulateStation({ lanes: 4, passengers: 0, realtime: true, untilStopped: true, onReady: (s) => ready(s) });
     running.catch(() => {});
     sim = await Promise.race([isReady, running.then(() => Promise.reject(new Error('station ended before it was ready')))]);
-    server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim), port: 0, station: 'TEST' });
+    dir = mkdtempSync(join(tmpdir(), 'dashboard-browser-'));
+    const file = join(dir, 'supervisors.json');
+    writeFileSync(file, formatSupervisors({ version: 1, supervisors: { 'wang.li': { hash: await hashPassword(PASSWORD, { N: 1024, r: 8, p: 1 }) } } }));
+    const log = createLogger('info', { app: 'test' }, new Writable({ write: (c, _e, cb) => (c.toString().split('\n').forEach((l: string) => l.trim() && logLines.push(JSON.parse(l))), cb()) }));
+    server = await startDashboardServer({ lanes: sim.lanes, sim: simulatorControls(sim), port: 0, station: 'TEST', log, laneNow: () => sim.clock.now(), access: { mode: 'supervisors', directory: await openSupervisorFile(file) } });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -62,6 +76,7 @@ describe('station dashboard in headless Chromium', () => {
     await server?.close();
     sim?.station.stop();
     await running;
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('loads and lists every lane, live', async () => {
@@ -74,6 +89,35 @@ describe('station dashboard in headless Chromium', () => {
     const l1 = page.locator('section.lane[data-lane="L01"]');
     expect(await l1.locator('.display .zh').textContent()).toBe('请刷卡或扫码');
     expect(await l1.locator('.health').textContent()).toContain('list v1');
+    // Not logged in: a login form, and no controls on the page.
+    expect(await page.locator('#login').isVisible()).toBe(true);
+    expect(await l1.locator('button.switch-mode').isVisible()).toBe(false);
+    expect(await page.locator('#simpanel').isVisible()).toBe(false);
+    expect(await page.locator('#reset-all').isVisible()).toBe(false);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a supervisor logs in on the page; a wrong password is refused there first', async () => {
+    await page.fill('#login-name', 'wang.li');
+    await page.fill('#login-password', 'not the password');
+    await page.click('#login-go');
+    await expect.poll(() => page.locator('#login-status').textContent()).toBe('wrong name or password');
+    expect(await page.locator('section.lane[data-lane="L01"] button.switch-mode').isVisible()).toBe(false);
+    // The browser reports the refused request itself; nothing else went wrong on the page.
+    expect(pageErrors.every((e) => /status of 401/.test(e))).toBe(true);
+    pageErrors.length = 0;
+    expect(await page.inputValue('#login-password')).toBe('');
+    await page.fill('#login-password', PASSWORD);
+    await page.click('#login-go');
+    await expect.poll(() => page.locator('#whoami-name').textContent()).toContain('wang.li');
+    expect(await page.locator('#login').isVisible()).toBe(false);
+    expect(await page.locator('section.lane[data-lane="L01"] button.switch-mode').isVisible()).toBe(true);
+    expect(await page.locator('#simpanel').isVisible()).toBe(true);
+    // The session cookie is not readable by the page's script.
+    expect(await page.evaluate(() => (globalThis as any).document.cookie as string)).toBe('');
+    const cookies = await page.context().cookies();
+    expect(cookies.find((c) => c.name === 'gate_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(logLines.some((l) => l.event === 'supervisor-login' && l.supervisor === 'wang.li' && l.remote === '127.0.0.1')).toBe(true);
     expect(pageErrors).toEqual([]);
   });
 
@@ -150,6 +194,11 @@ describe('station dashboard in headless Chromium', () => {
     expect(dialogs).toHaveLength(2);
     // One command reached the lane, the confirmed one: the dismissed click sent nothing (it would have come first).
     expect(modeCommands).toEqual(['closed']);
+    // Who did it, from where and what: in the log, in the lane's journal, and on the page's log panel.
+    expect(logLines.filter((l) => l.event === 'supervisor' && l.action === 'set-mode')).toEqual([expect.objectContaining({ lane: 'L02', supervisor: 'wang.li', remote: '127.0.0.1', detail: 'closed' })]);
+    const journal = sim.journals[1] as MemoryJournal;
+    expect(journal.records.map((r) => r.entry).filter((e) => e.type === 'supervisor')).toEqual([expect.objectContaining({ laneId: 'L02', supervisor: 'wang.li', remote: '127.0.0.1', action: 'set-mode', detail: 'closed' })]);
+    await expect.poll(() => page.locator('ol.log li.action').first().textContent()).toContain('L02  wang.li (127.0.0.1): set-mode closed');
     lane.send = send;
     // The other lanes are untouched.
     expect(sim.lanes.filter((l) => l.view().mode === 'normal')).toHaveLength(3);
@@ -246,6 +295,50 @@ describe('station dashboard in headless Chromium', () => {
       await expect.poll(() => other.locator('ol.log li.alarm', { hasText: 'fire-alarm' }).count()).toBeGreaterThan(0);
     } finally {
       await other.close();
+    }
+  });
+
+  it('logging out hides the controls, and the old session acts no more', async () => {
+    const csrf = await page.evaluate((base) => fetch(base + 'api/session').then((r) => r.json()).then((j: any) => j.csrf as string), server.url);
+    await page.click('#logout');
+    await expect.poll(() => page.locator('#login').isVisible()).toBe(true);
+    expect(await page.locator('section.lane[data-lane="L01"] button.switch-mode').isVisible()).toBe(false);
+    // The same request the page would send, with the token it had: refused (no session behind the cookie any more).
+    const status = await page.evaluate(
+      ([base, token]) => fetch(base + 'api/lanes/L01/mode', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': token }, body: JSON.stringify({ mode: 'maintenance', confirmed: true }) }).then((r) => r.status),
+      [server.url, csrf] as const,
+    );
+    expect(status).toBe(401);
+    expect(sim.lanes[0].view().mode).toBe('normal');
+  });
+});
+
+describe('the no-login demo dashboard in headless Chromium', () => {
+  it('says on the page that it is a demo on loopback only, and acts without a login', async () => {
+    let ready!: (s: SimulatedStation) => void;
+    const isReady = new Promise<SimulatedStation>((r) => (ready = r));
+    const running = simulateStation({ lanes: 1, passengers: 0, realtime: true, untilStopped: true, onReady: (s) => ready(s) });
+    running.catch(() => {});
+    const station = await Promise.race([isReady, running.then(() => Promise.reject(new Error('station ended before it was ready')))]);
+    const server = await startDashboardServer({ lanes: station.lanes, sim: simulatorControls(station), port: 0, station: 'DEMO', access: { mode: 'loopback-demo' } });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await browser.newPage();
+      await page.goto(server.url);
+      await expect.poll(() => page.locator('#demo-mode').textContent()).toContain('no login, loopback (127.0.0.1) only');
+      const l1 = page.locator('section.lane[data-lane="L01"]');
+      await l1.waitFor();
+      await expect.poll(() => l1.locator('button.switch-mode').isVisible()).toBe(true);
+      await l1.locator('select.mode-select').selectOption('maintenance');
+      page.once('dialog', (d) => void d.accept());
+      await l1.locator('button.switch-mode').click();
+      await expect.poll(() => station.lanes[0].view().mode).toBe('maintenance');
+      await expect.poll(() => page.locator('ol.log li.action').first().textContent()).toContain('demo (no login) (127.0.0.1): set-mode maintenance');
+    } finally {
+      await browser.close();
+      await server.close();
+      station.station.stop();
+      await running;
     }
   });
 });

@@ -1,6 +1,7 @@
 // The dashboard's HTTP side without a browser: mounted on someone else's server under a prefix, actions
-// refused with a classified error and a counter (no confirmation, bad JSON, foreign origin, unknown lane,
-// simulator controls outside the simulator), and the event stream never carrying a full card number.
+// refused with a classified error and a counter (no confirmation, bad JSON, foreign or opaque origin,
+// unknown lane, simulator controls outside the simulator), and the event stream never carrying a full card
+// number. Here in the no-login demo mode (loopback); logins and sessions: supervisor-access.test.ts.
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ describe('dashboard over HTTP, mounted on an existing server', () => {
 
   beforeAll(async () => {
     h = await laneHarness();
-    dash = createDashboard({ lanes: [h.lane], prefix: '/dashboard' });
+    dash = createDashboard({ lanes: [h.lane], prefix: '/dashboard', access: { mode: 'loopback-demo' } });
     server = createServer((req, res) => {
       if (dash.handle(req, res)) return;
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -67,6 +68,7 @@ describe('dashboard over HTTP, mounted on an existing server', () => {
       [post('/dashboard/api/lanes/L1/mode', { mode: 'party', confirmed: true }), 400, 'bad-body'],
       [post('/dashboard/api/lanes/L9/mode', { mode: 'closed', confirmed: true }), 404, 'unknown-lane'],
       [post('/dashboard/api/lanes/L1/mode', { mode: 'closed', confirmed: true }, { origin: 'http://evil.example' }), 403, 'bad-origin'],
+      [post('/dashboard/api/lanes/L1/mode', { mode: 'closed', confirmed: true }, { origin: 'null' }), 403, 'bad-origin'],
       [fetch(`${base}/dashboard/api/lanes/L1/mode`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"mode":"closed","confirmed":true}' }), 415, 'bad-content-type'],
       [post('/dashboard/api/sim/tap', { lane: 'L1', kind: 'card', story: 'green' }), 404, 'not-simulator'],
       [post('/dashboard/api/sim/fire-alarm', { active: true }), 404, 'not-simulator'],
@@ -77,7 +79,7 @@ describe('dashboard over HTTP, mounted on an existing server', () => {
       expect([res.status, ((await res.json()) as { error: { kind: string } }).error.kind]).toEqual([status, kind]);
     }
     expect(h.lane.view().mode).toBe('normal');
-    expect(dash.refused).toMatchObject({ 'bad-json': 1, 'bad-body': 1, 'unknown-lane': 1, 'bad-origin': 1, 'bad-content-type': 1, 'not-simulator': 2, 'too-large': 1 });
+    expect(dash.refused).toMatchObject({ 'bad-json': 1, 'bad-body': 1, 'unknown-lane': 1, 'bad-origin': 2, 'bad-content-type': 1, 'not-simulator': 2, 'too-large': 1 });
   });
 
   it('streams decisions with privacy-safe references only', async () => {
@@ -110,7 +112,7 @@ describe('dashboard over HTTP, mounted on an existing server', () => {
 });
 
 describe('dashboard on its own server', () => {
-  it('binds to loopback by default and answers 404 outside its routes', async () => {
+  it('binds to loopback by default, is read-only unless told otherwise, and answers 404 outside its routes', async () => {
     const h = await laneHarness();
     const s = await startDashboardServer({ lanes: [h.lane], port: 0 });
     try {
@@ -118,6 +120,9 @@ describe('dashboard on its own server', () => {
       expect((s.server.address() as AddressInfo).address).toBe('127.0.0.1');
       expect((await fetch(s.url)).status).toBe(200);
       expect((await fetch(`${s.url}nothing-here`)).status).toBe(404);
+      const act = await fetch(`${s.url}api/lanes/L1/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'closed', confirmed: true }) });
+      expect(act.status).toBe(403);
+      expect(h.lane.view().mode).toBe('normal');
     } finally {
       await s.close();
       await h.lane.stop();
