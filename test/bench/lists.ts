@@ -284,21 +284,39 @@ async function journalBench(r: BenchReport, dir: string): Promise<void> {
   r.row({ section: S, metric: `journal: p99 decision → durable, ${CONC} in flight`, value: percentile(lat, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL, one at a time', value: percentile(plat, 99) }, note: `p50 ${percentile(lat, 50).toFixed(2)} ms; each waits for the fsync in progress, then shares the next` });
 }
 
+/** `--only journal`: the journal rows alone (seconds, a few MB), without building any list. */
+export async function runJournal(r: BenchReport): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-journal-'));
+  try {
+    await journalBench(r, dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** LIST_BENCH_SIZES=10000000 (comma-separated) picks the list sizes; default 10 M and 50 M. */
+function sizes(): number[] {
+  const env = process.env.LIST_BENCH_SIZES;
+  if (!env) return [10_000_000, 50_000_000];
+  const out = env.split(',').map((x) => Number(x.trim()));
+  if (out.some((n) => !Number.isInteger(n) || n < 1000)) throw new Error(`LIST_BENCH_SIZES: whole numbers of at least 1000, got ${env}`);
+  return out;
+}
+
 export async function run(r: BenchReport): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-lists-'));
   try {
     await journalBench(r, dir);
-    let ten: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 10_000_000, dir, { sqlite: true, map: true });
-    const { file: tenFile, bytes: tenBytes } = ten;
-    ten = undefined;
-    gc();
-    await deltaWhileServing(r, tenFile, 10_000_000, dir, tenBytes);
-    rmSync(tenFile, { force: true });
-    let big: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 50_000_000, dir, { sqlite: false, map: false });
-    const { file: bigFile, bytes: bigBytes } = big;
-    big = undefined;
-    gc();
-    await deltaWhileServing(r, bigFile, 50_000_000, dir, bigBytes);
+    for (const n of sizes()) {
+      // The SQLite and Map peers up to 10 M (bulk-loading 50 M rows into SQLite takes minutes).
+      const peers = n <= 10_000_000;
+      let at: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, n, dir, { sqlite: peers, map: peers });
+      const { file, bytes } = at;
+      at = undefined;
+      gc();
+      await deltaWhileServing(r, file, n, dir, bytes);
+      rmSync(file, { force: true });
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
