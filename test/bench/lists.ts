@@ -1,6 +1,6 @@
 // Lists and journal at metro scale: the off-heap allowlist against better-sqlite3 and a JS Map on the
-// same keys, a 100,000-change delta applied while lookups run, and the journal's group commit against
-// SQLite WAL with synchronous=FULL. Every peer figure comes from this same run.
+// same keys, a 100,000-change delta applied while lookups run, and the journal against SQLite WAL with
+// synchronous=FULL (journal.ts). Every peer figure comes from this same run. LIST_BENCH_SIZES picks the sizes.
 
 import Database from 'better-sqlite3';
 import { execFile, execFileSync } from 'node:child_process';
@@ -12,11 +12,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
-import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/list-format.js';
+import { journalBench } from './journal.js';
 import { percentile, type BenchReport } from './report.js';
 
 const S = 'lists';
@@ -233,65 +232,6 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: peak gate RSS while applying`, value: Math.max(...ws.map((x) => x.rssPeak)), unit: 'MiB', peer: { name: 'RSS before the delta', value: w.rssBefore }, target: 'fits a 1 GB box', note: `in-thread merge: peak ${t.rssPeak.toFixed(0)} MiB` });
   r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: peak gate RSS`, value: sn.rssPeak, unit: 'MiB', peer: { name: 'RSS before (old list loaded)', value: sn.rssBefore }, target: 'fits a 1 GB box', note: `streamed to disk, checked, cut into segments, read into the old list's buffers; new version served after ${sn.servedMs.toFixed(0)} ms, all read and checked by ${sn.mergedMs.toFixed(0)} ms; worst lookup pause ${sn.during.worst.toFixed(2)} ms (noise floor ${sn.idle.worst.toFixed(2)}), turns over 1 ms ${sn.during.over1} of ${sn.during.turns}` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause, merged in-thread in 0.5 ms slices (fallback when the worker is missing)`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms` });
-}
-
-const entry = (i: number): JournalEntry => ({ type: 'decision', laneId: 'B1', atMs: Date.now(), direction: 'entry', kind: 'card', ref: `card:…${String(i % 10000).padStart(4, '0')}#a1b2c3`, grant: true, reason: 'ok', source: 'reader:0' });
-
-async function journalBench(r: BenchReport, dir: string): Promise<void> {
-  const N = 20_000, CONC = 64;
-  const j = await FileJournal.open({ dir: join(dir, 'journal'), laneId: 'B1' });
-  const lat: number[] = [];
-  let i = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (i < N) {
-      const k = i++;
-      const t = performance.now();
-      await j.append(entry(k));
-      lat.push(performance.now() - t);
-    }
-  };
-  await Promise.all(Array.from({ length: CONC }, worker));
-  const rate = N / (ms(t0) / 1000);
-  const fsyncs = j.counters.fsyncs;
-  // One decision at a time (a quiet lane): the latency a rider sees, beside SQLite's one-at-a-time.
-  const solo: number[] = [];
-  for (let k = 0; k < 2000; k++) {
-    const t = performance.now();
-    await j.append(entry(k));
-    solo.push(performance.now() - t);
-  }
-  await j.close();
-
-  // Peer: every decision its own durable transaction in SQLite WAL, synchronous=FULL.
-  const db = new Database(join(dir, 'journal-peer.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec('CREATE TABLE journal (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)');
-  const ins = db.prepare('INSERT INTO journal (seq, entry) VALUES (?, ?)');
-  const NP = 2000;
-  const plat: number[] = [];
-  const p0 = performance.now();
-  for (let k = 1; k <= NP; k++) {
-    const t = performance.now();
-    ins.run(k, JSON.stringify(entry(k)));
-    plat.push(performance.now() - t);
-  }
-  const prate = NP / (ms(p0) / 1000);
-  db.close();
-  r.row({ section: S, metric: `journal: durable records/s (group commit, ${CONC} in flight)`, value: rate, unit: 'rec/s', peer: { name: 'sqlite WAL synchronous=FULL, txn per record', value: prate }, note: `${N} records, ${fsyncs} fsyncs (${(N / fsyncs).toFixed(1)} per fsync)` });
-  r.row({ section: S, metric: 'journal: p99 decision → durable, one at a time', value: percentile(solo, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL', value: percentile(plat, 99) }, note: `p50 ${percentile(solo, 50).toFixed(2)} ms vs ${percentile(plat, 50).toFixed(2)} ms` });
-  r.row({ section: S, metric: `journal: p99 decision → durable, ${CONC} in flight`, value: percentile(lat, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL, one at a time', value: percentile(plat, 99) }, note: `p50 ${percentile(lat, 50).toFixed(2)} ms; each waits for the fsync in progress, then shares the next` });
-}
-
-/** `--only journal`: the journal rows alone (seconds, a few MB), without building any list. */
-export async function runJournal(r: BenchReport): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-journal-'));
-  try {
-    await journalBench(r, dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** LIST_BENCH_SIZES=10000000 (comma-separated) picks the list sizes; default 10 M and 50 M. */

@@ -10,7 +10,7 @@ const sections: Section[] = [
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
   { name: 'lists', load: () => import('./lists.js') },
-  { name: 'journal', load: async () => ({ run: (await import('./lists.js')).runJournal }) },
+  { name: 'journal', load: () => import('./journal.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
 ];
 
