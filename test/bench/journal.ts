@@ -4,7 +4,7 @@
 //   committed together, at most 64 to a transaction);
 // - one decision at a time (a quiet lane): one append, one fsync, beside one SQLite transaction per record.
 // Rounds interleaved with the order alternating; medians with min–max. `npm run bench -- --only journal`
-// runs these rows alone (`lists` runs them too). JOURNAL_BENCH_RUNS changes the number of rounds (3).
+// runs these rows alone (`lists` runs them too). JOURNAL_BENCH_RUNS changes the number of rounds (5).
 
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
@@ -109,7 +109,7 @@ function fsName(dir: string): string {
 }
 
 export async function journalBench(r: BenchReport, dir: string): Promise<void> {
-  const rounds = Number(process.env.JOURNAL_BENCH_RUNS ?? 3);
+  const rounds = Number(process.env.JOURNAL_BENCH_RUNS ?? 5);
   const where = `in ${dir} (${fsName(dir)})`;
   const jdir = join(dir, 'journal');
   const dbFile = join(dir, 'journal-peer.db');
