@@ -12,7 +12,7 @@ import { ListBuilder, statusByte } from '../../protocol/lists/index.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import { credentialKey, type Credential } from '../../protocol/credential.js';
 import type { Clock } from '../../drivers/seams.js';
-import { percentile, type BenchReport } from './report.js';
+import { fmt, interleaved, percentile, summary, type BenchReport } from './report.js';
 
 const N = 1_000_000;
 const T0 = Date.UTC(2022, 4, 20, 8);
@@ -66,18 +66,26 @@ export async function run(r: BenchReport): Promise<void> {
   r.row({ section: 'decision', metric: 'one decision p50', value: percentile(one, 50), unit: 'µs' });
   r.row({ section: 'decision', metric: 'one decision p99', value: percentile(one, 99), unit: 'µs' });
 
-  // 2. A full passage cycle through the XState machine vs a hand-written switch.
-  const cycles = 50_000;
-  const machineUs = machineCycles(core, creds, cycles);
-  const switchUs = switchCycles(core, creds, cycles);
+  // 2. A full passage cycle through the XState machine vs a hand-written switch: repeated runs, interleaved
+  // with the order alternating (machine, switch; switch, machine; …), medians with their min–max.
+  const cycles = 20_000;
+  const rounds = Number(process.env.DECISION_BENCH_RUNS ?? 6);
+  const runs = await interleaved(rounds, () => machineCycles(core, creds, cycles), () => switchCycles(core, creds, cycles));
+  const machine = summary(runs.a);
+  const hand = summary(runs.b);
+  // The overhead of each round against the switch run beside it (paired), then the median of those.
+  const overhead = summary(runs.a.map((m, k) => m - runs.b[k]));
+  const ratios = summary(runs.a.map((m, k) => m / runs.b[k]));
   r.row({
     section: 'decision',
     metric: 'passage cycle (tap → decide+journal → OPEN → passed → CLOSE → closed → ready), XState machine',
-    value: machineUs,
+    value: machine.median,
+    spread: machine.spread,
     unit: 'µs/cycle',
-    peer: { name: 'hand-written switch', value: switchUs },
+    peer: { name: 'hand-written switch', value: hand.median, spread: hand.spread },
+    note: `${cycles} cycles a run, ${rounds} runs each, interleaved A B / B A; per-run ratio ${fmt(ratios.median)} [${fmt(ratios.spread.min)}–${fmt(ratios.spread.max)}]`,
   });
-  r.row({ section: 'decision', metric: 'machine overhead per passage cycle', value: machineUs - switchUs, unit: 'µs', target: '< 20 µs' });
+  r.row({ section: 'decision', metric: 'machine overhead per passage cycle (machine run − the switch run beside it)', value: overhead.median, spread: overhead.spread, unit: 'µs', target: '< 20 µs' });
 }
 
 function machineCycles(core: DecisionCore, creds: Credential[], cycles: number): number {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../firmware/lists/stored-lists.js';
 import { build } from './lists.js';
-import type { BenchReport } from './report.js';
+import { interleaved, summary, type BenchReport } from './report.js';
 
 const root = new URL('../../..', import.meta.url).pathname;
 
@@ -55,10 +55,18 @@ export async function run(r: BenchReport): Promise<void> {
     const path = join(dir, 'lists.snap');
     await writeFileAtomic(path, build(n));
     const lane = { lane: { id: 'F1', direction: 'entry' }, drivers: { barrier: { type: 'simulated' }, sources: [{ type: 'simulated', side: 'entry' }] } };
-    const empty = await startToReady({ ...lane, lists: { type: 'memory' } }, dir, 'empty');
-    const big = await startToReady({ ...lane, lists: { type: 'file', path } }, dir, 'big');
-    r.row({ section: 'fleet', metric: 'one lane RSS with a 10 M-entry list loaded', value: big.rssMB, unit: 'MB', peer: { name: 'same lane, empty list', value: empty.rssMB } });
-    r.row({ section: 'fleet', metric: 'gate run start → /readyz 200 with a 10 M-entry list', value: big.readyMs, unit: 'ms', peer: { name: 'same lane, empty list', value: empty.readyMs } });
+    // Repeated starts, interleaved with the order alternating (big, empty; empty, big; …): medians and min–max.
+    const rounds = Number(process.env.FLEET_BENCH_RUNS ?? 6);
+    const runs = await interleaved(
+      rounds,
+      () => startToReady({ ...lane, lists: { type: 'file', path } }, dir, 'big'),
+      () => startToReady({ ...lane, lists: { type: 'memory' } }, dir, 'empty'),
+    );
+    const note = `${rounds} starts each, interleaved A B / B A`;
+    const rss = { big: summary(runs.a.map((x) => x.rssMB)), empty: summary(runs.b.map((x) => x.rssMB)) };
+    const ready = { big: summary(runs.a.map((x) => x.readyMs)), empty: summary(runs.b.map((x) => x.readyMs)) };
+    r.row({ section: 'fleet', metric: 'one lane RSS with a 10 M-entry list loaded', value: rss.big.median, spread: rss.big.spread, unit: 'MB', peer: { name: 'same lane, empty list', value: rss.empty.median, spread: rss.empty.spread }, note });
+    r.row({ section: 'fleet', metric: 'gate run start → /readyz 200 with a 10 M-entry list', value: ready.big.median, spread: ready.big.spread, unit: 'ms', peer: { name: 'same lane, empty list', value: ready.empty.median, spread: ready.empty.spread }, note });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

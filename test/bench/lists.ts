@@ -1,6 +1,6 @@
 // Lists and journal at metro scale: the off-heap allowlist against better-sqlite3 and a JS Map on the
-// same keys, a 100,000-change delta applied while lookups run, and the journal's group commit against
-// SQLite WAL with synchronous=FULL. Every peer figure comes from this same run.
+// same keys, a 100,000-change delta applied while lookups run, and the journal against SQLite WAL with
+// synchronous=FULL (journal.ts). Every peer figure comes from this same run. LIST_BENCH_SIZES picks the sizes.
 
 import Database from 'better-sqlite3';
 import { execFile, execFileSync } from 'node:child_process';
@@ -12,11 +12,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileJournal } from '../../firmware/journal/file-journal.js';
 import { lowerHelperThreads } from '../../firmware/platform/thread-priority.js';
-import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/lists/index.js';
+import { journalBench } from './journal.js';
 import { percentile, type BenchReport } from './report.js';
 
 const S = 'lists';
@@ -155,8 +154,9 @@ interface GateRun {
   bootMs: number; verifiedMs: number; rssBoot0: number; rssLoaded: number; rssBefore: number; rssPeak: number;
   servedMs: number; mergedMs: number; writtenMs: number; size: number; mode: string;
   scheduling?: string;
-  idle: { worst: number; p99: number; p999: number; turns: number; over1: number };
-  during: { worst: number; p99: number; p999: number; turns: number; over1: number };
+  /** insideWorst: the longest time inside one turn's lookups (the old gap-after-lookups measure left it out). */
+  idle: { worst: number; p99: number; p999: number; turns: number; over1: number; insideWorst: number };
+  during: { worst: number; p99: number; p999: number; turns: number; over1: number; insideWorst: number };
 }
 
 /** Boot a gate process on the list file and apply a signed 100,000-change delta while it serves lookups. */
@@ -204,7 +204,7 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   const runGate = async (mode: 'worker' | 'thread' | 'snapshot'): Promise<GateRun> => {
     const env = { ...process.env, LIST_BENCH_IDLE_MS: String(Math.round(idleMs)) };
     const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--single-threaded-gc', child, file, deltaFile, pem, mode, '100000', url], { encoding: 'utf8', maxBuffer: 1 << 20, env });
-    if (process.env.LIST_BENCH_GAPS) console.log(`[${S}] ${label} ${mode} pauses over 2 ms (ms from the start of the apply:length): ${stderr.trim()}`);
+    if (process.env.LIST_BENCH_GAPS) console.log(`[${S}] ${label} ${mode} serve turns over 2 ms (ms from the start of the apply:length): ${stderr.trim()}`);
     return JSON.parse(stdout.trim().split('\n').pop()!) as GateRun;
   };
   // The worker-thread apply (the runtime's path) several times: on a shared VM a single run's worst
@@ -229,76 +229,36 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
   r.row({ section: S, metric: `allowlist ${label}: boot until serving (open the segmented file: headers, directory, segments read, bounds)`, value: med(ws.map((x) => x.bootMs)), unit: 'ms', target: '<= 2000 ms', note: `median of ${RUNS} boots; ${fileMiB.toFixed(0)} MiB from the page cache; every segment's SHA-256 checked in background slices by ${w.verifiedMs.toFixed(0)} ms` });
   r.row({ section: S, metric: `allowlist ${label}: gate process RSS with the list loaded`, value: w.rssLoaded, unit: 'MiB', note: `${w.rssBoot0.toFixed(0)} MiB before opening the file` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: new version served after (verify + decode + overlay, worker thread)`, value: med(ws.map((x) => x.servedMs)), unit: 'ms', note: `median of ${RUNS}; segments merged by ${med(ws.map((x) => x.mergedMs)).toFixed(0)} ms, list file written by the worker (fsync + rename) by ${med(ws.map((x) => x.writtenMs)).toFixed(0)} ms; new size ${w.size}; worker scheduling: ${w.scheduling}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause while applying (worker thread), median of ${RUNS} applies`, value: med(worst), unit: 'ms', target: '< 1 ms', peer: { name: `the same loop over as long with nothing applying, same runs (this machine's noise floor), median`, value: med(idleWorst) }, note: `each apply: ${list(worst)} ms vs idle ${list(idleWorst)} ms; turns over 1 ms: ${sum((x) => x.during.over1)} of ${sum((x) => x.during.turns)} while applying (${((sum((x) => x.during.over1) / sum((x) => x.writtenMs)) * 1000).toFixed(2)}/s) vs ${sum((x) => x.idle.over1)} of ${sum((x) => x.idle.turns)} idle (${((sum((x) => x.idle.over1) / (1000 + (RUNS - 1) * idleMs)) * 1000).toFixed(2)}/s); p99.9 ${med(ws.map((x) => x.during.p999)).toFixed(3)} ms` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst serve turn (its lookups + time away) while applying (worker thread), median of ${RUNS} applies`, value: med(worst), unit: 'ms', target: '< 1 ms', peer: { name: `the same loop over as long with nothing applying, same runs (this machine's noise floor), median`, value: med(idleWorst) }, note: `each apply: ${list(worst)} ms vs idle ${list(idleWorst)} ms; turns over 1 ms: ${sum((x) => x.during.over1)} of ${sum((x) => x.during.turns)} while applying (${((sum((x) => x.during.over1) / sum((x) => x.writtenMs)) * 1000).toFixed(2)}/s) vs ${sum((x) => x.idle.over1)} of ${sum((x) => x.idle.turns)} idle (${((sum((x) => x.idle.over1) / (1000 + (RUNS - 1) * idleMs)) * 1000).toFixed(2)}/s); p99.9 ${med(ws.map((x) => x.during.p999)).toFixed(3)} ms; longest time inside one turn's lookups ${list(ws.map((x) => x.during.insideWorst))} ms` });
   r.row({ section: S, metric: `delta of 100,000 changes on ${label}: peak gate RSS while applying`, value: Math.max(...ws.map((x) => x.rssPeak)), unit: 'MiB', peer: { name: 'RSS before the delta', value: w.rssBefore }, target: 'fits a 1 GB box', note: `in-thread merge: peak ${t.rssPeak.toFixed(0)} MiB` });
-  r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: peak gate RSS`, value: sn.rssPeak, unit: 'MiB', peer: { name: 'RSS before (old list loaded)', value: sn.rssBefore }, target: 'fits a 1 GB box', note: `streamed to disk, checked, cut into segments, read into the old list's buffers; new version served after ${sn.servedMs.toFixed(0)} ms, all read and checked by ${sn.mergedMs.toFixed(0)} ms; worst lookup pause ${sn.during.worst.toFixed(2)} ms (noise floor ${sn.idle.worst.toFixed(2)}), turns over 1 ms ${sn.during.over1} of ${sn.during.turns}` });
-  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst lookup pause, merged in-thread in 0.5 ms slices (fallback when the worker is missing)`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms` });
+  r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: peak gate RSS`, value: sn.rssPeak, unit: 'MiB', peer: { name: 'RSS before (old list loaded)', value: sn.rssBefore }, target: 'fits a 1 GB box', note: `streamed to disk, checked, cut into segments, read into the old list's buffers; new version served after ${sn.servedMs.toFixed(0)} ms, all read and checked by ${sn.mergedMs.toFixed(0)} ms` });
+  r.row({ section: S, metric: `snapshot of ${label} installed over HTTP while serving: worst serve turn (its lookups + time away)`, value: sn.during.worst, unit: 'ms', peer: { name: 'noise floor', value: sn.idle.worst }, note: `turns over 1 ms: ${sn.during.over1} of ${sn.during.turns} (idle: ${sn.idle.over1}); p99.9 ${sn.during.p999.toFixed(3)} ms, p99 ${sn.during.p99.toFixed(3)} ms; longest time inside one turn's lookups ${sn.during.insideWorst.toFixed(2)} ms (idle ${sn.idle.insideWorst.toFixed(2)} ms)` });
+  r.row({ section: S, metric: `delta of 100,000 changes on ${label}: worst serve turn (its lookups + time away), merged in-thread in 0.5 ms slices (fallback when the worker is missing)`, value: t.during.worst, unit: 'ms', peer: { name: 'noise floor', value: t.idle.worst }, note: `turns over 1 ms: ${t.during.over1} of ${t.during.turns} (idle second: ${t.idle.over1}); p99.9 ${t.during.p999.toFixed(3)} ms, p99 ${t.during.p99.toFixed(3)} ms; served after ${t.servedMs.toFixed(0)} ms, merged by ${t.mergedMs.toFixed(0)} ms; longest time inside one turn's lookups ${t.during.insideWorst.toFixed(2)} ms` });
 }
 
-const entry = (i: number): JournalEntry => ({ type: 'decision', laneId: 'B1', atMs: Date.now(), direction: 'entry', kind: 'card', ref: `card:…${String(i % 10000).padStart(4, '0')}#a1b2c3`, grant: true, reason: 'ok', source: 'reader:0' });
-
-async function journalBench(r: BenchReport, dir: string): Promise<void> {
-  const N = 20_000, CONC = 64;
-  const j = await FileJournal.open({ dir: join(dir, 'journal'), laneId: 'B1' });
-  const lat: number[] = [];
-  let i = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    while (i < N) {
-      const k = i++;
-      const t = performance.now();
-      await j.append(entry(k));
-      lat.push(performance.now() - t);
-    }
-  };
-  await Promise.all(Array.from({ length: CONC }, worker));
-  const rate = N / (ms(t0) / 1000);
-  const fsyncs = j.counters.fsyncs;
-  // One decision at a time (a quiet lane): the latency a rider sees, beside SQLite's one-at-a-time.
-  const solo: number[] = [];
-  for (let k = 0; k < 2000; k++) {
-    const t = performance.now();
-    await j.append(entry(k));
-    solo.push(performance.now() - t);
-  }
-  await j.close();
-
-  // Peer: every decision its own durable transaction in SQLite WAL, synchronous=FULL.
-  const db = new Database(join(dir, 'journal-peer.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.exec('CREATE TABLE journal (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL)');
-  const ins = db.prepare('INSERT INTO journal (seq, entry) VALUES (?, ?)');
-  const NP = 2000;
-  const plat: number[] = [];
-  const p0 = performance.now();
-  for (let k = 1; k <= NP; k++) {
-    const t = performance.now();
-    ins.run(k, JSON.stringify(entry(k)));
-    plat.push(performance.now() - t);
-  }
-  const prate = NP / (ms(p0) / 1000);
-  db.close();
-  r.row({ section: S, metric: `journal: durable records/s (group commit, ${CONC} in flight)`, value: rate, unit: 'rec/s', peer: { name: 'sqlite WAL synchronous=FULL, txn per record', value: prate }, note: `${N} records, ${fsyncs} fsyncs (${(N / fsyncs).toFixed(1)} per fsync)` });
-  r.row({ section: S, metric: 'journal: p99 decision → durable, one at a time', value: percentile(solo, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL', value: percentile(plat, 99) }, note: `p50 ${percentile(solo, 50).toFixed(2)} ms vs ${percentile(plat, 50).toFixed(2)} ms` });
-  r.row({ section: S, metric: `journal: p99 decision → durable, ${CONC} in flight`, value: percentile(lat, 99), unit: 'ms', peer: { name: 'sqlite WAL synchronous=FULL, one at a time', value: percentile(plat, 99) }, note: `p50 ${percentile(lat, 50).toFixed(2)} ms; each waits for the fsync in progress, then shares the next` });
+/** LIST_BENCH_SIZES=10000000 (comma-separated) picks the list sizes; default 10 M and 50 M. */
+function sizes(): number[] {
+  const env = process.env.LIST_BENCH_SIZES;
+  if (!env) return [10_000_000, 50_000_000];
+  const out = env.split(',').map((x) => Number(x.trim()));
+  if (out.some((n) => !Number.isInteger(n) || n < 1000)) throw new Error(`LIST_BENCH_SIZES: whole numbers of at least 1000, got ${env}`);
+  return out;
 }
 
 export async function run(r: BenchReport): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-lists-'));
   try {
     await journalBench(r, dir);
-    let ten: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 10_000_000, dir, { sqlite: true, map: true });
-    const { file: tenFile, bytes: tenBytes } = ten;
-    ten = undefined;
-    gc();
-    await deltaWhileServing(r, tenFile, 10_000_000, dir, tenBytes);
-    rmSync(tenFile, { force: true });
-    let big: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, 50_000_000, dir, { sqlite: false, map: false });
-    const { file: bigFile, bytes: bigBytes } = big;
-    big = undefined;
-    gc();
-    await deltaWhileServing(r, bigFile, 50_000_000, dir, bigBytes);
+    for (const n of sizes()) {
+      // The SQLite and Map peers up to 10 M (bulk-loading 50 M rows into SQLite takes minutes).
+      const peers = n <= 10_000_000;
+      let at: { file: string; lists: SegmentedLists; bytes: Uint8Array } | undefined = await allowlistAt(r, n, dir, { sqlite: peers, map: peers });
+      const { file, bytes } = at;
+      at = undefined;
+      gc();
+      await deltaWhileServing(r, file, n, dir, bytes);
+      rmSync(file, { force: true });
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

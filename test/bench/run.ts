@@ -1,4 +1,5 @@
-// `npm run bench`: every section in one run, each figure beside its peer. `--only a,b` picks sections.
+// `npm run bench`: every section in one run, each figure beside its peer. `--only a,b` picks sections
+// (`journal` is the journal part of `lists` alone, which `lists` runs too).
 import { BenchReport } from './report.js';
 
 type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Promise<void> }> };
@@ -9,13 +10,14 @@ const sections: Section[] = [
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
   { name: 'lists', load: () => import('./lists.js') },
+  { name: 'journal', load: () => import('./journal.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
 const report = new BenchReport();
 for (const s of sections) {
-  if (only && !only.includes(s.name)) continue;
+  if (only ? !only.includes(s.name) : s.name === 'journal') continue;
   console.log(`\n== ${s.name} ==`);
   try {
     const m = await s.load();
