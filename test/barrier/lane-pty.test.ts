@@ -49,8 +49,12 @@ afterEach(async () => {
 
 const newBoard = (pty: PtyPair) => new BarrierBoard({ path: pty.b, heartbeatMs: 20, failSafeAfterMs: 2000, eventRetryMs: 15, mechanics: { openMs: 10, closeMs: 10 } });
 
-/** The lane on a pty; with `portLate`, the pty is unplugged when the lane starts and the board not yet there. */
-async function rig(opts: { portLate?: boolean } = {}) {
+/**
+ * The lane on a pty; with `portLate`, the pty is unplugged when the lane starts and the board not yet there.
+ * `silenceMs`: short for the heartbeat-loss test; tests about commands take a longer one, so a loaded
+ * machine's stall does not take the link down under them.
+ */
+async function rig(opts: { portLate?: boolean; silenceMs?: number } = {}) {
   const pty: PtyPair = await ptyPair('lane');
   cleanup.push(() => pty.close());
   let board = newBoard(pty);
@@ -59,7 +63,7 @@ async function rig(opts: { portLate?: boolean } = {}) {
     await board.start();
     cleanup.push(() => board.stop());
   }
-  const link = new SerialBarrierLink({ type: 'serial', path: pty.a, heartbeatMs: 20, silenceMs: 150, ackTimeoutMs: 15, reopenMs: 30 });
+  const link = new SerialBarrierLink({ type: 'serial', path: pty.a, heartbeatMs: 20, silenceMs: opts.silenceMs ?? 150, ackTimeoutMs: 15, reopenMs: 30 });
   const entry = new SimulatedSource('sim-entry', 'entry', systemClock);
   const lists = new MemoryLists(Date.now());
   lists.allowlist.set(`card:${CARD}`, 'green');
@@ -134,8 +138,9 @@ describe('lane with its barrier on a pty', () => {
   });
 
   it('a command the board never acknowledges: the alarm names the command and the port, in the journal too', async () => {
-    const r = await rig();
+    const r = await rig({ silenceMs: 1000 });
     await r.waitFor(() => r.state() === 'normal.ready', 'lane in service');
+    await r.waitFor(() => r.link.idle, 'start-up commands done');
     const alarms: Alarm[] = [];
     r.lane.on('alarm', (e) => alarms.push(e.alarm));
     // Commands sent before the link came up waited for it: no alarm before this point.
@@ -160,7 +165,7 @@ describe('lane with its barrier on a pty', () => {
   });
 
   it("every ack of the OPEN lost while the board opens: no open-failed, the rider's passage journaled as a normal passage", async () => {
-    const r = await rig();
+    const r = await rig({ silenceMs: 1000 });
     await r.waitFor(() => r.state() === 'normal.ready', 'lane in service');
     await r.waitFor(() => r.link.idle, 'start-up commands done');
     const journaledBefore = r.journal.entries.length;
@@ -182,7 +187,7 @@ describe('lane with its barrier on a pty', () => {
   });
 
   it('start-up with the port opening late: no alarm before the port opens, the queued commands carried out after', async () => {
-    const r = await rig({ portLate: true });
+    const r = await rig({ portLate: true, silenceMs: 1000 });
     // The lane has sent its out-of-service commands; the port cannot be opened yet (bounded wait, no clock assertions).
     await r.waitFor(() => r.link.counters.openFailures >= 3, 'three failed opens');
     expect(r.state()).toBe('outOfService');

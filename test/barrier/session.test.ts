@@ -7,6 +7,9 @@ import type { LinkFrame } from '../../protocol/barrier-frame.js';
 import { SerialBarrierLink } from '../../drivers/serial-barrier.js';
 import { barrierRig, type BarrierRig } from './harness.js';
 
+/** A link that stays up through a loaded machine's stalls: these tests are about commands, not silence. */
+const STEADY = { link: { silenceMs: 1000 }, board: { failSafeAfterMs: 5000 } };
+
 let rig: BarrierRig | undefined;
 let extra: SerialBarrierLink | undefined;
 afterEach(async () => {
@@ -18,7 +21,7 @@ afterEach(async () => {
 
 describe('every ack of a command lost (pty, board fault switches)', () => {
   it('the board executed the OPEN: settled as done, no COMMAND_FAILED, the board opened once', async () => {
-    rig = await barrierRig();
+    rig = await barrierRig(STEADY);
     const { link, board, events } = rig;
     await rig.waitFor(() => link.state === 'up', 5000, 'link up');
     const mark = events.length;
@@ -36,7 +39,7 @@ describe('every ack of a command lost (pty, board fault switches)', () => {
   });
 
   it('the board executed nothing (the OPEN lost on the way in): COMMAND_FAILED with executed false', async () => {
-    rig = await barrierRig();
+    rig = await barrierRig(STEADY);
     const { link, board, events } = rig;
     await rig.waitFor(() => link.state === 'up', 5000, 'link up');
     const mark = events.length;
@@ -52,7 +55,7 @@ describe('every ack of a command lost (pty, board fault switches)', () => {
   });
 
   it('the question is lost too (every answer dropped): COMMAND_FAILED, and the detail says the truth is unknown', async () => {
-    rig = await barrierRig();
+    rig = await barrierRig(STEADY);
     const { link, board, events } = rig;
     await rig.waitFor(() => link.state === 'up', 5000, 'link up');
     const mark = events.length;
@@ -66,7 +69,7 @@ describe('every ack of a command lost (pty, board fault switches)', () => {
   });
 
   it('a board without sessions (built before them): the link works, and a command with lost acks is reported unknown', async () => {
-    rig = await barrierRig({ board: { sessions: false } });
+    rig = await barrierRig({ ...STEADY, board: { ...STEADY.board, sessions: false } });
     const { link, board } = rig;
     await rig.waitFor(() => link.state === 'up', 5000, 'link up');
     expect(link.boardSupportsSessions).toBe(false);
@@ -84,12 +87,12 @@ describe('a restarted runtime against a board that remembers the last command', 
     // bytes the previous one last sent (its STATUS_REQUEST) and the board would take them for a repeat.
     const first = 0x0000a001;
     const second = first + 255;
-    rig = await barrierRig({ link: { heartbeatMs: 20 }, board: { failSafeAfterMs: 5000 } });
+    rig = await barrierRig(STEADY);
     await rig.link.stop(); // the harness's own link: replaced by two of ours
     const { board, pty } = rig;
     const make = (session: number, trace: LinkFrame[], events: BarrierEvent[]) => {
       const link = new SerialBarrierLink(
-        { type: 'serial', path: pty.a, heartbeatMs: 20, silenceMs: 150, ackTimeoutMs: 15, reopenMs: 30 },
+        { type: 'serial', path: pty.a, heartbeatMs: 20, silenceMs: 1000, ackTimeoutMs: 15, reopenMs: 30 },
         { session, trace: (dir, f) => dir === 'out' && f.type !== 'HEARTBEAT' && f.type !== 'EVENT_ACK' && trace.push(f) },
       );
       return { link, start: () => link.start((e) => events.push(e)) };
@@ -108,6 +111,7 @@ describe('a restarted runtime against a board that remembers the last command', 
     const b = make(second, traceB, eventsB);
     extra = b.link;
     const duplicatesBefore = board.counts.duplicateCommands;
+    const sessionsBefore = board.counts.sessionsStarted;
     await b.start();
     await rig.waitFor(() => b.link.state === 'up', 5000, 'second link up');
     expect(await b.link.request({ type: 'OPEN', direction: 'entry', passages: 1 })).toMatchObject({ ok: true });
@@ -117,8 +121,9 @@ describe('a restarted runtime against a board that remembers the last command', 
     expect(sent.map((f) => (f.type === 'COMMAND' ? f.command.type : f.type))).toEqual(['SESSION', 'STATUS_REQUEST', 'OPEN']);
     expect(sent[1]).toEqual(remembered); // the same bytes the board remembered from the previous link
     expect(b.link.counters.resyncs).toBe(1);
-    expect(board.counts.duplicateCommands).toBe(duplicatesBefore);
-    expect(board.counts.sessionsStarted).toBe(2);
+    // The only repeats the board saw are this link's own retransmissions (a loaded machine makes a few).
+    expect(board.counts.duplicateCommands - duplicatesBefore).toBe(b.link.counters.retransmits);
+    expect(board.counts.sessionsStarted - sessionsBefore).toBe(1);
     expect(board.session.id).toBe(second);
     expect(eventsB.map((e) => e.type).slice(0, 2)).toEqual(['LINK', 'STATUS']);
     await rig.waitFor(() => board.barrier.flaps === 'open', 5000, 'flaps open');
