@@ -337,13 +337,13 @@ export class BarrierBoard {
     }
     if (r.kind !== 'frame') return;
     const f = r.frame;
-    if (f.type !== 'COMMAND' && f.type !== 'SESSION' && f.type !== 'EVENT_ACK' && f.type !== 'HEARTBEAT') return; // our own echo
-    if (f.type === 'HEARTBEAT' && f.from !== 'runtime') return;
     if ((f.type === 'COMMAND' || f.type === 'SESSION') && matches(this.faults.dropCommands, f)) {
-      this.counts.commandsDropped++;
+      this.counts.commandsDropped++; // lost on the way in: never seen
       return;
     }
     this.trace?.('in', f);
+    if (f.type !== 'COMMAND' && f.type !== 'SESSION' && f.type !== 'EVENT_ACK' && f.type !== 'HEARTBEAT') return; // our own echo
+    if (f.type === 'HEARTBEAT' && f.from !== 'runtime') return;
     this.lastRx = this.timers.now();
     if (f.type === 'SESSION' && !this.opt.sessions) {
       this.runtimeSilent = false;
