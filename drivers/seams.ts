@@ -125,7 +125,11 @@ export interface BarrierLink {
   /**
    * Queue a command. Never throws: a command the board never acknowledges after the bounded retries
    * (or refuses) is reported as a COMMAND_FAILED event naming the command and, for a link on a device,
-   * the port. Commands sent while the link is down fail the same way, after the caller's turn.
+   * the port; `executed: false` when the board surely did not execute it. A link that can ask the board
+   * what it executed (the serial link) reports a command whose acks were all lost but which the board
+   * executed as done, not failed. Commands sent while the link is down may wait for it (the serial link
+   * holds them, bounded, up to its `linkWaitMs`, except an OPEN that authorises passengers); one a link
+   * gives up on fails the same way, after the caller's turn.
    */
   send(cmd: BarrierCommand): void;
   /**

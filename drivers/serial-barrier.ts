@@ -1,15 +1,21 @@
-// Why this file is long: it is one link state machine (open, resync, acked commands, retransmission,
-// heartbeat, silence, reopen) whose parts share the same sequence and timer state; split, each part would
-// need the others' internals.
+// Why this file is long: it is one link state machine (open, session and status resync, acked commands,
+// retransmission, asking the board what it executed, heartbeat, silence, reopen) whose parts share the
+// same sequence and timer state; split, each part would need the others' internals.
 // The barrier link over a real serial line (RS-232 or RS-485): serialport + @serialport/parser-byte-length,
 // frames from protocol/barrier-frame.ts. Acked commands with bounded retransmission (same seq, so the
-// board executes once), heartbeats both ways, silence detection, status resync before serving anyone,
-// and reopening the device when a USB adapter is unplugged and plugged back in.
+// board executes once); when every ack of a command is lost, the board is asked (SESSION) whether it
+// executed it, and the command is settled by the answer. A session id, random per link instance, tells
+// the board that a restarted runtime is a new talker (its seq 1 is never a repeat of the last process's).
+// Commands sent before the link is up wait for it (bounded queue, deadline `linkWaitMs`). Heartbeats both
+// ways, silence detection, status resync before serving anyone, and reopening the device when a USB
+// adapter is unplugged and plugged back in.
 
+import { randomInt } from 'node:crypto';
 import { ByteLengthParser } from '@serialport/parser-byte-length';
 import { SerialPort } from 'serialport';
 import { z } from 'zod';
 import type { BarrierCommand, BarrierEvent } from '../protocol/barrier.js';
+import { GateError, GateErrorCode } from '../protocol/errors.js';
 import {
   type BoardEvent,
   type DecodeResult,
@@ -17,6 +23,8 @@ import {
   FRAME_LENGTH,
   FrameReader,
   type LinkFrame,
+  sessionHex,
+  TYPE,
   typeCode,
 } from '../protocol/barrier-frame.js';
 import { type BarrierLink, type BarrierLinkCounters, type Clock, systemClock } from './seams.js';
@@ -50,8 +58,14 @@ export const serialBarrierConfigSchema = z
     silenceMs: ms(500),
     /** Retry period for opening a missing or unplugged device. */
     reopenMs: ms(250),
-    /** Commands waiting behind the one in flight; beyond this they fail at once. */
+    /** Commands waiting behind the one in flight, or for the link; beyond this they fail at once. */
     queueLimit: z.number().int().min(1).max(10_000).default(64),
+    /**
+     * A command sent while the link is not up (port not open yet, board not answering, status resync under
+     * way) waits for it this long, in order, then fails. An OPEN that authorises passengers never waits:
+     * opening late would let through someone the lane already gave up on.
+     */
+    linkWaitMs: ms(5000),
   })
   .strict();
 
@@ -61,7 +75,29 @@ export type SerialBarrierConfigInput = z.input<typeof serialBarrierConfigSchema>
 /** Running totals a metrics module can read: declared on the seam (drivers/seams.ts). */
 export type { BarrierLinkCounters } from './seams.js';
 
-export type CommandOutcome = { ok: true; attempts: number } | { ok: false; detail: string };
+/** The seam's counters plus what this driver alone knows (sessions, lost acks, waiting for the link). */
+export interface SerialBarrierCounters extends BarrierLinkCounters {
+  /** every ack of a command was lost, and the board said it had executed it: settled as done */
+  ackLostExecuted: number;
+  /** every ack of a command was lost, and the board said it had not executed it: COMMAND_FAILED, executed false */
+  ackLostNotExecuted: number;
+  /** every ack of a command was lost, and the board could not say (no answer, restarted, no SESSION support) */
+  ackLostUnknown: number;
+  /** SESSION answered `fresh`: the board started our session (first contact, or it had restarted) */
+  freshSessions: number;
+  /** commands that waited for the link longer than linkWaitMs and failed */
+  linkWaitExpired: number;
+}
+
+/**
+ * What became of a command. `ackLost`: every ack was lost, and the board said it executed the command.
+ * `executed: false`: the board did not execute it, known for sure; absent on a failure: unknown.
+ */
+export type CommandOutcome = { ok: true; attempts: number; ackLost?: true } | { ok: false; detail: string; executed?: false };
+
+type SessionAck = Extract<LinkFrame, { type: 'SESSION_ACK' }>;
+/** An outcome inside the driver: a SESSION's carries the board's answer. */
+type Outcome = CommandOutcome | { ok: true; attempts: number; session: SessionAck };
 
 /** The part of a serialport stream this driver uses (SerialPort, SerialPortMock). */
 export interface PortLike {
@@ -84,19 +120,36 @@ export interface SerialBarrierOptions {
   makePort?: (cfg: SerialBarrierConfig) => PortLike;
   /** Every frame in and out, for `gate barrier monitor` and debugging. */
   trace?: (dir: 'in' | 'out', frame: LinkFrame) => void;
+  /** The session id (1..0xFFFFFFFF); default: random, new for every link instance (a runtime start). */
+  session?: number;
 }
 
 interface Pending {
-  cmd: BarrierCommand;
+  /** What goes out: a command, or SESSION (internal: session start at resync, or asking what was executed) */
+  cmd: BarrierCommand | { type: 'SESSION' };
   internal: boolean;
-  resolve: (o: CommandOutcome) => void;
+  /** internal ones: part of the session and status resync, or asking what a command with lost acks did */
+  role?: 'resync' | 'check';
+  resolve: (o: Outcome) => void;
+  /** clock time it was queued: how long it has waited for the link */
+  queuedAt: number;
+  settled?: boolean;
   seq?: number;
   bytes?: Buffer;
   attempts?: number;
   timer?: any;
 }
 
+/** An OPEN that lets someone through: never kept waiting for the link. */
+const authorises = (c: Pending['cmd']) => c.type === 'OPEN' && c.passages > 0;
+
 const silentLog = { debug() {}, info() {}, warn() {} };
+
+/** Whether an answer from the board is for this command: ACK for a command, SESSION_ACK for SESSION, NACK for either. */
+function answers(p: Pending, f: Extract<LinkFrame, { type: 'ACK' | 'NACK' | 'SESSION_ACK' }>): boolean {
+  if (p.cmd.type === 'SESSION') return f.type === 'SESSION_ACK' || (f.type === 'NACK' && f.of === TYPE.SESSION);
+  return f.type !== 'SESSION_ACK' && f.of === TYPE[p.cmd.type];
+}
 
 export class SerialBarrierLink implements BarrierLink {
   readonly config: SerialBarrierConfig;
@@ -115,7 +168,15 @@ export class SerialBarrierLink implements BarrierLink {
 
   private queue: Pending[] = [];
   private inflight?: Pending;
+  /** A command whose acks were all lost, while the board is asked whether it executed it. */
+  private checking?: Pending;
   private nextSeq = 1;
+  /** This runtime's session with the board (README "Sessions"). */
+  readonly session: number;
+  /** Whether the board answers SESSION: learnt at each resync; undefined before the first answer. */
+  private boardSessions: boolean | undefined;
+  /** Why the link is not up, for commands that gave up waiting for it. */
+  private downDetail = 'link not yet up';
   private heartbeatSeq = 0;
   private lastRx = 0;
   private lastTx = 0;
@@ -142,7 +203,13 @@ export class SerialBarrierLink implements BarrierLink {
     linkDowns: 0,
     reopens: 0,
     openFailures: 0,
+    ackLostExecuted: 0,
+    ackLostNotExecuted: 0,
+    ackLostUnknown: 0,
+    freshSessions: 0,
+    linkWaitExpired: 0,
   };
+  private everStarted = false;
   private writeChain: Promise<void> = Promise.resolve();
 
   constructor(config: SerialBarrierConfigInput | SerialBarrierConfig, opts: SerialBarrierOptions = {}) {
@@ -150,17 +217,26 @@ export class SerialBarrierLink implements BarrierLink {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? silentLog;
     this.opts = opts;
+    this.session = opts.session ?? randomInt(1, 0x1_0000_0000);
+    if (!Number.isInteger(this.session) || this.session < 1 || this.session > 0xffffffff) throw new GateError(`barrier link session must be 1..4294967295, got ${this.session}`, GateErrorCode.Config, { session: this.session });
+    // README "Sessions": a board without sessions is unlikely to take a restarted runtime's first seq for a repeat.
+    this.nextSeq = 1 + (this.session % 255);
     this.newSlicer();
   }
 
-  get counters(): BarrierLinkCounters {
+  get counters(): SerialBarrierCounters {
     const r = this.reader.counters;
     return { framesIn: r.frames, bytesDiscarded: r.bytesDiscarded, badCrc: r.badCrc, badFrames: r.badFrames, ...this.own };
   }
 
-  /** No command in flight or queued (the simulated station waits for this between virtual-time steps). */
+  /** No command in flight, being checked or queued (the simulated station waits for this between virtual-time steps). */
   get idle(): boolean {
-    return !this.inflight && this.queue.length === 0;
+    return !this.inflight && !this.checking && this.queue.length === 0;
+  }
+
+  /** Whether the board answers SESSION (reports what it executed); undefined until it has answered one. */
+  get boardSupportsSessions(): boolean | undefined {
+    return this.boardSessions;
   }
 
   /** 'up' once the board answered a status request; what the lane may rely on. */
@@ -172,6 +248,7 @@ export class SerialBarrierLink implements BarrierLink {
     this.emit = emit;
     if (!this.stopped) return;
     this.stopped = false;
+    this.everStarted = true;
     this.openPort();
     this.scheduleTick();
   }
@@ -180,12 +257,18 @@ export class SerialBarrierLink implements BarrierLink {
     void this.request(cmd);
   }
 
-  /** Send a command and learn its fate (the bench tool and tests use this; send() ignores it). */
+  /**
+   * Send a command and learn its fate (the bench tool and tests use this; send() ignores it). Sent before
+   * the link is up, it waits for the link (at most linkWaitMs) behind the commands sent before it.
+   */
   request(cmd: BarrierCommand): Promise<CommandOutcome> {
     return new Promise((resolve) => {
-      const p: Pending = { cmd, internal: false, resolve };
-      if (this.link !== 'up') return this.finish(p, { ok: false, detail: `link ${this.link}` }, true);
-      if (this.queue.length >= this.config.queueLimit) return this.finish(p, { ok: false, detail: 'command queue full' }, true);
+      const p: Pending = { cmd, internal: false, resolve: resolve as (o: Outcome) => void, queuedAt: this.clock.now() };
+      if (this.stopped && this.everStarted) return this.finish(p, { ok: false, detail: 'link stopped', executed: false }, true);
+      if (this.link !== 'up' && authorises(cmd)) {
+        return this.finish(p, { ok: false, detail: `link ${this.link} (${this.downDetail}): an opening is never kept waiting`, executed: false }, true);
+      }
+      if (this.queue.length >= this.config.queueLimit) return this.finish(p, { ok: false, detail: 'command queue full', executed: false }, true);
       this.queue.push(p);
       this.pump();
     });
@@ -288,29 +371,58 @@ export class SerialBarrierLink implements BarrierLink {
     this.lastEventKey = '';
     this.lastRx = this.clock.now();
     this.link = 'resyncing';
+    this.downDetail = 'status resync under way';
     this.startResync();
   }
 
   // ---- link state ----
 
+  /**
+   * Session, then status (README "Sessions" and "Sequencing"): SESSION tells the board who talks (a new
+   * runtime is never taken for the previous one) and whether it speaks sessions; STATUS_REQUEST gets the
+   * board's state, and its STATUS brings the link up.
+   */
   private startResync(): void {
     if (this.link !== 'resyncing' || this.portState !== 'open') return;
-    if (this.inflight?.internal || this.queue.some((p) => p.internal)) return;
+    if (this.inflight?.role === 'resync' || this.queue.some((p) => p.role === 'resync')) return;
     this.own.resyncs++;
-    this.resyncSentAt = this.clock.now();
-    this.queue.unshift({ cmd: { type: 'STATUS_REQUEST' }, internal: true, resolve: () => {} });
+    const now = this.clock.now();
+    this.resyncSentAt = now;
+    this.queue.unshift(
+      { cmd: { type: 'SESSION' }, internal: true, role: 'resync', queuedAt: now, resolve: (o) => this.onSessionAnswer(o) },
+      { cmd: { type: 'STATUS_REQUEST' }, internal: true, role: 'resync', queuedAt: now, resolve: () => {} },
+    );
     this.pump();
+  }
+
+  /** What a SESSION's answer says about the board: it speaks sessions, or (NACK unsupported) it does not. */
+  private onSessionAnswer(o: Outcome): SessionAck | undefined {
+    if ('session' in o) {
+      if (this.boardSessions !== true) this.log.info({ path: this.config.path, session: sessionHex(this.session) }, 'barrier board speaks sessions');
+      this.boardSessions = true;
+      if (o.session.fresh) {
+        this.own.freshSessions++;
+        this.log.info({ path: this.config.path, session: sessionHex(this.session) }, 'barrier board started our session');
+      }
+      return o.session;
+    }
+    if (!o.ok && o.detail === 'refused by the board: unsupported') {
+      if (this.boardSessions !== false) this.log.warn({ path: this.config.path }, 'barrier board does not speak sessions: a command whose acks are all lost cannot be checked');
+      this.boardSessions = false;
+    }
+    return undefined;
   }
 
   private linkDown(detail: string): void {
     this.link = 'down';
+    this.downDetail = detail;
     // The lane hears why first, then which commands did not make it.
     if (this.reportedUp !== false) {
       this.own.linkDowns++;
       this.reportedUp = false;
       this.emit?.({ type: 'LINK', up: false, detail });
     }
-    this.failAll(`link down: ${detail}`);
+    this.failSent(`link down: ${detail}`);
   }
 
   private scheduleTick(): void {
@@ -323,8 +435,9 @@ export class SerialBarrierLink implements BarrierLink {
   }
 
   private tick(): void {
-    if (this.portState !== 'open') return;
     const now = this.clock.now();
+    if (this.link !== 'up' && this.queue.length > 0) this.expireWaiting(now);
+    if (this.portState !== 'open') return;
     if (this.link !== 'down' && now - this.lastRx > this.config.silenceMs) {
       this.linkDown(`no frame from the board for ${now - this.lastRx} ms`);
     }
@@ -336,23 +449,35 @@ export class SerialBarrierLink implements BarrierLink {
     if (this.link === 'resyncing' && now - this.resyncSentAt > this.config.silenceMs) this.startResync();
   }
 
+  /** Commands that have waited for the link longer than linkWaitMs fail (never sent: not executed). */
+  private expireWaiting(now: number): void {
+    const limit = this.config.linkWaitMs;
+    if (!this.queue.some((p) => !p.internal && now - p.queuedAt >= limit)) return;
+    const expired = this.queue.filter((p) => !p.internal && now - p.queuedAt >= limit);
+    this.queue = this.queue.filter((p) => p.internal || now - p.queuedAt < limit);
+    for (const p of expired) {
+      this.own.linkWaitExpired++;
+      this.finish(p, { ok: false, executed: false, detail: `link ${this.link} for ${limit} ms, never sent: ${this.downDetail}` });
+    }
+  }
+
   // ---- commands ----
 
   private pump(): void {
     while (!this.inflight && this.portState === 'open') {
-      const p = this.queue.shift();
+      const p = this.queue[0];
       if (!p) return;
-      if (!p.internal && this.link !== 'up') {
-        this.finish(p, { ok: false, detail: `link ${this.link}` });
-        continue;
-      }
+      // Commands wait for the link, and behind a command whose fate the board is being asked about; the
+      // session and status resync and that question (queued first) go ahead of them.
+      if (!p.internal && (this.link !== 'up' || this.checking)) return;
+      this.queue.shift();
       p.seq = this.nextSeq;
       this.nextSeq = this.nextSeq === 255 ? 1 : this.nextSeq + 1;
-      const frame: LinkFrame = { type: 'COMMAND', seq: p.seq, command: p.cmd };
+      const frame = this.frameOf(p);
       try {
         p.bytes = Buffer.from(encodeFrame(frame));
       } catch (e) {
-        this.finish(p, { ok: false, detail: `cannot encode: ${(e as Error).message}` });
+        this.finish(p, { ok: false, executed: false, detail: `cannot encode: ${(e as Error).message}` });
         continue;
       }
       p.attempts = 0;
@@ -361,30 +486,89 @@ export class SerialBarrierLink implements BarrierLink {
     }
   }
 
+  private frameOf(p: Pending): LinkFrame {
+    return p.cmd.type === 'SESSION' ? { type: 'SESSION', seq: p.seq!, session: this.session } : { type: 'COMMAND', seq: p.seq!, command: p.cmd };
+  }
+
   private transmit(p: Pending, frame?: LinkFrame): void {
     p.attempts = (p.attempts ?? 0) + 1;
     if (p.attempts > 1) this.own.retransmits++;
-    this.writeBytes(p.bytes!, frame ?? { type: 'COMMAND', seq: p.seq!, command: p.cmd });
+    this.writeBytes(p.bytes!, frame ?? this.frameOf(p));
     // Each wait doubles, up to 8 times the first: a busy board (or a starved pty relay) gets time to
     // answer, while a lost frame is still repeated quickly.
     const wait = this.config.ackTimeoutMs * Math.min(2 ** (p.attempts - 1), 8);
     p.timer = this.clock.setTimeout(() => {
       if (this.inflight !== p) return;
       if (p.attempts! <= this.config.retries) this.transmit(p);
-      else this.finish(p, { ok: false, detail: `no answer after ${p.attempts} attempts` });
+      else this.noAnswer(p);
     }, wait);
   }
 
+  /**
+   * Every ack of a command was lost. Before calling it failed, ask the board (SESSION, which reports the
+   * last command it executed in our session) whether it executed it; commands behind it wait for the answer.
+   */
+  private noAnswer(p: Pending): void {
+    const detail = `no answer after ${p.attempts} attempts`;
+    const type = p.cmd.type;
+    if (p.internal || type === 'STATUS_REQUEST' || type === 'SESSION') return this.finish(p, { ok: false, detail });
+    if (this.boardSessions === false) {
+      this.own.ackLostUnknown++;
+      return this.finish(p, { ok: false, detail: `${detail}; the board does not report what it executed (no SESSION support): unknown whether it executed ${type}` });
+    }
+    this.clock.clearTimeout(p.timer);
+    this.inflight = undefined;
+    this.checking = p;
+    this.queue.unshift({ cmd: { type: 'SESSION' }, internal: true, role: 'check', queuedAt: this.clock.now(), resolve: (o) => this.settleChecked(p, detail, o) });
+    this.pump();
+  }
+
+  /** The board's answer about a command whose acks were all lost settles it: done, not done, or unknown. */
+  private settleChecked(p: Pending, detail: string, o: Outcome): void {
+    if (this.checking !== p) return;
+    this.checking = undefined;
+    const type = p.cmd.type;
+    const a = this.onSessionAnswer(o);
+    if (!a) {
+      this.own.ackLostUnknown++;
+      const why = !o.ok ? o.detail : 'no session answer';
+      return this.finish(p, { ok: false, detail: `${detail}; asking the board what it executed failed too (${why}): unknown whether it executed ${type}` });
+    }
+    if (a.fresh) {
+      // The board forgot our session (it restarted): what it did before is unknown; let the lane hear its state.
+      this.own.ackLostUnknown++;
+      this.queue.unshift({ cmd: { type: 'STATUS_REQUEST' }, internal: true, queuedAt: this.clock.now(), resolve: () => {} });
+      return this.finish(p, { ok: false, detail: `${detail}; the board no longer held our session (restarted?): unknown whether it executed ${type}` });
+    }
+    if (a.last && a.last.seq === p.seq && a.last.command === type) {
+      this.own.ackLostExecuted++;
+      this.log.info({ path: this.config.path, command: type, seq: p.seq, attempts: p.attempts }, 'barrier command executed, every ack of it lost');
+      return this.finish(p, { ok: true, attempts: p.attempts!, ackLost: true });
+    }
+    this.own.ackLostNotExecuted++;
+    const last = a.last ? `#${a.last.seq} ${a.last.command}` : 'none';
+    return this.finish(p, { ok: false, executed: false, detail: `${detail}; the board did not execute it (its last executed command: ${last})` });
+  }
+
   /** Settle a command; a failure is counted and reported as COMMAND_FAILED (internal ones only counted). */
-  private finish(p: Pending, o: CommandOutcome, deferred = false): void {
+  private finish(p: Pending, o: Outcome, deferred = false): void {
+    if (p.settled) return;
+    p.settled = true;
     if (this.inflight === p) {
       this.clock.clearTimeout(p.timer);
       this.inflight = undefined;
     }
     if (!o.ok) {
-      this.own.commandFailures++;
-      if (!p.internal) {
-        const e: BarrierEvent = { type: 'COMMAND_FAILED', command: p.cmd.type, port: this.config.path, detail: o.detail };
+      // A board without sessions refusing SESSION is an answer, not a failure.
+      if (!(p.cmd.type === 'SESSION' && o.detail === 'refused by the board: unsupported')) this.own.commandFailures++;
+      if (!p.internal && p.cmd.type !== 'SESSION') {
+        const e: BarrierEvent = {
+          type: 'COMMAND_FAILED',
+          command: p.cmd.type,
+          port: this.config.path,
+          ...(o.executed === false ? { executed: false as const } : {}),
+          detail: o.detail,
+        };
         // Refusals at send() time are reported after the caller's turn, never inside it.
         if (deferred) queueMicrotask(() => this.emit?.(e));
         else this.emit?.(e);
@@ -394,8 +578,20 @@ export class SerialBarrierLink implements BarrierLink {
     if (!deferred) this.pump();
   }
 
+  /**
+   * The link went down: what was sent is failed (whether the board executed it is unknown), and so is an
+   * authorising OPEN still queued; other commands keep waiting for the link (at most linkWaitMs).
+   */
+  private failSent(detail: string): void {
+    const sent = [...(this.inflight ? [this.inflight] : []), ...(this.checking ? [this.checking] : [])];
+    const dropped = this.queue.filter((p) => p.internal || authorises(p.cmd));
+    this.queue = this.queue.filter((p) => !p.internal && !authorises(p.cmd));
+    for (const p of sent) this.finish(p, { ok: false, detail: `${detail}: sent, unknown whether the board executed it` });
+    for (const p of dropped) this.finish(p, { ok: false, executed: false, detail: `${detail}: never sent${p.internal ? '' : ', and an opening is never kept waiting'}` });
+  }
+
   private failAll(detail: string): void {
-    const all = [...(this.inflight ? [this.inflight] : []), ...this.queue];
+    const all = [...(this.inflight ? [this.inflight] : []), ...(this.checking ? [this.checking] : []), ...this.queue];
     this.queue = [];
     for (const p of all) this.finish(p, { ok: false, detail });
   }
@@ -440,7 +636,7 @@ export class SerialBarrierLink implements BarrierLink {
     }
     const f = r.frame;
     this.opts.trace?.('in', f);
-    if (f.type === 'COMMAND' || f.type === 'EVENT_ACK' || (f.type === 'HEARTBEAT' && f.from === 'runtime')) {
+    if (f.type === 'COMMAND' || f.type === 'SESSION' || f.type === 'EVENT_ACK' || (f.type === 'HEARTBEAT' && f.from === 'runtime')) {
       this.own.echoes++;
       return;
     }
@@ -453,13 +649,15 @@ export class SerialBarrierLink implements BarrierLink {
       case 'HEARTBEAT':
         return;
       case 'ACK':
-      case 'NACK': {
+      case 'NACK':
+      case 'SESSION_ACK': {
         const p = this.inflight;
-        if (!p || p.seq !== f.seq || typeCode({ type: 'COMMAND', seq: 0, command: p.cmd }) !== f.of) {
+        if (!p || p.seq !== f.seq || !answers(p, f) || (f.type === 'SESSION_ACK' && f.session !== this.session)) {
           this.own.staleAnswers++;
           return;
         }
-        return this.finish(p, f.type === 'ACK' ? { ok: true, attempts: p.attempts! } : { ok: false, detail: `refused by the board: ${f.reason}` });
+        if (f.type === 'SESSION_ACK') return this.finish(p, { ok: true, attempts: p.attempts!, session: f });
+        return this.finish(p, f.type === 'ACK' ? { ok: true, attempts: p.attempts! } : { ok: false, executed: false, detail: `refused by the board: ${f.reason}` });
       }
       case 'EVENT': {
         this.write({ type: 'EVENT_ACK', seq: f.seq, of: typeCode(f) });
@@ -479,8 +677,12 @@ export class SerialBarrierLink implements BarrierLink {
     if (e.type === 'STATUS' && this.link === 'resyncing') {
       this.link = 'up';
       this.reportedUp = true;
-      this.log.info({ status: e }, 'barrier link up');
+      this.log.info({ status: e, session: sessionHex(this.session), boardSessions: this.boardSessions }, 'barrier link up');
       this.emit?.({ type: 'LINK', up: true });
+      this.emit?.(e);
+      // Commands that waited for the link go now, in the order they were sent.
+      this.pump();
+      return;
     }
     this.emit?.(e);
   }

@@ -19,10 +19,27 @@ export type BoardEvent = Exclude<BarrierEvent, { type: 'LINK' } | { type: 'COMMA
 
 export type NackReason = 'bad-payload' | 'unsupported' | 'refused' | 'busy';
 
-/** One decoded frame. `seq` of ACK/NACK/EVENT_ACK is the seq of the frame they answer. */
+/**
+ * Command types a board reports as its last executed command in SESSION_ACK: the ones that act
+ * (STATUS_REQUEST and SESSION only report, so they are never "the last executed command").
+ */
+export type ActingCommandType = Exclude<BarrierCommand['type'], 'STATUS_REQUEST'>;
+
+/** One decoded frame. `seq` of ACK/NACK/EVENT_ACK/SESSION_ACK is the seq of the frame they answer. */
 export type LinkFrame =
   /** runtime → board, sequenced, answered by ACK or NACK */
   | { type: 'COMMAND'; seq: number; command: BarrierCommand }
+  /**
+   * runtime → board, sequenced like a command, answered by SESSION_ACK (or NACK `unsupported` from a board
+   * without sessions). `session`: 1..0xFFFFFFFF, random per runtime start.
+   */
+  | { type: 'SESSION'; seq: number; session: number }
+  /**
+   * board → runtime: answers SESSION `seq`. `session`: the session the board now serves (the one asked for);
+   * `fresh`: this SESSION started it (the board served another session, or none, and forgot its memory);
+   * `last`: the last acting command the board executed in this session before this SESSION (absent: none).
+   */
+  | { type: 'SESSION_ACK'; seq: number; session: number; fresh: boolean; last?: { seq: number; command: ActingCommandType } }
   /** board → runtime, sequenced, answered by EVENT_ACK */
   | { type: 'EVENT'; seq: number; event: BoardEvent }
   /** board → runtime: command `seq` (of frame type `of`) accepted */
@@ -44,6 +61,7 @@ export const TYPE = {
   STATUS_REQUEST: 0x06,
   HEARTBEAT_RUNTIME: 0x07,
   EVENT_ACK: 0x08,
+  SESSION: 0x09,
   PASSED: 0x81,
   TAILGATE: 0x82,
   INTRUSION: 0x83,
@@ -57,6 +75,7 @@ export const TYPE = {
   ACK: 0x8b,
   NACK: 0x8c,
   HEARTBEAT_BOARD: 0x8d,
+  SESSION_ACK: 0x8e,
 } as const;
 
 const DIRECTIONS: readonly Direction[] = ['entry', 'exit']; // wire 1, 2
@@ -66,6 +85,7 @@ const BUZZERS: readonly Buzzer[] = ['off', 'short', 'long', 'alarm'];
 const FLAPS: readonly FlapPosition[] = ['closed', 'opening', 'open', 'closing', 'unknown'];
 const POWER: readonly ('mains' | 'battery' | 'low-battery')[] = ['mains', 'battery', 'low-battery'];
 const NACKS: readonly NackReason[] = ['bad-payload', 'unsupported', 'refused', 'busy']; // wire 1..4
+const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY']; // wire 0x01..0x05
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 ("123456789" → 0x29B1). */
 export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -107,6 +127,10 @@ export function typeCode(f: LinkFrame): number {
       return TYPE.NACK;
     case 'EVENT_ACK':
       return TYPE.EVENT_ACK;
+    case 'SESSION':
+      return TYPE.SESSION;
+    case 'SESSION_ACK':
+      return TYPE.SESSION_ACK;
     case 'HEARTBEAT':
       return f.from === 'runtime' ? TYPE.HEARTBEAT_RUNTIME : TYPE.HEARTBEAT_BOARD;
   }
@@ -131,6 +155,13 @@ function u16(p: Uint8Array, at: number, v: number, what: string): void {
   if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new FrameEncodeError(`${what} must be 0..65535, got ${v}`);
   p[at] = v >> 8;
   p[at + 1] = v & 0xff;
+}
+function u32(p: Uint8Array, at: number, v: number, what: string, min = 0): void {
+  if (!Number.isInteger(v) || v < min || v > 0xffffffff) throw new FrameEncodeError(`${what} must be ${min}..4294967295, got ${v}`);
+  p[at] = v >>> 24;
+  p[at + 1] = (v >>> 16) & 0xff;
+  p[at + 2] = (v >>> 8) & 0xff;
+  p[at + 3] = v & 0xff;
 }
 function idx<T>(table: readonly T[], v: T, what: string, base = 0): number {
   const i = table.indexOf(v);
@@ -210,6 +241,19 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
       p[0] = u8(f.of, 'acknowledged type');
       p[1] = idx(NACKS, f.reason, 'nack reason', 1);
       break;
+    case 'SESSION':
+      u32(p, 0, f.session, 'session', 1);
+      break;
+    case 'SESSION_ACK':
+      u32(p, 0, f.session, 'session', 1);
+      if (f.last) {
+        if (f.fresh) throw new FrameEncodeError('a fresh session has no last executed command');
+        p[4] = u8(f.last.seq, 'last executed seq');
+        if (p[4] === 0) throw new FrameEncodeError('last executed seq must be 1..255');
+        p[5] = idx(ACTING, f.last.command, 'acting command type', 1);
+      }
+      if (f.fresh) p[5] |= 0x80;
+      break;
     case 'HEARTBEAT':
       break;
   }
@@ -233,6 +277,10 @@ export type DecodeResult =
 
 function pick<T>(table: readonly T[], v: number, base = 0): T | undefined {
   return v - base >= 0 && v - base < table.length ? table[v - base] : undefined;
+}
+
+function u32At(buf: Uint8Array, at: number): number {
+  return ((buf[at] << 24) | (buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]) >>> 0;
 }
 
 /** Decode one slice of exactly FRAME_LENGTH bytes (at `offset` in `buf`). */
@@ -315,6 +363,21 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
     }
     case TYPE.HEARTBEAT_BOARD:
       return { kind: 'frame', frame: { type: 'HEARTBEAT', seq, from: 'board' } };
+    case TYPE.SESSION: {
+      const session = u32At(buf, offset + 4);
+      return session === 0 ? bad('session 0') : { kind: 'frame', frame: { type: 'SESSION', seq, session } };
+    }
+    case TYPE.SESSION_ACK: {
+      const session = u32At(buf, offset + 4);
+      const lastSeq = p(4);
+      const fresh = (p(5) & 0x80) !== 0;
+      const lastType = p(5) & 0x7f;
+      if (session === 0) return bad('session 0');
+      if (lastSeq === 0 && lastType === 0) return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh } };
+      const command = lastSeq === 0 || fresh ? undefined : pick(ACTING, lastType, 1);
+      if (!command) return bad(`last executed seq ${lastSeq} type ${lastType}${fresh ? ' in a fresh session' : ''}`);
+      return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh, last: { seq: lastSeq, command } } };
+    }
     default:
       return { kind: 'unknown-type', code, seq };
   }
@@ -418,7 +481,16 @@ export function describeFrame(f: LinkFrame): string {
       return `NACK #${f.seq} of 0x${f.of.toString(16)} ${f.reason}`;
     case 'HEARTBEAT':
       return `HEARTBEAT ${f.from} #${f.seq}`;
+    case 'SESSION':
+      return `SESSION #${f.seq} ${sessionHex(f.session)}`;
+    case 'SESSION_ACK':
+      return `SESSION_ACK #${f.seq} ${sessionHex(f.session)}${f.fresh ? ' fresh' : ''} last ${f.last ? `#${f.last.seq} ${f.last.command}` : 'none'}`;
   }
+}
+
+/** A session id as 8 hex digits (how traces and logs show it). */
+export function sessionHex(session: number): string {
+  return session.toString(16).padStart(8, '0');
 }
 
 /** Hex with spaces, for golden vectors and traces. */

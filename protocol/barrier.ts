@@ -38,8 +38,11 @@ export type BarrierEvent =
   /**
    * A command that was never acknowledged after all retries (or refused, or sent while the link was
    * down). `port`: the device the link drives (e.g. /dev/ttyUSB0), when it has one; in-process links leave it out.
+   * `executed: false`: the board did not execute it, known for sure (refused, never sent, or the board
+   * said so when asked after every ack was lost); absent: unknown, and `detail` says why. A command the
+   * board did execute is never reported failed, even when every ack of it was lost.
    */
-  | { type: 'COMMAND_FAILED'; command: BarrierCommand['type']; port?: string; detail: string };
+  | { type: 'COMMAND_FAILED'; command: BarrierCommand['type']; port?: string; executed?: false; detail: string };
 
 /**
  * The other end of a typed (in-process) barrier wire: the simulator's virtual barrier board

@@ -1,12 +1,23 @@
 // A virtual barrier controller board on a serial device or pty: speaks the frames of
 // protocol/barrier-frame.ts around the typed mechanics model (VirtualBarrier), with fault switches
-// for the line (drop, corrupt, duplicate, delay bytes; stop answering) and for the hardware (stuck
-// flap, sensor fault, fire-alarm input), and its own fail-safe on heartbeat silence.
+// for the line (drop, corrupt, duplicate, delay bytes; stop answering; lose the answers to, or the
+// frames of, one kind of command) and for the hardware (stuck flap, sensor fault, fire-alarm input),
+// and its own fail-safe on heartbeat silence. Written from protocol/README.md ("Barrier link frames")
+// alone: sessions, repeats and the last executed command as the README says, nothing more.
 
 import { SerialPort } from 'serialport';
 import { seededRandom } from './random.js';
-import type { BarrierEvent } from '../protocol/barrier.js';
-import { type BoardEvent, type DecodeResult, encodeFrame, FrameReader, type LinkFrame, type NackReason, typeCode } from '../protocol/barrier-frame.js';
+import type { BarrierCommand, BarrierEvent } from '../protocol/barrier.js';
+import {
+  type ActingCommandType,
+  type BoardEvent,
+  type DecodeResult,
+  encodeFrame,
+  FrameReader,
+  type LinkFrame,
+  type NackReason,
+  typeCode,
+} from '../protocol/barrier-frame.js';
 import { type BarrierMechanics, DEFAULT_MECHANICS, type Timers, VirtualBarrier } from './virtual-barrier.js';
 
 /** Byte damage on one direction of the line, each a probability per byte (per chunk for delay). */
@@ -19,6 +30,9 @@ export interface LineFaults {
   delayMs: number;
 }
 
+/** Which commands a frame switch applies to: every one, one command type, SESSION, or none (undefined). */
+export type CommandFilter = 'all' | BarrierCommand['type'] | 'SESSION' | undefined;
+
 export interface BoardFaults {
   /** board → runtime */
   out: LineFaults;
@@ -26,6 +40,13 @@ export interface BoardFaults {
   in: LineFaults;
   /** stop answering: no ACK, no event, no heartbeat (a hung board or a cut TX wire) */
   silent: boolean;
+  /**
+   * Lose every answer (ACK, NACK, SESSION_ACK) to these commands, repeats included, while still executing
+   * them: the runtime never hears that the board did what it asked.
+   */
+  dropAnswers: CommandFilter;
+  /** Lose these commands on the way in: neither executed nor answered (the board never hears them). */
+  dropCommands: CommandFilter;
 }
 
 export interface BoardOptions {
@@ -40,12 +61,22 @@ export interface BoardOptions {
   reopenMs?: number;
   /** Seed of the fault RNG (same seed, same damage). */
   seed?: number;
-  faults?: { out?: Partial<LineFaults>; in?: Partial<LineFaults>; silent?: boolean };
+  faults?: { out?: Partial<LineFaults>; in?: Partial<LineFaults>; silent?: boolean; dropAnswers?: CommandFilter; dropCommands?: CommandFilter };
   timers?: Timers;
   /** Drive this mechanics model instead of a new one (the simulated station owns its boards). */
   barrier?: VirtualBarrier;
   /** Every frame in and out (after fault injection on the way in, before it on the way out). */
   trace?: (dir: 'in' | 'out', frame: LinkFrame) => void;
+  /**
+   * false: play a board built before sessions (the README without SESSION/SESSION_ACK), which answers
+   * SESSION (type 0x09) as an unknown type, with NACK `unsupported`. Default true.
+   */
+  sessions?: boolean;
+}
+
+function matches(filter: CommandFilter, f: Extract<LinkFrame, { type: 'COMMAND' | 'SESSION' }>): boolean {
+  if (filter === undefined) return false;
+  return filter === 'all' || filter === (f.type === 'SESSION' ? 'SESSION' : f.command.type);
 }
 
 const NO_FAULTS: LineFaults = { drop: 0, corrupt: 0, duplicate: 0, delay: 0, delayMs: 20 };
@@ -120,6 +151,11 @@ export class BarrierBoard {
   readonly counts = {
     commandsExecuted: 0,
     duplicateCommands: 0,
+    /** SESSION frames that started a new session (the board forgot its last command) */
+    sessionsStarted: 0,
+    /** commands lost on the way in, and answers not sent, by the frame switches */
+    commandsDropped: 0,
+    answersDropped: 0,
     nacks: 0,
     eventsSent: 0,
     eventsAcked: 0,
@@ -135,6 +171,11 @@ export class BarrierBoard {
   private stopped = false;
   private lastCommandKey = '';
   private lastReply?: Buffer;
+  private lastReplyFrame?: LinkFrame;
+  /** The session the board serves: 0 = none since power-up (a runtime that never sent SESSION). */
+  private sessionId = 0;
+  /** The last acting command executed in this session (what SESSION_ACK reports). */
+  private lastExecuted?: { seq: number; command: ActingCommandType };
   private lastRx: number;
   /** fail-safe taken for the current silence (taken once per silence) */
   private runtimeSilent = false;
@@ -158,6 +199,7 @@ export class BarrierBoard {
       eventRetryMs: opts.eventRetryMs ?? 40,
       eventRetries: opts.eventRetries ?? 5,
       reopenMs: opts.reopenMs ?? 100,
+      sessions: opts.sessions ?? true,
     };
     this.trace = opts.trace;
     this.barrier = opts.barrier ?? new VirtualBarrier(this.timers, { ...DEFAULT_MECHANICS, ...opts.mechanics });
@@ -167,6 +209,8 @@ export class BarrierBoard {
       out: { ...NO_FAULTS, ...opts.faults?.out },
       in: { ...NO_FAULTS, ...opts.faults?.in },
       silent: opts.faults?.silent ?? false,
+      dropAnswers: opts.faults?.dropAnswers,
+      dropCommands: opts.faults?.dropCommands,
     };
     this.outLine = new FaultyLine(this.faults.out, random, this.timers, (b) => this.port?.write(b));
     this.inLine = new FaultyLine(this.faults.in, random, this.timers, (b) => this.onBytes(b));
@@ -180,6 +224,11 @@ export class BarrierBoard {
 
   /** Frames written so far (before line faults). */
   framesOut = 0;
+
+  /** The session the board serves (0: none since power-up) and the last acting command it executed in it. */
+  get session(): { id: number; lastExecuted?: { seq: number; command: ActingCommandType } } {
+    return { id: this.sessionId, lastExecuted: this.lastExecuted };
+  }
 
   /** Damage done so far on each direction. */
   get lineCounts(): { out: FaultyLine['counts']; in: FaultyLine['counts'] } {
@@ -288,10 +337,20 @@ export class BarrierBoard {
     }
     if (r.kind !== 'frame') return;
     const f = r.frame;
+    if ((f.type === 'COMMAND' || f.type === 'SESSION') && matches(this.faults.dropCommands, f)) {
+      this.counts.commandsDropped++; // lost on the way in: never seen
+      return;
+    }
     this.trace?.('in', f);
-    if (f.type !== 'COMMAND' && f.type !== 'EVENT_ACK' && f.type !== 'HEARTBEAT') return; // our own echo
+    if (f.type !== 'COMMAND' && f.type !== 'SESSION' && f.type !== 'EVENT_ACK' && f.type !== 'HEARTBEAT') return; // our own echo
     if (f.type === 'HEARTBEAT' && f.from !== 'runtime') return;
     this.lastRx = this.timers.now();
+    if (f.type === 'SESSION' && !this.opt.sessions) {
+      this.runtimeSilent = false;
+      this.counts.nacks++;
+      this.writeFrame({ type: 'NACK', seq: f.seq, of: typeCode(f), reason: 'unsupported' });
+      return;
+    }
     this.runtimeSilent = false;
     if (f.type === 'HEARTBEAT') return;
     if (f.type === 'EVENT_ACK') {
@@ -304,22 +363,50 @@ export class BarrierBoard {
       }
       return;
     }
-    // A command: executed once per (seq, type, payload); a repeat gets the same answer again.
+    // A command or SESSION: executed once per (seq, type, payload); a repeat gets the same answer again
+    // and is not executed again (README "Sequencing").
     const bytes = encodeFrame(f);
     const key = Buffer.from(bytes.subarray(2, 10)).toString('hex');
     if (key === this.lastCommandKey && this.lastReply) {
       this.counts.duplicateCommands++;
-      if (!this.faults.silent) this.writeBytes(this.lastReply, { type: 'ACK', seq: f.seq, of: typeCode(f) });
-      // A status request is harmless to answer again, and a restarted runtime may reuse the seq.
-      if (f.command.type === 'STATUS_REQUEST') this.queueEvent(this.statusEvent());
+      this.answer(f, this.lastReply, this.lastReplyFrame!);
       return;
     }
     this.lastCommandKey = key;
+    if (f.type === 'SESSION') {
+      // A session other than the one served starts afresh: what was executed before belongs to someone else.
+      const fresh = f.session !== this.sessionId;
+      if (fresh) {
+        this.sessionId = f.session;
+        this.lastExecuted = undefined;
+        this.counts.sessionsStarted++;
+      }
+      const reply: LinkFrame = { type: 'SESSION_ACK', seq: f.seq, session: this.sessionId, fresh, ...(this.lastExecuted ? { last: this.lastExecuted } : {}) };
+      this.remember(reply);
+      this.answer(f, this.lastReply!, reply);
+      return;
+    }
     const ack: LinkFrame = { type: 'ACK', seq: f.seq, of: typeCode(f) };
-    this.lastReply = Buffer.from(encodeFrame(ack));
-    if (!this.faults.silent) this.writeBytes(this.lastReply, ack);
+    this.remember(ack);
+    this.answer(f, this.lastReply!, ack);
     this.counts.commandsExecuted++;
+    if (f.command.type !== 'STATUS_REQUEST') this.lastExecuted = { seq: f.seq, command: f.command.type };
     this.barrier.command(f.command);
+  }
+
+  private remember(reply: LinkFrame): void {
+    this.lastReply = Buffer.from(encodeFrame(reply));
+    this.lastReplyFrame = reply;
+  }
+
+  /** Send the answer to a command (or SESSION), unless the board is silent or its answers are switched off. */
+  private answer(f: Extract<LinkFrame, { type: 'COMMAND' | 'SESSION' }>, bytes: Buffer, reply: LinkFrame): void {
+    if (this.faults.silent) return;
+    if (matches(this.faults.dropAnswers, f)) {
+      this.counts.answersDropped++;
+      return;
+    }
+    this.writeBytes(bytes, reply);
   }
 
   // ---- frames out ----

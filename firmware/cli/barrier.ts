@@ -8,7 +8,7 @@
 import { createInterface } from 'node:readline';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { BarrierCommand, BarrierEvent, BarrierMode } from '../../protocol/barrier.js';
-import { describeFrame } from '../../protocol/barrier-frame.js';
+import { describeFrame, sessionHex } from '../../protocol/barrier-frame.js';
 
 const MODES: BarrierMode[] = ['normal', 'free', 'emergency', 'locked'];
 
@@ -72,8 +72,9 @@ async function withLink(
 async function runCommand(o: LinkOptions, cmd: BarrierCommand): Promise<void> {
   await withLink(o, async (link) => {
     const r = await link.request(cmd);
-    if (r.ok) console.log(`${cmd.type}: acknowledged${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`);
-    else console.error(`${cmd.type}: FAILED: ${r.detail}`);
+    if (r.ok && r.ackLost) console.log(`${cmd.type}: executed (every ack lost after ${r.attempts} attempts; the board says it executed it)`);
+    else if (r.ok) console.log(`${cmd.type}: acknowledged${r.attempts > 1 ? ` after ${r.attempts} attempts` : ''}`);
+    else console.error(`${cmd.type}: FAILED${r.executed === false ? ' (not executed)' : ''}: ${r.detail}`);
     return r.ok ? 0 : 1;
   });
 }
@@ -118,12 +119,12 @@ export function register(program: Command): void {
     });
   barrier
     .command('status')
-    .description("print the board's status")
+    .description("print the board's status, this link's session id and whether the board speaks sessions")
     .action(async (_o: unknown, c: Command) =>
-      withLink(opts(c), async (_link, events) => {
+      withLink(opts(c), async (link, events) => {
         // The link's own resync already asked for status: its answer is the first STATUS.
         const s = events.find((e) => e.type === 'STATUS');
-        console.log(JSON.stringify(s));
+        console.log(JSON.stringify({ ...s, session: sessionHex(link.session), boardSessions: link.boardSupportsSessions ?? null }));
         return 0;
       }),
     );
@@ -151,14 +152,16 @@ export function register(program: Command): void {
     .option('--fail-safe <state>', 'safe state after heartbeat silence: open or locked', oneOf('--fail-safe', ['open', 'locked'] as const), 'open')
     .option('--fail-safe-after <ms>', 'heartbeat silence before the fail-safe', intOption('--fail-safe-after'), '1000')
     .option('--seed <n>', 'seed of the byte-fault generator', intOption('--seed'), '1')
+    .option('--no-sessions', 'play a board built before sessions (answers SESSION with NACK unsupported)')
     .option('--trace', 'print every frame in and out')
-    .action(async (o: { port: string; baud: string; failSafe: 'open' | 'locked'; failSafeAfter: string; seed: string; trace?: boolean }) => {
+    .action(async (o: { port: string; baud: string; failSafe: 'open' | 'locked'; failSafeAfter: string; seed: string; sessions: boolean; trace?: boolean }) => {
       const { BarrierBoard } = await import('../../simulator/barrier-board.js');
       const board = new BarrierBoard({
         path: o.port,
         baudRate: positiveInt(o.baud, '--baud'),
         failSafeAfterMs: positiveInt(o.failSafeAfter, '--fail-safe-after'),
         seed: positiveInt(o.seed, '--seed'),
+        sessions: o.sessions,
         mechanics: { failSafe: o.failSafe },
         trace: o.trace ? (dir, f) => console.log(`${dir === 'in' ? '<-' : '->'} ${describeFrame(f)}`) : undefined,
       });
@@ -167,7 +170,8 @@ export function register(program: Command): void {
       console.error(`virtual barrier board on ${o.port}; type "help" for switches`);
       const help =
         'walk entry|exit [tailgate] · fire on|off · stuck on|off · sensor on|off · emergency on|off · power mains|battery|low-battery · ' +
-        'silent on|off · drop|corrupt|duplicate|delay in|out RATE · obstruct on|off · state · quit';
+        'silent on|off · drop|corrupt|duplicate|delay in|out RATE · drop-answers|drop-commands all|SESSION|OPEN|CLOSE|SET_MODE|INDICATE|DISPLAY|STATUS_REQUEST|off · ' +
+        'obstruct on|off · state · quit';
       const rl = createInterface({ input: process.stdin });
       for await (const line of rl) {
         const [w, a, b] = line.trim().split(/\s+/);
@@ -214,9 +218,28 @@ export function register(program: Command): void {
               board.setLineFaults(a, { [w]: rate });
               break;
             }
+            case 'drop-answers':
+            case 'drop-commands': {
+              const kinds = ['all', 'SESSION', 'OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'STATUS_REQUEST'] as const;
+              if (a !== 'off' && !kinds.includes(a as (typeof kinds)[number])) throw new Error(`${w} ${kinds.join('|')}|off`);
+              board.faults[w === 'drop-answers' ? 'dropAnswers' : 'dropCommands'] = a === 'off' ? undefined : (a as (typeof kinds)[number]);
+              break;
+            }
             case 'state': {
               const v = board.barrier;
-              console.log(JSON.stringify({ flaps: v.flaps, mode: v.mode, fireAlarm: v.fireAlarm, faultCode: v.faultCode, counts: v.counts, board: board.counts, line: board.lineCounts }));
+              const session = board.session;
+              console.log(
+                JSON.stringify({
+                  flaps: v.flaps,
+                  mode: v.mode,
+                  fireAlarm: v.fireAlarm,
+                  faultCode: v.faultCode,
+                  session: { id: sessionHex(session.id), lastExecuted: session.lastExecuted ?? null },
+                  counts: v.counts,
+                  board: board.counts,
+                  line: board.lineCounts,
+                }),
+              );
               break;
             }
             case 'quit':

@@ -35,7 +35,7 @@ it('gate barrier open / mode / status talk to a board on a pty', async () => {
   expect(await gate('barrier', '--port', pty.a, 'mode', 'locked')).toContain('SET_MODE: acknowledged');
   expect(board.barrier.mode).toBe('locked');
   const status = await gate('barrier', '--port', pty.a, 'status');
-  expect(JSON.parse(status[0])).toMatchObject({ type: 'STATUS', mode: 'locked' });
+  expect(JSON.parse(status[0])).toMatchObject({ type: 'STATUS', mode: 'locked', session: expect.stringMatching(/^[0-9a-f]{8}$/), boardSessions: true });
   expect(process.exitCode ?? 0).toBe(0);
 });
 

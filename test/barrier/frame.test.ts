@@ -12,6 +12,7 @@ import {
   hex,
   type DecodeResult,
   type LinkFrame,
+  TYPE,
 } from '../../protocol/barrier-frame.js';
 
 const GOLDEN: [string, LinkFrame, string][] = [
@@ -25,6 +26,9 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['STATUS_REQUEST', { type: 'COMMAND', seq: 7, command: { type: 'STATUS_REQUEST' } }, 'a5 01 07 06 00 00 00 00 00 00 73 6e'],
   ['HEARTBEAT runtime', { type: 'HEARTBEAT', seq: 8, from: 'runtime' }, 'a5 01 08 07 00 00 00 00 00 00 12 cd'],
   ['EVENT_ACK of PASSED', { type: 'EVENT_ACK', seq: 9, of: 0x81 }, 'a5 01 09 08 81 00 00 00 00 00 4e 77'],
+  // sessions (protocol/README.md "Sessions"), session id 0x1234ABCD
+  ['SESSION #1', { type: 'SESSION', seq: 1, session: 0x1234abcd }, 'a5 01 01 09 12 34 ab cd 00 00 fd af'],
+  ['SESSION #6 (asking after every ack of OPEN #5 was lost)', { type: 'SESSION', seq: 6, session: 0x1234abcd }, 'a5 01 06 09 12 34 ab cd 00 00 3a b7'],
   // board → runtime
   ['PASSED entry', { type: 'EVENT', seq: 1, event: { type: 'PASSED', direction: 'entry' } }, 'a5 01 01 81 01 00 00 00 00 00 04 b8'],
   ['TAILGATE', { type: 'EVENT', seq: 2, event: { type: 'TAILGATE' } }, 'a5 01 02 82 00 00 00 00 00 00 51 ef'],
@@ -39,6 +43,11 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['ACK of OPEN', { type: 'ACK', seq: 1, of: 0x01 }, 'a5 01 01 8b 01 00 00 00 00 00 f7 f6'],
   ['NACK refused', { type: 'NACK', seq: 2, of: 0x01, reason: 'refused' }, 'a5 01 02 8c 01 03 00 00 00 00 c8 15'],
   ['HEARTBEAT board', { type: 'HEARTBEAT', seq: 11, from: 'board' }, 'a5 01 0b 8d 00 00 00 00 00 00 82 0f'],
+  ['SESSION_ACK #1 fresh', { type: 'SESSION_ACK', seq: 1, session: 0x1234abcd, fresh: true }, 'a5 01 01 8e 12 34 ab cd 00 80 de 9a'],
+  ['SESSION_ACK #6 last OPEN #5', { type: 'SESSION_ACK', seq: 6, session: 0x1234abcd, fresh: false, last: { seq: 5, command: 'OPEN' } }, 'a5 01 06 8e 12 34 ab cd 05 01 67 de'],
+  ['SESSION_ACK #2 no last', { type: 'SESSION_ACK', seq: 2, session: 0xffffffff, fresh: false }, 'a5 01 02 8e ff ff ff ff 00 00 89 54'],
+  ['SESSION_ACK #3 last DISPLAY #255', { type: 'SESSION_ACK', seq: 3, session: 1, fresh: false, last: { seq: 255, command: 'DISPLAY' } }, 'a5 01 03 8e 00 00 00 01 ff 05 20 3d'],
+  ['NACK of SESSION, unsupported (a board without sessions)', { type: 'NACK', seq: 1, of: 0x09, reason: 'unsupported' }, 'a5 01 01 8c 09 02 00 00 00 00 a7 73'],
 ];
 
 const bytes = (h: string) => Uint8Array.from(h.split(' ').map((x) => parseInt(x, 16)));
@@ -53,6 +62,10 @@ describe('barrier frames: golden vectors', () => {
       expect(decodeFrame(bytes(h))).toEqual({ kind: 'frame', frame });
     });
   }
+  it('covers every frame type code', () => {
+    const codes = new Set(GOLDEN.map(([, , h]) => parseInt(h.split(' ')[3], 16)));
+    expect([...codes].sort((a, b) => a - b)).toEqual(Object.values(TYPE).sort((a, b) => a - b));
+  });
   it('covers every command and event type', () => {
     const cmds = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'COMMAND' ? [f.command.type] : [])));
     const evs = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'EVENT' ? [f.event.type] : [])));
@@ -76,6 +89,16 @@ describe('barrier frames: golden vectors', () => {
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x44, 0, 0, 0, 0, 0, 0, 0, 0))).kind).toBe('unknown-type');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x03, 9, 0, 0, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x01, 3, 1, 0, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    // Sessions: id 0 is no session; a last executed seq needs an acting type (0x01..0x05) and the other way
+    // round; a fresh session has no last command.
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x09, 0, 0, 0, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 0, 0, 0x80, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 0, 1, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x06, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x81, 0, 0))).kind).toBe('bad-payload');
+    expect(() => encodeFrame({ type: 'SESSION', seq: 1, session: 0 })).toThrow(/session/);
+    expect(() => encodeFrame({ type: 'SESSION_ACK', seq: 1, session: 1, fresh: true, last: { seq: 1, command: 'OPEN' } })).toThrow(/fresh/);
   });
 });
 
@@ -199,7 +222,27 @@ describe('barrier frames: fuzz', () => {
       fc.record({ type: fc.constant('PASSED' as const), direction: fc.constantFrom('entry' as const, 'exit' as const) }),
     ) }),
     fc.record({ type: fc.constant('ACK' as const), seq: fc.integer({ min: 0, max: 255 }), of: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({ type: fc.constant('SESSION' as const), seq: fc.integer({ min: 0, max: 255 }), session: fc.integer({ min: 1, max: 0xffffffff }) }),
+    fc.oneof(
+      fc.record({ type: fc.constant('SESSION_ACK' as const), seq: fc.integer({ min: 0, max: 255 }), session: fc.integer({ min: 1, max: 0xffffffff }), fresh: fc.boolean() }),
+      fc.record({
+        type: fc.constant('SESSION_ACK' as const),
+        seq: fc.integer({ min: 0, max: 255 }),
+        session: fc.integer({ min: 1, max: 0xffffffff }),
+        fresh: fc.constant(false),
+        last: fc.record({ seq: fc.integer({ min: 1, max: 255 }), command: fc.constantFrom('OPEN' as const, 'CLOSE' as const, 'SET_MODE' as const, 'INDICATE' as const, 'DISPLAY' as const) }),
+      }),
+    ),
   );
+
+  it('every frame the fuzz draws decodes to what was encoded (sessions included)', () => {
+    fc.assert(
+      fc.property(frameArb, (f) => {
+        expect(decodeFrame(encodeFrame(f))).toEqual({ kind: 'frame', frame: f });
+      }),
+      { numRuns: 2000 },
+    );
+  });
 
   it('mutated frame streams: untouched frames survive, nothing with a bad CRC is accepted', () => {
     fc.assert(

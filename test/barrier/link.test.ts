@@ -23,18 +23,21 @@ describe('serial barrier link over a pty', () => {
     expect(link.counters.resyncs).toBe(1);
   });
 
-  it('board silent → LINK down and commands fail; board back → STATUS resync → LINK up', async () => {
+  it('board silent → LINK down, an OPEN fails, other commands wait; board back → STATUS resync → LINK up → they go', async () => {
     rig = await barrierRig({ link: { silenceMs: 120 }, board: { failSafeAfterMs: 5000 } });
     const { link, board, events } = rig;
     await rig.waitFor(() => link.state === 'up', 5000, 'link up');
     board.faults.silent = true;
     const down = await rig.waitEvent((e) => e.type === 'LINK' && !e.up);
     expect(down).toMatchObject({ detail: expect.stringContaining('no frame from the board') });
-    expect(await link.request({ type: 'OPEN', direction: 'entry', passages: 1 })).toMatchObject({ ok: false });
+    expect(await link.request({ type: 'OPEN', direction: 'entry', passages: 1 })).toMatchObject({ ok: false, executed: false });
     expect(board.barrier.counts.opens).toBe(0);
+    const waiting = link.request({ type: 'SET_MODE', mode: 'free' });
     const from = events.length;
     board.faults.silent = false;
     await rig.waitFor(() => link.state === 'up', 5000, 'link back up');
+    expect(await waiting).toMatchObject({ ok: true });
+    expect(board.barrier.mode).toBe('free');
     const after = events.slice(from).map((e) => e.type);
     // The lane hears "up" only once the board's status is in, and gets that status right after.
     expect(after.slice(after.indexOf('LINK'), after.indexOf('LINK') + 2)).toEqual(['LINK', 'STATUS']);
