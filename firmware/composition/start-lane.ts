@@ -5,11 +5,12 @@ import { silentLogger } from '../config/log.js';
 import { assembleLane, type Lane, type LaneOptions } from '../lane/lane.js';
 import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
+import { stationLinkFromConfig, type StationLaneOptions } from './station-link.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
 /** Build a lane from config (drivers by name) and overrides, and start it. */
-export async function startLane(opts: LaneOptions): Promise<Lane> {
+export async function startLane(opts: LaneOptions & StationLaneOptions): Promise<Lane> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? silentLogger;
@@ -26,14 +27,18 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   const barrier = opts.barrier ?? (await barrierFactory!(config.drivers.barrier, ctx));
   const sources = opts.sources ?? (await Promise.all(config.drivers.sources.map((s, i) => sourceFactories[i](s, ctx, i))));
 
-  // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
+  // The `qr` config section: trust list file, back office keys, skew.
   const qrSection = (config as Record<string, unknown>).qr;
   const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
+  // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
+  const station = stationLinkFromConfig(config, clock, log, opts);
   const core = new DecisionCore(config.lane.direction, config.policy, {
     lists,
-    usedCodes: opts.usedCodes ?? qr?.usedCodes,
+    usedCodes: opts.usedCodes ?? station?.usedCodes,
     passback: opts.passback,
     rideCodes: opts.rideCodes ?? qr?.rideCodes,
   });
-  return assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+  const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+  station?.attach(lane);
+  return lane;
 }

@@ -50,7 +50,7 @@ function resolveSpecifier(root: string, from: string, spec: string): string | un
 }
 
 /** The folder rule for a folder: its own README's `May import:` line, else its parent's (up to the top folder). */
-function roomOf(root: string, dir: string, cache: Map<string, { room: string; allowed: string[] } | null>) {
+function roomOf(root: string, dir: string, cache: Map<string, { room: string; allowed: string[] } | null>): { room: string; allowed: string[] } | null {
   if (cache.has(dir)) return cache.get(dir)!;
   let found: { room: string; allowed: string[] } | null = null;
   const readme = join(root, dir, 'README.md');
