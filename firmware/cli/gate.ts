@@ -8,10 +8,11 @@ import { register as registerBarrier } from './barrier.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerPack } from './pack.js';
 import { register as registerReader } from './reader.js';
+import { register as registerStation } from './station.js';
 
 const program = new Command();
 program.name('gate').description('Metro fare-gate edge runtime: run a lane, simulate a station, bench-test hardware').version('0.1.0');
 
-for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader, registerBackoffice]) register(program);
+for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader, registerBackoffice, registerStation]) register(program);
 
 await program.parseAsync(process.argv);

@@ -27,7 +27,17 @@ export function register(program: Command): void {
         const config = loadLaneConfig(o.config);
         const log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
         const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
-        lane = await startLane({ config, log, inspect: laneInspector(metrics) });
+        // A signed `reload` from the station bus: the new config is checked, then the lane restarts on it (systemd brings it back).
+        const onReload = async () => {
+          try {
+            loadLaneConfig(o.config);
+          } catch (e) {
+            return { ok: false, detail: (e as Error).message };
+          }
+          setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
+          return { ok: true, detail: 'config valid; the lane restarts on it' };
+        };
+        lane = await startLane({ config, log, inspect: laneInspector(metrics), onReload });
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
