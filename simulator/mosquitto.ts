@@ -125,6 +125,8 @@ export async function startBroker(opts: BrokerOptions): Promise<TestBroker> {
     'log_type warning',
     'log_type notice',
     'max_queued_messages 10000',
+    // Small messages go out at once (no Nagle wait for the ACK of the previous one).
+    'set_tcp_nodelay true',
     `listener ${port} 127.0.0.1`,
     `cafile ${join(dir, 'ca.pem')}`,
     `certfile ${join(dir, 'broker.pem')}`,

@@ -34,6 +34,8 @@ export interface SimOptions {
   reader: string;
   qr: string;
   backoffice: string;
+  /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
+  broker?: string;
   log?: Logger;
   onResult?: (r: PresentationResult) => void;
   /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
@@ -277,12 +279,17 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const usedCodes = new MemoryUsedCodes();
   const closers: (() => Promise<void>)[] = [backoffice.close];
+  // --broker mqtt: each lane on its own link to a real station broker instead of one shared store.
+  if (o.broker !== undefined && o.broker !== 'none' && o.broker !== 'mqtt') throw new ConfigError(`unknown broker (--broker) "${o.broker}"; known: none, mqtt`);
+  const simBroker = o.broker === 'mqtt' ? await (await import('./sim-broker.js')).startSimBroker({ station: 'SIM', lanes: Array.from({ length: o.lanes }, (_, i) => `L${String(i + 1).padStart(2, '0')}`), clock, log }) : undefined;
+  if (simBroker) closers.push(simBroker.close);
   const lanes: Lane[] = [];
   const boards: VirtualBarrier[] = [];
   const journals: MemoryJournal[] = [];
   const stationLanes: StationLane[] = [];
   const quietChecks: (() => boolean)[] = [];
   if (backoffice.quiet) quietChecks.push(backoffice.quiet);
+  if (simBroker) quietChecks.push(simBroker.quiet);
   let config!: LaneConfig;
   const passback = new MemoryPassback(parseLaneConfig({ lane: { id: 'X' } }).policy.antiPassbackSeconds * 1000);
 
@@ -335,7 +342,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       sources,
       lists: backoffice.lists,
       journal: journal as Journal,
-      usedCodes,
+      usedCodes: simBroker ? undefined : usedCodes,
+      stationLink: simBroker?.links.get(laneId),
       passback,
       rideCodes: backoffice.rideCodes ?? laneRideCodes,
     });

@@ -31,7 +31,7 @@ export async function startLane(opts: LaneOptions & StationLaneOptions): Promise
   const qrSection = (config as Record<string, unknown>).qr;
   const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
   // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
-  const station = stationLinkFromConfig(config, clock, log, opts);
+  const station = await stationLinkFromConfig(config, clock, log, opts);
   const core = new DecisionCore(config.lane.direction, config.policy, {
     lists,
     usedCodes: opts.usedCodes ?? station?.usedCodes,

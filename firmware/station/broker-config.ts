@@ -95,6 +95,8 @@ export function mosquittoConf(o: { dir: string; port?: number; requireCertificat
     '# A slow or absent subscriber holds at most this many QoS 1 messages; no payload of the tree is over 32 kB',
     'max_queued_messages 10000',
     'max_packet_size 65536',
+    '# A used code is one small message: send it at once, not after the previous one is acknowledged',
+    'set_tcp_nodelay true',
     `listener ${o.port ?? 8883}`,
     `cafile ${o.dir}/ca.pem`,
     `certfile ${o.dir}/broker.pem`,

@@ -49,6 +49,8 @@ export class BusClient extends EventEmitter<BusEvents> {
   lastError?: string;
   readonly counters = { connects: 0, downs: 0, published: 0, publishedBytes: 0, notConnected: 0, received: 0, receivedBytes: 0, refusedConnect: 0, tlsErrors: 0 };
   private wasUp = false;
+  /** Connected and subscribed. */
+  private ready = false;
   private ended = false;
 
   constructor(private readonly opts: BusClientOptions) {
@@ -75,22 +77,28 @@ export class BusClient extends EventEmitter<BusEvents> {
     };
     this.client = mqtt.connect(opts.url, o);
     this.client.on('connect', (p) => {
+      // Small messages go out at once: Nagle held a used code behind the previous message's ACK (40 ms).
+      (this.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       this.counters.connects++;
       this.wasUp = true;
       this.lastError = undefined;
       const present = p.sessionPresent === true;
-      if (!present && opts.subscriptions.length) {
-        this.client.subscribe(
-          Object.fromEntries(opts.subscriptions.map((t) => [t, { qos: 1 as const, nl: opts.noLocal ?? false }])),
-          (err, granted) => {
-            if (err) opts.log.warn({ event: 'bus-subscribe-failed', err: err.message }, 'station bus subscription failed');
-            const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
-            if (refused.length) opts.log.warn({ event: 'bus-subscribe-refused', topics: refused }, 'station broker refused subscriptions');
-          },
-        );
-      }
-      opts.log.info({ event: 'bus-up', sessionPresent: present }, 'station bus connected');
-      this.emit('connect', present);
+      const ready = () => {
+        this.ready = true;
+        opts.log.info({ event: 'bus-up', sessionPresent: present }, 'station bus connected');
+        this.emit('connect', present);
+      };
+      // Ready once the broker holds our subscriptions: nothing a peer says from then on is missed.
+      if (present || opts.subscriptions.length === 0) return ready();
+      this.client.subscribe(
+        Object.fromEntries(opts.subscriptions.map((t) => [t, { qos: 1 as const, nl: opts.noLocal ?? false }])),
+        (err, granted) => {
+          if (err) opts.log.warn({ event: 'bus-subscribe-failed', err: err.message }, 'station bus subscription failed');
+          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+          if (refused.length) opts.log.warn({ event: 'bus-subscribe-refused', topics: refused }, 'station broker refused subscriptions');
+          if (!err && this.client.connected) ready();
+        },
+      );
     });
     this.client.on('message', (topic, payload) => {
       this.counters.received++;
@@ -106,6 +114,7 @@ export class BusClient extends EventEmitter<BusEvents> {
       this.emit('down', why);
     });
     this.client.on('close', () => {
+      this.ready = false;
       if (this.wasUp) {
         this.wasUp = false;
         this.counters.downs++;
@@ -119,13 +128,14 @@ export class BusClient extends EventEmitter<BusEvents> {
     this.client.connect();
   }
 
+  /** Connected, with the broker holding our subscriptions. */
   get connected(): boolean {
-    return this.client.connected;
+    return this.ready && this.client.connected;
   }
 
   /** Publish now if connected; false (and counted) when not: nothing piles up in memory while the broker is away. */
   publish(topic: string, payload: Uint8Array, o: PublishOptions = {}): boolean {
-    if (!this.client.connected) {
+    if (!this.connected) {
       this.counters.notConnected++;
       return false;
     }
@@ -141,7 +151,7 @@ export class BusClient extends EventEmitter<BusEvents> {
 
   /** Publish and wait for the broker's PUBACK (QoS 1); rejects when not connected or refused. */
   publishAcked(topic: string, payload: Uint8Array, o: PublishOptions = {}): Promise<void> {
-    if (!this.client.connected) return Promise.reject(new Error('station bus not connected'));
+    if (!this.connected) return Promise.reject(new Error('station bus not connected'));
     this.counters.published++;
     this.counters.publishedBytes += payload.byteLength + topic.length;
     return new Promise((resolve, reject) =>
@@ -156,7 +166,7 @@ export class BusClient extends EventEmitter<BusEvents> {
 
   /** Wait until connected, at most `ms`; true if connected. */
   waitConnected(ms: number): Promise<boolean> {
-    if (this.client.connected) return Promise.resolve(true);
+    if (this.connected) return Promise.resolve(true);
     return new Promise((resolve) => {
       const t = setTimeout(() => (this.off('connect', on), resolve(false)), ms);
       const on = () => (clearTimeout(t), resolve(true));
@@ -168,7 +178,7 @@ export class BusClient extends EventEmitter<BusEvents> {
   async end(say?: { topic: string; payload: Uint8Array }): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    if (say && this.client.connected) await this.publishAcked(say.topic, say.payload, { retain: true }).catch(() => {});
+    if (say && this.connected) await this.publishAcked(say.topic, say.payload, { retain: true }).catch(() => {});
     await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
   }
 

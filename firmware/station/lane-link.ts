@@ -68,7 +68,7 @@ export class LaneStationLink {
 
   constructor(private readonly o: LaneLinkOptions) {
     const s = (this.s = o.settings);
-    this.statsFrom = o.clock.now();
+    this.statsFrom = Math.floor(o.clock.now());
     this.usedCodes = new BusUsedCodes({ laneId: s.lane, now: () => o.clock.now(), clampMs: s.clampMs, perLaneCap: s.perLaneCap, maxLanes: s.maxLanes, publish: (codes) => this.publishUsed(codes) });
     this.guard = new CommandGuard({ station: s.station, lane: s.lane, supervisors: s.supervisors, maxTtlMs: s.maxTtlMs, rememberMax: s.rememberMax });
     this.bus = new BusClient({
@@ -82,13 +82,18 @@ export class LaneStationLink {
       keepaliveSeconds: s.keepaliveSeconds,
       sessionExpirySeconds: s.sessionExpirySeconds,
       reconnectMs: s.reconnectMs,
-      will: { topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: o.clock.now(), cause: 'lost' }), retain: true, qos: 1 },
+      will: { topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: Math.floor(o.clock.now()), cause: 'lost' }), retain: true, qos: 1 },
       subscriptions: laneSubscriptions(s.station, s.lane),
       noLocal: true,
       log: o.log.child({ part: 'station-bus' }),
     });
     this.bus.on('connect', (present) => this.onConnect(present));
     this.bus.on('message', (t, p) => this.onMessage(t, p));
+  }
+
+  /** The lane's clock in whole ms (the simulator's virtual clock has fractions; the wire has integers). */
+  private now(): number {
+    return Math.floor(this.o.clock.now());
   }
 
   private topic(leaf: Parameters<typeof laneTopic>[2]): string {
@@ -100,7 +105,7 @@ export class LaneStationLink {
     this.bus.start();
     const prune = () => {
       if (this.stopped) return;
-      this.usedCodes.prune(this.o.clock.now());
+      this.usedCodes.prune(this.now());
       this.timers[0] = this.o.clock.setTimeout(prune, 1000);
     };
     prune();
@@ -115,7 +120,7 @@ export class LaneStationLink {
       if (e.decision.grant) this.granted++;
       else this.refused++;
     });
-    lane.on('alarm', (e) => this.publishAlarm({ alarm: alarmName(e), detail: alarmDetail(e), atMs: e.atMs }));
+    lane.on('alarm', (e) => this.publishAlarm({ alarm: alarmName(e), detail: alarmDetail(e), atMs: Math.floor(e.atMs) }));
     lane.on('mode', () => this.scheduleState());
     const sub = lane.actor.subscribe(() => this.scheduleState());
     lane.cleanups.push(async () => {
@@ -141,7 +146,7 @@ export class LaneStationLink {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) if (t !== undefined) this.o.clock.clearTimeout(t);
-    await this.bus.end({ topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: this.o.clock.now(), cause: 'stopped' }) });
+    await this.bus.end({ topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: this.now(), cause: 'stopped' }) });
   }
 
   // --- out ---------------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ export class LaneStationLink {
   }
 
   private sendUsed(codes: [string, number][]): boolean {
-    const now = this.o.clock.now();
+    const now = this.now();
     const last = Math.max(...codes.map(([, u]) => u));
     return this.bus.publish(this.topic('used'), encodeUsed({ codes }), { qos: 1, expirySeconds: (last - now) / 1000 });
   }
@@ -181,8 +186,9 @@ export class LaneStationLink {
   private publishState(force: boolean): void {
     const lane = this.lane;
     if (!lane || !this.bus.connected) return;
-    const m = laneState(lane, this.boot, this.o.clock.now());
-    const { atMs: _a, listAgeS: _l, ...compare } = m;
+    const m = laneState(lane, this.boot, this.now());
+    // What a supervisor acts on; the machine's fine state and the flaps ride along without triggering.
+    const { atMs: _a, listAgeS: _l, state: _s, flaps: _f, ...compare } = m;
     const json = JSON.stringify(compare);
     if (!force && json === this.lastStateJson) return;
     this.lastStateJson = json;
@@ -190,7 +196,7 @@ export class LaneStationLink {
   }
 
   private publishStats(): void {
-    const now = this.o.clock.now();
+    const now = this.now();
     const m = { fromMs: this.statsFrom, toMs: now, granted: this.granted, refused: this.refused, byReason: Object.fromEntries(this.stats) };
     this.statsFrom = now;
     this.stats.clear();
@@ -199,7 +205,7 @@ export class LaneStationLink {
   }
 
   private onConnect(sessionPresent: boolean): void {
-    const now = this.o.clock.now();
+    const now = this.now();
     this.bus.publish(this.topic('online'), encodeOnline({ online: true, boot: this.boot, atMs: now }), { qos: 1, retain: true });
     // The broker lost our session (restarted without it, or first contact): peers may have lost theirs
     // too, so say again every code this lane accepted that is still valid. Otherwise only what it
@@ -226,7 +232,7 @@ export class LaneStationLink {
       this.counters.badMessages++;
       return;
     }
-    const now = this.o.clock.now();
+    const now = this.now();
     if (t.leaf === 'used') {
       const d = decodeUsed(payload);
       if (!d.ok) {
@@ -303,7 +309,7 @@ export class LaneStationLink {
     const mode = this.lane?.view().mode ?? 'unknown';
     this.bus.publish(
       this.topic('result'),
-      encodeResult({ id: c.id, action: c.action, by: c.by, ok, ...(refusal ? { refusal } : {}), ...(detail ? { detail: detail.slice(0, 500) } : {}), atMs: this.o.clock.now(), mode }),
+      encodeResult({ id: c.id, action: c.action, by: c.by, ok, ...(refusal ? { refusal } : {}), ...(detail ? { detail: detail.slice(0, 500) } : {}), atMs: this.now(), mode }),
       { qos: 1, expirySeconds: 600 },
     );
   }

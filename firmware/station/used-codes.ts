@@ -64,7 +64,7 @@ export class BusUsedCodes implements UsedCodes {
 
   markUsed(codeId: string, untilMs: number): void {
     const now = this.opts.now();
-    const until = Math.min(untilMs, now + this.opts.clampMs);
+    const until = Math.floor(Math.min(untilMs, now + this.opts.clampMs));
     this.counters.marked++;
     this.put(this.own, codeId, until, this.ownCap);
     this.publish?.([[codeId, until]]);
@@ -82,7 +82,7 @@ export class BusUsedCodes implements UsedCodes {
       m = new Map();
       this.peers.set(lane, m);
     }
-    const limit = nowMs + this.opts.clampMs;
+    const limit = Math.floor(nowMs + this.opts.clampMs);
     for (const [id, claimed] of codes) {
       this.counters.received++;
       if (claimed < nowMs) {

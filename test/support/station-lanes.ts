@@ -66,7 +66,7 @@ export function laneFiles(st: TestStation, accounts: string[]): LaneFiles {
 
 export async function startStationLane(files: LaneFiles, id: string, o: { may?: CommandAction[]; station?: Record<string, unknown> } = {}): Promise<StationLane> {
   const config = parseLaneConfig(files.config(id, o));
-  const link = stationLinkFromConfig(config, systemClock, silentLogger)!;
+  const link = (await stationLinkFromConfig(config, systemClock, silentLogger))!;
   const source = new SimulatedSource(`qr-${id}`, 'entry', systemClock);
   const lane = await startLane({ config, sources: [source], stationLink: link });
   const decisions: { grant: boolean; reason: string }[] = [];
