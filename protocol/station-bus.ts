@@ -51,10 +51,13 @@ export function viewSubscriptions(station: string): string[] {
 // --- Payloads: UTF-8 JSON objects, `v: 1` -----------------------------------------------------------
 
 export const PAYLOAD_VERSION = 1;
-/** No payload of this tree is longer (the broker's message_size_limit says the same). */
-export const MAX_PAYLOAD = 32 * 1024;
+/**
+ * No payload of this tree is longer; the broker refuses packets over 8 kB (`max_packet_size 8192`), so a
+ * peer cannot make a lane parse big messages (a 20 kB batch cost a lane's event loop tens of ms in a flood).
+ */
+export const MAX_PAYLOAD = 4096;
 /** Code ids per `used` message: one normally, up to this many when a lane republishes what it accepted. */
-export const MAX_CODES_PER_MESSAGE = 500;
+export const MAX_CODES_PER_MESSAGE = 64;
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; why: string };
 

@@ -49,6 +49,12 @@ export interface TestBroker {
   stop(): Promise<void>;
 }
 
+/** Brokers this process started: killed if it exits without stopping them (a test or a sim cut short). */
+const alive = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of alive) c.kill('SIGKILL');
+});
+
 /** Fail loudly (never skip) when mosquitto or openssl is missing, saying what to install. */
 export function requireBrokerTools(): void {
   const missing: string[] = [];
@@ -125,6 +131,8 @@ export async function startBroker(opts: BrokerOptions): Promise<TestBroker> {
     'log_type warning',
     'log_type notice',
     'max_queued_messages 10000',
+    // As `gate broker-config` writes it: no message of the station bus is bigger.
+    'max_packet_size 8192',
     // Small messages go out at once (no Nagle wait for the ACK of the previous one).
     'set_tcp_nodelay true',
     `listener ${port} 127.0.0.1`,
@@ -140,6 +148,8 @@ export async function startBroker(opts: BrokerOptions): Promise<TestBroker> {
   const launch = async () => {
     const c = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
+    alive.add(c);
+    c.once('exit', () => alive.delete(c));
     const keep = (b: Buffer) => {
       log += b.toString();
       if (log.length > 200_000) log = log.slice(-100_000);

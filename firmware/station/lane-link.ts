@@ -45,13 +45,19 @@ export interface LaneLinkOptions {
 const ALARM_BACKLOG = 100;
 /** Results published per second at most (a stream of refused commands must not become a stream of answers). */
 const RESULTS_PER_SECOND = 20;
+/** A `used` message this small (a few codes) is taken on arrival; larger ones through the drain. */
+const SMALL_USED = 2048;
+/** Bytes one used code takes in a `used` message (`["issuer:16 hex",13 digits],`), for the flood budget. */
+const BYTES_PER_ID = 48;
+/** The drain's slice of the event loop per turn. */
+const DRAIN_MS = 2;
 
 export class LaneStationLink {
   readonly usedCodes: BusUsedCodes;
   readonly bus: BusClient;
   readonly guard: CommandGuard;
   readonly boot = randomBytes(6).toString('hex');
-  readonly counters = { fireRelayed: 0, badMessages: 0, resultsDropped: 0, republished: 0, statePublished: 0, alarmsPublished: 0, alarmsDropped: 0 };
+  readonly counters = { fireRelayed: 0, badMessages: 0, resultsDropped: 0, republished: 0, statePublished: 0, alarmsPublished: 0, alarmsDropped: 0, backlogDropped: 0, floodDropped: 0 };
   private lane?: Lane;
   private unsent = new Map<string, number>();
   private alarmBacklog: AlarmMessage[] = [];
@@ -65,9 +71,14 @@ export class LaneStationLink {
   private resultWindow = { atMs: 0, n: 0 };
   private stopped = false;
   private readonly s: StationSettings;
+  private readonly backlog = new Map<string, Buffer[]>();
+  private readonly backlogMax: number;
+  private draining = false;
+  private readonly budgets = new Map<string, { tokens: number; atMs: number; dropped: number; saidAtMs: number }>();
 
   constructor(private readonly o: LaneLinkOptions) {
     const s = (this.s = o.settings);
+    this.backlogMax = Math.ceil(s.perLaneCap / MAX_CODES_PER_MESSAGE) + 1;
     this.statsFrom = Math.floor(o.clock.now());
     this.usedCodes = new BusUsedCodes({ laneId: s.lane, now: () => o.clock.now(), clampMs: s.clampMs, perLaneCap: s.perLaneCap, maxLanes: s.maxLanes, publish: (codes) => this.publishUsed(codes) });
     this.guard = new CommandGuard({ station: s.station, lane: s.lane, supervisors: s.supervisors, maxTtlMs: s.maxTtlMs, rememberMax: s.rememberMax });
@@ -85,6 +96,8 @@ export class LaneStationLink {
       will: { topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: Math.floor(o.clock.now()), cause: 'lost' }), retain: true, qos: 1 },
       subscriptions: laneSubscriptions(s.station, s.lane),
       noLocal: true,
+      // At most this many QoS 1 messages in flight to the lane: a flood waits in the broker, not here.
+      receiveMaximum: 20,
       log: o.log.child({ part: 'station-bus' }),
     });
     this.bus.on('connect', (present) => this.onConnect(present));
@@ -234,12 +247,11 @@ export class LaneStationLink {
     }
     const now = this.now();
     if (t.leaf === 'used') {
-      const d = decodeUsed(payload);
-      if (!d.ok) {
-        this.counters.badMessages++;
-        return;
-      }
-      this.usedCodes.receive(t.lane, d.value.codes, now);
+      if (!this.withinBudget(t.lane, payload.length, now)) return;
+      // One code (the usual case) is taken at once; a batch waits its turn so a flood is taken a few
+      // milliseconds at a time and the lane's event loop keeps answering taps.
+      if (payload.length <= SMALL_USED && this.backlog.size === 0) this.takeUsed(t.lane, payload);
+      else this.queueUsed(t.lane, payload);
     } else if (t.leaf === 'alarm') {
       const d = decodeAlarm(payload);
       if (!d.ok) {
@@ -250,6 +262,71 @@ export class LaneStationLink {
     } else if (t.leaf === 'cmd') {
       this.onCommand(payload, t.lane, now);
     }
+  }
+
+  /**
+   * A byte budget per peer lane, checked before anything is decoded: a burst of a whole quota, then what a
+   * lane could possibly accept (a quota a minute). A real lane accepts about one code a second; past the
+   * budget a peer's messages are dropped unread, counted, and said once a minute.
+   */
+  private withinBudget(lane: string, bytes: number, now: number): boolean {
+    const cap = this.s.perLaneCap * BYTES_PER_ID;
+    let b = this.budgets.get(lane);
+    if (!b) {
+      if (this.budgets.size >= this.s.maxLanes) return false;
+      this.budgets.set(lane, (b = { tokens: cap, atMs: now, dropped: 0, saidAtMs: 0 }));
+    }
+    b.tokens = Math.min(cap, b.tokens + ((now - b.atMs) * cap) / 60_000);
+    b.atMs = now;
+    if (b.tokens >= bytes) {
+      b.tokens -= bytes;
+      return true;
+    }
+    b.dropped++;
+    this.counters.floodDropped++;
+    if (now - b.saidAtMs >= 60_000) {
+      b.saidAtMs = now;
+      this.o.log.warn({ event: 'used-codes-flood', lane, dropped: b.dropped }, 'a peer lane sends more used codes than a lane can accept: dropped unread');
+    }
+    return false;
+  }
+
+  private takeUsed(lane: string, payload: Buffer): void {
+    const d = decodeUsed(payload);
+    if (!d.ok) {
+      this.counters.badMessages++;
+      return;
+    }
+    this.usedCodes.receive(lane, d.value.codes, this.now());
+  }
+
+  private queueUsed(lane: string, payload: Buffer): void {
+    let q = this.backlog.get(lane);
+    if (!q) this.backlog.set(lane, (q = []));
+    q.push(payload);
+    // More than the lane's quota of ids waiting: the oldest would be evicted on arrival anyway.
+    if (q.length > this.backlogMax) {
+      q.shift();
+      this.counters.backlogDropped++;
+    }
+    if (!this.draining) {
+      this.draining = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  /** Take queued batches for at most DRAIN_MS, round-robin over the lanes that sent them, then yield. */
+  private drain(): void {
+    const until = performance.now() + DRAIN_MS;
+    while (this.backlog.size > 0 && performance.now() < until) {
+      for (const [lane, q] of this.backlog) {
+        const p = q.shift();
+        if (p) this.takeUsed(lane, p);
+        if (q.length === 0) this.backlog.delete(lane);
+      }
+    }
+    if (this.backlog.size > 0 && !this.stopped) setImmediate(() => this.drain());
+    else this.draining = false;
   }
 
   /** One fire-alarm input opens every lane of the station: relay a peer's fire alarm (and its all-clear). */

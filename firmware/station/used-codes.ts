@@ -38,12 +38,68 @@ export interface UsedCodesCounters {
   pruned: number;
 }
 
+/**
+ * Ids with their ends, at most `cap`, the oldest inserted evicted first. The insertion order lives in a
+ * ring of its own: a Map's own order would do, but V8 leaves deleted entries as holes at its front, and
+ * finding the oldest live one then walks every hole (4 µs per id in a flood, quadratic in effect).
+ */
+class CappedIds {
+  readonly until = new Map<string, number>();
+  private readonly ring: string[] = [];
+  private head = 0;
+  constructor(private readonly cap: number) {}
+
+  /** Keep the later end; true when an older id had to go to make room. */
+  put(id: string, until: number): boolean {
+    const u = this.until.get(id);
+    if (u !== undefined) {
+      if (u < until) this.until.set(id, until);
+      return false;
+    }
+    let evicted = false;
+    if (this.ring.length < this.cap) this.ring.push(id);
+    else {
+      const old = this.ring[this.head];
+      evicted = this.until.delete(old);
+      this.ring[this.head] = id;
+      this.head = (this.head + 1) % this.cap;
+    }
+    this.until.set(id, until);
+    return evicted;
+  }
+
+  alive(id: string, nowMs: number): boolean {
+    const u = this.until.get(id);
+    if (u === undefined) return false;
+    if (u < nowMs) {
+      this.until.delete(id);
+      return false;
+    }
+    return true;
+  }
+
+  /** Drop expired ids, oldest first, looking at most `budget` slots; returns [looked, dropped]. */
+  prune(nowMs: number, budget: number): [number, number] {
+    let looked = 0;
+    let dropped = 0;
+    const n = this.ring.length;
+    for (let i = 0; i < n && looked < budget; i++, looked++) {
+      const id = this.ring[(this.head + i) % n];
+      const u = this.until.get(id);
+      if (u === undefined) continue;
+      if (u >= nowMs) break;
+      this.until.delete(id);
+      dropped++;
+    }
+    return [looked, dropped];
+  }
+}
+
 export class BusUsedCodes implements UsedCodes {
-  private readonly own = new Map<string, number>();
-  private readonly peers = new Map<string, Map<string, number>>();
+  private readonly own: CappedIds;
+  private readonly peers = new Map<string, CappedIds>();
   private readonly perLaneCap: number;
   private readonly maxLanes: number;
-  private readonly ownCap: number;
   publish?: (codes: [string, number][]) => void;
   readonly counters: UsedCodesCounters = { marked: 0, received: 0, ignoredExpired: 0, clamped: 0, evicted: 0, unknownLaneDropped: 0, pruned: 0 };
   /** Evictions per peer lane (a flood shows up here, by lane). */
@@ -52,13 +108,13 @@ export class BusUsedCodes implements UsedCodes {
   constructor(private readonly opts: BusUsedCodesOptions) {
     this.perLaneCap = opts.perLaneCap ?? 4096;
     this.maxLanes = opts.maxLanes ?? 64;
-    this.ownCap = opts.ownCap ?? 16_384;
+    this.own = new CappedIds(opts.ownCap ?? 16_384);
     this.publish = opts.publish;
   }
 
   isUsed(codeId: string, nowMs: number): boolean {
-    if (this.alive(this.own, codeId, nowMs)) return true;
-    for (const m of this.peers.values()) if (this.alive(m, codeId, nowMs)) return true;
+    if (this.own.alive(codeId, nowMs)) return true;
+    for (const m of this.peers.values()) if (m.alive(codeId, nowMs)) return true;
     return false;
   }
 
@@ -66,7 +122,7 @@ export class BusUsedCodes implements UsedCodes {
     const now = this.opts.now();
     const until = Math.floor(Math.min(untilMs, now + this.opts.clampMs));
     this.counters.marked++;
-    this.put(this.own, codeId, until, this.ownCap);
+    if (this.own.put(codeId, until)) this.counters.evicted++;
     this.publish?.([[codeId, until]]);
   }
 
@@ -79,10 +135,11 @@ export class BusUsedCodes implements UsedCodes {
         this.counters.unknownLaneDropped += codes.length;
         return;
       }
-      m = new Map();
+      m = new CappedIds(this.perLaneCap);
       this.peers.set(lane, m);
     }
     const limit = Math.floor(nowMs + this.opts.clampMs);
+    let evicted = 0;
     for (const [id, claimed] of codes) {
       this.counters.received++;
       if (claimed < nowMs) {
@@ -94,61 +151,35 @@ export class BusUsedCodes implements UsedCodes {
         until = limit;
         this.counters.clamped++;
       }
-      if (this.put(m, id, until, this.perLaneCap)) this.evictedBy.set(lane, (this.evictedBy.get(lane) ?? 0) + 1);
+      if (m.put(id, until)) evicted++;
+    }
+    if (evicted) {
+      this.counters.evicted += evicted;
+      this.evictedBy.set(lane, (this.evictedBy.get(lane) ?? 0) + evicted);
     }
   }
 
   /** This lane's accepted ids still valid: what it republishes when the broker lost its session. */
   ownStillValid(nowMs: number): [string, number][] {
     const out: [string, number][] = [];
-    for (const [id, u] of this.own) if (u >= nowMs) out.push([id, u]);
+    for (const [id, u] of this.own.until) if (u >= nowMs) out.push([id, u]);
     return out;
   }
 
-  /** Drop expired ids, looking at most `budget` entries (oldest first in each map). */
+  /** Drop expired ids, looking at most `budget` entries (oldest first in each store). */
   prune(nowMs: number, budget = 2000): void {
     for (const m of [this.own, ...this.peers.values()]) {
-      for (const [id, u] of m) {
-        if (budget-- <= 0) return;
-        if (u >= nowMs) break;
-        m.delete(id);
-        this.counters.pruned++;
-      }
+      if (budget <= 0) return;
+      const [looked, dropped] = m.prune(nowMs, budget);
+      budget -= looked;
+      this.counters.pruned += dropped;
     }
   }
 
   /** Ids held: own and per peer lane. */
   size(): { own: number; peers: number; lanes: number } {
     let peers = 0;
-    for (const m of this.peers.values()) peers += m.size;
-    return { own: this.own.size, peers, lanes: this.peers.size };
-  }
-
-  private alive(m: Map<string, number>, id: string, nowMs: number): boolean {
-    const u = m.get(id);
-    if (u === undefined) return false;
-    if (u < nowMs) {
-      m.delete(id);
-      return false;
-    }
-    return true;
-  }
-
-  /** Keep the later end; over the cap, evict the oldest entry. True when something was evicted. */
-  private put(m: Map<string, number>, id: string, until: number, cap: number): boolean {
-    const u = m.get(id);
-    if (u !== undefined) {
-      if (u < until) m.set(id, until);
-      return false;
-    }
-    let evicted = false;
-    if (m.size >= cap) {
-      const oldest = m.keys().next().value as string;
-      m.delete(oldest);
-      this.counters.evicted++;
-      evicted = true;
-    }
-    m.set(id, until);
-    return evicted;
+    for (const m of this.peers.values()) peers += m.until.size;
+    return { own: this.own.until.size, peers, lanes: this.peers.size };
   }
 }
