@@ -179,3 +179,29 @@ describe('used QR code ids through the broker', () => {
     expect(l1.usedCodes.size().peers).toBe(0);
   });
 });
+
+describe('client certificates, when the broker asks for them', () => {
+  let strict: TestStation;
+  beforeAll(async () => {
+    strict = await startTestStation('BJ-0606', ['L01'], { extraConf: ['require_certificate true'] });
+  });
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
+  it('a lane without one is refused; with one from the station CA (and its password) it connects', async () => {
+    const plain = new LaneStationLink({ settings: strict.settings('L01'), clock: systemClock, log: silentLogger });
+    plain.start();
+    await vi.waitFor(() => expect(plain.bus.counters.tlsErrors + plain.bus.counters.downs).toBeGreaterThan(0), { timeout: 10_000 });
+    expect(plain.bus.connected).toBe(false);
+    await plain.stop();
+    const { cert, key } = strict.broker.clientCert('lane-cert');
+    const withCert = new LaneStationLink({ settings: strict.settings('L01', { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') }), clock: systemClock, log: silentLogger });
+    withCert.start();
+    try {
+      expect(await withCert.bus.waitConnected(10_000)).toBe(true);
+    } finally {
+      await withCert.stop();
+    }
+  });
+});
