@@ -161,6 +161,7 @@ export async function startStationView(o: StationViewOptions): Promise<StationVi
   const lanes = new Map<string, LaneRow>();
   const events: Event[] = [];
   const sessions = new Map<string, { user: string; untilMs: number }>();
+  const failures = new Map<string, { count: number; sinceMs: number }>();
   const clients = new Set<ServerResponse>();
   const refused: Record<string, number> = {};
   let seq = 0;
@@ -277,11 +278,21 @@ export async function startStationView(o: StationViewOptions): Promise<StationVi
   async function post(req: IncomingMessage, res: ServerResponse, path: string, body: unknown): Promise<unknown> {
     if (path === '/api/login') {
       const b = parse(LoginBody, body);
+      const t = now();
+      // Five wrong passwords a minute for a user name, then it waits (a guessing script gets 5 a minute).
+      const f = failures.get(b.user);
+      if (f && f.count >= 5 && t - f.sinceMs < 60_000) throw new HttpError(429, 'login-throttled', 'too many wrong passwords: wait a minute');
       const sup = o.supervisors.get(b.user);
       if (!sup || !supervisorPasswordOk(sup.passwordHash, b.password)) {
+        if (!f || t - f.sinceMs >= 60_000) failures.set(b.user.slice(0, 64), { count: 1, sinceMs: t });
+        else f.count++;
+        if (failures.size > 1000) failures.clear();
         log.warn({ event: 'login-refused', user: b.user.slice(0, 64) }, 'station view login refused');
         throw new HttpError(401, 'bad-login', 'wrong user or password');
       }
+      failures.delete(b.user);
+      for (const [k, s] of sessions) if (s.untilMs < t) sessions.delete(k);
+      if (sessions.size >= 1000) throw new HttpError(503, 'too-many-sessions', 'too many open sessions: log out elsewhere first');
       const token = randomBytes(32).toString('hex');
       sessions.set(token, { user: b.user, untilMs: now() + (o.sessionMs ?? 8 * 3_600_000) });
       res.setHeader('set-cookie', `gate_session=${token}; HttpOnly; SameSite=Strict; Path=/`);

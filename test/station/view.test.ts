@@ -61,6 +61,11 @@ describe('station view in headless Chromium', () => {
     await page.click('#login-go');
     await expect.poll(() => page.locator('#login-error').textContent()).toContain('wrong user or password');
     expect(view.refused['bad-login']).toBe(1);
+    // Guessing is slowed: five wrong passwords a minute per user name, then 429.
+    const login = (password: string) => fetch(view.url + 'api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user: 'sup-guess', password }) }).then((r) => r.status);
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push(await login(`guess${i}`));
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
   });
 
   it('after login, every lane of the station shows up from the broker, online and normal', async () => {
