@@ -178,8 +178,12 @@ export class BusClient extends EventEmitter<BusEvents> {
   async end(say?: { topic: string; payload: Uint8Array }): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    if (say && this.connected) await this.publishAcked(say.topic, say.payload, { retain: true }).catch(() => {});
-    await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+    // A broker that stopped answering must not hold up the lane's shutdown: 2 s each, then cut.
+    const within = <T>(p: Promise<T>) => Promise.race([p, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    if (say && this.connected) await within(this.publishAcked(say.topic, say.payload, { retain: true }).catch(() => {}));
+    let closed = false;
+    await within(new Promise<void>((resolve) => this.client.end(false, {}, () => ((closed = true), resolve()))));
+    if (!closed) this.client.end(true);
   }
 
   /** Drop the connection at once, without a DISCONNECT: the broker publishes the will (tests, kill -9 in-process). */
