@@ -55,7 +55,10 @@ async function propagation(r: BenchReport): Promise<void> {
   const cfg = brokerConfig([{ station: 'P', lanes }], { iterations: 101 });
   const broker = await startBroker({ passwords: cfg.passwd, acl: cfg.acl });
   const ca = readFileSync(broker.caFile, 'utf8');
-  const links = lanes.map((l) => new LaneStationLink({ settings: settingsFor(broker, ca, cfg.credentials, 'P', l), clock: systemClock, log: silentLogger }));
+  const sup = generateKeyPairSync('ed25519');
+  const supervisors: StationSettings['supervisors'] = new Map([['bench', { publicKey: sup.publicKey, may: new Set(['set-mode'] as const) }]]);
+  const links = lanes.map((l) => new LaneStationLink({ settings: settingsFor(broker, ca, cfg.credentials, 'P', l, supervisors), clock: systemClock, log: silentLogger }));
+  let view: BusClient | undefined;
   try {
     links.forEach((l) => l.start());
     await connectAll(links, 30_000);
@@ -76,10 +79,37 @@ async function propagation(r: BenchReport): Promise<void> {
       });
       if (i % 10 === 0) await sleep(5);
     }
+    // Command round trips with nothing else going on: view → lane (Ed25519 verify) → result → view.
+    view = new BusClient({ url: broker.url, ca, username: viewUsername('P'), password: cfg.credentials.get(viewUsername('P'))!, clientId: 'bench-view-p', keepaliveSeconds: 30, sessionExpirySeconds: 0, clean: true, reconnectMs: 1000, subscriptions: ['gate/v1/P/+/result'], log: silentLogger });
+    view.start();
+    if (!(await view.waitConnected(10_000))) throw new Error('view not connected');
+    const rtt: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const lane = lanes[i % 20];
+      const id = randomBytes(16).toString('hex');
+      const now = Date.now();
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('command round trip timed out')), 5000);
+        const on = (_t: string, p: Buffer) => {
+          const d = decodeResult(p);
+          if (d.ok && d.value.id === id) {
+            clearTimeout(t);
+            view!.off('message', on);
+            rtt.push(performance.now() - t0);
+            resolve();
+          }
+        };
+        view!.on('message', on);
+        view!.publish(laneTopic('P', lane, 'cmd'), encodeCommand(signCommand({ id, station: 'P', lane, action: 'set-mode', args: { mode: 'normal' }, by: 'bench', issuedAtMs: now, expiresAtMs: now + 30_000 }, sup.privateKey)), { qos: 1 });
+      });
+    }
+    r.row({ section: 'station', metric: 'command round trip, idle station, p50 / p99 (view → lane: Ed25519 verify → result)', value: percentile(rtt, 50), unit: 'ms', note: `p99 ${percentile(rtt, 99).toFixed(2)} ms over ${rtt.length}` });
     const udp = await udpFanout(300);
     r.row({ section: 'station', metric: 'used code, 1 lane → all 19 others, p50 (mosquitto, TLS, QoS 1)', value: percentile(samples, 50), unit: 'ms', peer: { name: 'UDP datagram to 19 sockets', value: percentile(udp, 50) }, note: 'all 20 clients in this one process' });
     r.row({ section: 'station', metric: 'used code, 1 lane → all 19 others, p99', value: percentile(samples, 99), unit: 'ms', peer: { name: 'UDP datagram to 19 sockets', value: percentile(udp, 99) } });
   } finally {
+    await view?.end();
     await Promise.allSettled(links.map((l) => l.stop()));
     await broker.stop();
   }
