@@ -42,7 +42,17 @@ export function register(program: Command): void {
         at({ field: 'dashboard', what: 'the dashboard settings' });
         const plan = await planLaneService(config, { log });
         const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
-        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at });
+        // A signed `reload` from the station bus: the new config is checked, then the lane restarts on it (systemd brings it back).
+        const onReload = async () => {
+          try {
+            loadLaneConfig(o.config);
+          } catch (e) {
+            return { ok: false, detail: (e as Error).message };
+          }
+          setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
+          return { ok: true, detail: 'config valid; the lane restarts on it' };
+        };
+        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at, onReload });
         at({ field: 'health', what: 'the health server and dashboard' });
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics, plan });

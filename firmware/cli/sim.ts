@@ -39,6 +39,7 @@ export function register(program: Command): void {
     .addOption(new Option('--reader <wire>', 'how card taps reach the lanes').default(DEFAULT_SIM.reader))
     .addOption(new Option('--qr <wire>', 'how QR codes reach the lanes').default(DEFAULT_SIM.qr))
     .addOption(new Option('--backoffice <kind>', 'where the lanes\' lists come from').default(DEFAULT_SIM.backoffice))
+    .addOption(new Option('--broker <kind>', 'how the lanes share used QR codes: none (in process) or mqtt (a real mosquitto)').default('none'))
     .addOption(new Option('--log-level <level>', 'runtime log level (JSON lines on stderr)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('silent'))
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
@@ -78,6 +79,7 @@ export function register(program: Command): void {
           reader: o.reader,
           qr: o.qr,
           backoffice: o.backoffice,
+          broker: o.broker,
           log,
           onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
         }).finally(async () => {

@@ -42,6 +42,8 @@ export interface SimOptions {
   lanePolicy?: unknown;
   /** The rule the station's judge applies (default: the simulator's STATION_RULE). */
   judgeRule?: TruthPolicy;
+  /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
+  broker?: string;
   log?: Logger;
   onResult?: (r: PresentationResult) => void;
   /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
@@ -303,6 +305,10 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const usedCodes = new MemoryUsedCodes();
   const closers: (() => Promise<void>)[] = [backoffice.close];
+  // --broker mqtt: each lane on its own link to a real station broker instead of one shared store.
+  if (o.broker !== undefined && o.broker !== 'none' && o.broker !== 'mqtt') throw new ConfigError(`unknown broker (--broker) "${o.broker}"; known: none, mqtt`);
+  const simBroker = o.broker === 'mqtt' ? await (await import('./sim-broker.js')).startSimBroker({ station: 'SIM', lanes: Array.from({ length: o.lanes }, (_, i) => `L${String(i + 1).padStart(2, '0')}`), clock, log }) : undefined;
+  if (simBroker) closers.push(simBroker.close);
   const lanes: Lane[] = [];
   const boards: VirtualBarrier[] = [];
   const journals: MemoryJournal[] = [];
@@ -315,6 +321,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const laneConfig = (id: string, direction: LaneDirection): LaneConfig =>
     parseLaneConfig({ lane: { id, station: 'SIM', direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
   const passback = new MemoryPassback(laneConfig('X', 'bidirectional').policy.antiPassbackSeconds * 1000);
+  if (simBroker) quietChecks.push(simBroker.quiet);
 
   // Real-time work the wirings started (decodes, pty round trips): the virtual clock waits for it.
   const inflight = new Set<Promise<unknown>>();
@@ -365,7 +372,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       sources,
       lists: backoffice.lists,
       journal: journal as Journal,
-      usedCodes,
+      usedCodes: simBroker ? undefined : usedCodes,
+      stationLink: simBroker?.links.get(laneId),
       passback,
       rideCodes: backoffice.rideCodes ?? laneRideCodes,
     });

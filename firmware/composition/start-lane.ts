@@ -8,6 +8,7 @@ import type { ListProvider } from '../lists/list-provider.js';
 import { assembleLane, type Lane, type LaneOptions } from '../lane/lane.js';
 import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
+import { stationLinkFromConfig, type StationLaneOptions } from './station-link.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
@@ -17,7 +18,7 @@ export interface StartStep {
   what: string;
 }
 
-export interface StartLaneOptions extends LaneOptions {
+export interface StartLaneOptions extends LaneOptions, StationLaneOptions {
   /** Told before each step that opens something, so a failure or a slow step can be named (gate run). */
   onStep?: (step: StartStep) => void;
 }
@@ -52,17 +53,22 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     step('drivers.sources', `credential sources (${config.drivers.sources.map((s) => s.type).join(', ') || 'none'})`);
     const sources = opts.sources ?? (await openSources(config.drivers.sources.map((s, i) => () => sourceFactories[i](s, ctx, i)), opened.sources));
 
-    // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
+    // The `qr` config section: trust list file, back office keys, skew.
     const qrSection = (config as Record<string, unknown>).qr;
-    if (qrSection !== undefined && !opts.rideCodes) step('qr', 'QR trust list and station peers');
+    if (qrSection !== undefined && !opts.rideCodes) step('qr', 'QR trust list');
     const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
+    // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
+    if ((config as Record<string, unknown>).station !== undefined) step('station', 'the station broker link');
+    const station = await stationLinkFromConfig(config, clock, log, opts);
     const core = new DecisionCore(config.lane.direction, config.policy, {
       lists,
-      usedCodes: opts.usedCodes ?? qr?.usedCodes,
+      usedCodes: opts.usedCodes ?? station?.usedCodes,
       passback: opts.passback,
       rideCodes: opts.rideCodes ?? qr?.rideCodes,
     });
-    return assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+    station?.attach(lane);
+    return lane;
   } catch (e) {
     await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop())]);
     throw e;

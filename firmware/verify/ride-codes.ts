@@ -1,6 +1,7 @@
 // Gate-side verification of QR ride codes against the issuer trust list: signature, known issuer and
 // key, key in service at issued-at, not revoked, code inside its validity window (with a clock-skew
-// allowance). Replay is UsedCodes' job (firmware/used-codes.ts); the decision core asks it.
+// allowance). Replay is UsedCodes' job (shared among a station's lanes through the station bus:
+// firmware/station/used-codes.ts); the decision core asks it.
 
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
@@ -12,7 +13,6 @@ import type { RideCodeCheck, RideCodeVerifier } from './decision-core.js';
 import { z } from 'zod';
 import type { Clock } from '../../drivers/seams.js';
 import { ConfigError, parseDriverConfig } from '../config/config.js';
-import { StationUsedCodes } from './used-codes.js';
 
 export interface RideCodePolicy {
   /** Allowance for the phone's clock against the gate's, applied at both ends of the window. */
@@ -129,9 +129,10 @@ export function backOfficeKeysFrom(raw: Record<string, string>): Map<string, Key
 
 /**
  * The lane config's top-level `qr` section: where the trust list is, which back office keys sign it,
- * the window policy, and the station peers sharing used code ids. Example:
- * { "trustList": "/var/lib/gate/qr-trust-list.json", "backOfficeKeys": { "bo-1": "<base64 raw Ed25519>" },
- *   "clockSkewSeconds": 30, "usedCodes": { "bind": "0.0.0.0:7431", "peers": [{ "id": "L02", "address": "10.0.0.12:7431" }] } }
+ * and the window policy. Example:
+ * { "trustList": "/var/lib/gate/qr-trust-list.json", "backOfficeKeys": { "bo-1": "<base64 raw Ed25519>" }, "clockSkewSeconds": 30 }
+ * Used code ids travel among the station's lanes on the station bus (the `station` section), no longer
+ * over UDP: a `usedCodes` key here is refused by name.
  */
 export const qrConfigSchema = z
   .object({
@@ -139,32 +140,13 @@ export const qrConfigSchema = z
     backOfficeKeys: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte Ed25519 public key, base64')),
     clockSkewSeconds: z.number().int().min(0).max(600).default(30),
     maxValiditySeconds: z.number().int().min(1).max(65_535).default(600),
-    usedCodes: z
-      .object({
-        bind: z.string().regex(/^[^:]+:\d{1,5}$/, 'host:port'),
-        peers: z.array(z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/), address: z.string().regex(/^[^:]+:\d{1,5}$/, 'host:port') }).strict()).default([]),
-        retryMs: z.number().int().min(10).max(10_000).default(200),
-        helloMs: z.number().int().min(10).max(10_000).default(500),
-        peerDownMs: z.number().int().min(50).max(60_000).default(3000),
-      })
-      .strict()
-      .optional(),
   })
   .strict();
 export type QrConfig = z.infer<typeof qrConfigSchema>;
 
-const hostPort = (s: string) => {
-  const i = s.lastIndexOf(':');
-  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
-};
-
-/**
- * Build the lane's ride-code verifier (trust list loaded and verified from its file) and, when peers are
- * configured, the station-shared used-code store (started). Throws ConfigError naming the field.
- */
+/** Build the lane's ride-code verifier (trust list loaded and verified from its file). Throws ConfigError naming the field. */
 export interface QrFromConfig {
   rideCodes: RideCodes;
-  usedCodes?: StationUsedCodes;
   /** Install a trust-list document delivered by list sync: verified against the configured back-office keys first. */
   updateTrustList(doc: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string };
   stop(): Promise<void>;
@@ -179,20 +161,6 @@ export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock):
     throw new ConfigError(`qr.trustList: ${(e as Error).message}`);
   }
   const rideCodes = new RideCodes(list, { clockSkewMs: c.clockSkewSeconds * 1000, maxValiditySeconds: c.maxValiditySeconds });
-  let usedCodes: StationUsedCodes | undefined;
-  if (c.usedCodes) {
-    const u = c.usedCodes;
-    usedCodes = new StationUsedCodes({
-      id: laneId,
-      bind: hostPort(u.bind),
-      peers: u.peers.map((p) => ({ id: p.id, ...hostPort(p.address) })),
-      retryMs: u.retryMs,
-      helloMs: u.helloMs,
-      peerDownMs: u.peerDownMs,
-      clock,
-    });
-    await usedCodes.start();
-  }
   const keys = backOfficeKeysFrom(c.backOfficeKeys);
   const updateTrustList = (doc: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string } => {
     const r = verifyTrustList(doc, keys);
@@ -204,5 +172,5 @@ export async function qrFromConfig(raw: unknown, laneId: string, clock?: Clock):
     }
     return { ok: true, seq: r.list.seq };
   };
-  return { rideCodes, usedCodes, updateTrustList, stop: async () => usedCodes?.stop() };
+  return { rideCodes, updateTrustList, stop: async () => {} };
 }

@@ -12,6 +12,7 @@ const sections: Section[] = [
   { name: 'lists', load: () => import('./lists.js') },
   { name: 'journal', load: () => import('./journal.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
+  { name: 'station', load: () => import('./station.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

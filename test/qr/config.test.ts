@@ -13,19 +13,20 @@ const dir = mkdtempSync(join(tmpdir(), 'qr-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('QR config', () => {
-  it('loads and verifies the trust list file named in config, and starts the station peer store', async () => {
+  it('loads and verifies the trust list file named in config; used codes are no longer shared over UDP', async () => {
     const apps = new IssuerApps('cfg');
     const file = join(dir, 'trust.json');
     writeFileSync(file, apps.trustListDocument());
-    const qr = await qrFromConfig({ trustList: file, backOfficeKeys: apps.backOfficeKeyConfig(), clockSkewSeconds: 5, usedCodes: { bind: '127.0.0.1:0', peers: [] } }, 'L01');
+    const qr = await qrFromConfig({ trustList: file, backOfficeKeys: apps.backOfficeKeyConfig(), clockSkewSeconds: 5 }, 'L01');
     try {
       const now = Date.now();
       expect(qr.rideCodes.verify(apps.app('alipay').mint('cfg1', now), now).ok).toBe(true);
       expect(qr.rideCodes.policy.clockSkewMs).toBe(5000);
-      expect(qr.usedCodes?.address?.port).toBeGreaterThan(0);
     } finally {
       await qr.stop();
     }
+    // The station bus carries them now (the `station` section): the old UDP key is refused by name.
+    await expect(qrFromConfig({ trustList: file, backOfficeKeys: apps.backOfficeKeyConfig(), usedCodes: { bind: '127.0.0.1:0', peers: [] } }, 'L01')).rejects.toThrow(/qr is invalid[\s\S]*usedCodes/);
   });
 
   it('a trust list signed by another back office, or a bad field, fails at start-up naming it', async () => {
@@ -60,7 +61,7 @@ describe('a lane built from a config with a qr section', () => {
       lane: { id: 'Q1', direction: 'entry' },
       timeouts: { passageMs: 200 },
       lists: { type: 'memory', entries: { 'qr:cmb:lane_rider': 'green' } },
-      qr: { trustList: file, backOfficeKeys: apps.backOfficeKeyConfig(), usedCodes: { bind: '127.0.0.1:0', peers: [] } },
+      qr: { trustList: file, backOfficeKeys: apps.backOfficeKeyConfig() },
     });
     const source = new SimulatedSource('qr-test', 'entry', systemClock);
     const lane = await startLane({ config, sources: [source] });
