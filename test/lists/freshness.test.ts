@@ -178,8 +178,8 @@ describe('list age from the last verified statement, on the lane clock', () => {
     expect(sync.status().counters.freshnessRefused).toBe(4);
     expect(alarms.filter((a) => a.startsWith('list-sync-failing'))).toHaveLength(1);
     expect(alarms[0]).toMatch(/^list-sync-failing: 3 sync rounds failed: HTTP 204 without a good freshness statement \(wrong-nonce\)/);
-    // 60 s since the last statement: the lane's own age check applies the stale-list policy.
-    await advance(1_000);
+    // Past 60 s since the last statement: the lane's own age check (every 6 s here) applies the stale-list policy.
+    await advance(7_000);
     expect(lane.view().listAgeMs).toBeGreaterThan(60_000);
     expect(lane.view().faults['list-too-old']).toBe('list older than policy allows');
     expect(lane.view().mode).toBe('outOfService');
