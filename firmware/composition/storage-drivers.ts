@@ -90,6 +90,8 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     timeoutMs: c.timeoutSeconds * 1000,
     token: c.token,
     logMaxChanges: c.deltaLogMaxChanges,
+    // The lane's clock: polls, backoff and the reported age run on the same time as its stale-list check.
+    clock: ctx.clock,
     log: ctx.log,
   });
   sync.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'list sync alarm'));

@@ -323,7 +323,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     if (outcome.kind === 'up-to-date' && this.lists.version < st.latestVersion) {
       return { kind: 'failed', detail: `the back office announces list version ${st.latestVersion}, the answer left the gate at ${this.lists.version}` };
     }
-    if (this.held && this.held.seq < st.trustListSeq) {
+    if (this.held && st.trustListSeq > 0 && this.held.seq < st.trustListSeq) {
       return { kind: 'failed', detail: `the back office announces issuer trust list seq ${st.trustListSeq}, the gate holds ${this.held.seq}` };
     }
     return outcome;

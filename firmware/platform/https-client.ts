@@ -138,6 +138,9 @@ function once(u: URL, r: HttpRequest): Promise<HttpStream> {
     req.on('error', fail);
     req.on('response', (res: IncomingMessage) => {
       settled = true;
+      // A connection lost before the caller reads the body must not be an unhandled 'error': the body's
+      // iterator reports it (bodyOf) when it is read.
+      res.on('error', () => {});
       let cancelled = false;
       resolve({
         status: res.statusCode ?? 0,
