@@ -133,11 +133,13 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     const dl = await DeltaLog.open(join(opts.dir, DELTA_LOG_FILE));
     s.deltaLog = dl.log;
     if (dl.torn > 0) log.warn({ bytes: dl.torn }, 'delta log ended in a torn delta (power cut mid-append); cut off');
+    let trustProblem: string | undefined;
     if (opts.issuerKeys) {
       // Written only once verified, so its seq is the floor; verified again all the same (a damaged disk).
       const h = await HeldTrustList.open(s.issuerKeysPath, opts.issuerKeys.verify, opts.issuerKeys.provisionedSeq);
       s.held = h.held;
-      if (h.problem) log.warn({ detail: h.problem }, 'stored issuer trust list unusable');
+      trustProblem = h.problem;
+      if (trustProblem) log.warn({ detail: trustProblem }, 'stored issuer trust list unusable');
     }
     if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
@@ -145,6 +147,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     const settle = new Promise<void>((r) => setImmediate(r));
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
+      if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
