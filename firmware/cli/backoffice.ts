@@ -25,12 +25,14 @@ export function register(program: Command): void {
     .option('--issuer-keys <file>', 'signed issuer trust-list document to serve at GET /v1/issuer-keys (verified with --trust-list-keys)')
     .option('--tokens <file>', 'bearer tokens and their roles: JSON [{ "token", "role": gate|registration|issuer|status-feed|admin, "issuer"? }]')
     .option('--open', 'serve every endpoint without tokens on a non-loopback address (a closed test network only)')
+    .option('--tls-cert <pem>', 'serve https with this certificate (chain), PEM; gates check it against their lists.tls / journal.uploadTls (CA file or pinned key)')
+    .option('--tls-key <pem>', 'the private key of --tls-cert, PEM')
     .option('--max-connections <n>', 'connections open at once; more are closed as they arrive', '512')
     .option('--request-timeout-ms <n>', 'a request\'s headers and body must arrive within this (408 and the connection closed otherwise)', '30000')
     .option('--headers-timeout-ms <n>', 'a request\'s headers must arrive within this', '10000')
     .option('--keep-alive-timeout-ms <n>', 'an idle keep-alive connection is closed after this', '5000')
     .action(async (o: {
-      port: string; host: string; db: string; key?: string; publishMs: string; trustListKeys?: string; issuerKeys?: string; tokens?: string; open?: boolean;
+      port: string; host: string; db: string; key?: string; publishMs: string; trustListKeys?: string; issuerKeys?: string; tokens?: string; open?: boolean; tlsCert?: string; tlsKey?: string;
       maxConnections: string; requestTimeoutMs: string; headersTimeoutMs: string; keepAliveTimeoutMs: string;
     }) => {
       // Loaded on use: the back office needs better-sqlite3 and fastify, which an edge box's bundle leaves out.
@@ -45,6 +47,16 @@ export function register(program: Command): void {
       };
       const tokens = readOr2(o.tokens, parseAccessTokens);
       const trustListSigners = readOr2(o.trustListKeys, parseTrustListSigners);
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+        console.error('gate backoffice: --tls-cert and --tls-key go together (the certificate and its private key, PEM)');
+        process.exit(2);
+      }
+      const pem = (file: string, what: RegExp, label: string) =>
+        readOr2(file, (text) => {
+          if (!what.test(text)) throw new Error(`not ${label}`);
+          return text;
+        })!;
+      const tls = o.tlsCert && o.tlsKey ? { cert: pem(o.tlsCert, /-----BEGIN CERTIFICATE-----/, 'a PEM certificate'), key: pem(o.tlsKey, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, 'a PEM private key') } : undefined;
       const loopback = o.host === 'localhost' || o.host === '::1' || o.host.startsWith('127.');
       if (!tokens && !loopback && !o.open) {
         console.error(`gate backoffice: refusing to serve registration, status and admin endpoints on ${o.host} without --tokens (or --open on a closed test network)`);
@@ -63,6 +75,7 @@ export function register(program: Command): void {
         tokens,
         trustListSigners,
         limits,
+        tls,
       });
       if (o.issuerKeys) {
         const r = bo.putIssuerKeys(readFileSync(o.issuerKeys));
@@ -72,8 +85,16 @@ export function register(program: Command): void {
           process.exit(2);
         }
       }
-      const { url } = await bo.listen(whole('--port', o.port, 0, 65535), o.host);
-      console.log(`back office listening on ${url} (db ${o.db}, list version ${bo.latestVersion()}, ${tokens ? `${tokens.length} access tokens` : 'open: no tokens'}, at most ${limits.maxConnections} connections)`);
+      let url: string;
+      try {
+        ({ url } = await bo.listen(whole('--port', o.port, 0, 65535), o.host));
+      } catch (e) {
+        // A key that does not match the certificate, a port in use: said plainly, exit 2.
+        console.error(`gate backoffice: cannot listen: ${(e as Error).message}`);
+        await bo.close().catch(() => {});
+        process.exit(2);
+      }
+      console.log(`back office listening on ${url} (db ${o.db}, list version ${bo.latestVersion()}, ${tokens ? `${tokens.length} access tokens` : 'open: no tokens'}${tls ? ', TLS' : ''}, at most ${limits.maxConnections} connections)`);
       console.log(`list signing public key (put it in the gate config lists.publicKeys):\n${bo.publicKeyPem}`);
       const stop = () => void bo.close().then(() => process.exit(0));
       process.on('SIGINT', stop);

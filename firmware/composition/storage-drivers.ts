@@ -4,6 +4,8 @@ import { alarmText } from '../../protocol/alarms.js';
 import { trustedListKey } from '../../protocol/lists/index.js';
 import { ListFileError, loadListFile, type StoredLists } from '../lists/stored-lists.js';
 import { ConfigError, parseDriverConfig } from '../config/config.js';
+import { loadTlsTrust, transportProblem, type TlsTrust } from '../platform/https-client.js';
+import type { IssuerKeysVerifier } from '../lists/issuer-keys.js';
 import { FileJournal, JournalUnavailableError } from '../journal/file-journal.js';
 import { checkReadableFile, prepareDirectory } from './startup-checks.js';
 import type { ListProvider } from '../lists/list-provider.js';
@@ -39,6 +41,33 @@ export async function fileListsFromConfig(raw: unknown): Promise<ListProvider> {
   return { current: () => lists };
 }
 
+/**
+ * TLS for an https back office: the CA file its certificate must chain to (and name the host), and/or the
+ * SHA-256 of its leaf's public key (SPKI) or whole certificate (DER), base64 or hex. Without this section an
+ * https URL is checked against the system's CA store.
+ */
+const tlsSchema = z
+  .object({
+    caFile: z.string().min(1).optional(),
+    pinSha256: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict()
+  .refine((t) => t.caFile !== undefined || t.pinSha256 !== undefined, 'give caFile, pinSha256 or both');
+
+/** The transport checks and TLS files of one back-office link, at start-up: errors name the field. */
+function backOfficeLink(where: { url: string; token: string; tls: string }, url: string, token: string | undefined, tls: z.infer<typeof tlsSchema> | undefined): TlsTrust | undefined {
+  const wrongScheme = transportProblem(url, { tls: tls !== undefined });
+  if (wrongScheme) throw new ConfigError(`${tls !== undefined ? where.tls : where.url}: ${wrongScheme}`);
+  const clearToken = transportProblem(url, { token: token !== undefined });
+  if (clearToken) throw new ConfigError(`${where.token}: ${clearToken}`);
+  if (!tls) return undefined;
+  try {
+    return loadTlsTrust(tls);
+  } catch (e) {
+    throw new ConfigError(`${where.tls}.${(e as Error).message}`);
+  }
+}
+
 const httpSyncSchema = z.looseObject({
   type: z.literal('http-sync'),
   url: z.url(),
@@ -47,8 +76,11 @@ const httpSyncSchema = z.looseObject({
   pollSeconds: z.number().min(0.05).max(86_400).default(30),
   maxBackoffSeconds: z.number().min(1).max(86_400).default(300),
   timeoutSeconds: z.number().min(1).max(600).default(30),
-  /** Bearer token (role `gate`) when the back office asks for one. */
+  /** Bearer token (role `gate`) when the back office asks for one; never in clear to another host (https). */
   token: z.string().min(16).optional(),
+  tls: tlsSchema.optional(),
+  /** Failed sync rounds in a row before the `list-sync-failing` alarm (a refused certificate: at once). */
+  alarmAfterFailures: z.number().int().min(1).max(1000).default(3),
   /** Applied deltas are logged; the whole list file is rewritten once the log holds this many changes. */
   deltaLogMaxChanges: z.number().int().min(0).max(50_000_000).default(500_000),
 });
@@ -62,15 +94,21 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
   } catch (e) {
     throw new ConfigError(`lists.publicKeys: ${(e as Error).message}`);
   }
+  const tls = backOfficeLink({ url: 'lists.url', token: 'lists.token', tls: 'lists.tls' }, c.url, c.token, c.tls);
   const sync = await ListSync.open({
     url: c.url,
     dir: c.dir,
     trustedKeys: keys,
+    tls,
+    issuerKeys: await issuerKeysFromConfig(ctx),
+    alarmAfterFailures: c.alarmAfterFailures,
     pollMs: c.pollSeconds * 1000,
     maxBackoffMs: c.maxBackoffSeconds * 1000,
     timeoutMs: c.timeoutSeconds * 1000,
     token: c.token,
     logMaxChanges: c.deltaLogMaxChanges,
+    // The lane's clock: polls, backoff and the reported age run on the same time as its stale-list check.
+    clock: ctx.clock,
     log: ctx.log,
   });
   sync.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'list sync alarm'));
@@ -82,8 +120,9 @@ const fileJournalSchema = z.looseObject({
   type: z.literal('file'),
   dir: z.string().min(1),
   uploadUrl: z.url().optional(),
-  /** Bearer token (role `gate`) when the back office asks for one. */
+  /** Bearer token (role `gate`) when the back office asks for one; never in clear to another host (https). */
   uploadToken: z.string().min(16).optional(),
+  uploadTls: tlsSchema.optional(),
   segmentBytes: z.number().int().min(4096).default(4 << 20),
   maxBytes: z.number().int().min(65536).default(1 << 30),
   uploadBatch: z.number().int().min(1).max(10_000).default(500),
@@ -93,7 +132,35 @@ const fileJournalSchema = z.looseObject({
 export async function fileJournalFromConfig(raw: unknown, ctx: DriverContext): Promise<FileJournal> {
   const c = parseDriverConfig(fileJournalSchema, raw, 'journal');
   await prepareDirectory(c.dir, 'journal.dir', '/var/lib/gate/journal', (m) => new JournalUnavailableError('io-error', m, { dir: c.dir, field: 'journal.dir' }));
-  const j = await FileJournal.open({ ...c, laneId: ctx.laneId, log: ctx.log });
+  let uploadTls: TlsTrust | undefined;
+  if (c.uploadUrl !== undefined) uploadTls = backOfficeLink({ url: 'journal.uploadUrl', token: 'journal.uploadToken', tls: 'journal.uploadTls' }, c.uploadUrl, c.uploadToken, c.uploadTls);
+  else if (c.uploadTls !== undefined || c.uploadToken !== undefined) throw new ConfigError(`journal.${c.uploadTls !== undefined ? 'uploadTls' : 'uploadToken'}: given without journal.uploadUrl`);
+  const j = await FileJournal.open({ ...c, uploadTls, laneId: ctx.laneId, log: ctx.log });
   j.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'journal alarm'));
   return j;
+}
+
+/**
+ * The issuer trust list rides on list sync when the lane has a `qr` section: each document fetched is
+ * verified with the lane's `qr.backOfficeKeys` before it is written or handed on, and must be newer than the
+ * provisioned `qr.trustList` (whose seq is read here) and than the one stored.
+ */
+async function issuerKeysFromConfig(ctx: DriverContext): Promise<{ verify: IssuerKeysVerifier; provisionedSeq: number } | undefined> {
+  const section = (ctx.config as Record<string, unknown>).qr;
+  if (section === undefined) return undefined;
+  const { backOfficeKeysFrom, loadTrustListFile, qrConfigSchema } = await import('../verify/ride-codes.js');
+  const { verifyTrustList } = await import('../../protocol/trust-list.js');
+  const qr = parseDriverConfig(qrConfigSchema, section, 'qr');
+  const keys = backOfficeKeysFrom(qr.backOfficeKeys);
+  let provisionedSeq = -1;
+  try {
+    provisionedSeq = loadTrustListFile(qr.trustList, keys).seq;
+  } catch (e) {
+    throw new ConfigError(`qr.trustList: ${(e as Error).message}`);
+  }
+  const verify: IssuerKeysVerifier = (doc) => {
+    const r = verifyTrustList(doc, keys);
+    return r.ok ? { ok: true, seq: r.list.seq } : { ok: false, detail: `${r.error}: ${r.detail}` };
+  };
+  return { verify, provisionedSeq };
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
 import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
+import { httpRequest, type TlsTrust } from '../platform/https-client.js';
 import type { Journal, JournalAlarm, JournalEntry, JournalRecord, JournalStats } from './journal.js';
 import type { Logger } from '../config/log.js';
 
@@ -23,6 +24,8 @@ export interface FileJournalOptions {
   uploadUrl?: string;
   /** Bearer token for the back office (role `gate`), when it asks for one. */
   uploadToken?: string;
+  /** For an https uploadUrl: the CA and/or pinned certificate the back office must show. */
+  uploadTls?: TlsTrust;
   /** Start a new segment file beyond this size. */
   segmentBytes?: number;
   /** Refuse appends once the journal's files reach this many bytes (keeps room for the OS). */
@@ -101,7 +104,7 @@ export interface JournalCounters {
 
 /** A Journal on disk. Events (FileJournalEvents): 'alarm' (JournalAlarm), 'uploaded' (throughSeq), 'fsync' (ms). */
 export class FileJournal extends EventEmitter<FileJournalEvents> implements Journal {
-  private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'log'>> & { uploadUrl?: string; uploadToken?: string };
+  private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'uploadTls' | 'log'>> & { uploadUrl?: string; uploadToken?: string; uploadTls?: TlsTrust };
   private readonly log: JournalLog;
   private segments: Segment[] = [];
   private fh: FileHandle | undefined;
@@ -382,11 +385,12 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
       const url = `${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`;
       let conflicts: number[] = [];
       try {
-        const res = await fetch(url, {
+        const res = await httpRequest(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(this.o.uploadToken ? { authorization: `Bearer ${this.o.uploadToken}` } : {}) },
           body: JSON.stringify({ laneId: this.o.laneId, records: batch }),
-          signal: AbortSignal.timeout(this.o.uploadTimeoutMs),
+          timeoutMs: this.o.uploadTimeoutMs,
+          tls: this.o.uploadTls,
         });
         const text = await res.text();
         if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);

@@ -91,7 +91,7 @@ export class Lane {
       faults: { ...c.faults },
       fireAlarm: c.fireAlarm,
       listVersion: l.version,
-      listAgeMs: this.clock.now() - l.publishedAtMs,
+      listAgeMs: this.clock.now() - (this.lists.freshAtMs?.() ?? l.publishedAtMs),
       lastDecision: c.lastDecision && { grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref },
     };
   }
@@ -103,7 +103,8 @@ export class Lane {
     let stale: boolean | undefined;
     const check = () => {
       if (this.stopped) return;
-      const age = this.clock.now() - this.lists.current().publishedAtMs;
+      // From the back office's last signed word that the list is the latest (a syncing provider), else its publication.
+      const age = this.clock.now() - (this.lists.freshAtMs?.() ?? this.lists.current().publishedAtMs);
       const now = age > maxAgeMs;
       if (now !== stale) {
         stale = now;

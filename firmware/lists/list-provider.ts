@@ -27,8 +27,8 @@ export interface ListSnapshot {
   readonly publishedAtMs: number;
 }
 
-/** The alarms a list provider raises (protocol/alarms.ts), each naming its file or the failing round. */
-export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' }>;
+/** The alarms a list provider raises (protocol/alarms.ts), each naming its file or the failing round (or the trust list it refused). */
+export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' | 'trust-list-rejected' }>;
 
 /** What a syncing list provider reports about itself, read at scrape time. */
 export interface ListStats {
@@ -62,10 +62,18 @@ export interface ListProvider {
    */
   onSyncFailed?(listener: (kind: 'failed' | 'rejected') => void): () => void;
   /**
-   * Listen to each new issuer trust-list document fetched with the lists (opaque signed bytes: the
-   * listener verifies them before use). Returns a function that removes the listener.
+   * Listen to issuer trust-list documents: the one held (stored, verified, newer than the provisioned one)
+   * at once, then each new one fetched with the lists, each verified against the lane's back-office keys
+   * and newer than the last before it is stored and handed on (the listener may check again). Returns a
+   * function that removes the listener.
    */
   onIssuerKeys?(listener: (document: Uint8Array) => void): () => void;
+  /**
+   * When the lists in use were last known to be the latest (ms since epoch): a syncing provider's last
+   * verified freshness statement naming the version it holds, or the version's own publication when that
+   * is later. Absent: list age counts from `current().publishedAtMs`.
+   */
+  freshAtMs?(): number;
   /** Sync totals; cheap, never throws. */
   stats?(): ListStats;
   /** Stop syncing and wait for a round in flight. Idempotent; current() keeps answering afterwards. */

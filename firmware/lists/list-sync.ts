@@ -3,88 +3,43 @@
 // byte before use, applies off the hot path (a worker thread: firmware/list-merger.ts), swaps what
 // current() returns in one assignment (a reader sees old or new, never a mix), then persists the
 // segmented list file atomically (write + fsync + rename; a crash leaves the old file).
-// Also fetches the issuer trust-list document (opaque signed bytes) and hands it on.
+// Every poll's answer must carry the back office's signed freshness statement for the poll's nonce
+// (freshness.ts): the list age counts from it, and an answer without one is a failed round. Also fetches
+// the issuer trust list, which is written to disk only once it verifies and is newer (issuer-keys.ts).
+// Over http:// or https:// with a configured CA or pinned certificate (firmware/platform/https-client.ts).
 //
 // HTTP API (simulator/backoffice/openapi.yaml):
-//   GET /v1/lists/deltas?since=N&max=M  200 concatenated deltas | 204 up to date | 410 chain not held
-//   GET /v1/lists/snapshot              200 latest signed snapshot
-//   GET /v1/issuer-keys                 200 trust-list document (ETag; If-None-Match → 304)
+//   GET /v1/lists/deltas?since=N&max=M&nonce=H  200 concatenated deltas | 204 up to date | 410 chain not
+//                                               held; each with the `list-freshness` statement
+//   GET /v1/lists/snapshot                      200 latest signed snapshot
+//   GET /v1/issuer-keys                         200 trust-list document (ETag; If-None-Match → 304)
 
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type TrustedListKey } from '../../protocol/lists/index.js';
+import { FRESHNESS_HEADER } from '../../protocol/lists/index.js';
 import { systemClock, type Clock } from '../../drivers/seams.js';
-import { writeFileAtomic } from './stored-lists.js';
+import { HttpClientError, httpRequest, type TlsTrust } from '../platform/https-client.js';
+import type { ListSyncEvents, ListSyncOptions, SyncCounters, SyncOutcome, SyncStatus } from './sync-options.js';
 import { DeltaLog } from './delta-log.js';
+import { ListFreshness } from './freshness.js';
+import { HeldTrustList } from './issuer-keys.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
 import { silentLogger, type Logger } from '../config/log.js';
 
-export interface ListSyncOptions {
-  /** Back-office base URL, e.g. http://127.0.0.1:8080 */
-  url: string;
-  /** Where the gate keeps its list file (lists.snap) and the issuer trust list (issuer-keys.bin). */
-  dir: string;
-  /** Back-office list signing keys the gate trusts. */
-  trustedKeys: readonly TrustedListKey[];
-  /** Bearer token for the back office (role `gate`), when it asks for one. */
-  token?: string;
-  pollMs?: number;
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** Per request (headers and whole body). */
-  timeoutMs?: number;
-  /** For the snapshot download (hundreds of MB at metro scale). */
-  snapshotTimeoutMs?: number;
-  /** Deltas fetched per request before applying. */
-  maxDeltas?: number;
-  /** Largest response accepted (a snapshot of 50 M entries is about 500 MB). */
-  maxResponseBytes?: number;
-  /** Longest uninterrupted slice of apply work on the event loop. */
-  sliceMs?: number;
-  /** Where deltas are merged: the default (a worker thread when compiled), or a given merger (tests). */
-  merger?: ListMerger;
-  /**
-   * Applied deltas are appended to a log beside the list file, which is rewritten only once the log
-   * holds this many changes or bytes (the list file of a 50 M list is 620 MB: flash wears out).
-   */
-  logMaxChanges?: number;
-  logMaxBytes?: number;
-  clock?: Clock;
-  log?: Logger;
+export type { ListSyncEvents, ListSyncOptions, SyncAlarm, SyncCounters, SyncOutcome, SyncStatus } from './sync-options.js';
+
+class HttpFailure extends Error {
+  constructor(
+    message: string,
+    /** The TLS error code when the back office's certificate was refused. */
+    readonly tls?: string,
+  ) {
+    super(message);
+  }
 }
-
-export type SyncAlarm = ListAlarm['alarm'];
-
-/** ListSync's events, typed. */
-export interface ListSyncEvents {
-  alarm: [alarm: ListAlarm];
-  'sync-failed': [kind: 'failed' | 'rejected'];
-  /** A new version is served. */
-  version: [snapshot: ListSnapshot];
-  /** A new issuer trust-list document (opaque signed bytes). */
-  'issuer-keys': [document: Uint8Array];
-}
-
-export interface SyncStatus {
-  version: number;
-  publishedAtMs: number;
-  /** ms since the back office published the version in use (Infinity before the first sync). */
-  ageMs: number;
-  lastSuccessAtMs: number | undefined;
-  consecutiveFailures: number;
-  counters: { polls: number; deltasApplied: number; snapshotsApplied: number; rejected: number; httpFailures: number; issuerKeyUpdates: number; listFileWrites: number; deltaLogAppends: number; deltasReplayed: number };
-}
-
-export type SyncOutcome =
-  | { kind: 'up-to-date'; version: number }
-  | { kind: 'applied'; via: 'deltas' | 'snapshot'; from: number; to: number }
-  | { kind: 'rejected'; error: string; detail: string }
-  | { kind: 'failed'; detail: string };
-
-class HttpFailure extends Error {}
 
 const LIST_FILE = 'lists.seg';
 const DELTA_LOG_FILE = 'lists.deltas';
@@ -96,7 +51,11 @@ const DOWNLOAD_FILE = 'lists.download';
  */
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token'>>;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys'>>;
+  private readonly tls: TlsTrust | undefined;
+  private readonly freshness: ListFreshness;
+  private held: HeldTrustList | undefined;
+  private tlsAlarmed = false;
   private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
   private readonly clock: Clock;
@@ -107,7 +66,10 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   private issuerEtag: string | undefined;
   private lastSuccessAtMs: number | undefined;
   private failures = 0;
-  readonly counters = { polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, issuerKeyUpdates: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0 };
+  readonly counters: SyncCounters = {
+    polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, tlsFailures: 0, freshnessRefused: 0,
+    issuerKeyUpdates: 0, issuerKeysRefused: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0,
+  };
   private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
   bootCheck: Promise<boolean> = Promise.resolve(true);
@@ -125,6 +87,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       sliceMs: 0.5,
       logMaxChanges: 500_000,
       logMaxBytes: 64 << 20,
+      alarmAfterFailures: 3,
       ...opts,
       url: opts.url.replace(/\/+$/, ''),
     };
@@ -133,6 +96,8 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     this.lists = lists;
     this.merger = opts.merger ?? new ListMerger(undefined, this.o.sliceMs);
     this.auth = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+    this.tls = opts.tls;
+    this.freshness = new ListFreshness(opts.trustedKeys);
   }
 
   /** The gate's segmented list file. */
@@ -143,7 +108,10 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     return join(this.o.dir, 'issuer-keys.bin');
   }
 
-  /** Open the gate's list file (or start empty at version 0 when there is none or it is damaged). */
+  /**
+   * Open the gate's list file (or start empty at version 0 when there is none or it is damaged) and the
+   * stored issuer trust list. `onIssuerKeys`: as onIssuerKeys() (the held document at once, then each new one).
+   */
   static async open(opts: ListSyncOptions, onIssuerKeys?: (bytes: Uint8Array) => void): Promise<ListSync> {
     await mkdir(opts.dir, { recursive: true });
     const log = opts.log ?? silentLogger;
@@ -162,22 +130,24 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       lists = emptySegmentedLists();
     }
     const s = new ListSync(opts, lists);
-    // Called with the document on disk now, and with each new one (as an 'issuer-keys' listener).
-    if (onIssuerKeys) s.on('issuer-keys', onIssuerKeys);
     const dl = await DeltaLog.open(join(opts.dir, DELTA_LOG_FILE));
     s.deltaLog = dl.log;
     if (dl.torn > 0) log.warn({ bytes: dl.torn }, 'delta log ended in a torn delta (power cut mid-append); cut off');
-    try {
-      const keys = await readFile(s.issuerKeysPath);
-      onIssuerKeys?.(new Uint8Array(keys));
-    } catch {
-      // none yet
+    let trustProblem: string | undefined;
+    if (opts.issuerKeys) {
+      // Written only once verified, so its seq is the floor; verified again all the same (a damaged disk).
+      const h = await HeldTrustList.open(s.issuerKeysPath, opts.issuerKeys.verify, opts.issuerKeys.provisionedSeq);
+      s.held = h.held;
+      trustProblem = h.problem;
+      if (trustProblem) log.warn({ detail: trustProblem }, 'stored issuer trust list unusable');
     }
+    if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
+      if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
@@ -204,9 +174,21 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     return () => void this.off('sync-failed', listener);
   }
 
+  /** The held trust-list document (stored, verified, newer than the provisioned one) at once, then each new one. */
   onIssuerKeys(listener: (document: Uint8Array) => void): () => void {
     this.on('issuer-keys', listener);
+    if (this.held?.document) listener(this.held.document);
     return () => void this.off('issuer-keys', listener);
+  }
+
+  /** When the lists in use were last known to be the latest (ms since epoch; 0 before any): list age counts from here. */
+  freshAtMs(): number {
+    return this.freshness.freshAtMs(this.lists);
+  }
+
+  /** The seq of the issuer trust list held (stored or provisioned; -1: none; undefined: trust lists not synced). */
+  get trustListSeq(): number | undefined {
+    return this.held?.seq;
   }
 
   stats(): ListStats {
@@ -239,10 +221,12 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
 
   status(nowMs = this.clock.now()): SyncStatus {
     const v = this.lists.version;
+    const freshAtMs = this.freshAtMs();
     return {
       version: v,
       publishedAtMs: this.lists.publishedAtMs,
-      ageMs: v === 0 ? Infinity : Math.max(0, nowMs - this.lists.publishedAtMs),
+      freshAtMs,
+      ageMs: v === 0 ? Infinity : Math.max(0, nowMs - freshAtMs),
       lastSuccessAtMs: this.lastSuccessAtMs,
       consecutiveFailures: this.failures,
       counters: { ...this.counters },
@@ -296,32 +280,69 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     await this.bootCheck;
     this.counters.polls++;
     let outcome: SyncOutcome;
+    let tls: string | undefined;
     try {
       outcome = await this.syncLists();
-      await this.syncIssuerKeys();
+      if (outcome.kind !== 'failed') await this.syncIssuerKeys();
+      outcome = this.checkAnnounced(outcome);
     } catch (e) {
       const detail = (e as Error).message;
-      if (e instanceof HttpFailure) this.counters.httpFailures++;
+      if (e instanceof HttpFailure) {
+        this.counters.httpFailures++;
+        tls = e.tls;
+        if (tls) this.counters.tlsFailures++;
+      }
       outcome = { kind: 'failed', detail };
     }
+    // The lists were current as of the statement when the gate now holds the version it announced.
+    this.freshness.settle(this.lists.version);
     if (outcome.kind === 'failed' || outcome.kind === 'rejected') {
       this.failures++;
       this.emit('sync-failed', outcome.kind);
       this.log.warn({ outcome: outcome.kind, detail: outcome.detail, failures: this.failures }, 'list sync failed');
-      if (outcome.kind === 'failed' && (this.failures === 3 || this.failures % 20 === 0)) {
+      const n = this.o.alarmAfterFailures;
+      // A certificate refused is no passing outage: a misconfiguration or someone in the path. Raised at once.
+      const tlsFirst = tls !== undefined && !this.tlsAlarmed;
+      if (tlsFirst) this.tlsAlarmed = true;
+      if (outcome.kind === 'failed' && (tlsFirst || this.failures === n || this.failures % 20 === 0)) {
         this.emit('alarm', { alarm: 'list-sync-failing', failures: this.failures, detail: `${this.failures} sync rounds failed: ${outcome.detail}` });
       }
     } else {
       this.failures = 0;
+      this.tlsAlarmed = false;
       this.lastSuccessAtMs = this.clock.now();
+    }
+    return outcome;
+  }
+
+  /**
+   * A round that brought nothing although the statement announces more (a path that dropped the deltas
+   * but kept the statement), or a trust list announced and not held: failed. A round that applied some
+   * deltas but not yet all (`maxDeltas` per poll) made progress and is no failure.
+   */
+  private checkAnnounced(outcome: SyncOutcome): SyncOutcome {
+    const st = this.freshness.statement;
+    if (!st || outcome.kind === 'failed' || outcome.kind === 'rejected') return outcome;
+    if (outcome.kind === 'up-to-date' && this.lists.version < st.latestVersion) {
+      return { kind: 'failed', detail: `the back office announces list version ${st.latestVersion}, the answer left the gate at ${this.lists.version}` };
+    }
+    if (this.held && st.trustListSeq > 0 && this.held.seq < st.trustListSeq) {
+      return { kind: 'failed', detail: `the back office announces issuer trust list seq ${st.trustListSeq}, the gate holds ${this.held.seq}` };
     }
     return outcome;
   }
 
   private async syncLists(): Promise<SyncOutcome> {
     const from = this.lists.version;
+    const nonce = this.freshness.nonce();
     // Read straight into shared memory: the merge worker then gets the body without a copy.
-    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}`, {}, true);
+    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}&nonce=${nonce.hex}`, {}, true);
+    // Whatever the status, the answer must carry a good statement for this poll: nothing else is believed.
+    const f = this.freshness.take(r.headers[FRESHNESS_HEADER], nonce.bytes);
+    if (!f.ok) {
+      this.counters.freshnessRefused++;
+      return { kind: 'failed', detail: `HTTP ${r.status} without a good freshness statement (${f.error}): ${f.detail}` };
+    }
     if (r.status === 204) return { kind: 'up-to-date', version: from };
     if (r.status === 410 || r.status === 404 || r.status === 409 || from === 0) return this.syncSnapshot(from);
     if (r.status !== 200) throw new HttpFailure(`deltas: HTTP ${r.status}`);
@@ -343,6 +364,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     const got = await this.merger.installSnapshot({
       url: `${this.o.url}/v1/lists/snapshot`,
       headers: this.auth,
+      tls: this.tls,
       timeoutMs: this.o.snapshotTimeoutMs,
       maxBytes: this.o.maxResponseBytes,
       keys: this.o.trustedKeys,
@@ -352,7 +374,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     });
     switch (got.kind) {
       case 'http-failed':
-        throw new HttpFailure(got.detail);
+        throw new HttpFailure(got.detail, got.tls);
       case 'rejected':
         return this.reject(got.error, got.detail);
       case 'up-to-date':
@@ -428,70 +450,32 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   }
 
   private async syncIssuerKeys(): Promise<void> {
+    const held = this.held;
+    if (!held) return;
     const r = await this.get('/v1/issuer-keys', this.issuerEtag ? { 'if-none-match': this.issuerEtag } : {});
     if (r.status === 304 || r.status === 404) return;
     if (r.status !== 200) throw new HttpFailure(`issuer keys: HTTP ${r.status}`);
-    this.issuerEtag = r.etag;
-    try {
-      await writeFileAtomic(this.issuerKeysPath, r.body);
-    } catch (e) {
-      this.emit('alarm', { alarm: 'list-write-failed', file: this.issuerKeysPath, detail: (e as Error).message });
+    // Verified and newer, or refused; written (write + fsync + rename) before it is handed on.
+    const got = await held.offer(r.body);
+    this.issuerEtag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;
+    if (got.kind === 'same') return;
+    if (got.kind === 'refused') {
+      this.counters.issuerKeysRefused++;
+      this.log.error({ detail: got.detail }, 'issuer trust list refused; keeping the one held');
+      this.emit('alarm', { alarm: 'trust-list-rejected', detail: got.detail });
+      return;
     }
+    if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held.path, detail: got.writeError ?? 'write failed' });
     this.counters.issuerKeyUpdates++;
-    // The document carries its own signature; its reader (protocol/trust-list.ts) verifies it.
     this.emit('issuer-keys', r.body);
   }
 
-  private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; etag?: string }> {
-    let res: Response;
-    const signal = AbortSignal.timeout(this.o.timeoutMs);
+  private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }> {
     try {
-      res = await fetch(this.o.url + path, { headers: { ...this.auth, ...headers }, signal });
+      return await httpRequest(this.o.url + path, { headers: { ...this.auth, ...headers }, timeoutMs: this.o.timeoutMs, maxBytes: this.o.maxResponseBytes, shared, tls: this.tls });
     } catch (e) {
-      throw new HttpFailure(`GET ${path}: ${(e as Error).message}`);
+      const tls = e instanceof HttpClientError && e.kind === 'tls' ? (e.code ?? 'TLS') : undefined;
+      throw new HttpFailure(`GET ${path}: ${(e as Error).message}`, tls);
     }
-    const len = Number(res.headers.get('content-length') ?? '0');
-    if (len > this.o.maxResponseBytes) {
-      await res.body?.cancel().catch(() => {});
-      throw new HttpFailure(`GET ${path}: ${len} bytes exceeds the limit`);
-    }
-    let body: Uint8Array;
-    try {
-      body = await readBody(res, this.o.maxResponseBytes, shared);
-    } catch (e) {
-      throw new HttpFailure(`GET ${path}: body: ${(e as Error).message}`);
-    }
-    if (res.headers.has('content-length') && body.byteLength !== len) throw new HttpFailure(`GET ${path}: body cut at ${body.byteLength} of ${len} bytes`);
-    return { status: res.status, body, etag: res.headers.get('etag') ?? undefined };
   }
-}
-
-/** Read a body into one 8-aligned buffer (shared memory if asked), refusing more than `max` bytes. */
-async function readBody(res: Response, max: number, shared = false): Promise<Uint8Array> {
-  const alloc = (n: number) => new Uint8Array(shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
-  if (!res.body) return new Uint8Array(0);
-  const len = Number(res.headers.get('content-length') ?? NaN);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  let out = Number.isFinite(len) ? alloc(len) : undefined;
-  for await (const c of res.body) {
-    if (total + c.byteLength > max) throw new Error(`more than ${max} bytes`);
-    if (out && total + c.byteLength <= out.byteLength) out.set(c, total);
-    else {
-      // More than content-length said: fall back to collecting (the length check then fails the read).
-      if (out) chunks.push(out.subarray(0, total));
-      out = undefined;
-      chunks.push(c);
-    }
-    total += c.byteLength;
-  }
-  if (out && total === out.byteLength) return out;
-  if (out) return out.subarray(0, total);
-  const b = alloc(total);
-  let p = 0;
-  for (const c of chunks) {
-    b.set(c, p);
-    p += c.byteLength;
-  }
-  return b;
 }

@@ -6,6 +6,7 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { writeFully, writeFullySync } from '../platform/atomic-file.js';
+import { HttpClientError, httpStream, type HttpStream, type TlsTrust } from '../platform/https-client.js';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import {
   HEADER_BYTES,
@@ -213,10 +214,14 @@ export async function segmentSnapshotFile(
 
 class Layout extends Error {}
 
+const tlsCode = (e: unknown) => (e instanceof HttpClientError && e.kind === 'tls' ? (e.code ?? 'TLS') : undefined);
+
 export interface SnapshotFetch {
   /** GET this URL (the back office's /v1/lists/snapshot). */
   url: string;
   headers: Record<string, string>;
+  /** For an https URL: what the back office's certificate must prove (plain data: it crosses to the worker). */
+  tls?: TlsTrust;
   timeoutMs: number;
   maxBytes: number;
   keys: readonly TrustedListKey[];
@@ -232,7 +237,7 @@ export type SnapshotInstall =
   | { kind: 'installed'; version: number }
   | { kind: 'up-to-date' }
   | { kind: 'rejected'; error: string; detail: string }
-  | { kind: 'http-failed'; detail: string }
+  | { kind: 'http-failed'; detail: string; tls?: string }
   | { kind: 'write-failed'; detail: string };
 
 /**
@@ -242,19 +247,19 @@ export type SnapshotInstall =
  */
 export async function fetchSnapshotFile(f: SnapshotFetch, blocking = false): Promise<SnapshotInstall> {
   const what = 'GET /v1/lists/snapshot';
-  let res: Response;
+  let res: HttpStream;
   try {
-    res = await fetch(f.url, { headers: f.headers, signal: AbortSignal.timeout(f.timeoutMs) });
+    res = await httpStream(f.url, { headers: f.headers, timeoutMs: f.timeoutMs, tls: f.tls });
   } catch (e) {
-    return { kind: 'http-failed', detail: `${what}: ${(e as Error).message}` };
+    return { kind: 'http-failed', detail: `${what}: ${(e as Error).message}`, tls: tlsCode(e) };
   }
-  if (res.status !== 200 || !res.body) {
-    await res.body?.cancel().catch(() => {});
+  if (res.status !== 200) {
+    res.cancel();
     return { kind: 'http-failed', detail: `snapshot: HTTP ${res.status}` };
   }
-  const len = Number(res.headers.get('content-length') ?? '0');
+  const len = Number(res.headers['content-length'] ?? '0');
   if (len > f.maxBytes) {
-    await res.body.cancel().catch(() => {});
+    res.cancel();
     return { kind: 'http-failed', detail: `${what}: ${len} bytes exceeds the limit` };
   }
   let h: Checked<SnapshotHeader>;
@@ -263,6 +268,8 @@ export async function fetchSnapshotFile(f: SnapshotFetch, blocking = false): Pro
   } catch (e) {
     await unlink(f.download).catch(() => {});
     return { kind: 'http-failed', detail: `${what}: body: ${(e as Error).message}` };
+  } finally {
+    res.done();
   }
   if (!h.ok) return { kind: 'rejected', error: h.error, detail: h.detail };
   try {

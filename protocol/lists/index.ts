@@ -21,6 +21,7 @@
 //   merge.ts           a snapshot (or a range of it) merged with a change set; segment ranges
 //   segmented-file.ts  the segmented list file's header and directory: encode, decode, check
 //   run.ts             the one loop that drives the generators above
+//   freshness.ts       the signed list freshness statement: latest version and trust-list seq at a time, nonce-bound
 
 export {
   BLOCKED_BIT,
@@ -75,3 +76,20 @@ export {
   type SegmentedFileMeta,
 } from './segmented-file.js';
 export { runToEnd, runUntil } from './run.js';
+export {
+  FRESHNESS_BYTES,
+  FRESHNESS_FORMAT_VERSION,
+  FRESHNESS_HEADER,
+  FRESHNESS_NONCE_BYTES,
+  FRESHNESS_NONCE_PARAM,
+  acceptFreshness,
+  checkFreshness,
+  freshnessHeaderValue,
+  nonceFromHex,
+  nonceHex,
+  readFreshness,
+  signFreshness,
+  type FreshnessChecked,
+  type FreshnessError,
+  type FreshnessStatement,
+} from './freshness.js';

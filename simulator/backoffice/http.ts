@@ -9,6 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { pino, type Logger } from 'pino';
+import { FRESHNESS_HEADER, freshnessHeaderValue, nonceFromHex } from '../../protocol/lists/index.js';
 import { ROUTE_ROLES, accessMap, tokenDigest, type AccessRole, type AccessToken } from './access.js';
 import { DEFAULT_PAGE, MAX_PAGE, type BackofficeStore } from './store.js';
 
@@ -43,12 +44,15 @@ export interface HttpOptions {
   limits?: Partial<HttpLimits>;
   /** Where errors (and 500s' causes) are logged; default: warnings and errors as JSON lines on stderr. */
   log?: Logger;
+  /** Serve https with this certificate chain and key (PEM). */
+  tls?: { cert: string; key: string };
 }
 
 /** A decimal integer >= 0 (>= 1 with `positive`) of at most 15 digits, as the query string spells it: '' or '1e3' or '01' fail. */
 const INT = { type: 'string', pattern: '^(0|[1-9][0-9]{0,14})$' };
 const POSITIVE = { type: 'string', pattern: '^[1-9][0-9]{0,14}$' };
 const LANE = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' };
+const NONCE = { type: 'string', pattern: '^[0-9a-f]{32}$' };
 const CURSOR = /^([A-Za-z0-9_-]{1,32})\.([1-9][0-9]{0,14})$/;
 const query = (properties: Record<string, object>, required: string[] = []) => ({ type: 'object', properties, required });
 
@@ -60,6 +64,7 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
   const access = opts.tokens ? accessMap(opts.tokens) : undefined;
   const callers = new WeakMap<FastifyRequest, AccessToken>();
   const c = store.counters;
+  const nodeDeadlines = { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))) };
   const app = Fastify({
     loggerInstance: (opts.log ?? pino({ level: 'warn', base: { service: 'backoffice' } }, pino.destination(2))) as FastifyBaseLogger,
     bodyLimit: SMALL_BODY,
@@ -67,7 +72,9 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     connectionTimeout: limits.requestTimeoutMs,
     // Node checks the request and headers deadlines on this tick (30 s by default: too coarse for short deadlines).
-    http: { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))) },
+    // (Fastify hands node:https only its `https` object: the same deadlines go in there too.)
+    http: nodeDeadlines,
+    ...(opts.tls ? { https: { ...nodeDeadlines, cert: opts.tls.cert, key: opts.tls.key } } : {}),
     forceCloseConnections: true,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -191,13 +198,16 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     '/v1/lists/deltas',
     (req, reply) => {
       const since = Number(q(req).since);
+      // Every answer, 204 and 410 too, carries the signed freshness statement for the gate's nonce: a gate
+      // counts its list age from it, so an answer without one (a path that fakes "up to date") fails.
+      reply.header(FRESHNESS_HEADER, freshnessHeaderValue(store.freshness(nonceFromHex(q(req).nonce))));
       const d = store.deltasSince(since, Math.min(Number(q(req).max ?? '100'), 1000));
       if (d === 'current') return reply.code(204).send();
       if (d === 'gone') return reply.code(410).send({ error: 'gone', message: 'deltas not held from that version; fetch the snapshot' });
       if (d === 'ahead') return reply.code(409).send({ error: 'ahead', message: `version ${since} is ahead of the back office` });
       return reply.type('application/octet-stream').send(Buffer.from(d));
     },
-    { query: query({ since: INT, max: POSITIVE }, ['since']), queryHelp: 'since: an integer >= 0 (the gate\'s list version); max: an integer >= 1 (at most 1000 are sent)' },
+    { query: query({ since: INT, max: POSITIVE, nonce: NONCE }, ['since']), queryHelp: 'since: an integer >= 0 (the gate\'s list version); max: an integer >= 1 (at most 1000 are sent); nonce: 32 lowercase hex digits, echoed in the list-freshness statement' },
   );
   route('GET', '/v1/issuer-keys', (req, reply) => {
     const doc = store.issuerKeys();

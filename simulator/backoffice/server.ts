@@ -29,6 +29,8 @@ export interface BackofficeOptions extends StoreOptions {
   limits?: Partial<HttpLimits>;
   /** Where errors are logged (default: warnings and errors on stderr). */
   log?: Logger;
+  /** Serve https with this certificate (chain) and private key, PEM (`gate backoffice --tls-cert/--tls-key`). */
+  tls?: { cert: string; key: string };
 }
 
 /**
@@ -62,14 +64,14 @@ export class Backoffice extends BackofficeStore {
   }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<{ port: number; url: string }> {
-    this.app = buildHttp(this, { tokens: this.opts.tokens, limits: this.opts.limits, log: this.opts.log });
+    this.app = buildHttp(this, { tokens: this.opts.tokens, limits: this.opts.limits, log: this.opts.log, tls: this.opts.tls });
     await this.app.listen({ port, host });
     if ((this.opts.publishIntervalMs ?? 0) > 0) {
       this.publishTimer = setInterval(() => this.publish(), this.opts.publishIntervalMs);
       this.publishTimer.unref();
     }
     const a = this.app.server.address() as AddressInfo;
-    return { port: a.port, url: `http://${host.includes(':') ? `[${host}]` : host}:${a.port}` };
+    return { port: a.port, url: `${this.opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}` };
   }
 
   async close(): Promise<void> {

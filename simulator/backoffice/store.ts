@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
-import { ListBuilder, classifyKey, encodeDelta, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
+import { ListBuilder, classifyKey, encodeDelta, signFreshness, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
@@ -92,9 +92,11 @@ export class BackofficeStore {
   private readonly initialStatus: ListStatus;
   private readonly trustListSigners: ReadonlyMap<string, KeyObject>;
   private snapshotCache: { version: number; bytes: Uint8Array } | undefined;
+  private lastStatementAtMs = 0;
+  private trustSeq: { doc: Buffer | undefined; seq: number } | undefined;
   readonly counters = {
     requests: 0, badRequests: 0, registrations: 0, transactions: 0, duplicateTransactions: 0, conflictingTransactions: 0,
-    published: 0, refusedAccess: 0, internalErrors: 0, timeouts: 0, droppedConnections: 0,
+    published: 0, refusedAccess: 0, internalErrors: 0, timeouts: 0, droppedConnections: 0, statements: 0,
   };
 
   constructor(opts: StoreOptions) {
@@ -282,12 +284,42 @@ export class BackofficeStore {
     return Buffer.concat(rows.map((r) => r.delta!));
   }
 
+  /**
+   * A signed freshness statement (protocol/lists/freshness.ts): the latest list version, its publication
+   * time and the served trust list's seq, as of now, echoing the gate's nonce. Signed afresh on every call
+   * (one Ed25519 signature); issued-at times strictly increase, even within one millisecond.
+   */
+  freshness(nonce?: Uint8Array): Uint8Array {
+    const l = this.latest();
+    const issuedAtMs = Math.max(this.now(), this.lastStatementAtMs + 1);
+    this.lastStatementAtMs = issuedAtMs;
+    this.counters.statements++;
+    return signFreshness({ latestVersion: l.version, latestPublishedAtMs: l.publishedAtMs, issuedAtMs, trustListSeq: this.trustListSeq(), nonce }, this.key);
+  }
+
+  /** The seq of the trust list served (0: none), read from the document's payload (held as the operator's own). */
+  private trustListSeq(): number {
+    if (this.trustSeq) return this.trustSeq.seq;
+    const doc = this.issuerKeys();
+    let seq = 0;
+    try {
+      const env = doc && JSON.parse(doc.toString('utf8'));
+      const p = env && JSON.parse(Buffer.from(String(env.payload), 'base64').toString('utf8'));
+      if (Number.isSafeInteger(p?.seq) && p.seq >= 0) seq = p.seq;
+    } catch {
+      seq = 0;
+    }
+    this.trustSeq = { doc, seq };
+    return seq;
+  }
+
   // ------------------------------------------------------------------------------------------
   // Issuer trust list
 
   /** Store a trust-list document as is, unverified: the simulator's and tests' own hand. Over HTTP: putIssuerKeys. */
   setIssuerKeys(doc: Uint8Array): void {
     this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('issuer-keys', Buffer.from(doc));
+    this.trustSeq = undefined;
   }
   issuerKeys(): Buffer | undefined {
     return (this.db.prepare('SELECT v FROM meta WHERE k = ?').get('issuer-keys') as { v: Buffer } | undefined)?.v;

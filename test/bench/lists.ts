@@ -17,6 +17,7 @@ import { splitSnapshotGen, writeListFile, type SegmentedLists } from '../../firm
 import { ListBuilder, SnapshotView, encodeDelta, readSnapshotHeader, runToEnd, signList, type ListChange } from '../../protocol/lists/index.js';
 import { journalBench } from './journal.js';
 import { percentile, type BenchReport } from './report.js';
+import { freshnessHeaders } from '../support/freshness.js';
 
 const S = 'lists';
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -184,7 +185,8 @@ async function deltaWhileServing(r: BenchReport, file: string, n: number, dir: s
     if (req.url?.startsWith('/v1/lists/snapshot')) {
       res.writeHead(200, { 'content-length': statSync(snapFile).size });
       createReadStream(snapFile).pipe(res);
-    } else res.writeHead(req.url?.startsWith('/v1/lists/deltas') ? 410 : 404).end();
+    } else if (req.url?.startsWith('/v1/lists/deltas')) res.writeHead(410, freshnessHeaders(req.url, privateKey, { latestVersion: 2 })).end();
+    else res.writeHead(404).end();
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -13,6 +13,7 @@ const sections: Section[] = [
   { name: 'journal', load: () => import('./journal.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
   { name: 'station', load: () => import('./station.js') },
+  { name: 'sync', load: () => import('./sync-tls.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

@@ -12,8 +12,11 @@ import { ListMerger } from '../../firmware/lists/merger.js';
 import { ListSync } from '../../firmware/lists/list-sync.js';
 import { openListFile } from '../../firmware/lists/segmented-lists.js';
 import { ListBuilder, encodeDelta, signList, trustedListKey, type ListChange } from '../../protocol/lists/index.js';
+import { verifyTrustList } from '../../protocol/trust-list.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
+import { IssuerApps } from '../../simulator/virtual-phone.js';
+import { freshnessHeaders } from '../support/freshness.js';
 
 // The compiled worker: `npm test` builds before vitest runs.
 const WORKER = new URL('../../dist/firmware/lists/merge-worker.js', import.meta.url);
@@ -63,7 +66,7 @@ async function faultyFront(target: string) {
       return void setTimeout(() => res.destroy(), 20);
     }
     const h: Record<string, string> = {};
-    for (const k of ['content-type', 'etag']) if (r.headers.get(k)) h[k] = r.headers.get(k)!;
+    for (const k of ['content-type', 'etag', 'list-freshness']) if (r.headers.get(k)) h[k] = r.headers.get(k)!;
     res.writeHead(r.status, h).end(body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -148,9 +151,16 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
 
     it('falls back to the snapshot when a delta is missing, and fetches issuer keys', async () => {
       const { bo, url } = await backoffice();
-      bo.setIssuerKeys(new TextEncoder().encode('signed-trust-list-v1'));
+      const apps = new IssuerApps('sync-test');
+      const doc = apps.trustListDocument();
+      bo.setIssuerKeys(doc);
       const got: string[] = [];
-      const sync = await ListSync.open({ merger: merger(), url, dir: tmp(), trustedKeys: [trustedListKey(bo.publicKeyPem)] }, (b) => got.push(Buffer.from(b).toString()));
+      const keys = apps.backOfficeKeys();
+      const verify = (d: Uint8Array) => {
+        const r = verifyTrustList(d, keys);
+        return r.ok ? { ok: true as const, seq: r.list.seq } : { ok: false as const, detail: r.detail };
+      };
+      const sync = await ListSync.open({ merger: merger(), url, dir: tmp(), trustedKeys: [trustedListKey(bo.publicKeyPem)], issuerKeys: { verify } }, (b) => got.push(Buffer.from(b).toString()));
       await sync.syncOnce();
       for (let i = 0; i < 5; i++) {
         await post(url, '/v1/registrations', { credentialType: 'yikatong-card', number: card(100 + i), rider, consent: true });
@@ -159,7 +169,8 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       bo.db.prepare('UPDATE versions SET delta = NULL WHERE version = ?').run(bo.latestVersion() - 2);
       expect(await sync.syncOnce()).toMatchObject({ kind: 'applied', via: 'snapshot', to: bo.latestVersion() });
       expect(sync.current().allowlist.lookup(`card:${card(104)}`)).toBe('green');
-      expect(got).toEqual(['signed-trust-list-v1']);
+      expect(got).toEqual([Buffer.from(doc).toString()]);
+      expect(readFileSync(sync.issuerKeysPath).equals(Buffer.from(doc))).toBe(true);
       await sync.syncOnce();
       expect(got.length).toBe(1); // ETag: not handed on again
       // The worker did it all: two snapshot installs, the deltas between them, and no in-thread fallback.
@@ -235,9 +246,10 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
       const s = { snapshot: new Uint8Array(0) as Uint8Array, deltas: null as Uint8Array | null };
       const server = createServer((req, res) => {
         if (req.url!.startsWith('/v1/lists/deltas')) {
-          if (!s.deltas) return void res.writeHead(410).end();
-          if (s.deltas.length === 0) return void res.writeHead(204).end();
-          return void res.writeHead(200, { 'content-length': s.deltas.length }).end(s.deltas);
+          const fresh = freshnessHeaders(req.url, good.privateKey);
+          if (!s.deltas) return void res.writeHead(410, fresh).end();
+          if (s.deltas.length === 0) return void res.writeHead(204, fresh).end();
+          return void res.writeHead(200, { 'content-length': s.deltas.length, ...fresh }).end(s.deltas);
         }
         if (req.url === '/v1/lists/snapshot') return void res.writeHead(200, { 'content-length': s.snapshot.length }).end(s.snapshot);
         res.writeHead(404).end();
@@ -360,10 +372,11 @@ describe.each(['in-thread', 'worker'] as const)('%s', (how) => {
         if (u.pathname === '/v1/lists/snapshot') return void res.writeHead(200).end(state.snapshot);
         if (u.pathname === '/v1/lists/deltas') {
           const since = Number(u.searchParams.get('since'));
-          if (since === 0) return void res.writeHead(410).end();
+          const fresh = freshnessHeaders(req.url, keyPair.privateKey);
+          if (since === 0) return void res.writeHead(410, fresh).end();
           const out = state.deltas.filter((d) => new DataView(d.buffer, d.byteOffset).getUint32(8, true) >= since);
-          if (out.length === 0) return void res.writeHead(204).end();
-          return void res.writeHead(200).end(Buffer.concat(out));
+          if (out.length === 0) return void res.writeHead(204, fresh).end();
+          return void res.writeHead(200, fresh).end(Buffer.concat(out));
         }
         res.writeHead(404).end();
       });
