@@ -52,7 +52,7 @@ export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
   lane.on('decision', (e) => metrics.decision(e.decision.kind, e.decision.reason, Math.max(0, e.decidedAtMs - e.atMs) / 1000, e.decision.grant));
   lane.on('mode', (e) => metrics.mode(e.to));
   metrics.mode(lane.view().mode);
-  metrics.watchLists(() => lane.lists.current());
+  metrics.watchLists(() => listFreshness(lane));
   metrics.barrierLink(!Object.hasOwn(lane.view().faults, 'barrier-link'));
   // What the seams expose (each optional): the journal's backlog read at scrape time and every
   // group-commit fsync timed; list sync's failed rounds; each camera decode's time; the barrier link's totals.
@@ -97,7 +97,7 @@ export function laneProbes(lane: Lane, opts: { now?: () => number; journalDir?: 
       if (down) return { ok: false, detail: down };
       return f['barrier-fault'] ? { ok: false, detail: f['barrier-fault'] } : { ok: true, detail: 'barrier board answering' };
     },
-    lists: listFreshnessProbe(() => lane.lists.current(), lane.config.policy.listMaxAgeSeconds, opts.now),
+    lists: listFreshnessProbe(() => listFreshness(lane), lane.config.policy.listMaxAgeSeconds, opts.now),
     journal: async () => {
       if (!dir) return { ok: true, detail: `${lane.config.journal.type} journal (no directory)` };
       await access(dir, constants.W_OK);
@@ -198,4 +198,10 @@ export async function startLaneService(
       await notifier.close();
     },
   };
+}
+
+/** List age counts from the last verified freshness statement when the lists have one (as the lane's does). */
+function listFreshness(lane: Lane): { version: number; publishedAtMs: number } {
+  const c = lane.lists.current();
+  return { version: c.version, publishedAtMs: lane.lists.freshAtMs?.() ?? c.publishedAtMs };
 }
