@@ -29,11 +29,22 @@ export async function startLane(opts: LaneOptions): Promise<Lane> {
   // The `qr` config section: trust list file, back office keys, skew, station peers sharing used code ids.
   const qrSection = (config as Record<string, unknown>).qr;
   const qr = qrSection !== undefined && !opts.rideCodes ? await (await import('../verify/ride-codes.js')).qrFromConfig(qrSection, config.lane.id, clock) : undefined;
+  // The enforcement schedule, from policy.scheduleFile, verified with the lists' signing keys.
+  const stages = config.policy.scheduleFile === undefined ? undefined : await scheduleFromConfig(config.policy.scheduleFile, config.lists, log);
   const core = new DecisionCore(config.lane.direction, config.policy, {
     lists,
     usedCodes: opts.usedCodes ?? qr?.usedCodes,
     passback: opts.passback,
     rideCodes: opts.rideCodes ?? qr?.rideCodes,
+    stages,
   });
   return assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+}
+
+async function scheduleFromConfig(file: string, lists: Record<string, unknown>, log: NonNullable<LaneOptions['log']>) {
+  const { policyStagesFromFile } = await import('../verify/policy-schedule.js');
+  const { alarmText } = await import('../../protocol/alarms.js');
+  const { trustedListKey } = await import('../../protocol/lists/index.js');
+  const keys = Array.isArray(lists.publicKeys) ? lists.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
+  return policyStagesFromFile(file, keys, (a) => log.error({ alarm: a.alarm, detail: alarmText(a) }, 'enforcement schedule refused: every kind enforced'));
 }
