@@ -150,7 +150,7 @@ form.addEventListener('submit',function(ev){ev.preventDefault();clearErrs();var 
    document.getElementById('done-key').textContent=d.key;var st=document.getElementById('done-status');st.className='status '+d.status;st.setAttribute('data-status',d.status);
    document.querySelectorAll('[data-status-text]').forEach(function(e){e.hidden=e.getAttribute('data-status-text')!==d.status;});
    document.querySelectorAll('.done-version').forEach(function(e){e.textContent=String(d.fromListVersion);});document.getElementById('done-title').focus();return;}
-  var e=r.body;var input=showErr(e.field,e.zh,e.en);go(STEP_OF[e.field]===undefined?3:STEP_OF[e.field]);if(input&&input.focus)input.focus();});});
+  var e=r.body;if(e.field==='number'){live.textContent='';live.className='live';}var input=showErr(e.field,e.zh,e.en);go(STEP_OF[e.field]===undefined?3:STEP_OF[e.field]);if(input&&input.focus)input.focus();});});
 help();go(0);
 `;
 
@@ -171,7 +171,7 @@ function page(title: string, body: string, script: string): { html: string; csp:
 <title>${title}</title><style>${STYLE}</style></head>
 <body>
 <header><h1>${body.match(/<!--title-->(.*?)<!--\/title-->/s)?.[1] ?? title}</h1><button type="button" id="lang" class="secondary" aria-label="Switch to English">English</button></header>
-<main>${body}</main>
+<main>${body.replace(/<!--title-->.*?<!--\/title-->/s, '')}</main>
 <script>${js}</script>
 </body></html>`;
   const csp = `default-src 'none'; script-src 'sha256-${sha(js)}'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'`;
