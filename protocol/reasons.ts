@@ -13,6 +13,11 @@ export const REASONS = {
   // granted
   ok: { id: 1, grant: true, zh: '请通行', en: 'Please pass' },
   'ok-free-passage': { id: 2, grant: true, zh: '自由通行', en: 'Free passage' },
+  // granted under the enforcement schedule (protocol/policy-schedule.ts): registration and status not yet
+  // checked for this kind of credential; or checked, and the rider asked to register by the enforcement
+  // date (the display puts the date in: adviseMessage(decision.registerByMs))
+  'not-enforced': { id: 3, grant: true, zh: '请通行', en: 'Please pass' },
+  'advise-register': { id: 4, grant: true, zh: '请通行，请尽快完成乘车码升级或卡片登记', en: 'Please pass, and please register your card or ride code soon' },
   // status and registration
   'not-registered': { id: 10, grant: false, zh: '请先完成乘车码升级或卡片登记', en: 'Please register your card or ride code first' },
   'status-yellow': { id: 11, grant: false, zh: '健康码状态非绿码，暂不能进站', en: 'Your status is not green: entry not allowed' },

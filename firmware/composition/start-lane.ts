@@ -60,11 +60,14 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
     if ((config as Record<string, unknown>).station !== undefined) step('station', 'the station broker link');
     const station = await stationLinkFromConfig(config, clock, log, opts);
+    // The enforcement schedule, from policy.scheduleFile, verified with the lists' signing keys.
+    const stages = config.policy.scheduleFile === undefined ? undefined : await scheduleFromConfig(config.policy.scheduleFile, config.lists, log);
     const core = new DecisionCore(config.lane.direction, config.policy, {
       lists,
       usedCodes: opts.usedCodes ?? station?.usedCodes,
       passback: opts.passback,
       rideCodes: opts.rideCodes ?? qr?.rideCodes,
+      stages,
     });
     const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
     station?.attach(lane);
@@ -82,4 +85,12 @@ async function openSources(open: (() => Promise<CredentialSource>)[], opened: Cr
   const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed) throw failed.reason;
   return opened;
+}
+
+async function scheduleFromConfig(file: string, lists: Record<string, unknown>, log: NonNullable<LaneOptions['log']>) {
+  const { policyStagesFromFile } = await import('../verify/policy-schedule.js');
+  const { alarmText } = await import('../../protocol/alarms.js');
+  const { trustedListKey } = await import('../../protocol/lists/index.js');
+  const keys = Array.isArray(lists.publicKeys) ? lists.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
+  return policyStagesFromFile(file, keys, (a) => log.error({ alarm: a.alarm, detail: alarmText(a) }, 'enforcement schedule refused: every kind enforced'));
 }

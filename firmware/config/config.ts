@@ -46,6 +46,11 @@ export const policySchema = z
     /** Lists older than this are "too old"; what then happens is staleListAction. */
     listMaxAgeSeconds: z.number().int().min(60).default(86_400),
     staleListAction: z.enum(['keep-serving', 'refuse', 'out-of-service']).default('keep-serving'),
+    /**
+     * The back office's signed enforcement schedule (GET /v1/policy-schedule saved to a file; protocol/
+     * policy-schedule.md), verified with the lists' publicKeys. Absent: every kind enforced.
+     */
+    scheduleFile: z.string().min(1).optional(),
   })
   .strict();
 

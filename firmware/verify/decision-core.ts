@@ -15,6 +15,7 @@ import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
 import type { Presented } from '../../drivers/seams.js';
 import type { Policy, StatusPolicy } from '../config/config.js';
 import type { ListProvider } from '../lists/list-provider.js';
+import type { EnforcementStages } from './policy-schedule.js';
 
 export type RideCodeCheck = { ok: true; credential: QrCredential } | { ok: false; reason: ReasonCode; detail?: string };
 
@@ -69,6 +70,8 @@ export interface Decision {
   key?: string;
   /** Set when granted: what commit() must record. */
   credential?: Credential;
+  /** advise-register: when enforcement begins (the display's "please register by"). */
+  registerByMs?: number;
 }
 
 export type ListFreshness = 'fresh' | 'stale';
@@ -124,6 +127,8 @@ export interface DecisionCoreDeps {
   usedCodes?: UsedCodes;
   passback?: PassbackStore;
   rideCodes?: RideCodeVerifier;
+  /** The enforcement schedule: may turn a registration/status refusal into a grant before its dates. */
+  stages?: EnforcementStages;
 }
 
 export class DecisionCore {
@@ -131,6 +136,7 @@ export class DecisionCore {
   private readonly usedCodes: UsedCodes;
   private readonly passback: PassbackStore;
   private readonly rideCodes?: RideCodeVerifier;
+  private readonly stages?: EnforcementStages;
 
   constructor(
     private readonly laneDirection: LaneDirection,
@@ -141,6 +147,7 @@ export class DecisionCore {
     this.usedCodes = deps.usedCodes ?? new MemoryUsedCodes();
     this.passback = deps.passback ?? new MemoryPassback(policy.antiPassbackSeconds * 1000);
     this.rideCodes = deps.rideCodes;
+    this.stages = deps.stages;
   }
 
   /** Grant or refuse a presentation; every refusal, the lane's own included, is built here. */
@@ -172,7 +179,8 @@ export class DecisionCore {
     const lists = this.lists.current();
     const status: keyof StatusPolicy = lists.denylist.isBlocked(key) ? 'blocked' : (lists.allowlist.lookup(key) ?? 'unregistered');
     const table = side === 'entry' ? this.policy.entry : this.policy.exit;
-    if (!table[status]) return { grant: false, reason: REFUSE_FOR[status], ...base };
+    const relaxed = table[status] ? undefined : this.stages?.relax(credential.kind, status, input.nowMs);
+    if (!table[status] && !relaxed) return { grant: false, reason: REFUSE_FOR[status], ...base };
 
     if (side === 'entry' && this.policy.antiPassbackSeconds > 0) {
       const at = this.passback.lastEntry(key);
@@ -180,6 +188,7 @@ export class DecisionCore {
         return { grant: false, reason: 'passback', ...base };
       }
     }
+    if (relaxed) return { grant: true, reason: relaxed.reason, ...base, credential, ...(relaxed.registerByMs === undefined ? {} : { registerByMs: relaxed.registerByMs }) };
     return { grant: true, reason: 'ok', ...base, credential };
   }
 

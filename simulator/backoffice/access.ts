@@ -27,6 +27,7 @@ export const ROUTE_ROLES: Readonly<Record<string, readonly AccessRole[]>> = {
   'GET /v1/lists/snapshot': ['gate', 'admin'],
   'GET /v1/lists/deltas': ['gate', 'admin'],
   'GET /v1/issuer-keys': ['gate', 'admin'],
+  'GET /v1/policy-schedule': ['gate', 'admin'],
   'PUT /v1/issuer-keys': ['admin'],
   'POST /v1/transactions': ['gate', 'admin'],
   'GET /v1/transactions': ['admin'],
@@ -34,6 +35,11 @@ export const ROUTE_ROLES: Readonly<Record<string, readonly AccessRole[]>> = {
 };
 /** Open to anyone, tokens or not: health checks and the list signing public key. */
 export const OPEN_ROUTES: readonly string[] = ['GET /v1/health', 'GET /v1/lists/public-key'];
+/**
+ * The rider pages, open to anyone too (register-page.ts): their form posts are rate-limited per client
+ * address and go through the same checks as the API, so no token reaches a browser.
+ */
+export const PAGE_ROUTES: readonly string[] = ['GET /register', 'POST /register/submit', 'GET /link', 'POST /link/submit'];
 
 /** Read and check a token file: a JSON array of { token, role, issuer? }. */
 export function parseAccessTokens(text: string): AccessToken[] {

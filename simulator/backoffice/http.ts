@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import { FRESHNESS_HEADER, freshnessHeaderValue, nonceFromHex } from '../../protocol/lists/index.js';
 import { ROUTE_ROLES, accessMap, tokenDigest, type AccessRole, type AccessToken } from './access.js';
 import { DEFAULT_PAGE, MAX_PAGE, type BackofficeStore } from './store.js';
+import { LINK_PAGE, REGISTER_PAGE, linkFromPage, registerFromPage, type PageAnswer } from './register-page.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -33,9 +34,11 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
   /** Connections open at once; one more is closed as it arrives (counted as droppedConnections). */
   maxConnections: number;
+  /** Form submissions from the open rider pages (/register, /link) per client address per minute; more are answered 429. */
+  pageSubmitsPerMinute: number;
 }
 
-export const DEFAULT_LIMITS: HttpLimits = { bodyBytes: 8 << 20, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512 };
+export const DEFAULT_LIMITS: HttpLimits = { bodyBytes: 8 << 20, requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 5_000, maxConnections: 512, pageSubmitsPerMinute: 30 };
 const SMALL_BODY = 64 << 10;
 const TRUST_LIST_BODY = 1_000_000;
 
@@ -216,6 +219,11 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
     return reply.header('etag', etag).type('application/octet-stream').send(doc);
   });
+  route('GET', '/v1/policy-schedule', (_req, reply) => {
+    const doc = store.policySchedule();
+    if (!doc) return reply.code(404).send({ error: 'none', message: 'no enforcement schedule published' });
+    return reply.type('application/json').send(doc);
+  });
   // The trust list travels as the signed document's exact bytes: its own content-type parsers, in a context of its own.
   app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
@@ -249,5 +257,32 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     },
     { query: query({ after: INT, limit: POSITIVE }), queryHelp: `after: the previous page's next cursor; limit: 1-${MAX_PAGE}` },
   );
+  // The rider pages: open (no token), bodies JSON of at most 4 KiB, submissions rate-limited per client
+  // address (a fixed one-minute window; at most 10,000 addresses tracked, the table restarts beyond).
+  const submits = new Map<string, number>();
+  let submitWindow = 0;
+  const pageSubmit = (handle: (store: BackofficeStore, body: unknown) => PageAnswer) => (req: FastifyRequest, reply: FastifyReply) => {
+    const minute = Math.floor(Date.now() / 60_000);
+    if (minute !== submitWindow || submits.size >= 10_000) {
+      submits.clear();
+      submitWindow = minute;
+    }
+    const ip = req.ip ?? '?';
+    const n = (submits.get(ip) ?? 0) + 1;
+    submits.set(ip, n);
+    if (n > limits.pageSubmitsPerMinute) {
+      c.refusedAccess++;
+      return reply.code(429).header('retry-after', '60').send({ error: 'too-many', field: '(form)', zh: '提交过于频繁，请一分钟后再试', en: 'too many submissions: please try again in a minute' });
+    }
+    const r = handle(store, req.body);
+    if (r.status >= 400) c.badRequests++;
+    return reply.code(r.status).header('cache-control', 'no-store').send(r.body);
+  };
+  const html = (p: { html: string; csp: string }) => (_req: FastifyRequest, reply: FastifyReply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', p.csp).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').send(p.html);
+  route('GET', '/register', html(REGISTER_PAGE));
+  route('POST', '/register/submit', pageSubmit(registerFromPage), { bodyLimit: 4096 });
+  route('GET', '/link', html(LINK_PAGE));
+  route('POST', '/link/submit', pageSubmit(linkFromPage), { bodyLimit: 4096 });
   return app;
 }

@@ -13,7 +13,7 @@ import { buildHttp, type HttpLimits } from './http.js';
 import type { Logger } from 'pino';
 import { BackofficeStore, type StoreOptions } from './store.js';
 
-export { parseAccessTokens, ROUTE_ROLES, OPEN_ROUTES, type AccessRole, type AccessToken } from './access.js';
+export { parseAccessTokens, ROUTE_ROLES, OPEN_ROUTES, PAGE_ROUTES, type AccessRole, type AccessToken } from './access.js';
 export { DEFAULT_LIMITS, type HttpLimits } from './http.js';
 export { MAX_INGEST_RECORDS, MAX_STATUS_UPDATES, MAX_PAGE, DEFAULT_PAGE, type IngestConflict, type ConflictRecord } from './store.js';
 

@@ -7,8 +7,10 @@
 import Database from 'better-sqlite3';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
-import { ListBuilder, classifyKey, encodeDelta, signFreshness, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
+import { ListBuilder, classifyKey, encodeDelta, listKeyId, signFreshness, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
+import { signPolicySchedule, verifyPolicySchedule, type KindSchedule, type PolicySchedule } from '../../protocol/policy-schedule.js';
+import type { CredentialKind } from '../../protocol/credential.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
 export interface StoreOptions {
@@ -311,6 +313,25 @@ export class BackofficeStore {
     }
     this.trustSeq = { doc, seq };
     return seq;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Enforcement schedule
+
+  /**
+   * Publish an enforcement schedule (per credential kind: advise from, enforce from), signed with the list
+   * signing key under the next seq. Returns the signed document, as GET /v1/policy-schedule serves it.
+   */
+  publishPolicySchedule(kinds: Partial<Record<CredentialKind, KindSchedule>>): Uint8Array {
+    const held = this.policySchedule();
+    const prev = held ? verifyPolicySchedule(held, [{ keyId: listKeyId(createPublicKey(this.key)), publicKey: createPublicKey(this.key) }]) : undefined;
+    const schedule: PolicySchedule = { seq: prev?.ok ? prev.schedule.seq + 1 : 1, issuedAtMs: this.now(), kinds };
+    const doc = signPolicySchedule(schedule, this.key);
+    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('policy-schedule', Buffer.from(doc));
+    return doc;
+  }
+  policySchedule(): Buffer | undefined {
+    return (this.db.prepare('SELECT v FROM meta WHERE k = ?').get('policy-schedule') as { v: Buffer } | undefined)?.v;
   }
 
   // ------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import type { DriverContext } from '../../firmware/composition/driver-context.js
 import { fileJournalFromConfig } from '../../firmware/composition/storage-drivers.js';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
-import { Backoffice, DEFAULT_PAGE, MAX_INGEST_RECORDS, MAX_PAGE, OPEN_ROUTES, ROUTE_ROLES, type AccessToken, type BackofficeOptions } from '../../simulator/backoffice/server.js';
+import { Backoffice, DEFAULT_PAGE, MAX_INGEST_RECORDS, MAX_PAGE, OPEN_ROUTES, PAGE_ROUTES, ROUTE_ROLES, type AccessToken, type BackofficeOptions } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 import { IssuerApps } from '../../simulator/virtual-phone.js';
 
@@ -368,14 +368,14 @@ describe('back office input handling', () => {
     let path = '';
     let op = '';
     for (const line of yaml.split('\n')) {
-      const p = /^  (\/v1\/\S+):$/.exec(line);
+      const p = /^  (\/\S+):$/.exec(line);
       if (p) path = p[1];
       const m = /^    (get|post|put|delete|patch):$/.exec(line);
       if (m && path) documented[(op = `${m[1].toUpperCase()} ${path}`)] = 'open';
       const r = /^      x-roles: \[(.*)\]$/.exec(line);
       if (r && op) documented[op] = r[1].split(',').map((x) => x.trim());
     }
-    const served: Record<string, string[] | 'open'> = Object.fromEntries([...Object.entries(ROUTE_ROLES).map(([k, v]) => [k, [...v]]), ...OPEN_ROUTES.map((k) => [k, 'open'])]);
+    const served: Record<string, string[] | 'open'> = Object.fromEntries([...Object.entries(ROUTE_ROLES).map(([k, v]) => [k, [...v]]), ...[...OPEN_ROUTES, ...PAGE_ROUTES].map((k) => [k, 'open'])]);
     expect(documented).toEqual(served);
     // And the server has each of them (an unknown route is 404 not-found).
     const { url } = await start();

@@ -14,6 +14,7 @@ const sections: Section[] = [
   { name: 'fleet', load: () => import('./fleet.js') },
   { name: 'station', load: () => import('./station.js') },
   { name: 'sync', load: () => import('./sync-tls.js') },
+  { name: 'rollout', load: () => import('./rollout.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

@@ -64,6 +64,7 @@ describe('back office access tokens', () => {
       ['GET /v1/lists/snapshot', ['gate', 'admin']],
       ['GET /v1/lists/deltas?since=0', ['gate', 'admin']],
       ['GET /v1/issuer-keys', ['gate', 'admin']],
+      ['GET /v1/policy-schedule', ['gate', 'admin']],
       ['PUT /v1/issuer-keys', ['admin'], 'signed-document'],
       ['POST /v1/transactions', ['gate', 'admin'], { laneId: 'A1', records: [] }],
       ['GET /v1/transactions', ['admin']],
