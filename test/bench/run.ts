@@ -10,6 +10,7 @@ const sections: Section[] = [
   { name: 'qr', load: () => import('./qr.js') },
   { name: 'lists', load: () => import('./lists.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
+  { name: 'journal-integrity', load: () => import('./journal-integrity.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
