@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal, JournalUnavailableError } from '../../firmware/journal/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
-import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
+import { encodeJournalRecord } from '../../protocol/journal-record.js';
+import { scanSegment } from '../../firmware/journal/segment.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 
 const dirs: string[] = [];
@@ -42,53 +43,72 @@ describe('file journal', () => {
   });
 
   it('drops torn and garbage tails, never replays them, and continues the sequence', async () => {
-    for (const damage of ['torn', 'garbage', 'zeros', 'bitflip'] as const) {
+    for (const damage of ['torn', 'garbage', 'zeros'] as const) {
       const dir = tmp();
       const j = await FileJournal.open({ dir, laneId: 'L1' });
       for (let i = 0; i < 20; i++) await j.append(entry(i));
       await j.close();
       const f = join(dir, segFiles(dir).at(-1)!);
       const size = statSync(f).size;
+      // Bytes past the last commit (its header mark says 20): the trace of a crash, never acted on.
       if (damage === 'torn') appendFileSync(f, encodeJournalRecord(21, entry(20)).subarray(0, 13));
       if (damage === 'garbage') appendFileSync(f, Buffer.from('\x00garbage\xff\xfe not a record at all'));
       if (damage === 'zeros') appendFileSync(f, Buffer.alloc(4096));
-      if (damage === 'bitflip') {
-        const b = readFileSync(f);
-        b[b.length - 3] ^= 0x40;
-        writeFileSync(f, b);
-      }
       const j2 = await FileJournal.open({ dir, laneId: 'L1' });
-      const want = damage === 'bitflip' ? 19 : 20;
-      expect(j2.lastSeq, damage).toBe(want);
+      expect(j2.lastSeq, damage).toBe(20);
       expect(j2.counters.tornTailsDropped, damage).toBe(1);
-      expect(await j2.append(entry(99))).toBe(want + 1);
+      expect(j2.recovery.damaged, damage).toEqual([]);
+      expect(await j2.append(entry(99))).toBe(21);
       await j2.close();
-      const recs = decodeJournalRecords(readFileSync(f));
-      expect(recs.reason).toBeUndefined();
-      expect(recs.records.map((r) => r.seq)).toEqual(Array.from({ length: want + 1 }, (_, i) => i + 1));
-      expect(statSync(f).size).toBeGreaterThan(damage === 'bitflip' ? 0 : size - 1);
+      const recs = scanSegment(readFileSync(f), 1);
+      expect(recs.bad).toEqual([]);
+      expect(recs.records.map((r) => r.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+      expect(statSync(f).size).toBeGreaterThan(size - 1);
     }
   });
 
-  it('a journal truncated at every byte of its last record recovers exactly the records before it', async () => {
+  it('a bit flipped in the last committed record: the record is lost, its seq is never handed out again', async () => {
+    const dir = tmp();
+    const j = await FileJournal.open({ dir, laneId: 'L1' });
+    for (let i = 0; i < 20; i++) await j.append(entry(i));
+    await j.close();
+    const f = join(dir, segFiles(dir).at(-1)!);
+    const b = readFileSync(f);
+    b[b.length - 3] ^= 0x40;
+    writeFileSync(f, b);
+    const j2 = await FileJournal.open({ dir, laneId: 'L1' });
+    expect(j2.lastSeq).toBe(20);
+    expect(j2.recovery.damaged).toMatchObject([{ recordsLost: 1, lostSeqs: [{ from: 20, to: 20 }], recordsKept: 19 }]);
+    expect(await j2.append(entry(99))).toBe(21);
+    await j2.close();
+    expect(readFileSync(`${f}.damaged`)).toEqual(b);
+    const seqs = segFiles(dir).flatMap((n) => scanSegment(readFileSync(join(dir, n)), Number(n.slice(4, 20))).records.map((r) => r.seq));
+    expect(seqs).toEqual([...Array.from({ length: 19 }, (_, i) => i + 1), 21]);
+  });
+
+  it('a journal truncated at every byte of its last record keeps the records before it and never reuses the cut one', async () => {
     const dir = tmp();
     const j = await FileJournal.open({ dir, laneId: 'L1' });
     for (let i = 0; i < 5; i++) await j.append(entry(i));
     await j.close();
     const f = join(dir, segFiles(dir)[0]);
     const full = readFileSync(f);
-    const lastStart = decodeJournalRecords(full).records[4].offset;
+    const lastStart = scanSegment(full, 1).records[4].offset;
     for (let cut = lastStart; cut < full.length; cut++) {
       writeFileSync(f, full.subarray(0, cut));
       const r = await FileJournal.open({ dir, laneId: 'L1' });
-      expect(r.lastSeq, `cut at ${cut}`).toBe(4);
+      // Record 5 was committed (the header's mark counts it): it may have been acted on.
+      expect(r.lastSeq, `cut at ${cut}`).toBe(5);
       expect(r.backlog).toBe(4);
+      expect(r.recovery.recordsLostUnreadable).toBe(1);
       await r.close();
       expect(statSync(f).size).toBe(lastStart);
+      for (const n of readdirSync(dir)) if (n.endsWith('.damaged')) rmSync(join(dir, n));
     }
     writeFileSync(f, full);
     const r = await FileJournal.open({ dir, laneId: 'L1' });
     expect(r.lastSeq).toBe(5);
+    expect(r.recovery.damaged).toEqual([]);
     await r.close();
   });
 
