@@ -203,6 +203,8 @@ export function assembleLane(parts: LaneParts): Lane {
   for (const part of [lists, journal] as unknown[]) {
     if (part instanceof EventEmitter) part.on('alarm', (name: string, detail: string) => raise(name, detail));
   }
+  // What the journal's recovery found at open (damaged segments, records lost), now that the lane listens.
+  journal.raiseRecoveryAlarms?.();
   // A list sync the registry started stops with the lane.
   const syncStop = (lists as { stop?: () => Promise<void> }).stop;
   if (parts.ownsLists && typeof syncStop === 'function') lane.cleanups.push(() => syncStop.call(lists));
