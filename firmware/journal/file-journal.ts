@@ -230,7 +230,7 @@ export class FileJournal extends EventEmitter implements Journal {
     this.segments = r.segments;
     this.totalBytes = r.segments.reduce((a, s) => a + s.bytes, 0);
     this.upload.restore(r);
-    this.reservation = new SeqReservation(this.o.dir, this.o.laneId, this.o.reserveBlock, this.log, r.reservedThrough);
+    this.reservation = new SeqReservation(this.o.dir, this.o.laneId, this.o.reserveBlock, this.log, r.reservedThrough, r.tailFirstSeq);
     this.nextSeq = r.nextSeq;
     if (r.report.tornBytesCut > 0) this.counters.tornTailsDropped++;
     this.counters.bytesDropped += r.report.tornBytesCut;
@@ -273,6 +273,7 @@ export class FileJournal extends EventEmitter implements Journal {
       await unlink(path).catch(() => {});
       throw e;
     }
+    await this.reservation.noteTail(firstSeq);
     const old = this.fh;
     this.fh = fh;
     this.nextSlot = 0;

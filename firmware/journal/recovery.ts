@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, open, unlink, writeFile, stat } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import type { Alarm } from '../../protocol/alarms.js';
 import { writeFileAtomic, syncDir } from '../platform/atomic-file.js';
-import { SEG, SEGMENT_HEADER_BYTES, encodeHeader, scanSegment, type ScannedRecord } from './segment.js';
+import { SEG, SEGMENT_HEADER_BYTES, encodeHeader, scanSegment, segName, type ScannedRecord } from './segment.js';
 
 export interface Segment {
   firstSeq: number;
@@ -40,6 +40,8 @@ export interface DamagedSegment {
   lostSeqs: { from: number; to: number }[];
   /** Why the segment could not be copied aside or rewritten (then it was left as found). */
   repairError?: string;
+  /** The segment `seq.hwm` names as the working one is gone (seqs restart above the reservation). */
+  missing?: true;
 }
 
 /** What open() found and did; FileJournal.recovery. */
@@ -66,6 +68,8 @@ export interface Recovered {
   backlog: number;
   uploadedThrough: number;
   reservedThrough: number;
+  /** The working segment `seq.hwm` last named (0: none). */
+  tailFirstSeq: number;
   nextSeq: number;
   /** The last segment can take the next record (clean, with a header, ends right below nextSeq). */
   tailAppendable: boolean;
@@ -90,23 +94,28 @@ const safe = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) &
 export async function recoverJournal(dir: string, memoryRecords: number, warn: (o: object, msg: string) => void): Promise<Recovered> {
   await mkdir(dir, { recursive: true });
   const uploadedThrough = safe((await readJson(statePath(dir)))?.uploadedThrough);
-  const reservedThrough = safe((await readJson(reservationPath(dir)))?.reservedThrough);
+  const reservation = await readJson(reservationPath(dir));
+  const reservedThrough = safe(reservation?.reservedThrough);
+  const tailFirstSeq = safe(reservation?.tail);
   let names = (await readdir(dir)).filter((n) => SEG.test(n)).sort();
   const report: JournalRecoveryReport = { segmentsScanned: names.length, recordsKept: 0, tornBytesCut: 0, damaged: [], recordsLostUnreadable: 0, strayRecords: 0, nextSeq: 1 };
 
   // A segment file with no record that never had one (no header, or a header whose mark is below its
-  // first seq) is a rotation that crashed or failed before use: nothing was written into it, and the
-  // segment before it may hold the seqs its name claims. Removed before anything else is read.
-  // The last file's header, if it checks, still bounds the seqs used (its mark is the one before it).
+  // first seq) is a rotation that crashed or failed before use: nothing was written into it. Removed,
+  // unless it is the last one with a good header (the working segment, its first record still to come)
+  // and the segment before it holds no seq from its name on (else it is a failed rotation's leftover).
   const empty: string[] = [];
-  let emptyTailMark: number | undefined;
   for (const name of names) {
     const path = join(dir, name);
     if ((await stat(path)).size > SEGMENT_HEADER_BYTES) continue;
     const s = scanSegment(new Uint8Array(await readFile(path)), firstSeqOf(name));
     if (s.legacy || s.records.length > 0 || (s.hwm !== undefined && s.hwm >= firstSeqOf(name))) continue;
+    if (name === names.at(-1) && s.hwm !== undefined) {
+      const before = names.at(-2);
+      const prev = before ? scanSegment(new Uint8Array(await readFile(join(dir, before))), firstSeqOf(before)).records.at(-1)?.seq ?? 0 : 0;
+      if (prev < firstSeqOf(name)) continue;
+    }
     empty.push(name);
-    if (name === names.at(-1) && s.hwm !== undefined) emptyTailMark = s.hwm;
   }
   for (const name of empty) await unlink(join(dir, name));
   if (empty.length) names = names.filter((n) => !empty.includes(n));
@@ -189,17 +198,20 @@ export async function recoverJournal(dir: string, memoryRecords: number, warn: (
     }
   }
   if (names.length > 0) bound = Math.max(bound, firstSeqOf(names.at(-1)!) - 1);
-  if (emptyTailMark !== undefined) {
-    lastHeaderUsable = true;
-    bound = Math.max(bound, emptyTailMark);
+  // `seq.hwm` names the working segment of its time: a later one is never missing unless lost.
+  const missingTail = tailFirstSeq > (names.length > 0 ? firstSeqOf(names.at(-1)!) : 0);
+  if (missingTail) {
+    const file = join(dir, segName(tailFirstSeq));
+    report.damaged.push({ file, missing: true, ranges: [], recordsKept: 0, recordsLost: 0, lostSeqs: [] });
+    warn({ segment: basename(file) }, 'journal: the working segment is missing; seqs restart above the reservation');
   }
   // No header to trust for the last segment (damaged, old format, or no segment at all): the reservation bounds it.
-  if (!lastHeaderUsable) bound = Math.max(bound, reservedThrough);
+  if (!lastHeaderUsable || missingTail) bound = Math.max(bound, reservedThrough);
   const nextSeq = Math.max(bound, uploadedThrough) + 1;
   const tail = segments.at(-1);
   report.nextSeq = nextSeq;
   return {
-    segments, unacked, spilled, backlog, uploadedThrough, reservedThrough, nextSeq, report,
+    segments, unacked, spilled, backlog, uploadedThrough, reservedThrough, tailFirstSeq, nextSeq, report,
     tailAppendable: tailAppendable && tail !== undefined && tail.lastSeq + 1 === nextSeq,
   };
 }
@@ -250,7 +262,11 @@ const list = (rs: { from: number; to: number }[], fmt: (r: { from: number; to: n
 
 /** The alarms a recovery report calls for: one `journal-corrupt` per damaged segment, with its counts. */
 export function recoveryAlarms(r: JournalRecoveryReport): Alarm[] {
-  return r.damaged.map((d) => ({
+  return r.damaged.map((d) => d.missing ? {
+    alarm: 'journal-corrupt' as const,
+    file: d.file,
+    detail: `segment missing: the records it held are lost; seqs go on from ${r.nextSeq}, above every seq reserved`,
+  } : {
     alarm: 'journal-corrupt' as const,
     file: d.file,
     detail:
@@ -260,5 +276,5 @@ export function recoveryAlarms(r: JournalRecoveryReport): Alarm[] {
       (d.lostSeqs.length ? ` (seq ${list(d.lostSeqs, (x) => (x.from === x.to ? `${x.from}` : `${x.from}-${x.to}`))})` : '') +
       `, ${d.recordsKept} kept and uploaded; ` +
       (d.keptAs ? `damaged copy kept as ${basename(d.keptAs)}` : `left as found (${d.repairError ?? 'not repaired'})`),
-  }));
+  });
 }

@@ -19,6 +19,8 @@ export class SeqReservation {
     private readonly log: Pick<Logger, 'warn'>,
     /** No seq above this has been handed out (from `seq.hwm` at open). */
     public through: number,
+    /** The working segment's first seq, as last noted. */
+    private tail: number,
   ) {}
 
   /** Make sure `need` is reserved; waits for the write. Throws a JournalIoError when it cannot be written. */
@@ -37,6 +39,16 @@ export class SeqReservation {
       .finally(() => (this.writing = undefined));
   }
 
+  /**
+   * Name the new working segment (its first seq): recovery then knows that a later segment than the last
+   * one it finds was lost, and restarts above the reservation. Best effort (a failure is logged).
+   */
+  async noteTail(firstSeq: number): Promise<void> {
+    await this.idle();
+    this.tail = firstSeq;
+    await this.write(this.through).catch((e: Error) => this.log.warn({ err: e.message }, 'journal: could not note the new segment in seq.hwm'));
+  }
+
   /** Wait for a write in progress (close). */
   async idle(): Promise<void> {
     await this.writing?.catch(() => {});
@@ -44,7 +56,8 @@ export class SeqReservation {
 
   private async write(through: number): Promise<void> {
     const path = reservationPath(this.dir);
-    await io('write', path, () => writeFileAtomic(path, new TextEncoder().encode(JSON.stringify({ laneId: this.laneId, reservedThrough: through }))));
-    this.through = Math.max(this.through, through);
+    const body = { laneId: this.laneId, reservedThrough: Math.max(through, this.through), tail: this.tail };
+    await io('write', path, () => writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(body))));
+    this.through = Math.max(this.through, body.reservedThrough);
   }
 }
