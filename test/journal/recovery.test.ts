@@ -1,7 +1,7 @@
 // Recovery of a damaged journal: damage in the middle costs only the records it touched (resync), a
 // damaged segment is kept aside and reported after someone listens, seqs are never handed out again —
 // also when the last segment's header is gone — and a failed rotation keeps the working handle.
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -210,9 +210,3 @@ describe('journal recovery', () => {
   });
 });
 
-// Helpers used above keep the scratch copy of a journal apart from the original.
-export function copyJournal(from: string): string {
-  const to = tmp();
-  cpSync(from, to, { recursive: true });
-  return to;
-}
