@@ -4,10 +4,12 @@
 // uploaded to the back office in batches keyed by lane id + seq (retries never duplicate), and trimmed
 // once uploaded. Record layout: protocol/README.md, "Journal records"; segment header: segment.ts.
 //
-// Sequence numbers are never handed out twice. Each group commit writes its records, then the segment
-// header's high-water mark, then one fdatasync; `seq.hwm` reserves seqs ahead in blocks for the case
-// where the last segment's header itself is lost. A commit that fails is cut back off the file (and
-// its seqs reused) before anything else is written; until then the journal writes nothing.
+// A segment is created sparse at its full size (segment.ts): a group commit is one write over zeros and
+// one fdatasync, with no size change for the file system to journal. Sequence numbers are never handed
+// out twice: recovery tells a write torn by a crash (its seq is reused) from damage (never), a closed
+// segment's header holds its exact mark, and `seq.hwm` reserves seqs ahead in blocks for when the end of
+// the last segment cannot be trusted. A commit that fails is cut back off the file (and its seqs reused)
+// before anything else is written; until then the journal writes nothing.
 //
 // Disk full (ENOSPC, EDQUOT, or the configured quota) or an I/O error: append() rejects with
 // JournalUnavailableError, one alarm is raised, and appends are refused at once while a probe (bounded
@@ -28,7 +30,7 @@ import type { Journal, JournalEntry, JournalHealth } from './journal.js';
 import { JournalUpload } from './upload.js';
 import type { Logger } from '../config/log.js';
 import { recoverJournal, recoveryAlarms, type JournalRecoveryReport, type Segment } from './recovery.js';
-import { SEGMENT_HEADER_BYTES, SLOT_BYTES, encodeHeader, encodeSlot, scanSegment, segName } from './segment.js';
+import { SEGMENT_HEADER_BYTES, encodeHeader, scanSegment, segName } from './segment.js';
 
 export type { JournalRecoveryReport } from './recovery.js';
 
@@ -113,7 +115,6 @@ export class FileJournal extends EventEmitter implements Journal {
   private closing = false;
   private closed = false;
   private readonly upload: JournalUpload;
-  private nextSlot: 0 | 1 = 0;
   private reservation!: SeqReservation;
   /** Set while the journal cannot write; appends are refused until a probe clears it. */
   private down: { reason: 'disk-full' | 'io-error'; detail: string; sinceMs: number } | undefined;
@@ -132,6 +133,8 @@ export class FileJournal extends EventEmitter implements Journal {
   private report!: JournalRecoveryReport;
   /** Recovery left a last segment that takes the next seq (used again if opening it failed at first). */
   private tailAppendable = false;
+  /** That segment's header says closed: it is marked open again before its next record. */
+  private tailClosed = false;
   private recoveryAlarmsPending: Alarm[] = [];
   readonly counters: JournalCounters = {
     appended: 0, fsyncs: 0, fsyncMsTotal: 0, fsyncMsMax: 0, lastFsyncMs: 0, uploaded: 0, uploadBatches: 0, uploadFailures: 0,
@@ -235,6 +238,7 @@ export class FileJournal extends EventEmitter implements Journal {
     if (r.report.tornBytesCut > 0) this.counters.tornTailsDropped++;
     this.counters.bytesDropped += r.report.tornBytesCut;
     this.tailAppendable = r.tailAppendable;
+    this.tailClosed = r.tailClosed;
     try {
       await this.openWorking(r.tailAppendable);
     } catch (e) {
@@ -247,16 +251,36 @@ export class FileJournal extends EventEmitter implements Journal {
   private async openWorking(tailAppendable: boolean): Promise<void> {
     const tail = this.segments.at(-1);
     if (tailAppendable && tail) {
-      this.fh = await io('open', tail.path, () => open(tail.path, 'r+'));
-      this.nextSlot = 0;
+      const fh = await io('open', tail.path, () => open(tail.path, 'r+'));
+      try {
+        // A closed mark would be stale once a record follows it.
+        if (this.tailClosed) await this.writeHeader(fh, tail, false);
+      } catch (e) {
+        await fh.close().catch(() => {});
+        throw e;
+      }
+      this.tailClosed = false;
+      this.fh = fh;
     } else {
       await this.rotate(this.nextSeq);
     }
   }
 
-  /** Start a segment whose first record will be `firstSeq`: opened and durable before the old handle is closed. */
+  /** Rewrite a segment's header (both slots) and make it durable; closed: its mark is exact. */
+  private async writeHeader(fh: FileHandle, seg: Segment, closed: boolean): Promise<void> {
+    const h = encodeHeader({ firstSeq: seg.firstSeq, hwm: seg.lastSeq, size: seg.fileSize, knownLost: seg.knownLost, closed });
+    await io('write header of', seg.path, () => writeFully(fh, h, 0));
+    await io('fdatasync', seg.path, () => fh.datasync());
+  }
+
+  /**
+   * Start a segment whose first record will be `firstSeq`: created sparse at its full size and durable
+   * before the old handle is closed; then the previous one is closed with its exact mark (best effort).
+   */
   private async rotate(firstSeq: number): Promise<void> {
     const path = join(this.o.dir, segName(firstSeq));
+    const size = Math.max(SEGMENT_HEADER_BYTES, this.o.segmentBytes);
+    const seg: Segment = { firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, fileSize: size, headered: true, knownLost: 0 };
     let fh: FileHandle | undefined;
     try {
       fh = await io('create', path, () => open(path, 'wx')).catch(async (e: JournalIoError) => {
@@ -265,7 +289,8 @@ export class FileJournal extends EventEmitter implements Journal {
         return io('create', path, () => open(path, 'w'));
       });
       const h = fh;
-      await io('write header of', path, () => writeFully(h, encodeHeader(firstSeq, firstSeq - 1), 0));
+      await io('write header of', path, () => writeFully(h, encodeHeader({ firstSeq, hwm: firstSeq - 1, size, knownLost: 0, closed: false }), 0));
+      await io('size', path, () => h.truncate(size));
       await io('fdatasync', path, () => h.datasync());
       await io('fsync directory of', path, () => syncDir(this.o.dir));
     } catch (e) {
@@ -274,12 +299,24 @@ export class FileJournal extends EventEmitter implements Journal {
       throw e;
     }
     await this.reservation.noteTail(firstSeq);
+    const prev = this.segments.at(-1);
     const old = this.fh;
     this.fh = fh;
-    this.nextSlot = 0;
-    this.segments.push({ firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, headered: true });
+    this.segments.push(seg);
     this.totalBytes += SEGMENT_HEADER_BYTES;
+    if (prev?.headered) await this.seal(prev, old).catch((e: Error) => this.log.warn({ err: e.message, segment: basename(prev.path) }, 'journal: could not close the previous segment with its mark'));
     await old?.close().catch((e: Error) => this.log.warn({ err: e.message }, 'journal: closing the previous segment failed'));
+  }
+
+  /** Mark a segment closed with its exact mark (through its open handle, or opened for this). */
+  private async seal(seg: Segment, fh: FileHandle | undefined): Promise<void> {
+    if (fh) return this.writeHeader(fh, seg, true);
+    const own = await io('open', seg.path, () => open(seg.path, 'r+'));
+    try {
+      await this.writeHeader(own, seg, true);
+    } finally {
+      await own.close().catch(() => {});
+    }
   }
 
   append(entry: JournalEntry): Promise<number> {
@@ -353,19 +390,17 @@ export class FileJournal extends EventEmitter implements Journal {
     this.needsHeal = true;
     const { bytesWritten } = await io('write', seg.path, () => fh.writev(batch.map((p) => p.bytes), seg.bytes));
     if (bytesWritten !== want) throw new JournalIoError('write', seg.path, 'ENOSPC', new Error(`short write ${bytesWritten} of ${want} bytes`));
-    const slot = this.nextSlot;
-    await io('write header of', seg.path, () => fh.write(encodeSlot(slot, seg.firstSeq, last), 0, SLOT_BYTES, slot * SLOT_BYTES));
     const t0 = performance.now();
     await io('fdatasync', seg.path, () => fh.datasync());
     const ms = performance.now() - t0;
     this.needsHeal = false;
-    this.nextSlot = slot === 0 ? 1 : 0;
     this.counters.fsyncs++;
     this.counters.fsyncMsTotal += ms;
     this.counters.lastFsyncMs = ms;
     if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
     this.emit('fsync', ms);
     seg.bytes += want;
+    seg.fileSize = Math.max(seg.fileSize, seg.bytes);
     seg.lastSeq = last;
     this.totalBytes += want;
     this.upload.add(batch);
@@ -417,8 +452,9 @@ export class FileJournal extends EventEmitter implements Journal {
     }
     const seg = this.segments[this.segments.length - 1];
     const fh = this.fh;
+    // Down to the durable end, then back to the file's size as zeros (a hole: no space needed).
     await io('truncate', seg.path, () => fh.truncate(seg.bytes));
-    await io('write header of', seg.path, () => writeFully(fh, encodeHeader(seg.firstSeq, seg.lastSeq), 0));
+    if (seg.fileSize > seg.bytes) await io('truncate', seg.path, () => fh.truncate(seg.fileSize));
     await io('fdatasync', seg.path, () => fh.datasync());
     this.needsHeal = false;
   }
@@ -511,6 +547,11 @@ export class FileJournal extends EventEmitter implements Journal {
     await this.probing;
     await this.upload.stop();
     await this.reservation.idle();
+    // A clean close leaves the exact mark (the next open trusts it even if the end is damaged later).
+    const tail = this.segments.at(-1);
+    if (this.fh && tail && !this.down && !this.needsHeal) {
+      await this.seal(tail, this.fh).catch((e: Error) => this.log.warn({ err: e.message }, 'journal: could not close the segment with its mark'));
+    }
     await this.fh?.close().catch(() => {});
     this.fh = undefined;
   }

@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal } from '../../firmware/journal/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { scanSegment } from '../../firmware/journal/segment.js';
+import { encodeJournalRecord } from '../../protocol/journal-record.js';
+import { dataEnd, fileRecords, markOpen } from '../support/journal-files.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { laneHarness } from '../support/lane-harness.js';
 
@@ -68,7 +70,7 @@ describe('journal recovery', () => {
     expect(alarms.map((a) => a.name)).toEqual(['journal-corrupt']);
     expect(alarms[0].detail).toMatch(/1 record lost unreadable \(seq 3\), 9 kept.*damaged copy kept as seg-0000000000000001\.jnl\.damaged/);
     // The damaged bytes are kept aside as found; the segment itself now holds the nine that check.
-    expect(readFileSync(`${f}.damaged`)).toEqual(flipped);
+    expect(readFileSync(`${f}.damaged`).equals(flipped)).toBe(true);
     expect(scanSegment(readFileSync(f), 1).records.map((r) => r.seq)).toEqual([1, 2, 4, 5, 6, 7, 8, 9, 10]);
     expect(await j.append(entry(11))).toBe(11);
     expect(await j.uploadNow()).toBe(true);
@@ -93,7 +95,8 @@ describe('journal recovery', () => {
     expect(names.length).toBeGreaterThan(2);
     const f = join(dir, names[0]);
     const b = readFileSync(f);
-    b[b.length - 30] ^= 0x01;
+    const r = fileRecords(f)[1];
+    b[r.offset + r.length - 30] ^= 0x01;
     writeFileSync(f, b);
     const journal = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 600 });
     const h = await laneHarness({}, { journal });
@@ -106,21 +109,30 @@ describe('journal recovery', () => {
     expect((alarm as { detail?: string }).detail).toMatch(/1 record lost unreadable \(seq \d+\)/);
   });
 
-  it('a torn tail (bytes past the last commit) is cut and its seq reused; a damaged last record is not', async () => {
+  it('a crash that cut the last write short at a page boundary: seq reused; the same bytes not on a boundary: damage', async () => {
     const dir = tmp();
     await journalOf(dir, 5);
     const f = join(dir, segFiles(dir)[0]);
-    const full = readFileSync(f);
-    writeFileSync(f, Buffer.concat([full, Buffer.from('JR\x01\x00torn')]));
+    markOpen(f);
+    const end = dataEnd(f);
+    const page = Math.ceil((end + 1) / 4096) * 4096;
+    const long = encodeJournalRecord(6, { ...entry(6), source: 'y'.repeat(5000) });
+    const b = readFileSync(f);
+    Buffer.from(long.subarray(0, page - end)).copy(b, end);
+    writeFileSync(f, b);
     let j = await FileJournal.open({ dir, laneId: 'L1' });
-    expect(j.recovery).toMatchObject({ tornBytesCut: 8, damaged: [], nextSeq: 6 });
-    await j.close();
-    expect(readFileSync(f)).toEqual(full);
-    // The same cut inside the committed record 5: the header's mark counts it, so 5 stays used.
-    writeFileSync(f, full.subarray(0, full.length - 4));
-    j = await FileJournal.open({ dir, laneId: 'L1' });
-    expect(j.recovery).toMatchObject({ tornBytesCut: 0, recordsLostUnreadable: 1, nextSeq: 6 });
+    expect(j.recovery).toMatchObject({ tornBytesCut: page - end, damaged: [], nextSeq: 6 });
     expect(await j.append(entry(6))).toBe(6);
+    await j.close();
+    // The same start of a record, but ending off a sector boundary: no write is cut there.
+    markOpen(f);
+    const end2 = dataEnd(f);
+    const c = readFileSync(f);
+    Buffer.from(encodeJournalRecord(7, { ...entry(7), source: 'y'.repeat(5000) }).subarray(0, 100)).copy(c, end2);
+    writeFileSync(f, c);
+    j = await FileJournal.open({ dir, laneId: 'L1', reserveBlock: 64 });
+    expect(j.recovery.damaged).toHaveLength(1);
+    expect(j.recovery.nextSeq).toBeGreaterThan(7);
     await j.close();
   });
 

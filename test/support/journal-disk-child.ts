@@ -19,6 +19,7 @@ import { startHealthServer } from '../../firmware/operations/health.js';
 import type { Lane } from '../../firmware/lane/lane.js';
 import { systemClock } from '../../drivers/seams.js';
 import { credentialKey, type Credential } from '../../protocol/credential.js';
+import { dataEnd } from './journal-files.js';
 
 const [dir, fillDir, url, laneId, optsJson] = process.argv.slice(2);
 const opts = JSON.parse(optsJson ?? '{}') as Partial<FileJournalOptions>;
@@ -80,8 +81,9 @@ async function run(cmd: string, arg: string | undefined): Promise<unknown> {
     case 'append-to-size': {
       const acted: [number, number, number][] = [];
       for (let k = 0; k < 10_000; k++) {
+        // Where the records end (segments are created at their full size, zeros after the records).
         const tail = readdirSync(dir).filter((n) => n.endsWith('.jnl')).sort().at(-1)!;
-        if (statSync(join(dir, tail)).size >= Number(arg)) break;
+        if (dataEnd(join(dir, tail)) >= Number(arg)) break;
         const r = await appendOne();
         if (!r.ok) return { acted, error: r.error };
         acted.push([r.seq, r.tap, r.rotationFailures]);
