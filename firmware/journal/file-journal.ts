@@ -135,6 +135,10 @@ export class FileJournal extends EventEmitter implements Journal {
   private tailAppendable = false;
   /** That segment's header says closed: it is marked open again before its next record. */
   private tailClosed = false;
+  /** Previous segments being closed with their marks (in the background, after a rotation). */
+  private sealing: Promise<void> = Promise.resolve();
+  /** The segment before the working one, until the working one's directory entry is durable. */
+  private previous: { seg: Segment; fh: FileHandle | undefined } | undefined;
   private recoveryAlarmsPending: Alarm[] = [];
   readonly counters: JournalCounters = {
     appended: 0, fsyncs: 0, fsyncMsTotal: 0, fsyncMsMax: 0, lastFsyncMs: 0, uploaded: 0, uploadBatches: 0, uploadFailures: 0,
@@ -233,7 +237,7 @@ export class FileJournal extends EventEmitter implements Journal {
     this.segments = r.segments;
     this.totalBytes = r.segments.reduce((a, s) => a + s.bytes, 0);
     this.upload.restore(r);
-    this.reservation = new SeqReservation(this.o.dir, this.o.laneId, this.o.reserveBlock, this.log, r.reservedThrough, r.tailFirstSeq);
+    this.reservation = new SeqReservation(this.o.dir, this.o.reserveBlock, this.log, r.reservedThrough);
     this.nextSeq = r.nextSeq;
     if (r.report.tornBytesCut > 0) this.counters.tornTailsDropped++;
     this.counters.bytesDropped += r.report.tornBytesCut;
@@ -267,8 +271,8 @@ export class FileJournal extends EventEmitter implements Journal {
   }
 
   /** Rewrite a segment's header (both slots) and make it durable; closed: its mark is exact. */
-  private async writeHeader(fh: FileHandle, seg: Segment, closed: boolean): Promise<void> {
-    const h = encodeHeader({ firstSeq: seg.firstSeq, hwm: seg.lastSeq, size: seg.fileSize, knownLost: seg.knownLost, closed });
+  private async writeHeader(fh: FileHandle, seg: Segment, closed: boolean, rotated = false): Promise<void> {
+    const h = encodeHeader({ firstSeq: seg.firstSeq, hwm: Math.max(seg.lastSeq, seg.mark ?? 0), size: seg.fileSize, knownLost: seg.knownLost, closed, rotated });
     await io('write header of', seg.path, () => writeFully(fh, h, 0));
     await io('fdatasync', seg.path, () => fh.datasync());
   }
@@ -280,7 +284,7 @@ export class FileJournal extends EventEmitter implements Journal {
   private async rotate(firstSeq: number): Promise<void> {
     const path = join(this.o.dir, segName(firstSeq));
     const size = Math.max(SEGMENT_HEADER_BYTES, this.o.segmentBytes);
-    const seg: Segment = { firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, fileSize: size, headered: true, knownLost: 0 };
+    const seg: Segment = { firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, fileSize: size, headered: true, knownLost: 0, unsyncedDir: true };
     let fh: FileHandle | undefined;
     try {
       fh = await io('create', path, () => open(path, 'wx')).catch(async (e: JournalIoError) => {
@@ -289,31 +293,44 @@ export class FileJournal extends EventEmitter implements Journal {
         return io('create', path, () => open(path, 'w'));
       });
       const h = fh;
+      // Header and size reach the disk with the first commit's fdatasync, the directory entry with a
+      // directory fsync run beside it (commit()): starting a segment costs no fsync of its own.
       await io('write header of', path, () => writeFully(h, encodeHeader({ firstSeq, hwm: firstSeq - 1, size, knownLost: 0, closed: false }), 0));
       await io('size', path, () => h.truncate(size));
-      await io('fdatasync', path, () => h.datasync());
-      await io('fsync directory of', path, () => syncDir(this.o.dir));
     } catch (e) {
       await fh?.close().catch(() => {});
       await unlink(path).catch(() => {});
       throw e;
     }
-    await this.reservation.noteTail(firstSeq);
     const prev = this.segments.at(-1);
     const old = this.fh;
     this.fh = fh;
     this.segments.push(seg);
     this.totalBytes += SEGMENT_HEADER_BYTES;
-    if (prev?.headered) await this.seal(prev, old).catch((e: Error) => this.log.warn({ err: e.message, segment: basename(prev.path) }, 'journal: could not close the previous segment with its mark'));
-    await old?.close().catch((e: Error) => this.log.warn({ err: e.message }, 'journal: closing the previous segment failed'));
+    // The previous one is closed with its mark ("the next was started") once the new one's directory
+    // entry is durable (its first commit), in the background; then its handle is released.
+    this.releasePrevious(false);
+    this.previous = prev ? { seg: prev, fh: old } : undefined;
+  }
+
+  /** Close the previous segment with its mark (when `rotated`: the next one is known durable), then release it. */
+  private releasePrevious(rotated: boolean): void {
+    const p = this.previous;
+    if (!p) return;
+    this.previous = undefined;
+    const done = (p.seg.headered && rotated ? this.seal(p.seg, p.fh, true) : Promise.resolve())
+      .catch((e: Error) => this.log.warn({ err: e.message, segment: basename(p.seg.path) }, 'journal: could not close the previous segment with its mark'))
+      .then(() => p.fh?.close())
+      .catch((e: Error) => this.log.warn({ err: e.message }, 'journal: closing the previous segment failed'));
+    this.sealing = Promise.all([this.sealing, done]).then(() => {});
   }
 
   /** Mark a segment closed with its exact mark (through its open handle, or opened for this). */
-  private async seal(seg: Segment, fh: FileHandle | undefined): Promise<void> {
-    if (fh) return this.writeHeader(fh, seg, true);
+  private async seal(seg: Segment, fh: FileHandle | undefined, rotated: boolean): Promise<void> {
+    if (fh) return this.writeHeader(fh, seg, true, rotated);
     const own = await io('open', seg.path, () => open(seg.path, 'r+'));
     try {
-      await this.writeHeader(own, seg, true);
+      await this.writeHeader(own, seg, true, rotated);
     } finally {
       await own.close().catch(() => {});
     }
@@ -391,7 +408,7 @@ export class FileJournal extends EventEmitter implements Journal {
     const { bytesWritten } = await io('write', seg.path, () => fh.writev(batch.map((p) => p.bytes), seg.bytes));
     if (bytesWritten !== want) throw new JournalIoError('write', seg.path, 'ENOSPC', new Error(`short write ${bytesWritten} of ${want} bytes`));
     const t0 = performance.now();
-    await io('fdatasync', seg.path, () => fh.datasync());
+    await Promise.all([io('fdatasync', seg.path, () => fh.datasync()), this.syncDirFor(seg)]);
     const ms = performance.now() - t0;
     this.needsHeal = false;
     this.counters.fsyncs++;
@@ -455,8 +472,16 @@ export class FileJournal extends EventEmitter implements Journal {
     // Down to the durable end, then back to the file's size as zeros (a hole: no space needed).
     await io('truncate', seg.path, () => fh.truncate(seg.bytes));
     if (seg.fileSize > seg.bytes) await io('truncate', seg.path, () => fh.truncate(seg.fileSize));
-    await io('fdatasync', seg.path, () => fh.datasync());
+    await Promise.all([io('fdatasync', seg.path, () => fh.datasync()), this.syncDirFor(seg)]);
     this.needsHeal = false;
+  }
+
+  /** A new segment's directory entry is made durable with its first commit (once). */
+  private async syncDirFor(seg: Segment): Promise<void> {
+    if (!seg.unsyncedDir) return;
+    await io('fsync directory of', seg.path, () => syncDir(this.o.dir));
+    seg.unsyncedDir = false;
+    this.releasePrevious(true);
   }
 
   private probeDelay(): number {
@@ -546,11 +571,14 @@ export class FileJournal extends EventEmitter implements Journal {
     this.probeTimer = undefined;
     await this.probing;
     await this.upload.stop();
-    await this.reservation.idle();
-    // A clean close leaves the exact mark (the next open trusts it even if the end is damaged later).
+    await this.reservation.close();
+    // A clean close leaves the exact marks (the next open trusts them even if the end is damaged later).
     const tail = this.segments.at(-1);
-    if (this.fh && tail && !this.down && !this.needsHeal) {
-      await this.seal(tail, this.fh).catch((e: Error) => this.log.warn({ err: e.message }, 'journal: could not close the segment with its mark'));
+    const durable = tail !== undefined && (await this.syncDirFor(tail).then(() => true, () => false));
+    this.releasePrevious(durable);
+    await this.sealing;
+    if (this.fh && tail && durable && !this.down && !this.needsHeal) {
+      await this.seal(tail, this.fh, false).catch((e: Error) => this.log.warn({ err: e.message }, 'journal: could not close the segment with its mark'));
     }
     await this.fh?.close().catch(() => {});
     this.fh = undefined;

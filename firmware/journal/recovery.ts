@@ -18,6 +18,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Alarm } from '../../protocol/alarms.js';
 import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
 import { SEG, SEGMENT_HEADER_BYTES, encodeHeader, isTornWrite, scanSegment, segName, type ScannedRecord } from './segment.js';
+import { readReservation } from './seq-reservation.js';
 
 export interface Segment {
   firstSeq: number;
@@ -32,6 +33,10 @@ export interface Segment {
   headered: boolean;
   /** Seqs its header counts as lost to earlier damage. */
   knownLost: number;
+  /** The mark its header keeps, when above lastSeq (seqs burnt by a repair). */
+  mark?: number;
+  /** Just created: its directory entry is made durable with its first commit. */
+  unsyncedDir?: boolean;
 }
 
 export interface DamagedSegment {
@@ -50,7 +55,7 @@ export interface DamagedSegment {
   unknownTail?: { from: number; to: number };
   /** Why the segment could not be copied aside or rewritten (then it was left as found). */
   repairError?: string;
-  /** The working segment `seq.hwm` names is gone. */
+  /** The segment after this one is gone (this one was closed when the next was started). */
   missing?: true;
 }
 
@@ -78,8 +83,6 @@ export interface Recovered {
   backlog: number;
   uploadedThrough: number;
   reservedThrough: number;
-  /** The working segment `seq.hwm` last named (0: none). */
-  tailFirstSeq: number;
   nextSeq: number;
   /** The last segment can take the next record (format 2, clean, ends right below nextSeq). */
   tailAppendable: boolean;
@@ -89,7 +92,6 @@ export interface Recovered {
 }
 
 export const statePath = (dir: string) => join(dir, 'uploaded.json');
-export const reservationPath = (dir: string) => join(dir, 'seq.hwm');
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -107,9 +109,7 @@ const firstSeqOf = (name: string) => Number(SEG.exec(name)![1]);
 export async function recoverJournal(dir: string, memoryRecords: number, warn: (o: object, msg: string) => void): Promise<Recovered> {
   await mkdir(dir, { recursive: true });
   const uploadedThrough = safe((await readJson(statePath(dir)))?.uploadedThrough);
-  const reservation = await readJson(reservationPath(dir));
-  const reservedThrough = safe(reservation?.reservedThrough);
-  const tailFirstSeq = safe(reservation?.tail);
+  const reservedThrough = await readReservation(dir);
   let names = (await readdir(dir)).filter((n) => SEG.test(n)).sort();
   const report: JournalRecoveryReport = { segmentsScanned: names.length, recordsKept: 0, tornBytesCut: 0, damaged: [], recordsLostUnreadable: 0, strayRecords: 0, nextSeq: 1 };
   names = await dropUnused(dir, names);
@@ -155,10 +155,11 @@ export async function recoverJournal(dir: string, memoryRecords: number, warn: (
     report.recordsKept += s.records.length;
     found.push(f);
   }
-  // `seq.hwm` names the working segment of its time: a later one than the last found was lost.
-  if (tailFirstSeq > (names.length > 0 ? firstSeqOf(names.at(-1)!) : 0)) {
+  // The last segment was closed because a next one was started: that one is gone.
+  const t = found.at(-1);
+  if (t?.scan.header?.rotated) {
     tailSuspect = true;
-    report.damaged.push({ file: join(dir, segName(tailFirstSeq)), missing: true, ranges: [], recordsKept: 0, recordsLost: 0, lostSeqs: [] });
+    report.damaged.push({ file: join(dir, segName(t.written + 1)), missing: true, ranges: [], recordsKept: 0, recordsLost: 0, lostSeqs: [] });
   }
   if (tailSuspect) bound = Math.max(bound, reservedThrough);
   const nextSeq = Math.max(bound, uploadedThrough) + 1;
@@ -186,7 +187,7 @@ export async function recoverJournal(dir: string, memoryRecords: number, warn: (
         const records = s.records.map((r) => f.bytes.subarray(r.offset, r.offset + r.length));
         const size = SEGMENT_HEADER_BYTES + records.reduce((a, r) => a + r.byteLength, 0);
         await writeFileAtomic(f.path, Buffer.concat([encodeHeader({ firstSeq, hwm, size, knownLost, closed: true }), ...records]));
-        seg = { ...seg, bytes: size, fileSize: size, headered: true, knownLost };
+        seg = { ...seg, bytes: size, fileSize: size, headered: true, knownLost, mark: hwm };
       } catch (e) {
         d.repairError = (e as Error).message;
       }
@@ -208,11 +209,10 @@ export async function recoverJournal(dir: string, memoryRecords: number, warn: (
     }
   }
   report.damaged.sort((a, b) => (a.file < b.file ? -1 : 1));
-  const t = found.at(-1);
   const tailSeg = segments.at(-1);
-  const tailAppendable = t !== undefined && !t.scan.legacy && t.scan.goodSlots === 2 && !t.damaged && tailSeg!.lastSeq + 1 === nextSeq;
+  const tailAppendable = t !== undefined && !t.scan.legacy && t.scan.goodSlots === 2 && !t.damaged && !t.scan.header?.rotated && tailSeg!.lastSeq + 1 === nextSeq;
   return {
-    segments, unacked, spilled, backlog, uploadedThrough, reservedThrough, tailFirstSeq, nextSeq, report, tailAppendable,
+    segments, unacked, spilled, backlog, uploadedThrough, reservedThrough, nextSeq, report, tailAppendable,
     tailClosed: t?.scan.header?.closed === true,
   };
 }

@@ -37,11 +37,14 @@ export interface SegmentHeader {
   /** Seqs up to hwm it lacks on purpose (lost to damage, reported, rewritten without them). */
   knownLost: number;
   closed: boolean;
+  /** Closed because the next segment was started (which must then exist). */
+  rotated?: boolean;
 }
 
 /**
  * One slot: bytes 0-1 "JS", 2 format (2), 3 slot number (0, 1), 4-11 first seq (u64 LE), 12-19 high-water
- * mark (u64 LE), 20-23 created size (u32 LE), 24-26 seqs known lost (u24 LE), 27 flags (bit 0: closed),
+ * mark (u64 LE), 20-23 created size (u32 LE), 24-26 seqs known lost (u24 LE), 27 flags (bit 0: closed, bit 1:
+ * the next segment was started),
  * 28-31 CRC-32 (zlib) of bytes 0-27.
  */
 export function encodeSlot(slot: 0 | 1, h: SegmentHeader): Buffer {
@@ -54,7 +57,7 @@ export function encodeSlot(slot: 0 | 1, h: SegmentHeader): Buffer {
   b.writeBigUInt64LE(BigInt(h.hwm), 12);
   b.writeUInt32LE(Math.min(h.size, 0xffffffff), 20);
   b.writeUIntLE(Math.min(h.knownLost, 0xffffff), 24, 3);
-  b[27] = h.closed ? 1 : 0;
+  b[27] = (h.closed ? 1 : 0) | (h.rotated ? 2 : 0);
   b.writeUInt32LE(crc32(b.subarray(0, 28)), 28);
   return b;
 }
@@ -77,7 +80,7 @@ export function decodeHeader(bytes: Uint8Array, firstSeq: number): (SegmentHeade
     if (crc32(s.subarray(0, 28)) !== s.readUInt32LE(28)) continue;
     if (Number(s.readBigUInt64LE(4)) !== firstSeq) continue;
     goodSlots++;
-    const h = { firstSeq, hwm: Number(s.readBigUInt64LE(12)), size: s.readUInt32LE(20), knownLost: s.readUIntLE(24, 3), closed: (s[27] & 1) === 1, goodSlots: 0 };
+    const h = { firstSeq, hwm: Number(s.readBigUInt64LE(12)), size: s.readUInt32LE(20), knownLost: s.readUIntLE(24, 3), closed: (s[27] & 1) === 1, rotated: (s[27] & 2) === 2, goodSlots: 0 };
     if (!best || h.hwm > best.hwm) best = h;
   }
   if (best) best.goodSlots = goodSlots;
