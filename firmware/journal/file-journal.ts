@@ -1,11 +1,12 @@
 // The journal on disk: every record checksummed, durable (fdatasync) before append() resolves, many
 // appends sharing one fsync (group commit), recovered after kill -9, power loss or damage (recovery.ts:
-// a torn tail is cut, a damaged segment is kept aside and every record that still checks is kept),
-// uploaded to the back office in batches keyed by lane id + seq (retries never duplicate), and trimmed
-// once uploaded. Record layout: protocol/README.md, "Journal records"; segment header: segment.ts.
+// a torn write is cut, a damaged segment is kept aside and every record that still checks is kept),
+// uploaded to the back office in batches keyed by lane id + seq (upload.ts; retries never duplicate),
+// and trimmed once uploaded. Record layout: protocol/README.md, "Journal records"; segment files:
+// segment.ts, written by segment-writer.ts.
 //
-// A segment is created sparse at its full size (segment.ts): a group commit is one write over zeros and
-// one fdatasync, with no size change for the file system to journal. Sequence numbers are never handed
+// A segment is created sparse at its full size: a group commit is one write over zeros and one
+// fdatasync, with no size change for the file system to journal. Sequence numbers are never handed
 // out twice: recovery tells a write torn by a crash (its seq is reused) from damage (never), a closed
 // segment's header holds its exact mark, and `seq.hwm` reserves seqs ahead in blocks for when the end of
 // the last segment cannot be trusted. A commit that fails is cut back off the file (and its seqs reused)
@@ -19,18 +20,19 @@
 // closed, and on failure the journal keeps writing to the old one and tries again later.
 
 import { EventEmitter } from 'node:events';
-import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import { encodeJournalRecord } from '../../protocol/journal-record.js';
-import { syncDir, writeFully } from '../platform/atomic-file.js';
+import { writeFully } from '../platform/atomic-file.js';
 import { FULL, JournalIoError, asIoError, io } from './io-error.js';
 import { SeqReservation } from './seq-reservation.js';
 import type { Journal, JournalEntry, JournalHealth } from './journal.js';
 import { JournalUpload } from './upload.js';
 import type { Logger } from '../config/log.js';
-import { recoverJournal, recoveryAlarms, type JournalRecoveryReport, type Segment } from './recovery.js';
-import { SEGMENT_HEADER_BYTES, encodeHeader, scanSegment, segName } from './segment.js';
+import { recoverJournal, recoveryAlarms, type JournalRecoveryReport } from './recovery.js';
+import { SEGMENT_HEADER_BYTES } from './segment.js';
+import { SegmentWriter } from './segment-writer.js';
 
 export type { JournalRecoveryReport } from './recovery.js';
 
@@ -105,9 +107,8 @@ const PROBE_BYTES = 16 * 1024;
 export class FileJournal extends EventEmitter implements Journal {
   private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'log'>> & { uploadUrl?: string; uploadToken?: string };
   private readonly log: Logger;
-  private segments: Segment[] = [];
-  /** The last segment's handle; undefined only while the journal is unavailable. */
-  private fh: FileHandle | undefined;
+  /** The segment files (undefined only before open() has recovered them). */
+  private files!: SegmentWriter;
   private nextSeq = 1;
   private totalBytes = 0;
   private queue: Pending[] = [];
@@ -118,8 +119,6 @@ export class FileJournal extends EventEmitter implements Journal {
   private reservation!: SeqReservation;
   /** Set while the journal cannot write; appends are refused until a probe clears it. */
   private down: { reason: 'disk-full' | 'io-error'; detail: string; sinceMs: number } | undefined;
-  /** A failed commit may have left bytes past the durable end (or a header mark above it): cut before writing. */
-  private needsHeal = false;
   private quotaFull = false;
   /** Size of the record the quota refused: the quota clears once that much fits again. */
   private quotaNeed = 0;
@@ -131,14 +130,6 @@ export class FileJournal extends EventEmitter implements Journal {
   private rotateRetryAt = 0;
   private rotateFailuresInRow = 0;
   private report!: JournalRecoveryReport;
-  /** Recovery left a last segment that takes the next seq (used again if opening it failed at first). */
-  private tailAppendable = false;
-  /** That segment's header says closed: it is marked open again before its next record. */
-  private tailClosed = false;
-  /** Previous segments being closed with their marks (in the background, after a rotation). */
-  private sealing: Promise<void> = Promise.resolve();
-  /** The segment before the working one, until the working one's directory entry is durable. */
-  private previous: { seg: Segment; fh: FileHandle | undefined } | undefined;
   private recoveryAlarmsPending: Alarm[] = [];
   readonly counters: JournalCounters = {
     appended: 0, fsyncs: 0, fsyncMsTotal: 0, fsyncMsMax: 0, lastFsyncMs: 0, uploaded: 0, uploadBatches: 0, uploadFailures: 0,
@@ -163,7 +154,7 @@ export class FileJournal extends EventEmitter implements Journal {
     // No logger given: stay quiet (and keep pino out of processes that only journal).
     this.log = opts.log ?? quietLog;
     this.upload = new JournalUpload(this.o, {
-      segments: () => this.segments,
+      segments: () => this.files.segments,
       trim: (through) => this.trim(through),
       raise: (a) => this.raise(a),
       uploaded: (through) => this.emit('uploaded', through),
@@ -200,7 +191,7 @@ export class FileJournal extends EventEmitter implements Journal {
     return this.upload.now();
   }
   get segmentCount(): number {
-    return this.segments.length;
+    return this.files.segments.length;
   }
   /** What recovery found at open: segments scanned, torn bytes cut, damaged segments, records kept and lost. */
   get recovery(): JournalRecoveryReport {
@@ -220,7 +211,7 @@ export class FileJournal extends EventEmitter implements Journal {
       return { writable: false, state: this.down.reason, sinceMs: this.down.sinceMs, detail: `${this.down.detail}; probing every ${this.probeDelay()} ms at most (${this.probeFailures} probes failed)` };
     }
     if (this.quotaFull) return { writable: false, state: 'disk-full', detail: `journal quota of ${this.o.maxBytes} bytes reached (${this.upload.backlog} records awaiting upload)` };
-    const tail = this.segments.at(-1);
+    const tail = this.files.tail;
     const rot = this.rotateFailuresInRow ? `; ${this.rotateFailuresInRow} attempts to start the next segment failed, writing on` : '';
     return { writable: true, state: 'ok', detail: `${this.o.dir}: writing ${tail ? basename(tail.path) : '-'}${rot}; ${this.upload.backlog} records awaiting upload` };
   }
@@ -234,17 +225,16 @@ export class FileJournal extends EventEmitter implements Journal {
     const r = await recoverJournal(this.o.dir, this.o.memoryRecords, (o, msg) => this.log.warn(o, msg));
     this.report = r.report;
     this.recoveryAlarmsPending = recoveryAlarms(r.report);
-    this.segments = r.segments;
+    this.files = new SegmentWriter(this.o.dir, this.o.segmentBytes, this.log, r.tailAppendable, r.tailClosed);
+    this.files.segments = r.segments;
     this.totalBytes = r.segments.reduce((a, s) => a + s.bytes, 0);
     this.upload.restore(r);
     this.reservation = new SeqReservation(this.o.dir, this.o.reserveBlock, this.log, r.reservedThrough);
     this.nextSeq = r.nextSeq;
     if (r.report.tornBytesCut > 0) this.counters.tornTailsDropped++;
     this.counters.bytesDropped += r.report.tornBytesCut;
-    this.tailAppendable = r.tailAppendable;
-    this.tailClosed = r.tailClosed;
     try {
-      await this.openWorking(r.tailAppendable);
+      await this.openWorking();
     } catch (e) {
       this.fail(e as Error);
     }
@@ -252,88 +242,10 @@ export class FileJournal extends EventEmitter implements Journal {
   }
 
   /** Make the last segment the working one (it takes the next seq), or start a new one. */
-  private async openWorking(tailAppendable: boolean): Promise<void> {
-    const tail = this.segments.at(-1);
-    if (tailAppendable && tail) {
-      const fh = await io('open', tail.path, () => open(tail.path, 'r+'));
-      try {
-        // A closed mark would be stale once a record follows it.
-        if (this.tailClosed) await this.writeHeader(fh, tail, false);
-      } catch (e) {
-        await fh.close().catch(() => {});
-        throw e;
-      }
-      this.tailClosed = false;
-      this.fh = fh;
-    } else {
-      await this.rotate(this.nextSeq);
-    }
-  }
-
-  /** Rewrite a segment's header (both slots) and make it durable; closed: its mark is exact. */
-  private async writeHeader(fh: FileHandle, seg: Segment, closed: boolean, rotated = false): Promise<void> {
-    const h = encodeHeader({ firstSeq: seg.firstSeq, hwm: Math.max(seg.lastSeq, seg.mark ?? 0), size: seg.fileSize, knownLost: seg.knownLost, closed, rotated });
-    await io('write header of', seg.path, () => writeFully(fh, h, 0));
-    await io('fdatasync', seg.path, () => fh.datasync());
-  }
-
-  /**
-   * Start a segment whose first record will be `firstSeq`: created sparse at its full size and durable
-   * before the old handle is closed; then the previous one is closed with its exact mark (best effort).
-   */
-  private async rotate(firstSeq: number): Promise<void> {
-    const path = join(this.o.dir, segName(firstSeq));
-    const size = Math.max(SEGMENT_HEADER_BYTES, this.o.segmentBytes);
-    const seg: Segment = { firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, fileSize: size, headered: true, knownLost: 0, unsyncedDir: true };
-    let fh: FileHandle | undefined;
-    try {
-      fh = await io('create', path, () => open(path, 'wx')).catch(async (e: JournalIoError) => {
-        // Left over from a failed attempt (its removal failed too): only an empty one may be taken over.
-        if (e.code !== 'EEXIST' || scanSegment(new Uint8Array(await readFile(path)), firstSeq).records.length > 0) throw e;
-        return io('create', path, () => open(path, 'w'));
-      });
-      const h = fh;
-      // Header and size reach the disk with the first commit's fdatasync, the directory entry with a
-      // directory fsync run beside it (commit()): starting a segment costs no fsync of its own.
-      await io('write header of', path, () => writeFully(h, encodeHeader({ firstSeq, hwm: firstSeq - 1, size, knownLost: 0, closed: false }), 0));
-      await io('size', path, () => h.truncate(size));
-    } catch (e) {
-      await fh?.close().catch(() => {});
-      await unlink(path).catch(() => {});
-      throw e;
-    }
-    const prev = this.segments.at(-1);
-    const old = this.fh;
-    this.fh = fh;
-    this.segments.push(seg);
-    this.totalBytes += SEGMENT_HEADER_BYTES;
-    // The previous one is closed with its mark ("the next was started") once the new one's directory
-    // entry is durable (its first commit), in the background; then its handle is released.
-    this.releasePrevious(false);
-    this.previous = prev ? { seg: prev, fh: old } : undefined;
-  }
-
-  /** Close the previous segment with its mark (when `rotated`: the next one is known durable), then release it. */
-  private releasePrevious(rotated: boolean): void {
-    const p = this.previous;
-    if (!p) return;
-    this.previous = undefined;
-    const done = (p.seg.headered && rotated ? this.seal(p.seg, p.fh, true) : Promise.resolve())
-      .catch((e: Error) => this.log.warn({ err: e.message, segment: basename(p.seg.path) }, 'journal: could not close the previous segment with its mark'))
-      .then(() => p.fh?.close())
-      .catch((e: Error) => this.log.warn({ err: e.message }, 'journal: closing the previous segment failed'));
-    this.sealing = Promise.all([this.sealing, done]).then(() => {});
-  }
-
-  /** Mark a segment closed with its exact mark (through its open handle, or opened for this). */
-  private async seal(seg: Segment, fh: FileHandle | undefined, rotated: boolean): Promise<void> {
-    if (fh) return this.writeHeader(fh, seg, true, rotated);
-    const own = await io('open', seg.path, () => open(seg.path, 'r+'));
-    try {
-      await this.writeHeader(own, seg, true, rotated);
-    } finally {
-      await own.close().catch(() => {});
-    }
+  private async openWorking(): Promise<void> {
+    const before = this.files.segments.length;
+    await this.files.openWorking(this.nextSeq);
+    if (this.files.segments.length > before) this.totalBytes += SEGMENT_HEADER_BYTES;
   }
 
   append(entry: JournalEntry): Promise<number> {
@@ -395,30 +307,17 @@ export class FileJournal extends EventEmitter implements Journal {
     this.flushing = undefined;
   }
 
-  /** Write a batch at the durable end, then the header mark, then one fdatasync. Throws JournalIoError. */
+  /** Write a batch at the durable end, then one fdatasync. Throws JournalIoError. */
   private async commit(batch: Pending[]): Promise<void> {
-    const seg = this.segments[this.segments.length - 1];
-    const fh = this.fh;
-    if (!fh || this.needsHeal) throw new JournalIoError('write', seg?.path ?? this.o.dir, 'EBADF', new Error('no working segment'));
     const last = batch[batch.length - 1].seq;
     await this.reservation.ensure(last);
     const want = batch.reduce((a, p) => a + p.bytes.byteLength, 0);
-    // From here on, anything past the durable end is cut again if what follows fails.
-    this.needsHeal = true;
-    const { bytesWritten } = await io('write', seg.path, () => fh.writev(batch.map((p) => p.bytes), seg.bytes));
-    if (bytesWritten !== want) throw new JournalIoError('write', seg.path, 'ENOSPC', new Error(`short write ${bytesWritten} of ${want} bytes`));
-    const t0 = performance.now();
-    await Promise.all([io('fdatasync', seg.path, () => fh.datasync()), this.syncDirFor(seg)]);
-    const ms = performance.now() - t0;
-    this.needsHeal = false;
+    const ms = await this.files.write(batch.map((p) => p.bytes), last);
     this.counters.fsyncs++;
     this.counters.fsyncMsTotal += ms;
     this.counters.lastFsyncMs = ms;
     if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
     this.emit('fsync', ms);
-    seg.bytes += want;
-    seg.fileSize = Math.max(seg.fileSize, seg.bytes);
-    seg.lastSeq = last;
     this.totalBytes += want;
     this.upload.add(batch);
   }
@@ -432,8 +331,8 @@ export class FileJournal extends EventEmitter implements Journal {
     const ioe = asIoError(e, 'write', this.o.dir);
     const rejected = [...batch, ...this.queue];
     this.queue = [];
-    const tail = this.segments.at(-1);
-    if (this.fh && tail) this.nextSeq = tail.lastSeq + 1;
+    const tail = this.files.tail;
+    if (this.files.working && tail) this.nextSeq = tail.lastSeq + 1;
     this.counters.rejectedAppends += rejected.length;
     if (batch.length) this.counters.writeFailures++;
     const full = FULL.has(ioe.code ?? '');
@@ -460,28 +359,11 @@ export class FileJournal extends EventEmitter implements Journal {
     this.raise({ alarm: 'journal-ok' });
   }
 
-  /** Cut the working segment back to its durable end and its header back to its durable mark (or open one). */
+  /** Cut the working segment back to its durable end (or open one). */
   private async heal(): Promise<void> {
-    if (!this.fh) {
-      await this.openWorking(this.tailAppendable);
-      this.needsHeal = false;
-      return;
-    }
-    const seg = this.segments[this.segments.length - 1];
-    const fh = this.fh;
-    // Down to the durable end, then back to the file's size as zeros (a hole: no space needed).
-    await io('truncate', seg.path, () => fh.truncate(seg.bytes));
-    if (seg.fileSize > seg.bytes) await io('truncate', seg.path, () => fh.truncate(seg.fileSize));
-    await Promise.all([io('fdatasync', seg.path, () => fh.datasync()), this.syncDirFor(seg)]);
-    this.needsHeal = false;
-  }
-
-  /** A new segment's directory entry is made durable with its first commit (once). */
-  private async syncDirFor(seg: Segment): Promise<void> {
-    if (!seg.unsyncedDir) return;
-    await io('fsync directory of', seg.path, () => syncDir(this.o.dir));
-    seg.unsyncedDir = false;
-    this.releasePrevious(true);
+    const before = this.files.segments.length;
+    await this.files.heal(this.nextSeq);
+    if (this.files.segments.length > before) this.totalBytes += SEGMENT_HEADER_BYTES;
   }
 
   private probeDelay(): number {
@@ -529,10 +411,11 @@ export class FileJournal extends EventEmitter implements Journal {
 
   /** Start the next segment when this one is full, unless a recent attempt failed (then keep writing here). */
   private async maybeRotate(): Promise<void> {
-    const seg = this.segments[this.segments.length - 1];
-    if (seg.bytes < this.o.segmentBytes || Date.now() < this.rotateRetryAt || this.down) return;
+    const seg = this.files.tail;
+    if (!seg || seg.bytes < this.o.segmentBytes || Date.now() < this.rotateRetryAt || this.down) return;
     try {
-      await this.rotate(seg.lastSeq + 1);
+      await this.files.rotate(seg.lastSeq + 1);
+      this.totalBytes += SEGMENT_HEADER_BYTES;
       if (this.rotateFailuresInRow) this.log.info({ after: this.rotateFailuresInRow }, 'journal: next segment started');
       this.rotateFailuresInRow = 0;
     } catch (e) {
@@ -553,11 +436,7 @@ export class FileJournal extends EventEmitter implements Journal {
 
   /** Delete closed segments whose every record the back office has acknowledged (damaged copies stay). */
   private async trim(through: number): Promise<void> {
-    while (this.segments.length > 1 && this.segments[0].lastSeq <= through) {
-      const s = this.segments.shift()!;
-      this.totalBytes -= s.bytes;
-      await unlink(s.path).catch(() => {});
-    }
+    this.totalBytes -= await this.files.trim(through);
     this.quotaCheck();
     this.maybeOk();
   }
@@ -572,16 +451,7 @@ export class FileJournal extends EventEmitter implements Journal {
     await this.probing;
     await this.upload.stop();
     await this.reservation.close();
-    // A clean close leaves the exact marks (the next open trusts them even if the end is damaged later).
-    const tail = this.segments.at(-1);
-    const durable = tail !== undefined && (await this.syncDirFor(tail).then(() => true, () => false));
-    this.releasePrevious(durable);
-    await this.sealing;
-    if (this.fh && tail && durable && !this.down && !this.needsHeal) {
-      await this.seal(tail, this.fh, false).catch((e: Error) => this.log.warn({ err: e.message }, 'journal: could not close the segment with its mark'));
-    }
-    await this.fh?.close().catch(() => {});
-    this.fh = undefined;
+    await this.files.close(!this.down);
   }
 }
 
