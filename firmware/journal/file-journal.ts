@@ -148,7 +148,7 @@ export class FileJournal extends EventEmitter implements Journal {
       memoryRecords: 50_000,
       probeMinMs: 100,
       probeMaxMs: 5_000,
-      reserveBlock: 8192,
+      reserveBlock: 65_536,
       ...opts,
     };
     // No logger given: stay quiet (and keep pino out of processes that only journal).
