@@ -108,6 +108,7 @@ const firstSeqOf = (name: string) => Number(SEG.exec(name)![1]);
 /** Scan, classify, then repair; `memoryRecords` caps the unacknowledged records returned (the rest: `spilled`). */
 export async function recoverJournal(dir: string, memoryRecords: number, warn: (o: object, msg: string) => void): Promise<Recovered> {
   await mkdir(dir, { recursive: true });
+  await unlink(join(dir, 'probe.tmp')).catch(() => {}); // a disk probe a crash interrupted
   const uploadedThrough = safe((await readJson(statePath(dir)))?.uploadedThrough);
   const reservedThrough = await readReservation(dir);
   let names = (await readdir(dir)).filter((n) => SEG.test(n)).sort();
