@@ -1,21 +1,42 @@
 // The journal on disk: every record checksummed, durable (fdatasync) before append() resolves, many
-// appends sharing one fsync (group commit), recovered after kill -9 or power loss (a torn or garbage
-// tail is cut off, never replayed), uploaded to the back office in batches keyed by lane id + seq
-// (retries never duplicate), and trimmed once uploaded. Record layout: protocol/README.md, "Journal records".
+// appends sharing one fsync (group commit), recovered after kill -9, power loss or damage (recovery.ts:
+// a torn write is cut, a damaged segment is kept aside and every record that still checks is kept),
+// uploaded to the back office in batches keyed by lane id + seq (upload.ts; retries never duplicate),
+// and trimmed once uploaded. Record layout: protocol/README.md, "Journal records"; segment files:
+// segment.ts, written by segment-writer.ts.
 //
-// Disk full (or the configured quota reached): append() rejects with JournalUnavailableError (a GateError,
-// code journal-unavailable) and a journal-disk-full alarm is raised. The lane must then not act on an entry decision (refuse with journal-unavailable);
-// an exit is opened anyway (a status may never trap a rider inside) and counted as unjournaled.
+// A segment is created sparse at its full size: a group commit is one write over zeros and one
+// fdatasync, with no size change for the file system to journal. Sequence numbers are never handed
+// out twice: recovery tells a write torn by a crash (its seq is reused) from damage (never), a closed
+// segment's header holds its exact mark, and `seq.hwm` reserves seqs ahead in blocks for when the end of
+// the last segment cannot be trusted. A commit that fails is cut back off the file (and its seqs reused)
+// before anything else is written; until then the journal writes nothing.
+//
+// Disk full (ENOSPC, EDQUOT, or the configured quota) or an I/O error: append() rejects with
+// JournalUnavailableError, one alarm is raised, and appends are refused at once while a probe (bounded
+// back-off) checks the disk; when a probe writes and fsyncs again, 'journal-ok' is raised and appends
+// resume, without a restart. The lane then refuses entries (journal-unavailable) and still opens exits.
+// A failed rotation never loses the working handle: the next segment is opened before the old one is
+// closed, and on failure the journal keeps writing to the old one and tries again later.
 
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
+import { open, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Alarm } from '../../protocol/alarms.js';
 import { GateError, GateErrorCode } from '../../protocol/errors.js';
-import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
-import { httpRequest, type TlsTrust } from '../platform/https-client.js';
-import type { Journal, JournalAlarm, JournalEntry, JournalRecord, JournalStats } from './journal.js';
+import { encodeJournalRecord } from '../../protocol/journal-record.js';
+import { writeFully } from '../platform/atomic-file.js';
+import type { TlsTrust } from '../platform/https-client.js';
+import { FULL, JournalIoError, asIoError, io } from './io-error.js';
+import { SeqReservation } from './seq-reservation.js';
+import type { Journal, JournalAlarm, JournalEntry, JournalHealth, JournalStats } from './journal.js';
+import { JournalUpload } from './upload.js';
 import type { Logger } from '../config/log.js';
+import { recoverJournal, recoveryAlarms, type JournalRecoveryReport } from './recovery.js';
+import { SEGMENT_HEADER_BYTES } from './segment.js';
+import { SegmentWriter } from './segment-writer.js';
+
+export type { JournalRecoveryReport } from './recovery.js';
 
 export interface FileJournalOptions {
   dir: string;
@@ -24,7 +45,7 @@ export interface FileJournalOptions {
   uploadUrl?: string;
   /** Bearer token for the back office (role `gate`), when it asks for one. */
   uploadToken?: string;
-  /** For an https uploadUrl: the CA and/or pinned certificate the back office must show. */
+  /** How to trust the back office over https (CA file and/or pinned certificate); plain http needs none. */
   uploadTls?: TlsTrust;
   /** Start a new segment file beyond this size. */
   segmentBytes?: number;
@@ -36,6 +57,11 @@ export interface FileJournalOptions {
   maxBackoffMs?: number;
   /** Unacknowledged records kept in memory for upload; beyond this they are read back from disk. */
   memoryRecords?: number;
+  /** While the journal cannot write: first probe after this long, doubling up to probeMaxMs (also the rotation retry). */
+  probeMinMs?: number;
+  probeMaxMs?: number;
+  /** Seqs reserved ahead in `seq.hwm` at a time. */
+  reserveBlock?: number;
   log?: Logger;
 }
 
@@ -66,27 +92,15 @@ export interface FileJournalEvents {
   fsync: [ms: number];
 }
 
-/** The logger methods the journal uses (pino's Logger has them; the default is silent). */
-type JournalLog = Pick<Logger, 'warn' | 'error' | 'info' | 'debug'>;
-
 interface Pending {
   bytes: Uint8Array;
   entry: JournalEntry;
   seq: number;
   resolve: (seq: number) => void;
   reject: (e: Error) => void;
-  atMs: number;
+  /** Settled already: a batch's promise settles exactly once. */
+  done: boolean;
 }
-
-interface Segment {
-  firstSeq: number;
-  lastSeq: number; // firstSeq - 1 when empty
-  path: string;
-  bytes: number;
-}
-
-const SEG = /^seg-(\d{16})\.jnl$/;
-const segName = (firstSeq: number) => `seg-${String(firstSeq).padStart(16, '0')}.jnl`;
 
 export interface JournalCounters {
   appended: number;
@@ -97,37 +111,50 @@ export interface JournalCounters {
   uploaded: number;
   uploadBatches: number;
   uploadFailures: number;
+  /** Records the back office holds with other content under the same (lane, seq): delivered, alarmed. */
+  uploadConflicts: number;
   rejectedAppends: number;
+  /** Group commits that failed (write, header, fdatasync or reservation). */
+  writeFailures: number;
+  rotationFailures: number;
+  probes: number;
   tornTailsDropped: number;
   bytesDropped: number;
 }
+
+const PROBE_BYTES = 16 * 1024;
 
 /** A Journal on disk. Events (FileJournalEvents): 'alarm' (JournalAlarm), 'uploaded' (throughSeq), 'fsync' (ms). */
 export class FileJournal extends EventEmitter<FileJournalEvents> implements Journal {
   private readonly o: Required<Omit<FileJournalOptions, 'uploadUrl' | 'uploadToken' | 'uploadTls' | 'log'>> & { uploadUrl?: string; uploadToken?: string; uploadTls?: TlsTrust };
   private readonly log: JournalLog;
-  private segments: Segment[] = [];
-  private fh: FileHandle | undefined;
+  /** The segment files (undefined only before open() has recovered them). */
+  private files!: SegmentWriter;
   private nextSeq = 1;
-  private uploadedThrough = 0;
   private totalBytes = 0;
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
+  private closing = false;
   private closed = false;
-  /** Durable records not yet acknowledged by the back office (oldest first), at most `memoryRecords` of them. */
-  private unsent: JournalRecord[] = [];
-  /** More unacknowledged records are on disk than in `unsent` (a long back-office outage): reload from the segments. */
-  private spilled = false;
-  private backlogCount = 0;
-  private uploadTimer: NodeJS.Timeout | undefined;
-  private uploading: Promise<void> | undefined;
-  /** Upload rounds run one after another (a timer round and uploadNow() never send side by side). */
-  private uploadChain: Promise<unknown> = Promise.resolve();
-  private uploadFailuresInRow = 0;
-  private diskFull = false;
+  private readonly upload: JournalUpload;
+  private reservation!: SeqReservation;
+  /** Set while the journal cannot write; appends are refused until a probe clears it. */
+  private down: { reason: 'disk-full' | 'io-error'; detail: string; sinceMs: number } | undefined;
+  private quotaFull = false;
+  /** Size of the record the quota refused: the quota clears once that much fits again. */
+  private quotaNeed = 0;
+  /** A disk-full or I/O alarm is out and 'journal-ok' has not followed yet. */
+  private alarmed = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing: Promise<void> | undefined;
+  private probeFailures = 0;
+  private rotateRetryAt = 0;
+  private rotateFailuresInRow = 0;
+  private report!: JournalRecoveryReport;
+  private recoveryAlarmsPending: Alarm[] = [];
   readonly counters: JournalCounters = {
-    appended: 0, fsyncs: 0, fsyncMsTotal: 0, fsyncMsMax: 0, lastFsyncMs: 0,
-    uploaded: 0, uploadBatches: 0, uploadFailures: 0, rejectedAppends: 0, tornTailsDropped: 0, bytesDropped: 0,
+    appended: 0, fsyncs: 0, fsyncMsTotal: 0, fsyncMsMax: 0, lastFsyncMs: 0, uploaded: 0, uploadBatches: 0, uploadFailures: 0,
+    uploadConflicts: 0, rejectedAppends: 0, writeFailures: 0, rotationFailures: 0, probes: 0, tornTailsDropped: 0, bytesDropped: 0,
   };
 
   private constructor(opts: FileJournalOptions) {
@@ -140,17 +167,32 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
       uploadTimeoutMs: 10_000,
       maxBackoffMs: 60_000,
       memoryRecords: 50_000,
+      probeMinMs: 100,
+      probeMaxMs: 5_000,
+      reserveBlock: 65_536,
       ...opts,
     };
     // No logger given: stay quiet (and keep pino out of processes that only journal).
     this.log = opts.log ?? quietLog;
+    this.upload = new JournalUpload(this.o, {
+      segments: () => this.files.segments,
+      trim: (through) => this.trim(through),
+      raise: (a) => this.raise(a),
+      uploaded: (through) => this.emit('uploaded', through),
+      counters: this.counters,
+      log: this.log,
+    });
   }
 
-  /** Open (and recover) the journal in `dir`; starts uploading when uploadUrl is set. */
+  /**
+   * Open (and recover) the journal in `dir`; starts uploading when uploadUrl is set. Emits nothing: what
+   * recovery found is in `recovery`, and raiseRecoveryAlarms() raises it once listeners are attached.
+   * A disk that cannot take a new segment now does not fail the open: the journal starts unavailable.
+   */
   static async open(opts: FileJournalOptions): Promise<FileJournal> {
     const j = new FileJournal(opts);
     await j.recover();
-    if (opts.uploadUrl) j.scheduleUpload(j.o.uploadIntervalMs);
+    j.upload.start();
     return j;
   }
 
@@ -166,102 +208,107 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
 
   stats(): JournalStats {
     const c = this.counters;
-    return { backlog: this.backlogCount, appended: c.appended, fsyncs: c.fsyncs, rejectedAppends: c.rejectedAppends, uploaded: c.uploaded, uploadFailures: c.uploadFailures };
+    return { backlog: this.backlog, appended: c.appended, fsyncs: c.fsyncs, rejectedAppends: c.rejectedAppends, uploaded: c.uploaded, uploadFailures: c.uploadFailures };
   }
 
   /** Durable records the back office has not acknowledged yet. */
   get backlog(): number {
-    return this.backlogCount;
+    return this.upload.backlog;
   }
   get lastSeq(): number {
     return this.nextSeq - 1;
   }
   get uploadedSeq(): number {
-    return this.uploadedThrough;
-  }
-  get segmentCount(): number {
-    return this.segments.length;
+    return this.upload.uploadedThrough;
   }
 
-  private get statePath(): string {
-    return join(this.o.dir, 'uploaded.json');
+  /** Upload everything durable and not yet acknowledged, in batches; then trim. Resolves when done or failed. */
+  uploadNow(): Promise<boolean> {
+    return this.upload.now();
+  }
+  get segmentCount(): number {
+    return this.files.segments.length;
+  }
+  /** What recovery found at open: segments scanned, torn bytes cut, damaged segments, records kept and lost. */
+  get recovery(): JournalRecoveryReport {
+    return this.report;
+  }
+
+  /** Emit, once, a `journal-corrupt` alarm per damaged segment recovery found (call after attaching listeners). */
+  raiseRecoveryAlarms(): void {
+    const pending = this.recoveryAlarmsPending;
+    this.recoveryAlarmsPending = [];
+    for (const a of pending) this.raise(a);
+  }
+
+  health(): JournalHealth {
+    if (this.closed || this.closing) return { writable: false, state: 'closed', detail: 'journal closed' };
+    if (this.down) {
+      return { writable: false, state: this.down.reason, sinceMs: this.down.sinceMs, detail: `${this.down.detail}; probing every ${this.probeDelay()} ms at most (${this.probeFailures} probes failed)` };
+    }
+    if (this.quotaFull) return { writable: false, state: 'disk-full', detail: `journal quota of ${this.o.maxBytes} bytes reached (${this.upload.backlog} records awaiting upload)` };
+    const tail = this.files.tail;
+    const rot = this.rotateFailuresInRow ? `; ${this.rotateFailuresInRow} attempts to start the next segment failed, writing on` : '';
+    return { writable: true, state: 'ok', detail: `${this.o.dir}: writing ${tail ? basename(tail.path) : '-'}${rot}; ${this.upload.backlog} records awaiting upload` };
+  }
+
+  /** The one place alarms leave the journal. */
+  private raise(a: Alarm): void {
+    this.emit('alarm', a as JournalAlarm);
   }
 
   private async recover(): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true });
+    const r = await recoverJournal(this.o.dir, this.o.memoryRecords, (o, msg) => this.log.warn(o, msg));
+    this.report = r.report;
+    this.recoveryAlarmsPending = recoveryAlarms(r.report);
+    this.files = new SegmentWriter(this.o.dir, this.o.segmentBytes, this.log, r.tailAppendable, r.tailClosed);
+    this.files.segments = r.segments;
+    this.totalBytes = r.segments.reduce((a, s) => a + s.bytes, 0);
+    this.upload.restore(r);
+    this.reservation = new SeqReservation(this.o.dir, this.o.reserveBlock, this.log, r.reservedThrough);
+    this.nextSeq = r.nextSeq;
+    if (r.report.tornBytesCut > 0) this.counters.tornTailsDropped++;
+    this.counters.bytesDropped += r.report.tornBytesCut;
     try {
-      const st = JSON.parse(await readFile(this.statePath, 'utf8')) as { laneId?: string; uploadedThrough?: number };
-      if (typeof st.uploadedThrough === 'number' && Number.isSafeInteger(st.uploadedThrough)) this.uploadedThrough = st.uploadedThrough;
-    } catch {
-      // no state yet (or torn by a crash before its rename: the older state is simply re-uploaded; the back office dedupes)
+      await this.openWorking();
+    } catch (e) {
+      this.fail(e as Error);
     }
-    const names = (await readdir(this.o.dir)).filter((n) => SEG.test(n)).sort();
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i];
-      const path = join(this.o.dir, name);
-      const firstSeq = Number(SEG.exec(name)![1]);
-      const bytes = new Uint8Array(await readFile(path));
-      const r = decodeJournalRecords(bytes);
-      let goodBytes = r.goodBytes;
-      let reason: string | undefined = r.reason;
-      let lastSeq = firstSeq - 1;
-      for (const rec of r.records) {
-        // Sequence numbers run on without gaps inside a segment; anything else is damage and ends the good part.
-        if (rec.seq !== lastSeq + 1) {
-          goodBytes = rec.offset;
-          reason = `sequence ${rec.seq} after ${lastSeq}`;
-          break;
-        }
-        lastSeq = rec.seq;
-        if (rec.seq > this.uploadedThrough) {
-          this.backlogCount++;
-          if (this.unsent.length < this.o.memoryRecords) this.unsent.push({ seq: rec.seq, entry: rec.entry as JournalEntry });
-          else this.spilled = true;
-        }
-      }
-      if (goodBytes < bytes.byteLength) {
-        const dropped = bytes.byteLength - goodBytes;
-        this.counters.tornTailsDropped++;
-        this.counters.bytesDropped += dropped;
-        this.log.warn({ segment: name, dropped, reason }, 'journal: damaged tail cut off');
-        // A torn tail of the last segment is the normal trace of a crash; damage anywhere else is not.
-        if (i !== names.length - 1) this.emit('alarm', { alarm: 'journal-corrupt', file: path, detail: `${dropped} bytes after seq ${lastSeq} unreadable (${reason})` });
-        const fh = await open(path, 'r+');
-        await fh.truncate(goodBytes);
-        await fh.sync();
-        await fh.close();
-      }
-      this.segments.push({ firstSeq, lastSeq, path, bytes: goodBytes });
-      this.totalBytes += goodBytes;
-    }
-    const tail = this.segments[this.segments.length - 1];
-    this.nextSeq = Math.max(tail ? tail.lastSeq + 1 : 1, this.uploadedThrough + 1);
-    if (!tail || tail.lastSeq + 1 !== this.nextSeq) await this.newSegment(this.nextSeq);
-    else this.fh = await open(tail.path, 'a');
+    if (!this.down) this.reservation.ahead(this.nextSeq - 1);
   }
 
-  /** Start a segment whose first record will be `firstSeq` (appends already queued may hold later seqs). */
-  private async newSegment(firstSeq: number): Promise<void> {
-    await this.fh?.close();
-    const path = join(this.o.dir, segName(firstSeq));
-    this.fh = await open(path, 'a');
-    await this.fh.sync();
-    await syncDir(this.o.dir);
-    this.segments.push({ firstSeq, lastSeq: firstSeq - 1, path, bytes: 0 });
+  /** Make the last segment the working one (it takes the next seq), or start a new one. */
+  private async openWorking(): Promise<void> {
+    const before = this.files.segments.length;
+    await this.files.openWorking(this.nextSeq);
+    if (this.files.segments.length > before) this.totalBytes += SEGMENT_HEADER_BYTES;
   }
 
   append(entry: JournalEntry): Promise<number> {
-    if (this.closed) return Promise.reject(new JournalUnavailableError('closed', 'journal is closed'));
+    if (this.closed || this.closing) return Promise.reject(new JournalUnavailableError('closed', 'journal is closed'));
+    if (this.down) {
+      this.counters.rejectedAppends++;
+      return Promise.reject(new JournalUnavailableError(this.down.reason, `journal cannot write: ${this.down.detail}`));
+    }
     const seq = this.nextSeq;
-    const bytes = encodeJournalRecord(seq, entry);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeJournalRecord(seq, entry);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     if (this.totalBytes + this.pendingBytes() + bytes.byteLength > this.o.maxBytes) {
       this.counters.rejectedAppends++;
-      this.raiseDiskFull(`journal quota of ${this.o.maxBytes} bytes reached (${this.unsent.length} records awaiting upload)`);
+      this.quotaNeed = bytes.byteLength;
+      if (!this.quotaFull) {
+        this.quotaFull = true;
+        this.alarmDown({ alarm: 'journal-disk-full', dir: this.o.dir, detail: `journal quota of ${this.o.maxBytes} bytes reached (${this.upload.backlog} records awaiting upload)` });
+      }
       return Promise.reject(new JournalUnavailableError('disk-full', 'journal full: cannot make the record durable'));
     }
     this.nextSeq++;
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ bytes, entry, seq, resolve, reject, atMs: performance.now() });
+      this.queue.push({ bytes, entry, seq, resolve, reject, done: false });
       this.counters.appended++;
       if (!this.flushing) this.flushing = this.flushLoop();
     });
@@ -280,202 +327,177 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     while (this.queue.length > 0) {
       const batch = this.queue;
       this.queue = [];
-      let written = 0;
       try {
-        const seg = this.segments[this.segments.length - 1];
-        const n = await this.fh!.writev(batch.map((p) => p.bytes));
-        written = n.bytesWritten;
-        const want = batch.reduce((a, p) => a + p.bytes.byteLength, 0);
-        if (written !== want) throw Object.assign(new Error(`short write ${written} of ${want}`), { code: 'ENOSPC' });
-        const t0 = performance.now();
-        await this.fh!.datasync();
-        const ms = performance.now() - t0;
-        this.counters.fsyncs++;
-        this.counters.fsyncMsTotal += ms;
-        this.counters.lastFsyncMs = ms;
-        this.emit('fsync', ms);
-        if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
-        seg.bytes += written;
-        seg.lastSeq = batch[batch.length - 1].seq;
-        this.totalBytes += written;
-        for (const p of batch) {
-          this.backlogCount++;
-          if (!this.spilled && this.unsent.length < this.o.memoryRecords) this.unsent.push({ seq: p.seq, entry: p.entry });
-          else this.spilled = true;
-        }
-        for (const p of batch) p.resolve(p.seq);
-        if (this.diskFull) {
-          this.diskFull = false;
-          this.emit('alarm', { alarm: 'journal-ok', dir: this.o.dir });
-        }
-        if (seg.bytes >= this.o.segmentBytes) await this.newSegment(seg.lastSeq + 1);
+        await this.commit(batch);
       } catch (e) {
-        await this.failBatch(batch, written, e as NodeJS.ErrnoException);
+        this.fail(e as Error, batch);
+        break;
       }
+      for (const p of batch) settle(p, p.seq);
+      this.quotaCheck();
+      this.maybeOk();
+      // After the batch settled: a rotation that fails costs nothing but a retry later.
+      await this.maybeRotate();
+      if (!this.down) this.reservation.ahead(this.nextSeq - 1);
     }
     this.flushing = undefined;
   }
 
-  /** A failed write: cut the file back to its last durable record and reject the batch (and renumber). */
-  private async failBatch(batch: Pending[], written: number, e: NodeJS.ErrnoException): Promise<void> {
-    const seg = this.segments[this.segments.length - 1];
-    const full = e.code === 'ENOSPC' || e.code === 'EDQUOT';
-    try {
-      if (written > 0) {
-        await this.fh!.truncate(seg.bytes);
-        await this.fh!.datasync();
-      }
-    } catch {
-      // recovery at the next open cuts a torn tail anyway
-    }
-    // The failed records were never durable: their seqs are free again (nothing was acted on them).
+  /** Write a batch at the durable end, then one fdatasync. Throws JournalIoError. */
+  private async commit(batch: Pending[]): Promise<void> {
+    const last = batch[batch.length - 1].seq;
+    await this.reservation.ensure(last);
+    const want = batch.reduce((a, p) => a + p.bytes.byteLength, 0);
+    const ms = await this.files.write(batch.map((p) => p.bytes), last);
+    this.counters.fsyncs++;
+    this.counters.fsyncMsTotal += ms;
+    this.counters.lastFsyncMs = ms;
+    if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
+    this.emit('fsync', ms);
+    this.totalBytes += want;
+    this.upload.add(batch);
+  }
+
+  /**
+   * A commit (or opening a segment) failed: reject the batch and everything queued behind it, each once.
+   * Their seqs are free again: nothing was acted on them, none was uploaded, and heal() cuts whatever of
+   * them reached the file before anything else is written. Appends are refused until a probe succeeds.
+   */
+  private fail(e: Error, batch: Pending[] = []): void {
+    const ioe = asIoError(e, 'write', this.o.dir);
     const rejected = [...batch, ...this.queue];
     this.queue = [];
-    this.nextSeq = seg.lastSeq + 1;
+    const tail = this.files.tail;
+    if (this.files.working && tail) this.nextSeq = tail.lastSeq + 1;
     this.counters.rejectedAppends += rejected.length;
-    const err = new JournalUnavailableError(full ? 'disk-full' : 'io-error', `journal write failed: ${e.message}`, { file: seg.path, errno: e.code });
-    if (full) this.raiseDiskFull(e.message);
-    else this.emit('alarm', { alarm: 'journal-io-error', file: seg.path, code: e.code, detail: e.message });
-    for (const p of rejected) p.reject(err);
+    if (batch.length) this.counters.writeFailures++;
+    const full = FULL.has(ioe.code ?? '');
+    const reason = full ? 'disk-full' : 'io-error';
+    if (!this.down) {
+      this.down = { reason, detail: ioe.message, sinceMs: Date.now() };
+      this.log.error({ dir: this.o.dir, err: ioe.message, code: ioe.code }, full ? 'journal full' : 'journal write failed');
+      this.alarmDown(full ? { alarm: 'journal-disk-full', dir: this.o.dir, detail: ioe.message } : { alarm: 'journal-io-error', file: ioe.file, code: ioe.code, detail: ioe.message });
+    }
+    const err = new JournalUnavailableError(reason, `journal write failed: ${ioe.message}`);
+    for (const p of rejected) settle(p, err);
+    this.scheduleProbe();
   }
 
-  private raiseDiskFull(detail: string): void {
-    if (this.diskFull) return;
-    this.diskFull = true;
-    this.log.error({ dir: this.o.dir, detail }, 'journal full');
-    this.emit('alarm', { alarm: 'journal-disk-full', dir: this.o.dir, detail });
+  private alarmDown(a: Alarm): void {
+    if (this.alarmed) return;
+    this.alarmed = true;
+    this.raise(a);
   }
 
-  // ------------------------------------------------------------------------------------------
-  // Upload
-
-  private scheduleUpload(ms: number): void {
-    if (this.closed || !this.o.uploadUrl || this.uploadTimer) return;
-    this.uploadTimer = setTimeout(() => {
-      this.uploadTimer = undefined;
-      this.uploading = this.uploadRound().finally(() => (this.uploading = undefined));
-    }, ms);
-    this.uploadTimer.unref();
+  private maybeOk(): void {
+    if (!this.alarmed || this.down || this.quotaFull) return;
+    this.alarmed = false;
+    this.raise({ alarm: 'journal-ok', dir: this.o.dir });
   }
 
-  /** Upload everything durable and not yet acknowledged, in batches; then trim. Resolves when done or failed. */
-  uploadNow(): Promise<boolean> {
-    return this.serialUpload();
+  /** Cut the working segment back to its durable end (or open one). */
+  private async heal(): Promise<void> {
+    const before = this.files.segments.length;
+    await this.files.heal(this.nextSeq);
+    if (this.files.segments.length > before) this.totalBytes += SEGMENT_HEADER_BYTES;
   }
 
-  private serialUpload(): Promise<boolean> {
-    const p = this.uploadChain.then(() => this.uploadBatches());
-    this.uploadChain = p.catch(() => false);
-    return p;
+  private probeDelay(): number {
+    return Math.min(this.o.probeMaxMs, this.o.probeMinMs * 2 ** Math.min(16, this.probeFailures));
   }
 
-  private async uploadRound(): Promise<void> {
-    const ok = await this.serialUpload();
-    if (ok) this.uploadFailuresInRow = 0;
-    const delay = ok ? this.o.uploadIntervalMs : Math.min(this.o.maxBackoffMs, this.o.uploadIntervalMs * 2 ** Math.min(10, this.uploadFailuresInRow));
-    this.scheduleUpload(delay);
+  private scheduleProbe(): void {
+    if (this.closed || this.closing || this.probeTimer || this.probing) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      this.probing = this.probe().finally(() => (this.probing = undefined));
+    }, this.probeDelay());
+    this.probeTimer.unref();
   }
 
-  private async uploadBatches(): Promise<boolean> {
-    if (!this.o.uploadUrl) return false;
-    for (;;) {
-      if (this.unsent.length === 0 && this.spilled) await this.reloadUnsent();
-      if (this.unsent.length === 0 || this.closed) break;
-      const batch = this.unsent.slice(0, this.o.uploadBatch);
-      const url = `${this.o.uploadUrl.replace(/\/+$/, '')}/v1/transactions`;
-      let conflicts: number[] = [];
+  /** Heal, then write and fsync a probe file: when that works the journal is writable again. */
+  private async probe(): Promise<void> {
+    if (this.closed || this.closing || !this.down) return;
+    this.counters.probes++;
+    const path = join(this.o.dir, 'probe.tmp');
+    try {
+      await this.heal();
+      const fh = await io('create', path, () => open(path, 'w'));
       try {
-        const res = await httpRequest(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', ...(this.o.uploadToken ? { authorization: `Bearer ${this.o.uploadToken}` } : {}) },
-          body: JSON.stringify({ laneId: this.o.laneId, records: batch }),
-          timeoutMs: this.o.uploadTimeoutMs,
-          tls: this.o.uploadTls,
-        });
-        const text = await res.text();
-        if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
-        conflicts = conflictSeqs(text);
-      } catch (e) {
-        this.counters.uploadFailures++;
-        this.uploadFailuresInRow++;
-        if (this.uploadFailuresInRow === 5) this.emit('alarm', { alarm: 'journal-upload-failing', url, detail: (e as Error).message });
-        this.log.warn({ err: (e as Error).message, backlog: this.unsent.length }, 'journal upload failed');
-        return false;
+        await io('write', path, () => writeFully(fh, new Uint8Array(PROBE_BYTES), 0));
+        await io('fdatasync', path, () => fh.datasync());
+      } finally {
+        await fh.close().catch(() => {});
+        await unlink(path).catch(() => {});
       }
-      // Seqs the back office already held with other content: it keeps both versions for an operator and
-      // answers 409 for each. Acknowledged like the rest (sending them again changes nothing), and raised.
-      if (conflicts.length > 0) {
-        const detail = `back office holds lane ${this.o.laneId} seq ${conflicts.slice(0, 10).join(', ')}${conflicts.length > 10 ? ` and ${conflicts.length - 10} more` : ''} with other content`;
-        this.log.error({ conflicts: conflicts.length, detail }, 'journal upload conflict');
-        this.emit('alarm', { alarm: 'journal-upload-conflict', detail });
-      }
-      const through = batch[batch.length - 1].seq;
-      // Drop what was acknowledged (appends may have arrived meanwhile, at the end).
-      let k = 0;
-      while (k < this.unsent.length && this.unsent[k].seq <= through) k++;
-      this.unsent.splice(0, k);
-      this.backlogCount = Math.max(0, this.backlogCount - k);
-      this.counters.uploaded += batch.length;
-      this.counters.uploadBatches++;
-      this.uploadedThrough = through;
-      try {
-        await writeFileAtomic(this.statePath, new TextEncoder().encode(JSON.stringify({ laneId: this.o.laneId, uploadedThrough: through })));
-      } catch {
-        // at worst a batch is sent again after a restart; the back office ignores duplicates
-      }
-      await this.trim();
-      this.emit('uploaded', through);
+    } catch (e) {
+      this.probeFailures++;
+      const ioe = asIoError(e, 'probe', path);
+      if (this.down) this.down = { ...this.down, reason: FULL.has(ioe.code ?? '') ? 'disk-full' : 'io-error', detail: ioe.message };
+      this.log.debug({ err: (e as Error).message, failures: this.probeFailures }, 'journal probe failed');
+      this.probing = undefined;
+      this.scheduleProbe();
+      return;
     }
-    return true;
+    this.log.info({ dir: this.o.dir, after: this.probeFailures + 1 }, 'journal writable again');
+    this.down = undefined;
+    this.probeFailures = 0;
+    this.maybeOk();
   }
 
-  /** Refill `unsent` from the segment files after a spill (records kept only on disk). */
-  private async reloadUnsent(): Promise<void> {
-    this.spilled = false;
-    for (const seg of this.segments) {
-      if (seg.lastSeq <= this.uploadedThrough) continue;
-      const r = decodeJournalRecords(new Uint8Array(await readFile(seg.path)).subarray(0, seg.bytes));
-      for (const rec of r.records) {
-        if (rec.seq <= this.uploadedThrough) continue;
-        if (this.unsent.length >= this.o.memoryRecords) {
-          this.spilled = true;
-          return;
-        }
-        this.unsent.push({ seq: rec.seq, entry: rec.entry as JournalEntry });
+  /** Start the next segment when this one is full, unless a recent attempt failed (then keep writing here). */
+  private async maybeRotate(): Promise<void> {
+    const seg = this.files.tail;
+    if (!seg || seg.bytes < this.o.segmentBytes || Date.now() < this.rotateRetryAt || this.down) return;
+    try {
+      await this.files.rotate(seg.lastSeq + 1);
+      this.totalBytes += SEGMENT_HEADER_BYTES;
+      if (this.rotateFailuresInRow) this.log.info({ after: this.rotateFailuresInRow }, 'journal: next segment started');
+      this.rotateFailuresInRow = 0;
+    } catch (e) {
+      this.counters.rotationFailures++;
+      this.rotateFailuresInRow++;
+      this.rotateRetryAt = Date.now() + Math.min(this.o.probeMaxMs, this.o.probeMinMs * 2 ** Math.min(16, this.rotateFailuresInRow - 1));
+      const ioe = e as JournalIoError;
+      this.log.warn({ err: ioe.message, failures: this.rotateFailuresInRow }, 'journal: could not start the next segment, writing on in the current one');
+      if (this.rotateFailuresInRow === 1) {
+        this.raise({ alarm: 'journal-io-error', file: ioe.file ?? seg.path, code: ioe.code, detail: `${ioe.message}; still writing to ${basename(seg.path)}` });
       }
     }
   }
 
-  /** Delete closed segments whose every record the back office has acknowledged. */
-  private async trim(): Promise<void> {
-    while (this.segments.length > 1 && this.segments[0].lastSeq <= this.uploadedThrough) {
-      const s = this.segments.shift()!;
-      this.totalBytes -= s.bytes;
-      await unlink(s.path).catch(() => {});
-    }
+  private quotaCheck(): void {
+    if (this.quotaFull && this.totalBytes + this.pendingBytes() + this.quotaNeed <= this.o.maxBytes) this.quotaFull = false;
+  }
+
+  /** Delete closed segments whose every record the back office has acknowledged (damaged copies stay). */
+  private async trim(through: number): Promise<void> {
+    this.totalBytes -= await this.files.trim(through);
+    this.quotaCheck();
+    this.maybeOk();
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     await this.flushing;
     this.closed = true;
-    if (this.uploadTimer) clearTimeout(this.uploadTimer);
-    this.uploadTimer = undefined;
-    await this.uploading?.catch(() => {});
-    await this.fh?.close();
-    this.fh = undefined;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    await this.probing;
+    await this.upload.stop();
+    await this.reservation.close();
+    await this.files.close(!this.down);
   }
 }
 
-/** The seqs of a 200 ingest answer's per-record 409s: `{ conflicts: [{ seq, status: 409, … }] }` (openapi.yaml). */
-function conflictSeqs(text: string): number[] {
-  try {
-    const c = (JSON.parse(text) as { conflicts?: unknown }).conflicts;
-    return Array.isArray(c) ? c.map((r) => (r as { seq?: unknown } | null)?.seq).filter((seq): seq is number => typeof seq === 'number') : [];
-  } catch {
-    return [];
-  }
+function settle(p: Pending, r: number | Error): void {
+  if (p.done) return;
+  p.done = true;
+  if (typeof r === 'number') p.resolve(r);
+  else p.reject(r);
 }
 
 const noop = () => {};
+type JournalLog = Pick<Logger, 'warn' | 'error' | 'info' | 'debug'>;
 const quietLog: JournalLog = { warn: noop, error: noop, info: noop, debug: noop };

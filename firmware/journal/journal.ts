@@ -48,6 +48,16 @@ export interface JournalStats {
   uploadFailures: number;
 }
 
+/** Whether a journal can make records durable now (for /readyz and the dashboard). */
+export interface JournalHealth {
+  writable: boolean;
+  state: 'ok' | 'disk-full' | 'io-error' | 'closed';
+  /** One line for a technician: what is wrong (or what it writes to), and what it is doing about it. */
+  detail: string;
+  /** When it stopped being writable (ms since the epoch). */
+  sinceMs?: number;
+}
+
 export interface Journal {
   /**
    * Append an entry. Resolves with its sequence number once the record is durable (for the file journal:
@@ -58,6 +68,14 @@ export interface Journal {
   append(entry: JournalEntry): Promise<number>;
   /** Wait for appends in flight, stop uploading, release the files. Idempotent; append() rejects afterwards. */
   close(): Promise<void>;
+  /** Writable now? Journals that cannot fail (memory) leave it out. The file journal comes back by itself. */
+  health?(): JournalHealth;
+  /**
+   * Raise, once, the alarms for what the journal's recovery found when it was opened (damaged segments,
+   * records lost): a journal raises nothing while it opens, before anyone can listen. Call after attaching
+   * the alarm listeners; later calls raise nothing.
+   */
+  raiseRecoveryAlarms?(): void;
   /**
    * Listen to the journal's alarms (damaged segment found at open, disk full, I/O error, writable again,
    * upload failing). Listeners run synchronously when the journal notices; none after close() resolves.

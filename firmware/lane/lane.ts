@@ -207,6 +207,8 @@ export function assembleLane(parts: LaneParts): Lane {
   const raise = (alarm: Alarm) => report({ type: 'alarm', alarm, atMs: clock.now() });
   const unlisten = [lists.onAlarm?.(raise), journal.onAlarm?.(raise)];
   lane.cleanups.push(async () => unlisten.forEach((off) => off?.()));
+  // What the journal's recovery found at open (damaged segments, records lost), now that the lane listens.
+  journal.raiseRecoveryAlarms?.();
   // A list sync the registry started stops with the lane.
   const stopSync = lists.stop;
   if (parts.ownsLists && stopSync) lane.cleanups.push(() => stopSync.call(lists));

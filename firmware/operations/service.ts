@@ -99,6 +99,9 @@ export function laneProbes(lane: Lane, opts: { now?: () => number; journalDir?: 
     },
     lists: listFreshnessProbe(() => listFreshness(lane), lane.config.policy.listMaxAgeSeconds, opts.now),
     journal: async () => {
+      // A journal that knows whether it can write (the file journal: disk full, I/O error) says so first.
+      const h = lane.journal.health?.();
+      if (h && !h.writable) return { ok: false, detail: `journal ${h.state}: ${h.detail}` };
       if (!dir) return { ok: true, detail: `${lane.config.journal.type} journal (no directory)` };
       await access(dir, constants.W_OK);
       const s = await statfs(dir);

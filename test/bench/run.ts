@@ -15,6 +15,7 @@ const sections: Section[] = [
   { name: 'station', load: () => import('./station.js') },
   { name: 'sync', load: () => import('./sync-tls.js') },
   { name: 'rollout', load: () => import('./rollout.js') },
+  { name: 'journal-integrity', load: () => import('./journal-integrity.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

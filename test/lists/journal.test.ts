@@ -1,11 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FileJournal, JournalUnavailableError } from '../../firmware/journal/file-journal.js';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
-import { decodeJournalRecords, encodeJournalRecord } from '../../protocol/journal-record.js';
+import { encodeJournalRecord } from '../../protocol/journal-record.js';
+import { dataEnd, fileRecords, markOpen, seqsOnDisk } from '../support/journal-files.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 
 const dirs: string[] = [];
@@ -42,54 +43,90 @@ describe('file journal', () => {
     await j2.close();
   });
 
-  it('drops torn and garbage tails, never replays them, and continues the sequence', async () => {
-    for (const damage of ['torn', 'garbage', 'zeros', 'bitflip'] as const) {
+  it('after a crash: a write cut at a sector boundary is dropped and its seq reused; zeros are free space; anything else is damage, never replayed', async () => {
+    for (const damage of ['torn', 'zeros', 'garbage', 'bitflip'] as const) {
       const dir = tmp();
       const j = await FileJournal.open({ dir, laneId: 'L1' });
       for (let i = 0; i < 20; i++) await j.append(entry(i));
       await j.close();
       const f = join(dir, segFiles(dir).at(-1)!);
-      const size = statSync(f).size;
-      if (damage === 'torn') appendFileSync(f, encodeJournalRecord(21, entry(20)).subarray(0, 13));
-      if (damage === 'garbage') appendFileSync(f, Buffer.from('\x00garbage\xff\xfe not a record at all'));
-      if (damage === 'zeros') appendFileSync(f, Buffer.alloc(4096));
-      if (damage === 'bitflip') {
-        const b = readFileSync(f);
-        b[b.length - 3] ^= 0x40;
-        writeFileSync(f, b);
+      // What a crash leaves: the header as it was while the segment was written.
+      markOpen(f);
+      const end = dataEnd(f);
+      const b = readFileSync(f);
+      if (damage === 'torn') {
+        // Record 21 (long enough to cross the next sector boundary), written up to that boundary only.
+        const r21 = encodeJournalRecord(21, { ...entry(20), source: 'x'.repeat(600) });
+        const cut = Math.ceil((end + 1) / 512) * 512;
+        Buffer.from(r21.subarray(0, cut - end)).copy(b, end);
       }
+      if (damage === 'garbage') Buffer.from('\x01garbage\xff\xfe not a record at all').copy(b, end);
+      if (damage === 'bitflip') b[end - 3] ^= 0x40;
+      writeFileSync(f, b);
       const j2 = await FileJournal.open({ dir, laneId: 'L1' });
-      const want = damage === 'bitflip' ? 19 : 20;
-      expect(j2.lastSeq, damage).toBe(want);
-      expect(j2.counters.tornTailsDropped, damage).toBe(1);
-      expect(await j2.append(entry(99))).toBe(want + 1);
+      const next = await j2.append(entry(99));
       await j2.close();
-      const recs = decodeJournalRecords(readFileSync(f));
-      expect(recs.reason).toBeUndefined();
-      expect(recs.records.map((r) => r.seq)).toEqual(Array.from({ length: want + 1 }, (_, i) => i + 1));
-      expect(statSync(f).size).toBeGreaterThan(damage === 'bitflip' ? 0 : size - 1);
+      if (damage === 'torn' || damage === 'zeros') {
+        // Nothing was acted on a write the crash cut short: its seq is the next one, no gap.
+        expect(j2.recovery.damaged, damage).toEqual([]);
+        expect(j2.counters.tornTailsDropped, damage).toBe(damage === 'torn' ? 1 : 0);
+        expect(next, damage).toBe(21);
+        expect(seqsOnDisk(dir), damage).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+      } else {
+        // Damage at the end of a segment a crash left open: how far it went is unknown, so the seqs go on
+        // above the reservation; every record that checks is kept.
+        expect(j2.recovery.damaged, damage).toHaveLength(1);
+        expect(next, damage).toBeGreaterThan(20);
+        expect(j2.recovery.damaged[0].unknownTail?.to, damage).toBe(next - 1);
+        expect(seqsOnDisk(dir), damage).toEqual([...Array.from({ length: damage === 'bitflip' ? 19 : 20 }, (_, i) => i + 1), next]);
+      }
     }
   });
 
-  it('a journal truncated at every byte of its last record recovers exactly the records before it', async () => {
+  it('a bit flipped in the last record of a cleanly closed segment: the record is lost, its seq is never handed out again', async () => {
+    const dir = tmp();
+    const j = await FileJournal.open({ dir, laneId: 'L1' });
+    for (let i = 0; i < 20; i++) await j.append(entry(i));
+    await j.close();
+    const f = join(dir, segFiles(dir).at(-1)!);
+    const b = readFileSync(f);
+    const r20 = fileRecords(f)[19];
+    b[r20.offset + r20.length - 3] ^= 0x40;
+    writeFileSync(f, b);
+    const j2 = await FileJournal.open({ dir, laneId: 'L1' });
+    // The close left the exact mark: seq 20 was written.
+    expect(j2.lastSeq).toBe(20);
+    expect(j2.recovery.damaged).toMatchObject([{ recordsLost: 1, lostSeqs: [{ from: 20, to: 20 }], recordsKept: 19 }]);
+    expect(await j2.append(entry(99))).toBe(21);
+    await j2.close();
+    expect(readFileSync(`${f}.damaged`).equals(b)).toBe(true);
+    expect(seqsOnDisk(dir)).toEqual([...Array.from({ length: 19 }, (_, i) => i + 1), 21]);
+  });
+
+  it('a journal cut at every byte of its last record keeps the records before it and never reuses the cut one', async () => {
     const dir = tmp();
     const j = await FileJournal.open({ dir, laneId: 'L1' });
     for (let i = 0; i < 5; i++) await j.append(entry(i));
     await j.close();
     const f = join(dir, segFiles(dir)[0]);
     const full = readFileSync(f);
-    const lastStart = decodeJournalRecords(full).records[4].offset;
-    for (let cut = lastStart; cut < full.length; cut++) {
+    const last = fileRecords(f)[4];
+    for (let cut = last.offset; cut < last.offset + last.length; cut++) {
       writeFileSync(f, full.subarray(0, cut));
       const r = await FileJournal.open({ dir, laneId: 'L1' });
-      expect(r.lastSeq, `cut at ${cut}`).toBe(4);
+      // Record 5 was written (the mark of the clean close says so): it may have been acted on.
+      expect(r.lastSeq, `cut at ${cut}`).toBe(5);
       expect(r.backlog).toBe(4);
+      expect(r.recovery.recordsLostUnreadable).toBe(1);
+      expect(r.recovery.damaged[0].truncated).toBe(true);
       await r.close();
-      expect(statSync(f).size).toBe(lastStart);
+      expect(fileRecords(f).map((x) => x.seq)).toEqual([1, 2, 3, 4]);
+      for (const n of readdirSync(dir)) if (n.endsWith('.damaged')) rmSync(join(dir, n));
     }
     writeFileSync(f, full);
     const r = await FileJournal.open({ dir, laneId: 'L1' });
     expect(r.lastSeq).toBe(5);
+    expect(r.recovery.damaged).toEqual([]);
     await r.close();
   });
 
