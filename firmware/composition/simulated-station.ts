@@ -1,3 +1,5 @@
+// Why this file is long: it is the whole composition behind `gate sim` — one wiring table per seam, the
+// station's lanes and the virtual-time loop that waits for real I/O; split, the tables would lose their loop.
 // The composition behind `gate sim`: N real lane runtimes (the same firmware a gate runs) wired to a
 // simulated station — virtual barrier boards, riders, readers and cameras — on one virtual clock.
 // How each wire is played (typed in-process, a real pty, real pcscd, a real camera pipeline, a real back

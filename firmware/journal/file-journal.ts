@@ -1,3 +1,5 @@
+// Why this file is long: it is the journal's policy in one place — group commit, failure and self-healing
+// probe, quota, recovery report and the seam; segment files, recovery scans and upload live beside it.
 // The journal on disk: every record checksummed, durable (fdatasync) before append() resolves, many
 // appends sharing one fsync (group commit), recovered after kill -9, power loss or damage (recovery.ts:
 // a torn write is cut, a damaged segment is kept aside and every record that still checks is kept),
