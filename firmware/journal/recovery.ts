@@ -16,7 +16,7 @@
 import { mkdir, open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Alarm } from '../../protocol/alarms.js';
-import { syncDir, writeFileAtomic } from '../platform/atomic-file.js';
+import { syncDir, writeFileAtomic, writeFully } from '../platform/atomic-file.js';
 import { SEG, SEGMENT_HEADER_BYTES, encodeHeader, isTornWrite, scanSegment, segName, type ScannedRecord } from './segment.js';
 import { readReservation } from './seq-reservation.js';
 
@@ -196,7 +196,7 @@ export async function recoverJournal(dir: string, memoryRecords: number, warn: (
       report.recordsLostUnreadable += d.recordsLost;
       warn({ segment: f.name, ranges: d.ranges, kept: d.recordsKept, lost: d.recordsLost, unknownTail: d.unknownTail, keptAs: d.keptAs, repairError: d.repairError }, 'journal: damaged segment, records that still check kept');
     } else if (f.torn) {
-      await cutTail(f.path, f.torn.from, s.legacy ? f.torn.from : f.bytes.byteLength);
+      await cutTail(f.path, f.torn, s.legacy);
       report.tornBytesCut += f.torn.to - f.torn.from;
       if (s.legacy) seg.fileSize = f.torn.from;
       warn({ segment: f.name, cut: f.torn.to - f.torn.from }, 'journal: torn write at the end cut off');
@@ -250,12 +250,12 @@ async function dropUnused(dir: string, names: string[]): Promise<string[]> {
   return names.filter((n) => !unused.includes(n));
 }
 
-/** Drop the bytes from `from` on (format 2: and give the file its size back, as zeros). */
-async function cutTail(path: string, from: number, size: number): Promise<void> {
+/** Drop a torn write: format 2, overwrite it with zeros in place (the file keeps its size at every moment); format 1, cut the file. */
+async function cutTail(path: string, torn: { from: number; to: number }, legacy: boolean): Promise<void> {
   const fh = await open(path, 'r+');
   try {
-    await fh.truncate(from);
-    if (size > from) await fh.truncate(size);
+    if (legacy) await fh.truncate(torn.from);
+    else await writeFully(fh, new Uint8Array(torn.to - torn.from), torn.from);
     await fh.datasync();
   } finally {
     await fh.close();

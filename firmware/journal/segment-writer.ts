@@ -76,8 +76,10 @@ export class SegmentWriter {
         return io('create', path, () => open(path, 'w'));
       });
       const h = fh;
-      await io('write header of', path, () => writeFully(h, encodeHeader({ firstSeq, hwm: firstSeq - 1, size, knownLost: 0, closed: false }), 0));
+      // Size first: a crash in between leaves a file with no header and no record (recovery drops it),
+      // never a header whose size the file does not have (that would read as a cut file).
       await io('size', path, () => h.truncate(size));
+      await io('write header of', path, () => writeFully(h, encodeHeader({ firstSeq, hwm: firstSeq - 1, size, knownLost: 0, closed: false }), 0));
     } catch (e) {
       await fh?.close().catch(() => {});
       await unlink(path).catch(() => {});

@@ -11,7 +11,7 @@ import { FileJournal } from '../../firmware/journal/file-journal.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { scanSegment } from '../../firmware/journal/segment.js';
 import { encodeJournalRecord } from '../../protocol/journal-record.js';
-import { dataEnd, fileRecords, markOpen } from '../support/journal-files.js';
+import { dataEnd, fileRecords, markOpen, seqsOnDisk } from '../support/journal-files.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { laneHarness } from '../support/lane-harness.js';
 
@@ -134,6 +134,24 @@ describe('journal recovery', () => {
     expect(j.recovery.damaged).toHaveLength(1);
     expect(j.recovery.nextSeq).toBeGreaterThan(7);
     await j.close();
+  });
+
+  it('a kill -9 while the next segment was being started leaves no gap: the half-made file is dropped', async () => {
+    const dir = tmp();
+    await journalOf(dir, 5, { segmentBytes: 4096 });
+    // What a kill between creating the next segment at its size and writing its header leaves.
+    writeFileSync(join(dir, 'seg-0000000000000006.jnl'), Buffer.alloc(4096));
+    let j = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 4096 });
+    expect(j.recovery.damaged).toEqual([]);
+    expect(await j.append(entry(6))).toBe(6);
+    await j.close();
+    // And one killed before it had any size.
+    writeFileSync(join(dir, 'seg-0000000000000007.jnl'), Buffer.alloc(0));
+    j = await FileJournal.open({ dir, laneId: 'L1', segmentBytes: 4096 });
+    expect(j.recovery.damaged).toEqual([]);
+    expect(await j.append(entry(7))).toBe(7);
+    await j.close();
+    expect(seqsOnDisk(dir)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('no seq comes back when the last segment lost its header and its last records, or the whole file', async () => {
