@@ -1,6 +1,7 @@
 // Recovery of a damaged journal: damage in the middle costs only the records it touched (resync), a
 // damaged segment is kept aside and reported after someone listens, seqs are never handed out again —
 // also when the last segment's header is gone — and a failed rotation keeps the working handle.
+import { alarmText } from '../../protocol/alarms.js';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,7 +35,7 @@ const firstSeq = (name: string) => Number(name.slice(4, 20));
 /** Alarms as (name, detail), whichever way the journal emits them. */
 function alarmsOf(j: FileJournal): { name: string; detail?: string }[] {
   const out: { name: string; detail?: string }[] = [];
-  j.on('alarm', (a: unknown, detail?: string) => out.push(typeof a === 'string' ? { name: a, detail } : { name: (a as { alarm: string }).alarm, detail: JSON.stringify(a) }));
+  j.onAlarm((a) => out.push({ name: a.alarm, detail: alarmText(a) }));
   return out;
 }
 
@@ -230,8 +231,8 @@ describe('journal recovery', () => {
     expect(await j.uploadNow()).toBe(true);
     expect(j.backlog).toBe(0);
     expect(j.counters.uploadConflicts).toBe(1);
-    expect(alarms.map((a) => a.name)).toEqual(['journal-corrupt']);
-    expect(alarms[0].detail).toMatch(/seq 2: both versions kept/);
+    expect(alarms.map((a) => a.name)).toEqual(['journal-upload-conflict']);
+    expect(alarms[0].detail).toMatch(/seq 2 with other content .*both versions kept/);
     await j.append(entry(4));
     expect(await j.uploadNow()).toBe(true);
     expect(bodies.map((b) => b.records.map((r) => r.seq))).toEqual([[1, 2, 3], [4]]);

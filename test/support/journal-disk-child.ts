@@ -6,6 +6,7 @@
 //
 // Commands: append <n> | append-to-size <bytes> | fill | unfill | exhaust-fds | release-fds | state |
 // readyz | decide <entry|exit> | wait-writable <tries> | upload | reopen | close
+import { alarmText } from '../../protocol/alarms.js';
 import { closeSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ const opts = JSON.parse(optsJson ?? '{}') as Partial<FileJournalOptions>;
 const open = () => FileJournal.open({ dir, laneId, uploadUrl: url, uploadIntervalMs: 3_600_000, probeMinMs: 20, probeMaxMs: 200, ...opts });
 let j = await open();
 const alarms: { name: string; detail?: string }[] = [];
-const listen = (x: FileJournal) => x.on('alarm', (name: unknown, detail?: string) => alarms.push({ name: typeof name === 'string' ? name : (name as { alarm: string }).alarm, detail }));
+const listen = (x: FileJournal) => x.onAlarm((a) => alarms.push({ name: a.alarm, detail: alarmText(a) }));
 listen(j);
 let tap = 0;
 
