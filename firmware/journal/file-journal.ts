@@ -343,6 +343,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
       if (!this.down) this.reservation.ahead(this.nextSeq - 1);
     }
     this.flushing = undefined;
+    if (!this.down) this.files.idle();
   }
 
   /** Write a batch at the durable end, then one fdatasync. Throws JournalIoError. */

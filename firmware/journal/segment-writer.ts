@@ -18,8 +18,11 @@ export class SegmentWriter {
   private fh: FileHandle | undefined;
   /** A failed write may have left bytes past the durable end: cut (heal) before anything else is written. */
   needsHeal = false;
-  /** The segment before the working one, until the working one's directory entry is durable. */
-  private previous: { seg: Segment; fh: FileHandle | undefined } | undefined;
+  /**
+   * The segment before the working one, until it is closed with its mark: once the working one's
+   * directory entry is durable (`successorDurable`) and the journal is idle, or unmarked at the next rotation.
+   */
+  private previous: { seg: Segment; fh: FileHandle | undefined; successorDurable: boolean } | undefined;
   /** Previous segments being closed with their marks (in the background). */
   private sealing: Promise<void> = Promise.resolve();
 
@@ -91,7 +94,7 @@ export class SegmentWriter {
     this.segments.push({ firstSeq, lastSeq: firstSeq - 1, path, bytes: SEGMENT_HEADER_BYTES, fileSize: size, headered: true, knownLost: 0, unsyncedDir: true });
     this.releasePrevious(false);
     // Closed with its mark ("the next was started") once the new one's directory entry is durable.
-    this.previous = prev ? { seg: prev, fh: old } : undefined;
+    this.previous = prev ? { seg: prev, fh: old, successorDurable: false } : undefined;
   }
 
   /** Write records at the working segment's durable end, then one fdatasync; returns its milliseconds. Throws JournalIoError. */
@@ -153,12 +156,21 @@ export class SegmentWriter {
     this.fh = undefined;
   }
 
-  /** A new segment's directory entry is made durable with its first commit (once); then the previous one is closed. */
+  /**
+   * The journal has nothing to write: close the previous segment with its mark now, in the background (its
+   * fdatasync then competes with no commit). Under load without a pause it is released unmarked at the next
+   * rotation instead: the mark is for telling a lost last segment, best effort.
+   */
+  idle(): void {
+    if (this.previous?.successorDurable) this.releasePrevious(true);
+  }
+
+  /** A new segment's directory entry is made durable with its first commit (once). */
   private async syncDirFor(seg: Segment): Promise<void> {
     if (!seg.unsyncedDir) return;
     await io('fsync directory of', seg.path, () => syncDir(this.dir));
     seg.unsyncedDir = false;
-    this.releasePrevious(true);
+    if (this.previous) this.previous.successorDurable = true;
   }
 
   /** Close the previous segment with its mark (when `rotated`: the next one is known durable), then release it, in the background. */
