@@ -4,6 +4,7 @@
 // never goes back to a lower one. The payload is signed as exact bytes (no JSON canonicalisation), as the
 // issuer trust list is. Pure: node:crypto only. Fields: protocol/README.md ("Enforcement schedule").
 
+import { parseSignedEnvelope } from './signed-document.js';
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { CREDENTIAL_KINDS, type CredentialKind } from './credential.js';
 import { listKeyId, type TrustedListKey } from './lists/signature.js';
@@ -67,17 +68,9 @@ const isInt = (n: unknown): n is number => typeof n === 'number' && Number.isInt
 
 /** Parse the document and verify its signature against the list keys the gate trusts (by key id). */
 export function verifyPolicySchedule(doc: Uint8Array, keys: readonly TrustedListKey[]): PolicyScheduleResult {
-  if (doc.length > MAX_DOCUMENT_BYTES) return { ok: false, error: 'envelope', detail: `document larger than ${MAX_DOCUMENT_BYTES} bytes` };
-  let env: Record<string, unknown>;
-  try {
-    env = JSON.parse(Buffer.from(doc.buffer, doc.byteOffset, doc.byteLength).toString('utf8'));
-  } catch (e) {
-    return { ok: false, error: 'json', detail: (e as Error).message };
-  }
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) return { ok: false, error: 'envelope', detail: 'not an object' };
-  if (env.format !== POLICY_SCHEDULE_FORMAT || env.v !== POLICY_SCHEDULE_VERSION || env.alg !== 'Ed25519') {
-    return { ok: false, error: 'envelope', detail: `format/v/alg must be ${POLICY_SCHEDULE_FORMAT}/${POLICY_SCHEDULE_VERSION}/Ed25519` };
-  }
+  const parsed = parseSignedEnvelope(doc, MAX_DOCUMENT_BYTES, POLICY_SCHEDULE_FORMAT, POLICY_SCHEDULE_VERSION, true);
+  if (!parsed.ok) return parsed;
+  const env = parsed.env;
   if (typeof env.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(env.keyId)) return { ok: false, error: 'envelope', detail: 'keyId must be 16 hex digits' };
   const payload = b64(env.payload);
   const sig = b64(env.signature);

@@ -3,6 +3,7 @@
 // signed as exact bytes (no JSON canonicalisation), JWS-style. Pure: no I/O.
 // Layout: protocol/README.md, section "QR ride codes" → "Issuer trust list".
 
+import { parseSignedEnvelope } from './signed-document.js';
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { QR_ISSUERS, type QrIssuer } from './credential.js';
 
@@ -87,17 +88,9 @@ const isInt = (n: unknown, min: number, max: number): n is number => typeof n ==
  * was installed with (by signer id, so the back office key itself can rotate).
  */
 export function verifyTrustList(doc: Uint8Array, backOfficeKeys: ReadonlyMap<string, KeyObject>): TrustListResult {
-  if (doc.length > MAX_DOCUMENT_BYTES) return { ok: false, error: 'envelope', detail: `document larger than ${MAX_DOCUMENT_BYTES} bytes` };
-  let env: Record<string, unknown>;
-  try {
-    env = JSON.parse(Buffer.from(doc.buffer, doc.byteOffset, doc.byteLength).toString('utf8'));
-  } catch (e) {
-    return { ok: false, error: 'json', detail: (e as Error).message };
-  }
-  if (typeof env !== 'object' || env === null) return { ok: false, error: 'envelope', detail: 'not an object' };
-  if (env.format !== TRUST_LIST_FORMAT || env.v !== TRUST_LIST_VERSION || env.alg !== 'Ed25519') {
-    return { ok: false, error: 'envelope', detail: `format/v/alg must be ${TRUST_LIST_FORMAT}/${TRUST_LIST_VERSION}/Ed25519` };
-  }
+  const parsed = parseSignedEnvelope(doc, MAX_DOCUMENT_BYTES, TRUST_LIST_FORMAT, TRUST_LIST_VERSION);
+  if (!parsed.ok) return parsed;
+  const env = parsed.env;
   if (typeof env.signer !== 'string') return { ok: false, error: 'envelope', detail: 'signer missing' };
   const payload = b64(env.payload);
   const sig = b64(env.signature);
