@@ -1,25 +1,26 @@
-// `gate run --config FILE`: one lane's runtime with the drivers its config names.
-import { createInterface } from 'node:readline';
+// `gate run --config FILE`: one lane's runtime with the drivers its config names (a gate array's: run-array.ts).
 import type { Command } from 'commander';
-import { SimulatedSource } from '../../drivers/simulated.js';
-import { checkCredential, credentialRef, type Credential, type Direction } from '../../protocol/credential.js';
 import { riderMessage } from '../../protocol/reasons.js';
-import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { loadLaneConfig } from '../config/config.js';
-import type { OperatorMode } from '../lane/gate-machine.js';
 import { startLane, type Lane, type StartStep } from '../composition/start-lane.js';
 import { createLogger, type Logger } from '../config/log.js';
 import { lowerHelperThreads } from '../platform/thread-priority.js';
 import { createMetrics } from '../operations/metrics.js';
 import { laneInspector, planLaneService, startLaneService, type LaneService } from '../operations/service.js';
+import { benchControl } from './bench-console.js';
+import { isArrayConfigFile, runGateArray } from './run-array.js';
+import { SLOW_STEP_MS, startupFailure } from './start-up.js';
+
+export { startupFailure } from './start-up.js';
 
 export function register(program: Command): void {
   program
     .command('run')
-    .description("run one lane's runtime from a config file")
+    .description("run one lane's runtime from a config file (or every lane of a gate array: a config with `lanes`)")
     .requiredOption('-c, --config <file>', 'lane config (JSON)')
     .option('--stdin', 'read bench commands from stdin (taps for simulated readers, modes, fire alarm); "help" lists them', false)
     .action(async (o) => {
+      if (isArrayConfigFile(o.config)) return runGateArray(o);
       let lane: Lane | undefined;
       let service: LaneService | undefined;
       let step: StartStep = { field: '--config', what: 'the config file' };
@@ -85,67 +86,4 @@ export function register(program: Command): void {
       process.once('SIGINT', stop);
       if (o.stdin) benchControl(running);
     });
-}
-
-/** A start-up step still running after this long is logged (again every period). */
-const SLOW_STEP_MS = 15_000;
-
-/**
- * One line for a failed start-up, naming what and how to fix it, and the exit code: 2 when the config
- * itself is invalid, 1 when something it names cannot be used (a file, a directory, a device) or an
- * unexpected error happened while opening `step`.
- */
-export function startupFailure(e: unknown, configFile: string, step: StartStep): { line: string; exitCode: number } {
-  const flat = (s: string) =>
-    s
-      .split('\n')
-      .map((l) => l.trim().replace(/^- /, ''))
-      .filter((l) => l !== '')
-      .join('; ')
-      .replace(/:;/g, ':');
-  if (isGateError(e, GateErrorCode.Config)) {
-    const fix = /^cannot read config file/.test(e.message) ? 'check the --config path' : `fix that in ${configFile}`;
-    return { line: `${flat(e.message)} (${fix})`, exitCode: 2 };
-  }
-  if (isGateError(e)) return { line: flat(e.message), exitCode: 1 };
-  const message = e instanceof Error ? e.message : String(e);
-  return { line: `start-up failed while opening ${step.what} (${step.field}): ${flat(message)}; check ${step.field} in ${configFile}`, exitCode: 1 };
-}
-
-const HELP = `commands:
-  entry|exit card <19 digits>        tap a Yikatong card on the simulated reader of that side
-  entry|exit phone <19 digits>       tap a phone emulating a card
-  entry|exit ticket <number>         tap a commemorative ticket
-  entry|exit qr <issuer> <account>   show a (pre-verified) QR ride code
-  entry|exit qrtext <text>           show QR text for the gate to verify
-  mode normal|free|maintenance|closed
-  fire on|off    reset    view    help`;
-
-/** A technician's stdin console: drives simulated sources and operator events. Bad lines get a message, never a crash. */
-function benchControl(lane: Lane): void {
-  const sim = (side: Direction) => lane.sources.find((s): s is SimulatedSource => s instanceof SimulatedSource && s.side === side);
-  const rl = createInterface({ input: process.stdin });
-  rl.on('line', (line) => {
-    const w = line.trim().split(/\s+/);
-    const [a, b, c, d] = w;
-    try {
-      if (a === 'entry' || a === 'exit') {
-        const src = sim(a);
-        if (!src) return void console.error(`no simulated ${a} source in this config`);
-        if (b === 'qrtext') return src.showQrText(w.slice(2).join(' '));
-        const cred = (b === 'card' ? { kind: 'card', cardNumber: c } : b === 'phone' ? { kind: 'phone-nfc', cardNumber: c } : b === 'ticket' ? { kind: 'ticket', ticketNumber: c } : b === 'qr' ? { kind: 'qr', issuer: c, account: d } : undefined) as Credential | undefined;
-        if (!cred) return void console.error(`unknown credential kind "${b}"\n${HELP}`);
-        const chk = checkCredential(cred);
-        if (!chk.ok) console.error(`warning: ${chk.field}: ${chk.why} (sent anyway: the gate must refuse it)`);
-        src.present(cred);
-        console.error(`presented ${credentialRef(cred)} at ${a}`);
-      } else if (a === 'mode' && ['normal', 'free', 'maintenance', 'closed'].includes(b)) lane.send({ type: 'SET_MODE', mode: b as OperatorMode });
-      else if (a === 'fire') lane.send({ type: 'FIRE_ALARM', active: b === 'on' });
-      else if (a === 'reset') lane.send({ type: 'RESET_EMERGENCY' });
-      else if (a === 'view') console.log(JSON.stringify(lane.view()));
-      else if (a) console.error(HELP);
-    } catch (e) {
-      console.error(`error: ${(e as Error).message}`);
-    }
-  });
 }

@@ -10,6 +10,8 @@ export interface DriverContext {
   clock: Clock;
   log: Logger;
   config: LaneConfig;
+  /** Where this lane's own sections sit in the config file, e.g. `lanes[2].` in a gate array; absent for a one-lane config. */
+  field?: string;
 }
 
 export type DriverSection = { type: string; [k: string]: unknown };

@@ -19,16 +19,16 @@ export const sourceDrivers: Record<string, SourceFactory> = {
   simulated: async (cfg, ctx, i) => new SimulatedSource(`sim-${cfg.side}-${i}`, cfg.side, ctx.clock),
   camera: async (cfg, ctx, i) => {
     const { QrCamera, qrCameraConfigSchema } = await import('../../drivers/qr-camera.js');
-    return new QrCamera(parseDriverConfig(qrCameraConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+    return new QrCamera(parseDriverConfig(qrCameraConfigSchema, cfg, `${ctx.field ?? ''}drivers.sources[${i}]`), ctx.clock);
   },
   'qr-serial': async (cfg, ctx, i) => {
     const { QrSerialScanner, qrSerialConfigSchema } = await import('../../drivers/qr-serial-scanner.js');
-    return new QrSerialScanner(parseDriverConfig(qrSerialConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+    return new QrSerialScanner(parseDriverConfig(qrSerialConfigSchema, cfg, `${ctx.field ?? ''}drivers.sources[${i}]`), ctx.clock);
   },
   // Real contactless reader over pcscd; nfc-pcsc (native) is loaded only when a config names it.
   pcsc: async (cfg, ctx, i) => {
     const { PcscReader, pcscReaderConfigSchema } = await import('../../drivers/pcsc-reader.js');
-    return new PcscReader(parseDriverConfig(pcscReaderConfigSchema, cfg, `drivers.sources[${i}]`), ctx.clock);
+    return new PcscReader(parseDriverConfig(pcscReaderConfigSchema, cfg, `${ctx.field ?? ''}drivers.sources[${i}]`), ctx.clock);
   },
 };
 
@@ -41,7 +41,7 @@ export const barrierDrivers: Record<string, BarrierFactory> = {
   /** The barrier board on a serial line (RS-232/RS-485, or a pty in CI): drivers/serial-barrier.ts. */
   serial: async (cfg, ctx) => {
     const { SerialBarrierLink, serialBarrierConfigSchema } = await import('../../drivers/serial-barrier.js');
-    const c = parseDriverConfig(serialBarrierConfigSchema, cfg, `lane ${ctx.config.lane.id} drivers.barrier`);
+    const c = parseDriverConfig(serialBarrierConfigSchema, cfg, ctx.field !== undefined ? `${ctx.field}drivers.barrier` : `lane ${ctx.config.lane.id} drivers.barrier`);
     return new SerialBarrierLink(c, { clock: ctx.clock, log: ctx.log.child({ driver: 'barrier:serial', path: c.path }) });
   },
 };

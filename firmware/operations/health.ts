@@ -6,7 +6,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { healthSchema, parseDriverConfig, type HealthSettings } from '../config/config.js';
-import type { GateMetrics } from './metrics.js';
+
+/** What /metrics serves: one lane's GateMetrics, or a gate array's lanes merged (array-service.ts). */
+export interface MetricsSource {
+  /** The Prometheus text exposition. */
+  text(): Promise<string>;
+  readonly contentType: string;
+}
 
 export interface ProbeResult {
   ok: boolean;
@@ -22,7 +28,7 @@ export interface HealthServerOptions {
   host?: string;
   /** 0 picks a free port (tests). */
   port?: number;
-  metrics?: GateMetrics;
+  metrics?: MetricsSource;
   /** Readiness probes by name, e.g. { barrierLink, lists, journal }. */
   ready?: Record<string, Probe>;
   /** /healthz fails when the event loop stalled longer than this since the previous /healthz. */

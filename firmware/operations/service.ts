@@ -47,8 +47,11 @@ function faultClass(detail: string | undefined): string {
   return 'other';
 }
 
-/** Decisions and mode changes into metrics; list version/age read at scrape time. */
-export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
+/**
+ * Decisions and mode changes into metrics; list version/age read at scrape time. `listSync: false` when the
+ * lists are shared by several lanes (a gate array): their failed rounds are counted once, for the box.
+ */
+export function attachLaneMetrics(lane: Lane, metrics: GateMetrics, opts: { listSync?: boolean } = {}): void {
   lane.on('decision', (e) => metrics.decision(e.decision.kind, e.decision.reason, Math.max(0, e.decidedAtMs - e.atMs) / 1000, e.decision.grant));
   lane.on('mode', (e) => metrics.mode(e.to));
   metrics.mode(lane.view().mode);
@@ -59,7 +62,7 @@ export function attachLaneMetrics(lane: Lane, metrics: GateMetrics): void {
   const { journal, lists, barrier } = lane;
   if (journal.stats) metrics.watchJournalBacklog(() => journal.stats?.().backlog ?? 0);
   journal.onFsync?.((ms) => metrics.journalFsync(ms / 1000));
-  lists.onSyncFailed?.((kind) => metrics.syncFailure(kind));
+  if (opts.listSync !== false) lists.onSyncFailed?.((kind) => metrics.syncFailure(kind));
   for (const s of lane.sources) s.onDecode?.((r) => metrics.qrDecode(r.decodeMs / 1000, r.texts.length > 0));
   if (barrier.counters) metrics.pullBarrierStats(() => barrierStats(barrier.counters));
 }
@@ -122,7 +125,7 @@ export interface ServicePlan {
  * Read what the lane's service needs: the health section and the dashboard's access (read-only, or
  * supervisors from the file `dashboard.control.supervisors` names). Throws ConfigError naming the field.
  */
-export async function planLaneService(config: LaneConfig, opts: { log?: Logger } = {}): Promise<ServicePlan> {
+export async function planLaneService(config: Pick<LaneConfig, 'health' | 'dashboard'>, opts: { log?: Logger } = {}): Promise<ServicePlan> {
   const health = healthConfig({ health: config.health });
   const d = config.dashboard;
   if (!health.enabled || !d.enabled) return { health };

@@ -1,0 +1,210 @@
+// A gate array: several lanes on one box, in one process, from one config (firmware/config/array-config.ts).
+// The box's parts are built once and shared: the list store (a 50 M-entry list is held once, not per lane)
+// and its sync, the anti-passback record and, without a station bus, the used QR codes (a code used at
+// lane 1 is refused at lane 2). Each lane has its own barrier link, sources and journal: one directory,
+// a journal per lane in `<journal.dir>/<lane id>/`, so each lane's seq is its own and the back office's
+// (lane, seq) key stays exact. One lane's barrier failing, at start or later, takes that lane out of
+// service alone.
+
+import { join } from 'node:path';
+import type { InspectionEvent } from 'xstate';
+import type { BarrierEvent } from '../../protocol/barrier.js';
+import { GateError, isGateError, GateErrorCode } from '../../protocol/errors.js';
+import type { BarrierLink, CredentialSource, SourceEvent } from '../../drivers/seams.js';
+import { systemClock, type Clock } from '../../drivers/seams.js';
+import { laneConfigOf, type ArrayConfig } from '../config/array-config.js';
+import { ConfigError, type LaneConfig } from '../config/config.js';
+import { silentLogger, type Logger } from '../config/log.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import { MemoryPassback, MemoryUsedCodes } from '../verify/decision-core.js';
+import { barrierDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
+import type { BarrierFactory, SourceFactory } from './driver-context.js';
+import { startLane, type Lane, type StartStep } from './start-lane.js';
+import type { ReloadHook } from './station-link.js';
+
+export interface StartArrayOptions {
+  config: ArrayConfig;
+  clock?: Clock;
+  log?: Logger;
+  /** Told before each step that opens something; a lane's steps carry its place in the file (`lanes[2].drivers.barrier`). */
+  onStep?: (step: StartStep) => void;
+  /** An XState inspector per lane (gate run: driver events into that lane's metrics). */
+  inspect?: (laneId: string) => ((e: InspectionEvent) => void) | undefined;
+  /** What a signed `reload` command does on this runtime (every lane's station link). */
+  onReload?: ReloadHook;
+  /** The shared lists, built already (tests); otherwise the config's `lists` driver builds them once. */
+  lists?: ListProvider;
+}
+
+export interface GateArray {
+  readonly config: ArrayConfig;
+  /** In the config's order. */
+  readonly lanes: readonly Lane[];
+  /** The one list store every lane decides on. */
+  readonly lists: ListProvider;
+  lane(id: string): Lane | undefined;
+  /** Stop every lane (bounded by each lane's own stop), then the shared list sync. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Lane i's config as the lane sees it: the box's journal directory narrowed to the lane's own subdirectory. */
+export function arrayLaneConfig(array: ArrayConfig, i: number): LaneConfig {
+  const c = laneConfigOf(array, i);
+  const dir = c.journal.dir;
+  return typeof dir === 'string' ? { ...c, journal: { ...c.journal, dir: join(dir, c.lane.id) } } : c;
+}
+
+/**
+ * Start every lane of the array. Driver names and sections are checked for every lane before the list is
+ * loaded (a typo in lanes[15] fails in a second, not after a minute of loading 50 M entries); a config error
+ * fails the whole start naming `lanes[i]`. When a step fails, everything opened so far is closed before the
+ * error is rethrown: a failed start-up leaves nothing running.
+ */
+export async function startGateArray(opts: StartArrayOptions): Promise<GateArray> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? silentLogger;
+  const step = (field: string, what: string) => opts.onStep?.({ field, what });
+  const laneConfigs = config.lanes.map((_, i) => arrayLaneConfig(config, i));
+  const ctxs: DriverContext[] = laneConfigs.map((c, i) => ({ laneId: c.lane.id, clock, log: log.child({ lane: c.lane.id }), config: c, field: `lanes[${i}].` }));
+
+  // Every name first: nothing has been opened yet.
+  const barrierFactories = laneConfigs.map((c, i) => named(`lanes[${i}].drivers.barrier.type`, () => pickDriver(barrierDrivers, 'barrier', c.drivers.barrier.type)));
+  const sourceFactories = laneConfigs.map((c, i) => c.drivers.sources.map((s, k) => named(`lanes[${i}].drivers.sources[${k}].type`, () => pickDriver(sourceDrivers, 'credential source', s.type))));
+  const listFactory = opts.lists ? undefined : named('lists.type', () => pickDriver(listDrivers, 'lists', config.lists.type));
+
+  const built: { barrier: BarrierLink; sources: CredentialSource[] }[] = [];
+  const lanes: Lane[] = [];
+  let lists: ListProvider | undefined;
+  try {
+    // Each lane's barrier link and sources: built (their sections checked) but not started — the lane starts them.
+    for (let i = 0; i < laneConfigs.length; i++) {
+      const c = laneConfigs[i];
+      step(`lanes[${i}].drivers`, `lane ${c.lane.id}'s barrier link and credential sources`);
+      const barrier = await buildBarrier(barrierFactories[i], c, ctxs[i]);
+      const sources: CredentialSource[] = [];
+      built.push({ barrier, sources });
+      for (let k = 0; k < c.drivers.sources.length; k++) sources.push(await buildSource(sourceFactories[i][k], c, k, ctxs[i]));
+    }
+
+    step('lists', `${config.lists.type} lists (once, for ${laneConfigs.length} lanes)`);
+    lists = opts.lists ?? (await listFactory!(config.lists, { ...ctxs[0], laneId: 'array', log, field: undefined }));
+
+    // Station-wide records, one per box: a rider who entered at lane 1 is refused a second entry at lane 2.
+    const passback = new MemoryPassback(config.policy.antiPassbackSeconds * 1000);
+    // With a `station` section the broker carries used codes among every lane of the station (this box's too).
+    const usedCodes = (config as Record<string, unknown>).station === undefined ? new MemoryUsedCodes() : undefined;
+
+    for (let i = 0; i < laneConfigs.length; i++) {
+      const c = laneConfigs[i];
+      const at = `lanes[${i}]`;
+      try {
+        const lane = await startLane({
+          config: c,
+          clock,
+          log: ctxs[i].log,
+          lists,
+          barrier: built[i].barrier,
+          sources: built[i].sources,
+          passback,
+          usedCodes,
+          inspect: opts.inspect?.(c.lane.id),
+          onReload: opts.onReload,
+          onStep: (s) => step(`${at}.${s.field}`, `lane ${c.lane.id}: ${s.what}`),
+        });
+        lanes.push(lane);
+      } catch (e) {
+        throw inLane(e, at, c.lane.id);
+      }
+    }
+  } catch (e) {
+    // The lanes started stop their own drivers and journals; the links and sources not yet handed to a lane are stopped here.
+    await Promise.allSettled([...lanes.map((l) => l.stop()), ...built.slice(lanes.length).flatMap((b) => [b.barrier.stop(), ...b.sources.map((s) => s.stop())])]);
+    if (!opts.lists) await lists?.stop?.();
+    throw e;
+  }
+
+  const shared = lists;
+  let stopping: Promise<void> | undefined;
+  return {
+    config,
+    lanes,
+    lists: shared,
+    lane: (id) => lanes.find((l) => l.id === id),
+    stop() {
+      stopping ??= (async () => {
+        await Promise.allSettled(lanes.map((l) => l.stop()));
+        if (!opts.lists) await shared.stop?.();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Run `f`; a ConfigError it throws is said again with the field it is about. */
+function named<T>(field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isGateError(e, GateErrorCode.Config)) throw new ConfigError(`${field}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A lane's failure at start-up, naming the lane: the whole box stops (its journal directory, its config). */
+function inLane(e: unknown, at: string, id: string): unknown {
+  if (e instanceof ConfigError) return new ConfigError(`${at} (lane ${id}): ${e.message}`, e.issues);
+  if (e instanceof GateError) return new GateError(`${at} (lane ${id}): ${e.message}`, e.code, { ...e.context, lane: id });
+  if (e instanceof Error) return new Error(`${at} (lane ${id}): ${e.message}`, { cause: e });
+  return e;
+}
+
+/**
+ * The lane's barrier link. A section the driver refuses is a config error (the whole start fails, naming
+ * it); any other failure to build the link leaves this lane out of service behind a link that reports itself
+ * down, while the other lanes serve.
+ */
+async function buildBarrier(factory: BarrierFactory, c: LaneConfig, ctx: DriverContext): Promise<BarrierLink> {
+  try {
+    return await factory(c.drivers.barrier, ctx);
+  } catch (e) {
+    if (isGateError(e, GateErrorCode.Config)) throw e;
+    const detail = `${ctx.field}drivers.barrier (${c.drivers.barrier.type}) could not be built: ${(e as Error).message}`;
+    ctx.log.error({ lane: c.lane.id, event: 'barrier-unavailable', err: (e as Error).message }, `lane ${c.lane.id} out of service: ${detail}`);
+    return new UnavailableBarrier(detail);
+  }
+}
+
+async function buildSource(factory: SourceFactory, c: LaneConfig, k: number, ctx: DriverContext): Promise<CredentialSource> {
+  const section = c.drivers.sources[k];
+  try {
+    return await factory(section, ctx, k);
+  } catch (e) {
+    if (isGateError(e, GateErrorCode.Config)) throw e;
+    const detail = `${ctx.field}drivers.sources[${k}] (${section.type}) could not be built: ${(e as Error).message}`;
+    ctx.log.error({ lane: c.lane.id, event: 'source-unavailable', err: (e as Error).message }, `lane ${c.lane.id} out of service: ${detail}`);
+    return new UnavailableSource(`${section.type}-${section.side}-${k}`, detail);
+  }
+}
+
+/** Stands in for a barrier link that could not be built: reports the link down, forever; commands go nowhere. */
+export class UnavailableBarrier implements BarrierLink {
+  constructor(readonly detail: string) {}
+  async start(emit: (e: BarrierEvent) => void): Promise<void> {
+    emit({ type: 'LINK', up: false, detail: this.detail });
+  }
+  send(): void {}
+  async stop(): Promise<void> {}
+}
+
+/** Stands in for a credential source that could not be built: reports the source failed. */
+export class UnavailableSource implements CredentialSource {
+  constructor(
+    readonly name: string,
+    readonly detail: string,
+  ) {}
+  async start(emit: (e: SourceEvent) => void): Promise<void> {
+    emit({ type: 'SOURCE_FAULT', source: this.name, detail: this.detail });
+  }
+  async stop(): Promise<void> {}
+}

@@ -1,0 +1,133 @@
+// A gate array: one box (one process) serving several lanes from one config file. Each entry of `lanes` is a
+// lane's own part (its `lane` section, its drivers, its timeouts if they differ); lists, journal, policy, the
+// `qr` and `station` sections, health, dashboard and log are the box's, shared by every lane. A one-lane
+// config (top-level `lane`) keeps working unchanged: `loadGateConfig` tells the two apart.
+
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError, dashboardSchema, healthSchema, parseLaneConfig, policySchema, timeoutsSchema, type LaneConfig } from './config.js';
+
+const driverConfig = z.looseObject({ type: z.string().min(1) });
+const ms = () => z.number().int().min(0).max(3_600_000).optional();
+
+/** The most lanes one box serves: every lane is a barrier port, readers and a journal; bounded like every input. */
+export const MAX_ARRAY_LANES = 32;
+
+/** One lane of an array: what the one-lane config's `lane` section says, plus its own drivers. */
+export const arrayLaneSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'lane id: 1-32 of [A-Za-z0-9_-]'),
+    station: z.string().min(1).default('SIM'),
+    direction: z.enum(['entry', 'exit', 'bidirectional']).default('bidirectional'),
+    drivers: z
+      .object({
+        /** Required in an array: a lane of a real cabinet never falls back to a simulated barrier by accident. */
+        barrier: driverConfig,
+        sources: z.array(driverConfig.extend({ side: z.enum(['entry', 'exit']).default('entry') })).max(8).default([]),
+      })
+      .strict(),
+    /** Only what differs from the box's `timeouts` (a wide lane for wheelchairs: a longer passageMs). */
+    timeouts: z
+      .object({ passageMs: ms(), deniedDisplayMs: ms(), closingMs: ms(), obstructionHoldMs: ms(), decisionMs: ms() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const arrayConfigSchema = z
+  .object({
+    lanes: z.array(arrayLaneSchema).min(1, 'at least one lane').max(MAX_ARRAY_LANES, `at most ${MAX_ARRAY_LANES} lanes on one box`),
+    timeouts: timeoutsSchema.default(() => timeoutsSchema.parse({})),
+    policy: policySchema.default(() => policySchema.parse({})),
+    lists: driverConfig.default({ type: 'memory' }),
+    /** One directory for the box: each lane keeps its own journal (its own seq) in `<dir>/<lane id>/`. */
+    journal: driverConfig.default({ type: 'memory' }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    health: healthSchema.default(() => healthSchema.parse({})),
+    dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
+    lane: z.never({ error: 'a gate array names its lanes in `lanes`: give either `lane` (one lane) or `lanes` (an array), not both' }).optional(),
+    drivers: z.never({ error: 'in a gate array each lane has its own drivers: `lanes[i].drivers`' }).optional(),
+  })
+  .loose()
+  .superRefine((c, ctx) => {
+    const ids = new Map<string, number>();
+    const ports = new Map<string, number>();
+    c.lanes.forEach((l, i) => {
+      const first = ids.get(l.id);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['lanes', i, 'id'], message: `lane id "${l.id}" is already lanes[${first}]'s: each lane needs its own id (journal, metrics, dashboard)` });
+      else ids.set(l.id, i);
+      // Two lanes on one serial port would each read half the other's frames.
+      const port = l.drivers.barrier.path;
+      if (typeof port === 'string' && l.drivers.barrier.type !== 'simulated') {
+        const other = ports.get(port);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['lanes', i, 'drivers', 'barrier', 'path'], message: `${port} is already lanes[${other}]'s barrier port: each lane has its own` });
+        else ports.set(port, i);
+      }
+    });
+  });
+
+export type ArrayConfig = z.infer<typeof arrayConfigSchema>;
+export type ArrayLane = z.infer<typeof arrayLaneSchema>;
+
+/** A zod issue path as a technician reads it in the file: `lanes[3].drivers.barrier.path`. */
+export function fieldPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? String(p) : `.${String(p)}`;
+  return s || '(root)';
+}
+
+/** Validate a parsed gate array config; throws ConfigError naming every bad field (`lanes[2].id: …`). */
+export function parseArrayConfig(raw: unknown, origin = 'config'): ArrayConfig {
+  const r = arrayConfigSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({ path: fieldPath(i.path), message: i.message }));
+  throw new ConfigError(`${origin} is invalid:\n` + issues.map((i) => `  - ${i.path}: ${i.message}`).join('\n'), issues);
+}
+
+/** What a config file holds: one lane (top-level `lane`) or a gate array (top-level `lanes`). */
+export type GateConfig = { kind: 'lane'; config: LaneConfig } | { kind: 'array'; config: ArrayConfig };
+
+/** Whether a parsed config object is a gate array (it has `lanes`). */
+export function isArrayConfig(raw: unknown): boolean {
+  return typeof raw === 'object' && raw !== null && !Array.isArray(raw) && Object.hasOwn(raw, 'lanes');
+}
+
+/** Validate either kind of config. */
+export function parseGateConfig(raw: unknown, origin = 'config'): GateConfig {
+  return isArrayConfig(raw) ? { kind: 'array', config: parseArrayConfig(raw, origin) } : { kind: 'lane', config: parseLaneConfig(raw, origin) };
+}
+
+/** Read and validate a JSON config file of either kind. */
+export function loadGateConfig(file: string): GateConfig {
+  return parseGateConfig(readConfigJson(file), `config file ${file}`);
+}
+
+/** The JSON of a config file; ConfigError when it cannot be read or is not JSON. */
+export function readConfigJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Lane i's config as a one-lane config: its own `lane`, drivers and timeouts, the box's sections for the
+ * rest. `journal` is left as the box's: where each lane's journal lives is the composition root's choice.
+ */
+export function laneConfigOf(array: ArrayConfig, i: number): LaneConfig {
+  const { lanes, lane: _lane, drivers: _drivers, ...shared } = array;
+  const l = lanes[i];
+  const timeouts = { ...array.timeouts };
+  for (const [k, v] of Object.entries(l.timeouts ?? {})) if (v !== undefined) timeouts[k as keyof typeof timeouts] = v;
+  return parseLaneConfig({ ...shared, lane: { id: l.id, station: l.station, direction: l.direction }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
+}
