@@ -27,10 +27,10 @@ const ms = (t0: number) => performance.now() - t0;
 const ISSUERS = ['yitongxing', 'alipay', 'unionpay', 'cmb', 'shanghai-metro', 'tianjin-metro', 'guangzhou-metro', 'hohhot-metro'];
 const cardA = (i: number) => 3104000000 + (i % 100_000);
 const cardB = (i: number) => Math.floor(i / 100_000) * 3 + 1;
-const cardKey = (i: number) => `card:${cardA(i)}${String(cardB(i)).padStart(9, '0')}`;
+export const cardKey = (i: number) => `card:${cardA(i)}${String(cardB(i)).padStart(9, '0')}`;
 const qrKey = (i: number) => `qr:${ISSUERS[i & 7]}:2088${String(i * 13 + 7).padStart(12, '0')}`;
 const ticketKey = (i: number) => `ticket:BJ${String(i * 11 + 3).padStart(12, '0')}`;
-const statusOf = (i: number) => 1 + (i % 17 === 0 ? 2 : i % 11 === 0 ? 1 : 0);
+export const statusOf = (i: number) => 1 + (i % 17 === 0 ? 2 : i % 11 === 0 ? 1 : 0);
 
 function mix(n: number) {
   const cards = Math.round(n * 0.9), qrs = Math.round(n * 0.07);

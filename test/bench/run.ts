@@ -12,6 +12,7 @@ const sections: Section[] = [
   { name: 'lists', load: () => import('./lists.js') },
   { name: 'journal', load: () => import('./journal.js') },
   { name: 'fleet', load: () => import('./fleet.js') },
+  { name: 'array', load: () => import('./array.js') },
   { name: 'station', load: () => import('./station.js') },
   { name: 'sync', load: () => import('./sync-tls.js') },
   { name: 'rollout', load: () => import('./rollout.js') },
