@@ -53,6 +53,11 @@ export const arrayConfigSchema = z
   })
   .loose()
   .superRefine((c, ctx) => {
+    // The station bus gives each lane its own identity (its ACL lets it write only its own topics).
+    const bus = (c as Record<string, unknown>).station;
+    if (c.lanes.length > 1 && typeof bus === 'object' && bus !== null && typeof (bus as Record<string, unknown>).passwordFile === 'string' && !String((bus as Record<string, unknown>).passwordFile).includes(LANE)) {
+      ctx.addIssue({ code: 'custom', path: ['station', 'passwordFile'], message: `each lane of a gate array has its own broker identity: write ${LANE} in the path (e.g. /etc/gate/broker/${LANE}.password, as gate broker-config writes one file per lane)` });
+    }
     const ids = new Map<string, number>();
     const ports = new Map<string, number>();
     c.lanes.forEach((l, i) => {
@@ -68,6 +73,9 @@ export const arrayConfigSchema = z
       }
     });
   });
+
+/** Stands for the lane's id in the `station` section's username, passwordFile, cert and key of a gate array. */
+export const LANE = '{lane}';
 
 export type ArrayConfig = z.infer<typeof arrayConfigSchema>;
 export type ArrayLane = z.infer<typeof arrayLaneSchema>;
@@ -122,12 +130,20 @@ export function readConfigJson(file: string): unknown {
 
 /**
  * Lane i's config as a one-lane config: its own `lane`, drivers and timeouts, the box's sections for the
- * rest. `journal` is left as the box's: where each lane's journal lives is the composition root's choice.
+ * rest, `{lane}` in the station bus's username, passwordFile, cert and key replaced by the lane's id.
+ * `journal` is left as the box's: where each lane's journal lives is the composition root's choice.
  */
 export function laneConfigOf(array: ArrayConfig, i: number): LaneConfig {
   const { lanes, lane: _lane, drivers: _drivers, ...shared } = array;
   const l = lanes[i];
   const timeouts = { ...array.timeouts };
   for (const [k, v] of Object.entries(l.timeouts ?? {})) if (v !== undefined) timeouts[k as keyof typeof timeouts] = v;
-  return parseLaneConfig({ ...shared, lane: { id: l.id, station: l.station, direction: l.direction }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
+  const laneShared: Record<string, unknown> = { ...shared };
+  const bus = laneShared.station;
+  if (typeof bus === 'object' && bus !== null) {
+    const b: Record<string, unknown> = { ...bus };
+    for (const k of ['username', 'passwordFile', 'cert', 'key']) if (typeof b[k] === 'string') b[k] = (b[k] as string).replaceAll(LANE, l.id);
+    laneShared.station = b;
+  }
+  return parseLaneConfig({ ...laneShared, lane: { id: l.id, station: l.station, direction: l.direction }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
 }

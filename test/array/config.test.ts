@@ -81,6 +81,14 @@ describe('gate array config', () => {
     expect(issuesOf(() => parseGateConfig({ lanes: [] }))).toEqual([{ path: 'lanes', message: 'at least one lane' }]);
     expect(issuesOf(() => parseGateConfig({ lanes: Array.from({ length: 33 }, (_, i) => lane(`L${i}`)) }))).toEqual([{ path: 'lanes', message: 'at most 32 lanes on one box' }]);
     expect(() => parseArrayConfig({ lanes: [lane('L1')], health: { port: 70000 } })).toThrow(/health\.port/);
+    const bus = { broker: 'mqtts://10.0.0.2:8883', passwordFile: '/etc/gate/broker-password' };
+    expect(issuesOf(() => parseArrayConfig({ lanes: [lane('L1'), lane('L2')], station: bus }))).toEqual([{ path: 'station.passwordFile', message: expect.stringContaining('write {lane} in the path') }]);
+  });
+
+  it("the station bus: each lane its own broker identity, {lane} replaced by the lane's id", () => {
+    const a = parseArrayConfig({ lanes: [lane('L1'), lane('L2')], station: { broker: 'mqtts://10.0.0.2:8883', passwordFile: '/etc/gate/broker/{lane}.password', cert: '/etc/gate/broker/{lane}.crt' } });
+    expect((laneConfigOf(a, 1) as Record<string, unknown>).station).toEqual({ broker: 'mqtts://10.0.0.2:8883', passwordFile: '/etc/gate/broker/L2.password', cert: '/etc/gate/broker/L2.crt' });
+    expect(((laneConfigOf(a, 0) as Record<string, unknown>).station as { passwordFile: string }).passwordFile).toBe('/etc/gate/broker/L1.password');
   });
 });
 
