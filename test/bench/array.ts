@@ -5,9 +5,10 @@
 // the process's RSS and its CPU share. Peers from the same run: one lane alone in the same process (latency,
 // CPU), and for memory 16 separate single-lane processes — measured for real at a 1 M list, and at 50 M
 // computed as 16 × one single-lane process measured with the same list (16 × 50 M would need ~12 GB).
+// The 16-lane and one-lane runs alternate (A B, B A) ARRAY_BENCH_RUNS times (2): medians with min–max.
 // ARRAY_BENCH_LIST (entries, 50 M), ARRAY_BENCH_LANES (16), ARRAY_BENCH_SECONDS (60) change the run.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { writeFileAtomic } from '../../firmware/lists/stored-lists.js';
 import { BarrierBoard } from '../../simulator/barrier-board.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
 import { build, cardKey, statusOf } from './lists.js';
-import { percentile, type BenchReport } from './report.js';
+import { interleaved, percentile, summary, type BenchReport } from './report.js';
 
 const S = 'array';
 const root = new URL('../../..', import.meta.url).pathname;
@@ -90,6 +91,16 @@ function riders(n: number, count: number): string[] {
   return out;
 }
 
+/** What the gate says about itself: its event loop's longest stall since the last /healthz, and its journals' fsyncs. */
+async function gateSays(port: number): Promise<{ maxStallMs: number; fsyncs: number; fsyncOver: Record<string, number> }> {
+  const h = (await (await fetch(`http://127.0.0.1:${port}/healthz`)).json()) as { eventLoop: { maxStallMs: number } };
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // Summed over the lanes: fsyncs in all, and how many took longer than 10 ms and 100 ms.
+  const bucket = (le: string) => [...text.matchAll(new RegExp(`^gate_journal_fsync_duration_seconds_bucket\\{[^}]*le="${le.replace('+', '\\+')}"[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  const all = bucket('+Inf');
+  return { maxStallMs: h.eventLoop.maxStallMs, fsyncs: all, fsyncOver: { '10 ms': all - bucket('0.01'), '100 ms': all - bucket('0.1') } };
+}
+
 interface ArrayRun {
   latenciesMs: number[];
   taps: number;
@@ -102,6 +113,10 @@ interface ArrayRun {
   /** CPU seconds per wall second during the riding (1 = one core). */
   cpuCores: number;
   readyMs: number;
+  /** The event loop's longest stall while riding, and the journals' fsyncs (from the gate's /healthz and /metrics). */
+  says: { maxStallMs: number; fsyncs: number; fsyncOver: Record<string, number> };
+  /** The machine's 1-minute load average at the end of the riding (other work on a shared machine shows here). */
+  load: number;
 }
 
 /**
@@ -153,6 +168,7 @@ async function arrayRun(lanes: number, listPath: string, listSize: number, secon
         setTimeout(() => b.barrier.walkThrough('entry'), 200);
       }),
     );
+    const before = await gateSays(gate.port);
     const cpu0 = cpuSecondsOf(child.pid!);
     const wall0 = performance.now();
     const timers: NodeJS.Timeout[] = [];
@@ -177,11 +193,15 @@ async function arrayRun(lanes: number, listPath: string, listSize: number, secon
     timers.forEach((t) => clearTimeout(t));
     const cpuCores = (cpuSecondsOf(child.pid!) - cpu0) / ((performance.now() - wall0) / 1000);
     const mem = memoryOf(child.pid!);
+    const after = await gateSays(gate.port);
+    const fsyncOver = Object.fromEntries(Object.entries(after.fsyncOver).map(([k, v]) => [k, v - before.fsyncOver[k]]));
+    const says = { maxStallMs: after.maxStallMs, fsyncs: after.fsyncs - before.fsyncs, fsyncOver };
     // The last riders' OPENs (bounded).
     const drain = performance.now() + 5000;
     while (pending.some((p) => p !== undefined) && performance.now() < drain) await new Promise((r) => setTimeout(r, 20));
     noOpen += pending.filter((p) => p !== undefined).length;
-    return { latenciesMs, taps, skipped, noOpen, ...mem, cpuCores, readyMs: gate.readyMs };
+    const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+    return { latenciesMs, taps, skipped, noOpen, ...mem, cpuCores, readyMs: gate.readyMs, says, load };
   } finally {
     if (gate) await stopGate(gate.child);
     await Promise.allSettled(boards.map((b) => b.stop()));
@@ -220,17 +240,32 @@ export async function run(r: BenchReport): Promise<void> {
     gc();
     await writeFileAtomic(smallList, build(small));
     gc();
+    // The lists' pages written back now, not during the runs, where the journals' fsyncs would wait behind them.
+    execFileSync('sync');
 
-    const many = await arrayRun(lanes, bigList, n, seconds, dir);
-    const one = await arrayRun(1, bigList, n, Math.max(10, Math.round(seconds / 2)), dir);
-    const note = (a: ArrayRun) => `${a.taps} taps, ${a.skipped} ticks skipped (lane still busy), ${a.noOpen} without an OPEN; ready in ${(a.readyMs / 1000).toFixed(1)} s`;
-    r.row({ section: S, metric: `p99 tap → OPEN, ${lanes} lanes × 60 riders/min, ${label} list, one process`, value: percentile(many.latenciesMs, 99), unit: 'ms', peer: { name: '1 lane alone in the process, same list and rate', value: percentile(one.latenciesMs, 99) }, note: note(many) });
-    r.row({ section: S, metric: `p50 tap → OPEN, ${lanes} lanes`, value: percentile(many.latenciesMs, 50), unit: 'ms', peer: { name: '1 lane alone', value: percentile(one.latenciesMs, 50) } });
-    r.row({ section: S, metric: `CPU share while riding, ${lanes} lanes (1 = one core; the box has 2)`, value: many.cpuCores, unit: 'cores', peer: { name: '1 lane alone', value: one.cpuCores }, note: `${((many.cpuCores / 2) * 100).toFixed(1)} % of the 2-core box` });
+    const rounds = Number(process.env.ARRAY_BENCH_RUNS ?? 2);
+    const runs = await interleaved(
+      rounds,
+      () => arrayRun(lanes, bigList, n, seconds, dir),
+      () => arrayRun(1, bigList, n, seconds, dir),
+    );
+    const note = (a: ArrayRun) =>
+      `${a.taps} taps, ${a.skipped} ticks skipped (lane still busy), ${a.noOpen} without an OPEN; ready in ${(a.readyMs / 1000).toFixed(1)} s; ` +
+      `event loop's longest stall ${a.says.maxStallMs} ms; ${a.says.fsyncs} journal fsyncs, ${a.says.fsyncOver['10 ms']} over 10 ms, ${a.says.fsyncOver['100 ms']} over 100 ms; load average ${a.load}`;
+    const med = (xs: ArrayRun[], f: (a: ArrayRun) => number) => summary(xs.map(f));
+    const rowOf = (metric: string, f: (a: ArrayRun) => number, unit: string, extra: { target?: string; note?: string } = {}) => {
+      const a = med(runs.a, f);
+      const b = med(runs.b, f);
+      r.row({ section: S, metric, value: a.median, spread: a.spread, unit, peer: { name: '1 lane alone in the process, same list and rate', value: b.median, spread: b.spread }, ...extra });
+    };
+    rowOf(`p99 tap → OPEN, ${lanes} lanes × 60 riders/min, ${label} list, one process`, (a) => percentile(a.latenciesMs, 99), 'ms', { note: runs.a.map((a, k) => `run ${k + 1}: ${note(a)}`).join(' | ') });
+    rowOf(`p50 tap → OPEN, ${lanes} lanes`, (a) => percentile(a.latenciesMs, 50), 'ms', { note: runs.b.map((a, k) => `1 lane, run ${k + 1}: ${note(a)}`).join(' | ') });
+    rowOf(`CPU share while riding, ${lanes} lanes (1 = one core; the box has 2)`, (a) => a.cpuCores, 'cores');
+    const many = { rssMB: med(runs.a, (a) => a.rssMB), peakMB: Math.max(...runs.a.map((a) => a.peakMB)) };
 
     // Memory: the array beside 16 single-lane processes, each holding its own copy of the list.
     const single = await singleLanes(1, bigList, dir);
-    r.row({ section: S, metric: `RSS of the ${lanes}-lane process with a ${label} list (after riding)`, value: many.rssMB, unit: 'MB', target: '< 1024 MB', peer: { name: `${lanes} single-lane processes, computed: ${lanes} × one measured (${single.rssMB[0].toFixed(0)} MB)`, value: lanes * single.rssMB[0] }, note: `peak ${many.peakMB.toFixed(0)} MB; the peer is computed, not started: ${lanes} processes each holding its own ${label} list would need that much RAM on this machine` });
+    r.row({ section: S, metric: `RSS of the ${lanes}-lane process with a ${label} list (after riding)`, value: many.rssMB.median, spread: many.rssMB.spread, unit: 'MB', target: '< 1024 MB', peer: { name: `${lanes} single-lane processes, computed: ${lanes} × one measured (${single.rssMB[0].toFixed(0)} MB)`, value: lanes * single.rssMB[0] }, note: `peak ${many.peakMB.toFixed(0)} MB; the peer is computed, not started: ${lanes} processes each holding its own ${label} list would need that much RAM on this machine` });
     const smallArray = await arrayRun(lanes, smallList, small, 10, dir);
     const smallSingles = await singleLanes(lanes, smallList, dir);
     r.row({ section: S, metric: `RSS of the ${lanes}-lane process with a 1 M list`, value: smallArray.rssMB, unit: 'MB', peer: { name: `${lanes} single-lane processes, measured (sum)`, value: smallSingles.rssMB.reduce((a, b) => a + b, 0) } });
