@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
-import { ConfigError, loadLaneConfig } from '../config/config.js';
+import { ConfigError } from '../config/config.js';
+import { loadGateConfig } from '../config/array-config.js';
 import { formatSupervisors, hashPassword, parseSupervisors, PASSWORD_MAX, PASSWORD_MIN, SUPERVISOR_NAME, type SupervisorsDocument } from '../dashboard/supervisors.js';
 import { replaceFile, writeFully } from '../platform/atomic-file.js';
 
@@ -13,11 +14,11 @@ interface FileOptions {
   config?: string;
 }
 
-/** The file from --file, or the one the lane config's dashboard.control.supervisors names. */
+/** The file from --file, or the one the config's dashboard.control.supervisors names (a lane's or a gate array's). */
 function supervisorsPath(o: FileOptions): string {
   if (o.file) return o.file;
   if (o.config) {
-    const c = loadLaneConfig(o.config);
+    const { config: c } = loadGateConfig(o.config);
     if (c.dashboard.control) return c.dashboard.control.supervisors;
     throw new ConfigError(`${o.config} has no dashboard.control.supervisors; give the file with --file`);
   }

@@ -124,6 +124,18 @@ describe('gate run with a gate array config', () => {
     expect(code).toBe(0);
   });
 
+  it("gate supervisor -c takes an array config's dashboard.control.supervisors", () => {
+    const file = join(dir, 'supervisors.json');
+    const config = join(dir, 'array-supervisors.json');
+    writeFileSync(config, JSON.stringify({ lanes: [lane('L1', 'entry', 'entry'), lane('L2', 'exit', 'exit')], dashboard: { control: { supervisors: file } } }));
+    const add = spawnSync(process.execPath, [gateJs, 'supervisor', 'add', 'wang', '--password-stdin', '-c', config], { input: 'correct horse battery\n', encoding: 'utf8' });
+    expect(add.status, add.stderr).toBe(0);
+    const list = spawnSync(process.execPath, [gateJs, 'supervisor', 'list', '-c', config], { encoding: 'utf8' });
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toContain('wang');
+    expect(existsSync(file)).toBe(true);
+  });
+
   it('a bad array config: one line naming lanes[i] and the field, exit 2', async () => {
     const port = (p: string) => ({ type: 'serial', path: p });
     const shared = await failing('shared-port', { lanes: [lane('L1', 'entry', 'entry', port('/dev/ttyUSB0')), lane('L2', 'entry', 'entry', port('/dev/ttyUSB0'))] });
