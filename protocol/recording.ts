@@ -78,6 +78,28 @@ export interface EncodedPart {
   tag: Uint8Array;
 }
 
+/**
+ * The deflate dictionaries of a records block: the texts of the segment's records blocks before it, the
+ * last 32 KiB of each part (a lane's blocks are small and alike; each one alone would hardly compress).
+ */
+export interface BlockDictionary {
+  clear: Uint8Array;
+  secret: Uint8Array;
+}
+export const DICTIONARY_BYTES = 32_768;
+/** The first block of every segment has none (a replay may start at any segment). */
+export const NO_DICTIONARY: BlockDictionary = { clear: new Uint8Array(0), secret: new Uint8Array(0) };
+
+function nextDictionary(d: Uint8Array, text: Uint8Array): Uint8Array {
+  if (text.byteLength === 0) return d;
+  const all = d.byteLength === 0 ? text : Buffer.concat([d, text]);
+  return all.byteLength <= DICTIONARY_BYTES ? all : all.subarray(all.byteLength - DICTIONARY_BYTES);
+}
+
+const deflate = (text: Uint8Array, dictionary: Uint8Array) => (dictionary.byteLength > 0 ? deflateRawSync(text, { dictionary }) : deflateRawSync(text));
+const inflate = (packed: Uint8Array, dictionary: Uint8Array) =>
+  dictionary.byteLength > 0 ? inflateRawSync(packed, { dictionary, maxOutputLength: 64 << 20 }) : inflateRawSync(packed, { maxOutputLength: 64 << 20 });
+
 /** AES-256-GCM: `aad` is authenticated as one string (the parts in order), `plain` encrypted and authenticated. */
 function gcmTag(key: RecordingKey, nonce: Uint8Array, aad: Uint8Array[], plain: Uint8Array): { cipher: Buffer; tag: Buffer } {
   if (nonce.byteLength !== NONCE_BYTES) throw new Error('nonce must be 12 bytes');
@@ -104,13 +126,27 @@ export function encodeSegmentHeader(h: Omit<SegmentHeader, 'keyId'>, key: Record
   return { bytes: b, tag };
 }
 
-/** A block of records (kind 1) or a closing block (kinds 2, 3; `records` then holds at most one note). */
-export function encodeBlock(kind: BlockKind, block: number, records: readonly RecordedItem[], key: RecordingKey, nonce: Uint8Array, prevTag: Uint8Array): EncodedPart {
+/**
+ * A block of records (kind 1), compressed with `dict` (what the segment's blocks so far said), or a closing
+ * block (kinds 2, 3; `records` then holds at most one note, compressed without a dictionary). Returns the
+ * dictionary for the next records block.
+ */
+export function encodeBlock(
+  kind: BlockKind,
+  block: number,
+  records: readonly RecordedItem[],
+  key: RecordingKey,
+  nonce: Uint8Array,
+  prevTag: Uint8Array,
+  dict: BlockDictionary = NO_DICTIONARY,
+): EncodedPart & { dict: BlockDictionary } {
   if (records.length > MAX_BLOCK_RECORDS) throw new Error(`a block holds at most ${MAX_BLOCK_RECORDS} records`);
-  const clearText = records.map((r) => JSON.stringify(r.clear)).join('\n');
-  const clear = records.length === 0 ? Buffer.alloc(0) : deflateRawSync(Buffer.from(clearText, 'utf8'));
+  const d = kind === BlockKind.records ? dict : NO_DICTIONARY;
+  const clearText = Buffer.from(records.map((r) => JSON.stringify(r.clear)).join('\n'), 'utf8');
+  const clear = records.length === 0 ? Buffer.alloc(0) : deflate(clearText, d.clear);
   const anySecret = records.some((r) => r.secret !== undefined);
-  const secretPlain = anySecret ? deflateRawSync(Buffer.from(JSON.stringify(records.map((r) => r.secret ?? null)), 'utf8')) : Buffer.alloc(0);
+  const secretText = anySecret ? Buffer.from(JSON.stringify(records.map((r) => r.secret ?? null)), 'utf8') : Buffer.alloc(0);
+  const secretPlain = anySecret ? deflate(secretText, d.secret) : Buffer.alloc(0);
   if (clear.byteLength > MAX_BLOCK_PART || secretPlain.byteLength > MAX_BLOCK_PART) throw new Error('a block part is over 8 MiB');
   const head = Buffer.alloc(BLOCK_HEADER_BYTES);
   head[0] = kind;
@@ -120,7 +156,8 @@ export function encodeBlock(kind: BlockKind, block: number, records: readonly Re
   head.writeUInt32LE(secretPlain.byteLength, 16);
   Buffer.from(nonce).copy(head, 20);
   const { cipher, tag } = gcmTag(key, nonce, [Buffer.concat([prevTag, head, clear])], secretPlain);
-  return { bytes: Buffer.concat([head, clear, cipher, tag]), tag };
+  const next = kind === BlockKind.records ? { clear: nextDictionary(d.clear, clearText), secret: nextDictionary(d.secret, secretText) } : dict;
+  return { bytes: Buffer.concat([head, clear, cipher, tag]), tag, dict: next };
 }
 
 /** Why a recording cannot be read, as a value: the reader names the file and offset. */
@@ -173,14 +210,25 @@ export interface DecodedBlock {
   /** Offset just past this block. */
   next: number;
   tag: Uint8Array;
+  /** The dictionary for the segment's next records block (unchanged when records were not decoded). */
+  dict: BlockDictionary;
 }
 
 /**
  * Read and authenticate the block at `offset`, chained on `prevTag`. A file that ends inside the block is
  * `truncated`; a tag that does not verify is `tampered` (the bytes, the order or the chain were changed).
  * With `parse` false a records block is authenticated but its records are not decoded (`records` empty).
+ * `dict` is what encodeBlock was given: the previous records blocks of the segment, decoded in order.
  */
-export function decodeBlock(bytes: Uint8Array, offset: number, key: RecordingKey, prevTag: Uint8Array, expectBlock: number, parse = true): Read<{ block: DecodedBlock }> {
+export function decodeBlock(
+  bytes: Uint8Array,
+  offset: number,
+  key: RecordingKey,
+  prevTag: Uint8Array,
+  expectBlock: number,
+  parse = true,
+  dict: BlockDictionary = NO_DICTIONARY,
+): Read<{ block: DecodedBlock }> {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (b.length - offset < BLOCK_HEADER_BYTES) return fail('truncated', offset, `a block header is cut short (${b.length - offset} of ${BLOCK_HEADER_BYTES} bytes)`);
   const head = b.subarray(offset, offset + BLOCK_HEADER_BYTES);
@@ -195,23 +243,28 @@ export function decodeBlock(bytes: Uint8Array, offset: number, key: RecordingKey
   const clear = b.subarray(offset + BLOCK_HEADER_BYTES, offset + BLOCK_HEADER_BYTES + c);
   const cipher = b.subarray(offset + BLOCK_HEADER_BYTES + c, offset + BLOCK_HEADER_BYTES + c + s);
   const tag = b.subarray(end - TAG_BYTES, end);
-  const d = createDecipheriv('aes-256-gcm', key.aes, head.subarray(20, 32));
-  d.setAAD(Buffer.concat([prevTag, head, clear]));
-  d.setAuthTag(tag);
+  const gcm = createDecipheriv('aes-256-gcm', key.aes, head.subarray(20, 32));
+  gcm.setAAD(Buffer.concat([prevTag, head, clear]));
+  gcm.setAuthTag(tag);
   let secretPlain: Buffer;
   try {
-    secretPlain = s > 0 ? Buffer.concat([d.update(cipher), d.final()]) : (d.final(), Buffer.alloc(0));
+    secretPlain = s > 0 ? Buffer.concat([gcm.update(cipher), gcm.final()]) : (gcm.final(), Buffer.alloc(0));
   } catch {
     return fail('tampered', offset, `block ${head.readUInt32LE(4)} does not authenticate: its bytes were changed, or it was moved, removed or put in from elsewhere`);
   }
   const block = head.readUInt32LE(4);
   if (block !== expectBlock) return fail('out-of-order', offset, `block ${block} where block ${expectBlock} was expected`);
   // Closing blocks are always read: a recording-end block may carry the note of an early stop.
-  if (!parse && kind === BlockKind.records) return { ok: true, block: { kind: kind as BlockKind, block, records: [], next: end, tag: new Uint8Array(tag) } };
+  if (!parse && kind === BlockKind.records) return { ok: true, block: { kind: kind as BlockKind, block, records: [], next: end, tag: new Uint8Array(tag), dict } };
+  const d = kind === BlockKind.records ? dict : NO_DICTIONARY;
   let records: RecordedItem[];
+  let next = dict;
   try {
-    const lines = c === 0 ? [] : inflateRawSync(clear, { maxOutputLength: 64 << 20 }).toString('utf8').split('\n');
-    const secrets = s === 0 ? [] : (JSON.parse(inflateRawSync(secretPlain, { maxOutputLength: 64 << 20 }).toString('utf8')) as unknown[]);
+    const clearText = c === 0 ? Buffer.alloc(0) : inflate(clear, d.clear);
+    const secretText = s === 0 ? Buffer.alloc(0) : inflate(secretPlain, d.secret);
+    if (kind === BlockKind.records) next = { clear: nextDictionary(d.clear, clearText), secret: nextDictionary(d.secret, secretText) };
+    const lines = c === 0 ? [] : clearText.toString('utf8').split('\n');
+    const secrets = s === 0 ? [] : (JSON.parse(secretText.toString('utf8')) as unknown[]);
     if (lines.length !== count || (s > 0 && (!Array.isArray(secrets) || secrets.length !== count))) throw new Error(`${lines.length} records where the header says ${count}`);
     records = lines.map((l, i) => {
       const clearRecord = JSON.parse(l) as unknown;
@@ -222,5 +275,5 @@ export function decodeBlock(bytes: Uint8Array, offset: number, key: RecordingKey
   } catch (e) {
     return fail('bad-records', offset, `block ${block} authenticates but its records do not read: ${(e as Error).message}`);
   }
-  return { ok: true, block: { kind: kind as BlockKind, block, records, next: end, tag: new Uint8Array(tag) } };
+  return { ok: true, block: { kind: kind as BlockKind, block, records, next: end, tag: new Uint8Array(tag), dict: next } };
 }

@@ -114,8 +114,8 @@ export const recordSchema = z
     segmentMinutes: z.number().min(1).max(1440).default(60),
     /** The lane's oldest segments are removed while its recordings take more than this. */
     keepMegabytes: z.number().min(1).default(1024),
-    /** Records reach the disk at least this often. */
-    flushMs: z.number().int().min(10).max(60_000).default(1000),
+    /** Records reach the disk at least this often (what a power cut may take from the recording; the journal keeps every decision anyway). */
+    flushMs: z.number().int().min(10).max(60_000).default(5000),
   })
   .strict();
 

@@ -5,7 +5,8 @@
 // with what it read: list status and version, anti-passback, used codes, the enforcement schedule). Nothing
 // here may disturb the lane: a failure stops the recording, logged, and the lane goes on.
 
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { BlockKind, keyIdHex, parseRecordingKeyFile, recordingKey, type RecordedItem, type RecordingKey } from '../../protocol/recording.js';
@@ -32,7 +33,7 @@ export const DEFAULT_RECORD: Omit<RecordSettings, 'dir' | 'key'> = {
   segmentBytes: 16 << 20,
   segmentMs: 3_600_000,
   keepBytes: 1024 << 20,
-  flushMs: 1000,
+  flushMs: 5000,
 };
 
 /** A block is written once this many records wait (besides the flush timer). */
@@ -397,4 +398,25 @@ export async function recorderFor(parts: RecorderParts, over: RecordOverrides = 
     },
     parts,
   );
+}
+
+/**
+ * `gate sim --record DIR` without --record-key: the key of DIR/record.key, made (0600) if it is not there.
+ * Only for simulated riders — a lane's key belongs apart from its recordings.
+ */
+export async function keyBesideRecording(dir: string): Promise<{ key: RecordingKey; file: string; made: boolean }> {
+  const file = join(dir, 'record.key');
+  try {
+    await ensureDirectory(dir);
+  } catch (e) {
+    throw new RecordingError('unreadable', `--record: cannot record into ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { dir });
+  }
+  let made = false;
+  try {
+    await writeFile(file, randomBytes(32).toString('hex') + '\n', { flag: 'wx', mode: 0o600 });
+    made = true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new RecordingError('no-key', `--record: cannot write ${file}: ${(e as Error).message}`, { file });
+  }
+  return { key: await loadRecordingKey(file, '--record-key'), file, made };
 }

@@ -110,7 +110,9 @@ export function toStored(r: LaneRecord): RecordedItem {
     const e = r.e;
     if (e.type === 'PRESENTED') {
       const { presented, ...rest } = e;
-      return { clear: { t: 'ev', at: r.at, e: { ...rest, ...presentedRef(presented) } }, secret: { presented } };
+      const clear = { t: 'ev', at: r.at, e: { ...rest, ...presentedRef(presented) } };
+      // A QR code's text is not kept: its verification is (the decide record's `ride`), and is what a replay decides from.
+      return presented.kind === 'qr-text' ? { clear } : { clear, secret: { presented } };
     }
     if (e.type === 'CARD_FAULT') {
       const { detail, ...rest } = e;
@@ -129,6 +131,10 @@ export function toStored(r: LaneRecord): RecordedItem {
 export function fromStored(item: RecordedItem): LaneRecord {
   const c = item.clear as Record<string, unknown> & { t: string };
   const s = item.secret as Record<string, unknown> | undefined;
+  if (c.t === 'ev' && (c.e as { kind?: unknown }).kind === 'qr-text') {
+    const { kind: _kind, ref: _ref, ...e } = c.e as Record<string, unknown>;
+    return { t: 'ev', at: c.at as number, e: { ...e, presented: { kind: 'qr-text', text: '' } } as unknown as GateEvent };
+  }
   if (c.t === 'ev' && s) {
     const e = { ...(c.e as Record<string, unknown>) };
     if (e.type === 'PRESENTED') {

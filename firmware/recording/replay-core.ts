@@ -24,7 +24,8 @@ export interface OtherVersion {
   /** How the report names it ("--config lane-v2.json"). */
   label: string;
   policy?: Policy;
-  direction?: LaneDirection;
+  /** The other config's lane: its direction applies to the recording of that lane only (a station's lanes differ). */
+  lane?: { id: string; direction: LaneDirection };
   /** Other lists; absent: the list answers the lane had. */
   lists?: ListProvider;
   listsLabel?: string;
@@ -194,7 +195,7 @@ export class ReplayCore extends DecisionCore {
     });
     if (other) {
       const stores = new OtherStores(answers);
-      const core = new DecisionCore(other.direction ?? info.direction, other.policy ?? info.policy, {
+      const core = new DecisionCore(otherDirection(other, info), other.policy ?? info.policy, {
         lists: other.lists ?? answers.lists,
         passback: stores.passback,
         usedCodes: stores.usedCodes,
@@ -271,6 +272,10 @@ export class ReplayCore extends DecisionCore {
   }
 }
 
+function otherDirection(v: OtherVersion, info: LaneInfo): LaneDirection {
+  return v.lane && v.lane.id === info.id ? v.lane.direction : info.direction;
+}
+
 const show = (o: Outcome | undefined) => (o ? `${o.grant ? 'grant' : 'refuse'} ${o.reason}` : 'nothing');
 
 function admits(policy: Policy, side: Direction, status: ListStatus): boolean {
@@ -289,8 +294,8 @@ function explain(rec: DecideRecord, d: Decision, o: Decision, info: LaneInfo, v:
     if (otherStatus !== recordedStatus) why.push(`list status ${recordedStatus} in the recorded lists (v${rec.lv}) → ${otherStatus} in ${v.listsLabel ?? v.label} (v${snap.version})`);
   }
   const otherPolicy = v.policy ?? info.policy;
-  const otherDirection = v.direction ?? info.direction;
-  if (otherDirection !== info.direction) why.push(`lane direction ${info.direction} → ${otherDirection} (${v.label})`);
+  const direction = otherDirection(v, info);
+  if (direction !== info.direction) why.push(`lane direction ${info.direction} → ${direction} (${v.label})`);
   if (recordedStatus !== undefined && otherStatus !== undefined) {
     const a = admits(info.policy, side, recordedStatus);
     const b = admits(otherPolicy, side, otherStatus);

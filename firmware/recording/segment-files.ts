@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { GateError, GateErrorCode } from '../../protocol/errors.js';
 import {
   BlockKind,
+  NO_DICTIONARY,
   SEGMENT_HEADER_BYTES,
   NONCE_BYTES,
   TAG_BYTES,
@@ -16,6 +17,7 @@ import {
   decodeSegmentHeader,
   encodeBlock,
   encodeSegmentHeader,
+  type BlockDictionary,
   type DecodedBlock,
   type RecordedItem,
   type RecordingKey,
@@ -58,6 +60,7 @@ export class SegmentWriter {
   private segment = 0;
   private nextBlock = 1;
   private prevTag: Uint8Array = new Uint8Array(TAG_BYTES);
+  private dict: BlockDictionary = NO_DICTIONARY;
   private handle: FileHandle | undefined;
   private chain: Promise<void> = Promise.resolve();
   private bytesInSegment = 0;
@@ -114,6 +117,7 @@ export class SegmentWriter {
       randomBytes(NONCE_BYTES),
     );
     this.prevTag = header.tag;
+    this.dict = NO_DICTIONARY;
     this.bytesInSegment = header.bytes.byteLength;
     const name = this.fileName(this.segment);
     const bytes = header.bytes;
@@ -131,8 +135,9 @@ export class SegmentWriter {
   /** Append one block of records (kind 1), or a closing block. */
   block(kind: BlockKind, records: readonly RecordedItem[]): void {
     if (this.ended || this.segment === 0) return;
-    const part = encodeBlock(kind, this.nextBlock++, records, this.key, randomBytes(NONCE_BYTES), this.prevTag);
+    const part = encodeBlock(kind, this.nextBlock++, records, this.key, randomBytes(NONCE_BYTES), this.prevTag, this.dict);
     this.prevTag = part.tag;
+    this.dict = part.dict;
     this.bytesInSegment += part.bytes.byteLength;
     const bytes = part.bytes;
     this.queue(bytes.byteLength, async () => {
@@ -293,6 +298,7 @@ export class RecordingReader {
   private bytes: Uint8Array | undefined;
   private offset = 0;
   private prevTag: Uint8Array | undefined;
+  private dict: BlockDictionary = NO_DICTIONARY;
   private expectBlock = 0;
   private header: SegmentHeader | undefined;
   private done = false;
@@ -327,13 +333,14 @@ export class RecordingReader {
         if (this.fileIndex >= this.recording.files.length) return this.cut(this.lastFile(), this.lastSize(), 'the last segment ends without its closing block');
         throw damaged('missing-segment', this.file(this.fileIndex - 1), this.lastSize(), 'the segment ends without its segment-end block, yet another segment follows');
       }
-      const r = decodeBlock(this.bytes, this.offset, this.opts.key, this.prevTag!, this.expectBlock, parse);
+      const r = decodeBlock(this.bytes, this.offset, this.opts.key, this.prevTag!, this.expectBlock, parse, this.dict);
       if (!r.ok) {
         if (r.problem === 'truncated' && this.fileIndex === this.recording.files.length - 1) return this.cut(this.file(this.fileIndex), r.offset, r.detail);
         throw damaged(r.problem, this.file(this.fileIndex), r.offset, r.detail);
       }
       const b = r.block;
       this.prevTag = b.tag;
+      this.dict = b.dict;
       this.expectBlock++;
       this.offset = b.next;
       if (b.kind === BlockKind.segmentEnd) {
@@ -399,6 +406,7 @@ export class RecordingReader {
     }
     this.header = header;
     this.prevTag = h.tag;
+    this.dict = NO_DICTIONARY;
     this.expectBlock = header.firstBlock;
     this.bytes = bytes;
     this.offset = SEGMENT_HEADER_BYTES;
