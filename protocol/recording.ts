@@ -178,6 +178,7 @@ const fail = (problem: RecordingProblem, offset: number, detail: string) => ({ o
 /** Read and authenticate a segment header at the start of `bytes`. */
 export function decodeSegmentHeader(bytes: Uint8Array, key: RecordingKey): Read<{ header: SegmentHeader; tag: Uint8Array }> {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < 4 && MAGIC.subarray(0, b.length).equals(b)) return fail('truncated', b.length, `the segment header is cut short (${b.length} of ${SEGMENT_HEADER_BYTES} bytes)`);
   if (b.length < 4 || !b.subarray(0, 4).equals(MAGIC)) return fail('not-a-recording', 0, 'no GREC magic: not a lane recording segment');
   if (b.length < SEGMENT_HEADER_BYTES) return fail('truncated', b.length, `the segment header is cut short (${b.length} of ${SEGMENT_HEADER_BYTES} bytes)`);
   if (b[4] !== RECORDING_FORMAT) return fail('unknown-format', 4, `recording format ${b[4]} (this gate reads format ${RECORDING_FORMAT})`);
