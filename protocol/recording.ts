@@ -90,10 +90,31 @@ export const DICTIONARY_BYTES = 32_768;
 /** The first block of every segment has none (a replay may start at any segment). */
 export const NO_DICTIONARY: BlockDictionary = { clear: new Uint8Array(0), secret: new Uint8Array(0) };
 
+/** How far each dictionary buffer is written: a dictionary that ends there may grow in place. */
+const written = new WeakMap<ArrayBufferLike, number>();
+const BACKING_BYTES = 4 * DICTIONARY_BYTES;
+
+/**
+ * The last DICTIONARY_BYTES of `d` followed by `text`. Appends in place when `d` is the newest view of its
+ * buffer (a segment read or written in order), so a block costs no 32 KiB copy; an older view gets a copy.
+ */
 function nextDictionary(d: Uint8Array, text: Uint8Array): Uint8Array {
   if (text.byteLength === 0) return d;
-  const all = d.byteLength === 0 ? text : Buffer.concat([d, text]);
-  return all.byteLength <= DICTIONARY_BYTES ? all : all.subarray(all.byteLength - DICTIONARY_BYTES);
+  if (text.byteLength >= DICTIONARY_BYTES) return new Uint8Array(text.subarray(text.byteLength - DICTIONARY_BYTES));
+  const end = d.byteOffset + d.byteLength;
+  if (d.byteLength > 0 && written.get(d.buffer) === end && end + text.byteLength <= d.buffer.byteLength) {
+    new Uint8Array(d.buffer, end, text.byteLength).set(text);
+    const to = end + text.byteLength;
+    written.set(d.buffer, to);
+    const from = Math.max(d.byteOffset, to - DICTIONARY_BYTES);
+    return new Uint8Array(d.buffer, from, to - from);
+  }
+  const keep = Math.min(d.byteLength, DICTIONARY_BYTES - text.byteLength);
+  const backing = new Uint8Array(BACKING_BYTES);
+  backing.set(d.subarray(d.byteLength - keep), 0);
+  backing.set(text, keep);
+  written.set(backing.buffer, keep + text.byteLength);
+  return backing.subarray(0, keep + text.byteLength);
 }
 
 const deflate = (text: Uint8Array, dictionary: Uint8Array) => (dictionary.byteLength > 0 ? deflateRawSync(text, { dictionary }) : deflateRawSync(text));
@@ -104,7 +125,8 @@ const inflate = (packed: Uint8Array, dictionary: Uint8Array) =>
 function gcmTag(key: RecordingKey, nonce: Uint8Array, aad: Uint8Array[], plain: Uint8Array): { cipher: Buffer; tag: Buffer } {
   if (nonce.byteLength !== NONCE_BYTES) throw new Error('nonce must be 12 bytes');
   const c = createCipheriv('aes-256-gcm', key.aes, nonce);
-  c.setAAD(aad.length === 1 ? aad[0] : Buffer.concat(aad));
+  // GCM authenticates its AAD as one string however it is handed in (parts in order, before any plaintext).
+  for (const part of aad) c.setAAD(part);
   const cipher = plain.byteLength > 0 ? Buffer.concat([c.update(plain), c.final()]) : (c.final(), Buffer.alloc(0));
   return { cipher, tag: c.getAuthTag() };
 }
@@ -155,7 +177,7 @@ export function encodeBlock(
   head.writeUInt32LE(clear.byteLength, 12);
   head.writeUInt32LE(secretPlain.byteLength, 16);
   Buffer.from(nonce).copy(head, 20);
-  const { cipher, tag } = gcmTag(key, nonce, [Buffer.concat([prevTag, head, clear])], secretPlain);
+  const { cipher, tag } = gcmTag(key, nonce, [prevTag, head, clear], secretPlain);
   const next = kind === BlockKind.records ? { clear: nextDictionary(d.clear, clearText), secret: nextDictionary(d.secret, secretText) } : dict;
   return { bytes: Buffer.concat([head, clear, cipher, tag]), tag, dict: next };
 }
@@ -245,7 +267,9 @@ export function decodeBlock(
   const cipher = b.subarray(offset + BLOCK_HEADER_BYTES + c, offset + BLOCK_HEADER_BYTES + c + s);
   const tag = b.subarray(end - TAG_BYTES, end);
   const gcm = createDecipheriv('aes-256-gcm', key.aes, head.subarray(20, 32));
-  gcm.setAAD(Buffer.concat([prevTag, head, clear]));
+  gcm.setAAD(prevTag);
+  gcm.setAAD(head);
+  gcm.setAAD(clear);
   gcm.setAuthTag(tag);
   let secretPlain: Buffer;
   try {
