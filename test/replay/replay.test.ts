@@ -253,3 +253,34 @@ describe('rotation', () => {
     expect(report.decisions).toBeGreaterThan(0);
   });
 });
+
+describe('a recording that cannot be written', () => {
+  it('stops, and the lane goes on deciding; the replay says where the recording ends', async () => {
+    const h = await recordedLane({ record: { segmentBytes: 600, flushMs: 500 } });
+    dirs.push(h.dir);
+    const { readdirSync, writeFileSync: write } = await import('node:fs');
+    const laneDir = join(h.dir, 'L1');
+    const [first] = readdirSync(laneDir);
+    // Something already holds the next segment's name: opening it fails, as a full or broken disk would.
+    write(join(laneDir, first.replace('-000001.grec', '-000002.grec')), 'in the way');
+    const decided: string[] = [];
+    h.lane.on('decision', (e) => decided.push(e.decision.reason));
+    for (let i = 1; i <= 8; i++) {
+      h.register(card(i), 'green');
+      h.entry.present(card(i));
+      await h.advance(500);
+      h.board.walkThrough('entry');
+      await h.advance(4000);
+    }
+    await h.lane.stop();
+    expect(decided).toEqual(Array(8).fill('ok'));
+    const [recording] = findRecordings(h.dir);
+    rmSync(join(laneDir, first.replace('-000001.grec', '-000002.grec')));
+    await expect(replayRecording({ ...recording, files: [first] }, { key: h.key })).rejects.toMatchObject({ problem: 'truncated' });
+    const r = await replayRecording({ ...recording, files: [first] }, { key: h.key, allowTruncated: true });
+    expect(r.shape.truncated).toMatch(/segment 2 is missing/);
+    expect(r.diverged).toBe(0);
+    expect(r.decisions).toBeGreaterThan(0);
+    expect(r.decisions).toBeLessThan(8);
+  });
+});
