@@ -53,12 +53,12 @@ export function register(program: Command): void {
 }
 
 async function replayCommand(dir: string, o: ReplayCliOptions): Promise<number> {
+  const recordings = findRecordings(dir, o.lane);
   const keyFile = o.recordKey ?? (existsSync(join(dir, 'record.key')) ? join(dir, 'record.key') : undefined);
   if (keyFile === undefined) {
     throw new RecordingError('no-key', `the recording's presentations are encrypted: give the operator key with --record-key FILE (the one record.keyFile named when it was recorded)`);
   }
   const key = await loadRecordingKey(keyFile, '--record-key');
-  const recordings = findRecordings(dir, o.lane);
   const compared = await otherVersionFrom({ config: o.config, lists: o.lists });
   const other = compared?.other;
   if (!o.json) for (const n of compared?.notes ?? []) console.log(`note: ${n}`);

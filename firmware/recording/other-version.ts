@@ -4,7 +4,8 @@
 
 import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.js';
 import { loadLaneConfig, ConfigError, type LaneConfig } from '../config/config.js';
-import { loadListFile } from '../lists/stored-lists.js';
+import { ListFileError, loadListFile } from '../lists/stored-lists.js';
+import { GateError } from '../../protocol/errors.js';
 import { policyStagesFromFile } from '../verify/policy-schedule.js';
 import type { OtherVersion } from './replay-core.js';
 
@@ -42,7 +43,14 @@ export async function otherVersionFrom(files: OtherVersionFiles): Promise<{ othe
     notes.push(`under ${files.config}: its policy and enforcement schedule, and lane ${config.lane.id}'s direction for lane ${config.lane.id}'s recording; the recording's timeouts and events`);
   }
   if (files.lists !== undefined) {
-    const lists = await loadListFile(files.lists, keys);
+    let lists: Awaited<ReturnType<typeof loadListFile>>;
+    try {
+      lists = await loadListFile(files.lists, keys);
+    } catch (e) {
+      if (e instanceof ListFileError) throw new ListFileError(e.reason, `--lists ${e.message}`);
+      if (e instanceof GateError) throw e;
+      throw new ConfigError(`--lists ${files.lists}: cannot read it: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
     other.lists = { current: () => lists };
     other.listsLabel = files.lists;
     notes.push(keys ? `${files.lists}: signature checked with ${files.config}'s lists.publicKeys` : `${files.lists}: signature not checked (give --config with lists.publicKeys to check it)`);

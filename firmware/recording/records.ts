@@ -98,10 +98,10 @@ export function sameOutcome(a: Outcome | undefined, b: Outcome | undefined): boo
 }
 
 /** The reference a presentation is known by in the clear (a QR text is only known once verified). */
-export function presentedRef(p: Presented): { kind: CredentialKind | 'qr-text'; ref: string } {
+export function presentedRef(p: Presented): { kind: CredentialKind | 'qr-text' | 'unknown'; ref: string } {
   if (p.kind === 'qr-text') return { kind: 'qr-text', ref: 'qr:?' };
   const c = p.credential;
-  return checkCredential(c).ok ? { kind: c.kind, ref: credentialRef(c) } : { kind: 'card', ref: 'unknown:?' };
+  return checkCredential(c).ok ? { kind: c.kind, ref: credentialRef(c) } : { kind: 'unknown', ref: 'unknown:?' };
 }
 
 /** A record as stored: the secret parts moved out of the clear one. */
