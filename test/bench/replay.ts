@@ -28,11 +28,18 @@ function sizeOf(dir: string): number {
   return total;
 }
 
-async function replayAll(dir: string, key: ReturnType<typeof recordingKey>, other?: OtherVersion): Promise<{ seconds: number; reports: LaneReplayReport[] }> {
+/** CPU seconds (user + system) of this process since `from`: on a shared machine, what the wall time was made of. */
+function cpuSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
+async function replayAll(dir: string, key: ReturnType<typeof recordingKey>, other?: OtherVersion): Promise<{ seconds: number; cpu: number; reports: LaneReplayReport[] }> {
   const t = performance.now();
+  const c = process.cpuUsage();
   const reports: LaneReplayReport[] = [];
   for (const rec of findRecordings(dir)) reports.push(await replayRecording(rec, { key, other }));
-  return { seconds: (performance.now() - t) / 1000, reports };
+  return { seconds: (performance.now() - t) / 1000, cpu: cpuSince(c), reports };
 }
 
 export async function run(r: BenchReport): Promise<void> {
@@ -41,8 +48,10 @@ export async function run(r: BenchReport): Promise<void> {
   try {
     const key = recordingKey(randomBytes(32));
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const { summary } = await simulateStation({ lanes: LANES, passengers, rate: RATE, seed: 17, record: { dir, key } });
     const simSeconds = (performance.now() - t0) / 1000;
+    const simCpu = cpuSince(c0);
     const bytes = sizeOf(dir);
 
     const plain = await replayAll(dir, key);
@@ -56,9 +65,15 @@ export async function run(r: BenchReport): Promise<void> {
       value: plain.seconds,
       unit: 's',
       peer: { name: 'the simulated station that recorded it', value: simSeconds },
-      note: `${station}; ${decisions === summary.presentations && diverged === 0 ? 'every decision as recorded' : `${diverged} divergences, ${decisions} decisions for ${summary.presentations} presentations`}`,
+      note: `${station}; ${decisions === summary.presentations && diverged === 0 ? 'every decision as recorded' : `${diverged} divergences, ${decisions} decisions for ${summary.presentations} presentations`}; CPU ${plain.cpu.toFixed(1)} s replaying, ${simCpu.toFixed(1)} s simulating`,
     });
-    r.row({ section: 'replay', metric: 'replay speed', value: decisions / plain.seconds, unit: 'presentations/s', note: `${Math.round(events / plain.seconds)} machine events/s; ${Math.round(summary.virtualSeconds / plain.seconds)}x station time` });
+    r.row({
+      section: 'replay',
+      metric: 'replay speed',
+      value: decisions / plain.seconds,
+      unit: 'presentations/s',
+      note: `${Math.round(decisions / plain.cpu)} per CPU second; ${Math.round(events / plain.seconds)} machine events/s; ${Math.round(summary.virtualSeconds / plain.seconds)}x station time`,
+    });
     r.row({ section: 'replay', metric: 'recording size', value: bytes / summary.presentations, unit: 'bytes/presentation', note: `${(bytes / 2 ** 20).toFixed(1)} MiB for ${LANES} lanes, encrypted` });
 
     const base = parseLaneConfig({ lane: { id: 'X' } }).policy;
@@ -70,7 +85,7 @@ export async function run(r: BenchReport): Promise<void> {
       value: compared.seconds,
       unit: 's',
       peer: { name: 'replay alone', value: plain.seconds },
-      note: `${compared.reports.reduce((a, x) => a + x.differing, 0)} decisions differ`,
+      note: `${compared.reports.reduce((a, x) => a + x.differing, 0)} decisions differ; CPU ${compared.cpu.toFixed(1)} s`,
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
