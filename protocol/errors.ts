@@ -18,6 +18,10 @@ export const GateErrorCode = {
   Timeout: 'timeout',
   /** A card was pulled or replaced mid-exchange. */
   CardGone: 'card-gone',
+  /** A lane recording is truncated, tampered with, out of order or not a recording (context: problem, file, offset). */
+  RecordingDamaged: 'recording-damaged',
+  /** A lane recording's key is missing, unreadable or not the one it was recorded with. */
+  RecordingKey: 'recording-key',
 } as const;
 export type GateErrorCode = (typeof GateErrorCode)[keyof typeof GateErrorCode];
 

@@ -10,10 +10,11 @@ import { register as registerPack } from './pack.js';
 import { register as registerReader } from './reader.js';
 import { register as registerSupervisor } from './supervisor.js';
 import { register as registerStation } from './station.js';
+import { register as registerReplay } from './replay.js';
 
 const program = new Command();
 program.name('gate').description('Metro fare-gate edge runtime: run a lane, simulate a station, bench-test hardware').version('0.1.0');
 
-for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader, registerBackoffice, registerSupervisor, registerStation]) register(program);
+for (const register of [registerSim, registerRun, registerBarrier, registerDoctor, registerPack, registerReader, registerBackoffice, registerSupervisor, registerStation, registerReplay]) register(program);
 
 await program.parseAsync(process.argv);

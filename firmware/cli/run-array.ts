@@ -29,7 +29,7 @@ function loadArrayConfig(file: string): ArrayConfig {
 }
 
 /** `gate run` for a gate array. Returns once every lane serves (or exits the process on a failed start). */
-export async function runGateArray(o: { config: string; stdin?: boolean }): Promise<void> {
+export async function runGateArray(o: { config: string; stdin?: boolean; record?: string; recordKey?: string }): Promise<void> {
   let array: GateArray | undefined;
   let service: ArrayService | undefined;
   let log: Logger | undefined;
@@ -53,7 +53,7 @@ export async function runGateArray(o: { config: string; stdin?: boolean }): Prom
       setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
       return { ok: true, detail: 'config valid; the gate array restarts on it' };
     };
-    array = await startGateArray({ config, log, onStep: (s) => watch.at(s), inspect: (id) => laneInspector(metrics.get(id)!), onReload });
+    array = await startGateArray({ config, log, onStep: (s) => watch.at(s), inspect: (id) => laneInspector(metrics.get(id)!), onReload, record: { dir: o.record, keyFile: o.recordKey } });
     watch.at({ field: 'health', what: 'the health server and dashboard' });
     service = await startArrayService(array.lanes, { log, lists: array.lists, plan, station, metrics });
     log.info({ event: 'started', lanes: array.lanes.map((l) => ({ lane: l.id, direction: l.config.lane.direction, barrier: l.config.drivers.barrier.type, sources: l.config.drivers.sources.map((s) => s.type) })) }, `gate array started: ${array.lanes.length} lanes`);

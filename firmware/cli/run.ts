@@ -19,6 +19,8 @@ export function register(program: Command): void {
     .description("run one lane's runtime from a config file (or every lane of a gate array: a config with `lanes`)")
     .requiredOption('-c, --config <file>', 'lane config (JSON)')
     .option('--stdin', 'read bench commands from stdin (taps for simulated readers, modes, fire alarm); "help" lists them', false)
+    .option('--record <dir>', 'record what crosses the lane\'s edges into DIR/<lane id>/ for gate replay (over the config\'s record.dir)')
+    .option('--record-key <file>', 'the operator key the recording is encrypted with (over record.keyFile; 64 hex digits)')
     .action(async (o) => {
       if (isArrayConfigFile(o.config)) return runGateArray(o);
       let lane: Lane | undefined;
@@ -53,7 +55,7 @@ export function register(program: Command): void {
           setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
           return { ok: true, detail: 'config valid; the lane restarts on it' };
         };
-        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at, onReload });
+        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at, onReload, record: { dir: o.record, keyFile: o.recordKey } });
         at({ field: 'health', what: 'the health server and dashboard' });
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics, plan });

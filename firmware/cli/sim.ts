@@ -7,6 +7,8 @@ import { openSupervisorFile } from '../dashboard/supervisors.js';
 import { formatResult } from '../../simulator/station.js';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { ConfigError } from '../config/config.js';
+import { keyBesideRecording } from '../recording/recorder.js';
+import type { RecordingKey } from '../../protocol/recording.js';
 
 export function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -40,6 +42,8 @@ export function register(program: Command): void {
     .addOption(new Option('--qr <wire>', 'how QR codes reach the lanes').default(DEFAULT_SIM.qr))
     .addOption(new Option('--backoffice <kind>', 'where the lanes\' lists come from').default(DEFAULT_SIM.backoffice))
     .addOption(new Option('--broker <kind>', 'how the lanes share used QR codes: none (in process) or mqtt (a real mosquitto)').default('none'))
+    .option('--record <dir>', 'record every lane into DIR/<lane>/ for gate replay')
+    .option('--record-key <file>', 'the key the recording is encrypted with (default: DIR/record.key, made if missing)')
     .addOption(new Option('--log-level <level>', 'runtime log level (JSON lines on stderr)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('silent'))
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
@@ -80,6 +84,7 @@ export function register(program: Command): void {
           qr: o.qr,
           backoffice: o.backoffice,
           broker: o.broker,
+          record: o.record === undefined ? undefined : await recordingFor(o.record, o.recordKey),
           log,
           onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
         }).finally(async () => {
@@ -100,9 +105,22 @@ export function register(program: Command): void {
           process.exitCode = 2;
           return;
         }
+        if (isGateError(e)) {
+          console.error(`gate sim: ${e.message}`);
+          process.exitCode = 1;
+          return;
+        }
         throw e;
       }
     });
+}
+
+/** --record DIR [--record-key FILE]: the key given, or DIR/record.key (made if missing; simulated riders only). */
+async function recordingFor(dir: string, keyFile: string | undefined): Promise<{ dir: string; keyFile?: string; key?: RecordingKey }> {
+  if (keyFile !== undefined) return { dir, keyFile };
+  const k = await keyBesideRecording(dir);
+  if (k.made) console.error(`gate sim: recording key made at ${k.file} (simulated riders; gate replay ${dir} finds it there)`);
+  return { dir, key: k.key };
 }
 
 function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']): string {

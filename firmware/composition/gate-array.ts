@@ -6,6 +6,7 @@
 // (lane, seq) key stays exact. One lane's barrier failing, at start or later, takes that lane out of
 // service alone.
 
+import type { RecordOverrides } from '../recording/recorder.js';
 import { join } from 'node:path';
 import type { InspectionEvent } from 'xstate';
 import type { BarrierEvent } from '../../protocol/barrier.js';
@@ -34,6 +35,8 @@ export interface StartArrayOptions {
   onReload?: ReloadHook;
   /** The shared lists, built already (tests); otherwise the config's `lists` driver builds them once. */
   lists?: ListProvider;
+  /** Record every lane (`gate run --record`): each into `<dir>/<lane id>/`, over the config's `record` section. */
+  record?: RecordOverrides;
 }
 
 export interface GateArray {
@@ -110,6 +113,7 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
           usedCodes,
           inspect: opts.inspect?.(c.lane.id),
           onReload: opts.onReload,
+          record: opts.record,
           onStep: (s) => step(`${at}.${s.field}`, `lane ${c.lane.id}: ${s.what}`),
         });
         lanes.push(lane);

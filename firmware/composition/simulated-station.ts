@@ -20,6 +20,7 @@ import { MemoryLists, type ListProvider } from '../lists/list-provider.js';
 import { silentLogger, type Logger } from '../config/log.js';
 import type { DashboardSim } from '../dashboard/dashboard.js';
 import type { SourceWiring, WiringContext } from './sim-wiring.js';
+import type { RecordOverrides } from '../recording/recorder.js';
 
 export type { SourceWiring, WiringContext } from './sim-wiring.js';
 
@@ -46,6 +47,8 @@ export interface SimOptions {
   judgeRule?: TruthPolicy;
   /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
   broker?: string;
+  /** `--record DIR`: every lane recorded into DIR/<lane>/ for `gate replay` (firmware/recording/). */
+  record?: RecordOverrides;
   log?: Logger;
   onResult?: (r: PresentationResult) => void;
   /** Called once the lanes run, before riders arrive (the dashboard attaches here). */
@@ -378,6 +381,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
       stationLink: simBroker?.links.get(laneId),
       passback,
       rideCodes: backoffice.rideCodes ?? laneRideCodes,
+      record: o.record,
     });
     lanes.push(lane);
     boards.push(board);

@@ -9,6 +9,7 @@ import { assembleLane, type Lane, type LaneOptions } from '../lane/lane.js';
 import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 import { stationLinkFromConfig, type StationLaneOptions } from './station-link.js';
+import { recorderFor, type LaneRecorder, type RecordOverrides } from '../recording/recorder.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
@@ -21,6 +22,8 @@ export interface StartStep {
 export interface StartLaneOptions extends LaneOptions, StationLaneOptions {
   /** Told before each step that opens something, so a failure or a slow step can be named (gate run). */
   onStep?: (step: StartStep) => void;
+  /** Record the lane (`gate run --record`, `gate sim --record`): over the config's `record` section. */
+  record?: RecordOverrides;
 }
 
 /**
@@ -42,7 +45,7 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
   const journalFactory = opts.journal ? undefined : pickDriver(journalDrivers, 'journal', config.journal.type);
 
   // What this call opened (not the overrides it was given), to close again if a later step fails.
-  const opened: { lists?: ListProvider; journal?: Journal; barrier?: BarrierLink; sources: CredentialSource[] } = { sources: [] };
+  const opened: { lists?: ListProvider; journal?: Journal; barrier?: BarrierLink; sources: CredentialSource[]; recorder?: LaneRecorder } = { sources: [] };
   try {
     step('lists', `${config.lists.type} lists`);
     const lists = opts.lists ?? (opened.lists = await listFactory!(config.lists, ctx));
@@ -62,18 +65,17 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     const station = await stationLinkFromConfig(config, clock, log, opts);
     // The enforcement schedule, from policy.scheduleFile, verified with the lists' signing keys.
     const stages = config.policy.scheduleFile === undefined ? undefined : await scheduleFromConfig(config.policy.scheduleFile, config.lists, log);
-    const core = new DecisionCore(config.lane.direction, config.policy, {
-      lists,
-      usedCodes: opts.usedCodes ?? station?.usedCodes,
-      passback: opts.passback,
-      rideCodes: opts.rideCodes ?? qr?.rideCodes,
-      stages,
-    });
-    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+    if (opts.record?.dir !== undefined || config.record?.dir !== undefined) step('record', 'the lane recording');
+    const recorder = (opened.recorder = await recorderFor({ config, clock, log, lists, sources, stages }, opts.record));
+    const deps = { lists, usedCodes: opts.usedCodes ?? station?.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes ?? qr?.rideCodes, stages };
+    const core = recorder ? recorder.core(config.lane.direction, config.policy, deps) : new DecisionCore(config.lane.direction, config.policy, deps);
+    const inspect = recorder ? recorder.inspectWith(opts.inspect) : opts.inspect;
+    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect });
+    recorder?.attach(lane);
     station?.attach(lane);
     return lane;
   } catch (e) {
-    await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop())]);
+    await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop()), opened.recorder?.close()]);
     throw e;
   }
 }

@@ -99,6 +99,26 @@ export const dashboardSchema = z
   })
   .strict();
 
+/**
+ * `gate run --record` (firmware/recording/): what crossed the lane's edges, kept for `gate replay`. Recording
+ * is on when `dir` is set here or given with --record; the presentations are encrypted with the operator's
+ * key (`keyFile`, or --record-key: 64 hex digits, e.g. `openssl rand -hex 32`).
+ */
+export const recordSchema = z
+  .object({
+    dir: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** A segment is closed and the next opened past this size (at the lane's next quiet moment). */
+    segmentMegabytes: z.number().min(0.01).max(1024).default(16),
+    /** ... or past this age. */
+    segmentMinutes: z.number().min(1).max(1440).default(60),
+    /** The lane's oldest segments are removed while its recordings take more than this. */
+    keepMegabytes: z.number().min(1).default(1024),
+    /** Records reach the disk at least this often (what a power cut may take from the recording; the journal keeps every decision anyway). */
+    flushMs: z.number().int().min(10).max(60_000).default(5000),
+  })
+  .strict();
+
 export const laneConfigSchema = z
   .object({
     lane: z
@@ -126,6 +146,7 @@ export const laneConfigSchema = z
       .default({ level: 'info' }),
     health: healthSchema.default(() => healthSchema.parse({})),
     dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
+    record: recordSchema.optional(),
   })
   .loose();
 
@@ -135,6 +156,7 @@ export type Policy = z.infer<typeof policySchema>;
 export type StatusPolicy = z.infer<typeof statusPolicy>;
 export type HealthSettings = z.infer<typeof healthSchema>;
 export type DashboardSettings = z.infer<typeof dashboardSchema>;
+export type RecordConfig = z.infer<typeof recordSchema>;
 
 /**
  * A config file or section that cannot be used: a GateError with code GateErrorCode.Config (branch on
