@@ -34,6 +34,15 @@ export interface BusClientOptions {
   log: Logger;
 }
 
+/** Where the broker is and how this client proves who it is: what a lane's `station` config says of its connection (`StationSettings` takes these fields from here). */
+export type BusConnection = Pick<BusClientOptions, 'url' | 'ca' | 'cert' | 'key' | 'username' | 'password' | 'keepaliveSeconds' | 'sessionExpirySeconds' | 'reconnectMs'>;
+
+/** Just the connection fields of something that has them (settings carry more). */
+export function busConnection(s: BusConnection): BusConnection {
+  const { url, ca, cert, key, username, password, keepaliveSeconds, sessionExpirySeconds, reconnectMs } = s;
+  return { url, ca, cert, key, username, password, keepaliveSeconds, sessionExpirySeconds, reconnectMs };
+}
+
 export interface PublishOptions {
   qos?: 0 | 1;
   retain?: boolean;

@@ -26,7 +26,7 @@ import {
 } from '../../protocol/station-bus.js';
 import type { Logger } from '../config/log.js';
 import type { Lane } from '../lane/lane.js';
-import { BusClient } from './bus.js';
+import { BusClient, busConnection } from './bus.js';
 import { CommandGuard } from './commands.js';
 import type { StationSettings } from './config.js';
 import { BusUsedCodes } from './used-codes.js';
@@ -75,16 +75,8 @@ export class LaneStationLink {
     this.usedCodes = new BusUsedCodes({ laneId: s.lane, now: () => o.clock.now(), clampMs: s.clampMs, perLaneCap: s.perLaneCap, maxLanes: s.maxLanes, publish: (codes) => this.publishUsed(codes) });
     this.guard = new CommandGuard({ station: s.station, lane: s.lane, supervisors: s.supervisors, maxTtlMs: s.maxTtlMs, rememberMax: s.rememberMax });
     this.bus = new BusClient({
-      url: s.url,
-      ca: s.ca,
-      cert: s.cert,
-      key: s.key,
-      username: s.username,
-      password: s.password,
+      ...busConnection(s),
       clientId: s.username,
-      keepaliveSeconds: s.keepaliveSeconds,
-      sessionExpirySeconds: s.sessionExpirySeconds,
-      reconnectMs: s.reconnectMs,
       will: { topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: Math.floor(o.clock.now()), cause: 'lost' }), retain: true, qos: 1 },
       subscriptions: laneSubscriptions(s.station, s.lane),
       noLocal: true,
