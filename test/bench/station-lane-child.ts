@@ -24,7 +24,8 @@ global.gc?.();
 await new Promise((r) => setTimeout(r, 1000));
 const baseline = process.memoryUsage.rss();
 delay.enable();
-console.log(JSON.stringify({ ready: true, rssMB: baseline / 2 ** 20 }));
+const readyAt = performance.now();
+console.log(JSON.stringify({ ready: true, rssMB: baseline / 2 ** 20, readyAtMs: readyAt }));
 // The lane's own stalls: the CPU time its event loop's thread ran between two ticks of a 2 ms timer (from
 // /proc/<pid>/task/<pid>/schedstat, ns). The wall-clock delay also counts time the OS gave the cores to
 // others (here the broker and the rogue share the machine's 2 cores); the whole process's CPU
@@ -44,7 +45,7 @@ let lastTick = performance.now();
 let lastCpu = process.cpuUsage();
 let lastThread = loopThreadMs();
 let lastHr = process.hrtime.bigint();
-type Gap = { startUs: number; endUs: number; startMs: number; endMs: number; wallMs: number; cpuMs: number; processCpuMs: number; packets: number; bytes: number; gcMs?: number };
+type Gap = { startUs: number; endUs: number; startMs: number; endMs: number; wallMs: number; cpuMs: number; processCpuMs: number; systemMs: number; packets: number; bytes: number; gcMs?: number };
 const gaps: Gap[] = [];
 let worst: Gap[] = [];
 // MQTT packets read between two ticks (what the bus did in a gap).
@@ -79,7 +80,7 @@ const stallTimer = setInterval(() => {
   ownStallMs = Math.max(ownStallMs, Math.min(used, wall));
   processStallMs = Math.max(processStallMs, Math.min(processUsed, wall));
   if (wall > 3 && gaps.length < 10_000) {
-    const g = { startUs: Number(lastHr / 1000n), endUs: Number(hr / 1000n), startMs: lastTick, endMs: now, wallMs: wall, cpuMs: used, processCpuMs: processUsed, packets, bytes };
+    const g = { startUs: Number(lastHr / 1000n), endUs: Number(hr / 1000n), startMs: lastTick, endMs: now, wallMs: wall, cpuMs: used, processCpuMs: processUsed, systemMs: (cpu.system - lastCpu.system) / 1000, packets, bytes };
     gaps.push(g);
     if (worst.length < 3 || g.cpuMs > worst[worst.length - 1].cpuMs) worst = [...worst, g].sort((a, b) => b.cpuMs - a.cpuMs).slice(0, 3);
   }
@@ -97,7 +98,7 @@ const gcLog: { startMs: number; ms: number }[] = [];
 const worstGaps = () =>
   worst.map((g) => {
     g.gcMs = gcLog.reduce((a, x) => a + Math.max(0, Math.min(g.endMs, x.startMs + x.ms) - Math.max(g.startMs, x.startMs)), 0);
-    return `${g.cpuMs.toFixed(1)} ms CPU (GC ${g.gcMs.toFixed(1)} ms, ${g.packets} packets, ${(g.bytes / 1024).toFixed(0)} kB)`;
+    return `${g.cpuMs.toFixed(1)} ms CPU at +${((g.startMs - readyAt) / 1000).toFixed(2)} s (process: ${g.processCpuMs.toFixed(1)} ms of which kernel ${g.systemMs.toFixed(1)} ms; GC ${g.gcMs.toFixed(1)} ms, ${g.packets} packets, ${(g.bytes / 1024).toFixed(0)} kB)`;
   });
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
