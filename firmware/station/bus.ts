@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Logger } from '../config/log.js';
@@ -29,7 +30,7 @@ export interface BusClientOptions {
   noLocal?: boolean;
   /** How many QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum). */
   receiveMaximum?: number;
-  /** How long the bus may read in one turn of the event loop before it yields (default 1 ms). */
+  /** How long the bus may read in one turn of the event loop before it yields (default 0.5 ms). */
   readSliceMs?: number;
   log: Logger;
 }
@@ -146,10 +147,7 @@ export class BusClient extends EventEmitter<BusEvents> {
 
   /**
    * The connection MQTT.js speaks over (a new one on every reconnect): TLS with the station CA (or plain
-   * TCP for a bench broker), read at most `readSliceMs` per turn of the event loop. A peer flooding the
-   * bus then costs the lane's loop a millisecond at a time: past the slice the socket is paused until the
-   * next turn, and what is not read yet waits in the kernel and in the broker (its queue for this client,
-   * Receive Maximum for QoS 1), not in the lane.
+   * TCP for a bench broker), read in slices of `readSliceMs` per turn of the event loop (`paceReads`).
    */
   private connectStream(): Socket {
     const u = new URL(this.opts.url);
@@ -168,28 +166,7 @@ export class BusClient extends EventEmitter<BusEvents> {
       t.once('secureConnect', () => t.off('error', failed));
       s = t;
     } else s = netConnect({ host, port });
-    const sliceMs = this.opts.readSliceMs ?? 1;
-    let turnStartedAt = -1;
-    let yielded = false;
-    // Registered before MQTT.js pipes the stream (it does so as soon as this returns), so it sees each
-    // chunk (one TLS record: one MQTT packet from mosquitto) just before MQTT.js parses and handles it.
-    s.on('data', () => {
-      const now = performance.now();
-      if (turnStartedAt < 0) {
-        turnStartedAt = now;
-        setImmediate(() => {
-          turnStartedAt = -1;
-          if (yielded) {
-            yielded = false;
-            s.resume();
-          }
-        });
-      } else if (!yielded && now - turnStartedAt >= sliceMs) {
-        yielded = true;
-        this.counters.readYields++;
-        s.pause();
-      }
-    });
+    paceReads(s, this.opts.readSliceMs ?? 0.5, () => this.counters.readYields++);
     return s;
   }
 
@@ -256,4 +233,35 @@ export class BusClient extends EventEmitter<BusEvents> {
     this.ended = true;
     await new Promise<void>((resolve) => this.client.end(true, { reasonCode: 0x04 }, () => resolve()));
   }
+}
+
+/**
+ * Read `s` at most about `sliceMs` per turn of the event loop. A peer flooding the bus then costs the
+ * lane's loop that much at a time: once a turn has read for the slice, the stream is paused until the
+ * next turn (setImmediate), and what is not read yet waits in the kernel and in the broker (its queue for
+ * this client, Receive Maximum for QoS 1), not in the lane. Must be registered before the consumer's own
+ * 'data' listener (MQTT.js pipes the stream as soon as the stream builder returns it): it then sees each
+ * chunk (a TLS record: one MQTT packet from mosquitto) just before the consumer handles it, so a turn reads
+ * at most the slice plus the one packet that found it spent.
+ */
+export function paceReads(s: Readable, sliceMs: number, onYield: () => void): void {
+  let turnStartedAt = -1;
+  let yielded = false;
+  s.on('data', () => {
+    const now = performance.now();
+    if (turnStartedAt < 0) {
+      turnStartedAt = now;
+      setImmediate(() => {
+        turnStartedAt = -1;
+        if (yielded) {
+          yielded = false;
+          s.resume();
+        }
+      });
+    } else if (!yielded && now - turnStartedAt >= sliceMs) {
+      yielded = true;
+      onYield();
+      s.pause();
+    }
+  });
 }
