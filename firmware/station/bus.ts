@@ -3,7 +3,11 @@
 // queued while the broker is away: callers publish only when connected and catch up on `connect`.
 
 import { EventEmitter } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Logger } from '../config/log.js';
 
 export interface BusClientOptions {
@@ -26,7 +30,18 @@ export interface BusClientOptions {
   noLocal?: boolean;
   /** How many QoS 1 messages the broker may have in flight to us (MQTT 5 Receive Maximum). */
   receiveMaximum?: number;
+  /** How long the bus may read in one turn of the event loop before it yields (default 0.5 ms). */
+  readSliceMs?: number;
   log: Logger;
+}
+
+/** Where the broker is and how this client proves who it is: what a lane's `station` config says of its connection (`StationSettings` takes these fields from here). */
+export type BusConnection = Pick<BusClientOptions, 'url' | 'ca' | 'cert' | 'key' | 'username' | 'password' | 'keepaliveSeconds' | 'sessionExpirySeconds' | 'reconnectMs'>;
+
+/** Just the connection fields of something that has them (settings carry more). */
+export function busConnection(s: BusConnection): BusConnection {
+  const { url, ca, cert, key, username, password, keepaliveSeconds, sessionExpirySeconds, reconnectMs } = s;
+  return { url, ca, cert, key, username, password, keepaliveSeconds, sessionExpirySeconds, reconnectMs };
 }
 
 export interface PublishOptions {
@@ -47,7 +62,7 @@ type BusEvents = {
 export class BusClient extends EventEmitter<BusEvents> {
   readonly client: MqttClient;
   lastError?: string;
-  readonly counters = { connects: 0, downs: 0, published: 0, publishedBytes: 0, notConnected: 0, received: 0, receivedBytes: 0, refusedConnect: 0, tlsErrors: 0 };
+  readonly counters = { connects: 0, downs: 0, published: 0, publishedBytes: 0, notConnected: 0, received: 0, receivedBytes: 0, refusedConnect: 0, tlsErrors: 0, readYields: 0 };
   private wasUp = false;
   /** Connected and subscribed. */
   private ready = false;
@@ -74,8 +89,10 @@ export class BusClient extends EventEmitter<BusEvents> {
       properties: { sessionExpiryInterval: opts.sessionExpirySeconds, receiveMaximum: opts.receiveMaximum ?? 100 },
       will: opts.will && { topic: opts.will.topic, payload: Buffer.from(opts.will.payload), retain: opts.will.retain, qos: opts.will.qos },
       manualConnect: true,
+      // MQTT.js's debug calls cost a rest-argument array each, several per packet, even when disabled.
+      log: () => {},
     };
-    this.client = mqtt.connect(opts.url, o);
+    this.client = new MqttClient(() => this.connectStream(), o);
     this.client.on('connect', (p) => {
       // Small messages go out at once: Nagle held a used code behind the previous message's ACK (40 ms).
       (this.client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
@@ -126,6 +143,31 @@ export class BusClient extends EventEmitter<BusEvents> {
 
   start(): void {
     this.client.connect();
+  }
+
+  /**
+   * The connection MQTT.js speaks over (a new one on every reconnect): TLS with the station CA (or plain
+   * TCP for a bench broker), read in slices of `readSliceMs` per turn of the event loop (`paceReads`).
+   */
+  private connectStream(): Socket {
+    const u = new URL(this.opts.url);
+    const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    const secure = u.protocol === 'mqtts:';
+    const port = Number(u.port) || (secure ? 8883 : 1883);
+    let s: Socket;
+    if (secure) {
+      const t = tlsConnect({ host, port, ca: this.opts.ca, cert: this.opts.cert, key: this.opts.key, rejectUnauthorized: true, servername: isIP(host) ? undefined : host });
+      // As MQTT.js's own TLS stream: a handshake failure is the client's error (counted, said), then closed.
+      const failed = (e: Error) => {
+        this.client.emit('error', e);
+        t.end();
+      };
+      t.on('error', failed);
+      t.once('secureConnect', () => t.off('error', failed));
+      s = t;
+    } else s = netConnect({ host, port });
+    paceReads(s, this.opts.readSliceMs ?? 0.5, () => this.counters.readYields++);
+    return s;
   }
 
   /** Connected, with the broker holding our subscriptions. */
@@ -191,4 +233,35 @@ export class BusClient extends EventEmitter<BusEvents> {
     this.ended = true;
     await new Promise<void>((resolve) => this.client.end(true, { reasonCode: 0x04 }, () => resolve()));
   }
+}
+
+/**
+ * Read `s` at most about `sliceMs` per turn of the event loop. A peer flooding the bus then costs the
+ * lane's loop that much at a time: once a turn has read for the slice, the stream is paused until the
+ * next turn (setImmediate), and what is not read yet waits in the kernel and in the broker (its queue for
+ * this client, Receive Maximum for QoS 1), not in the lane. Must be registered before the consumer's own
+ * 'data' listener (MQTT.js pipes the stream as soon as the stream builder returns it): it then sees each
+ * chunk (a TLS record: one MQTT packet from mosquitto) just before the consumer handles it, so a turn reads
+ * at most the slice plus the one packet that found it spent.
+ */
+export function paceReads(s: Readable, sliceMs: number, onYield: () => void): void {
+  let turnStartedAt = -1;
+  let yielded = false;
+  s.on('data', () => {
+    const now = performance.now();
+    if (turnStartedAt < 0) {
+      turnStartedAt = now;
+      setImmediate(() => {
+        turnStartedAt = -1;
+        if (yielded) {
+          yielded = false;
+          s.resume();
+        }
+      });
+    } else if (!yielded && now - turnStartedAt >= sliceMs) {
+      yielded = true;
+      onYield();
+      s.pause();
+    }
+  });
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { COMMAND_ACTIONS, NODE_ID, STATION_LEVEL, supervisorPublicKey } from '../../protocol/station-bus.js';
 import { ConfigError, parseDriverConfig, type LaneConfig } from '../config/config.js';
+import type { BusConnection } from './bus.js';
 import type { TrustedSupervisor } from './commands.js';
 
 export const stationConfigSchema = z
@@ -59,18 +60,9 @@ export const stationConfigSchema = z
 export type StationConfig = z.infer<typeof stationConfigSchema>;
 
 /** Everything the station link needs, files read and keys imported; throws ConfigError naming the field. */
-export interface StationSettings {
+export interface StationSettings extends BusConnection {
   station: string;
   lane: string;
-  url: string;
-  ca?: string;
-  cert?: string;
-  key?: string;
-  username: string;
-  password: string;
-  keepaliveSeconds: number;
-  sessionExpirySeconds: number;
-  reconnectMs: number;
   perLaneCap: number;
   maxLanes: number;
   stateEveryMs: number;

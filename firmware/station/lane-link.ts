@@ -26,7 +26,7 @@ import {
 } from '../../protocol/station-bus.js';
 import type { Logger } from '../config/log.js';
 import type { Lane } from '../lane/lane.js';
-import { BusClient } from './bus.js';
+import { BusClient, busConnection } from './bus.js';
 import { CommandGuard } from './commands.js';
 import type { StationSettings } from './config.js';
 import { BusUsedCodes } from './used-codes.js';
@@ -45,19 +45,15 @@ export interface LaneLinkOptions {
 const ALARM_BACKLOG = 100;
 /** Results published per second at most (a stream of refused commands must not become a stream of answers). */
 const RESULTS_PER_SECOND = 20;
-/** A `used` message this small (a few codes) is taken on arrival; larger ones through the drain. */
-const SMALL_USED = 2048;
 /** Bytes one used code takes in a `used` message (`["issuer:16 hex",13 digits],`), for the flood budget. */
 const BYTES_PER_ID = 48;
-/** The drain's slice of the event loop per turn. */
-const DRAIN_MS = 2;
 
 export class LaneStationLink {
   readonly usedCodes: BusUsedCodes;
   readonly bus: BusClient;
   readonly guard: CommandGuard;
   readonly boot = randomBytes(6).toString('hex');
-  readonly counters = { fireRelayed: 0, badMessages: 0, resultsDropped: 0, republished: 0, statePublished: 0, alarmsPublished: 0, alarmsDropped: 0, backlogDropped: 0, floodDropped: 0 };
+  readonly counters = { fireRelayed: 0, badMessages: 0, resultsDropped: 0, republished: 0, statePublished: 0, alarmsPublished: 0, alarmsDropped: 0, floodDropped: 0 };
   private lane?: Lane;
   private unsent = new Map<string, number>();
   private alarmBacklog: AlarmMessage[] = [];
@@ -71,28 +67,16 @@ export class LaneStationLink {
   private resultWindow = { atMs: 0, n: 0 };
   private stopped = false;
   private readonly s: StationSettings;
-  private readonly backlog = new Map<string, Buffer[]>();
-  private readonly backlogMax: number;
-  private draining = false;
   private readonly budgets = new Map<string, { tokens: number; atMs: number; dropped: number; saidAtMs: number }>();
 
   constructor(private readonly o: LaneLinkOptions) {
     const s = (this.s = o.settings);
-    this.backlogMax = Math.ceil(s.perLaneCap / MAX_CODES_PER_MESSAGE) + 1;
     this.statsFrom = Math.floor(o.clock.now());
     this.usedCodes = new BusUsedCodes({ laneId: s.lane, now: () => o.clock.now(), clampMs: s.clampMs, perLaneCap: s.perLaneCap, maxLanes: s.maxLanes, publish: (codes) => this.publishUsed(codes) });
     this.guard = new CommandGuard({ station: s.station, lane: s.lane, supervisors: s.supervisors, maxTtlMs: s.maxTtlMs, rememberMax: s.rememberMax });
     this.bus = new BusClient({
-      url: s.url,
-      ca: s.ca,
-      cert: s.cert,
-      key: s.key,
-      username: s.username,
-      password: s.password,
+      ...busConnection(s),
       clientId: s.username,
-      keepaliveSeconds: s.keepaliveSeconds,
-      sessionExpirySeconds: s.sessionExpirySeconds,
-      reconnectMs: s.reconnectMs,
       will: { topic: this.topic('online'), payload: encodeOnline({ online: false, boot: this.boot, atMs: Math.floor(o.clock.now()), cause: 'lost' }), retain: true, qos: 1 },
       subscriptions: laneSubscriptions(s.station, s.lane),
       noLocal: true,
@@ -247,11 +231,9 @@ export class LaneStationLink {
     }
     const now = this.now();
     if (t.leaf === 'used') {
-      if (!this.withinBudget(t.lane, payload.length, now)) return;
-      // One code (the usual case) is taken at once; a batch waits its turn so a flood is taken a few
-      // milliseconds at a time and the lane's event loop keeps answering taps.
-      if (payload.length <= SMALL_USED && this.backlog.size === 0) this.takeUsed(t.lane, payload);
-      else this.queueUsed(t.lane, payload);
+      // Taken on arrival: the bus reads at most a millisecond per turn of the event loop (bus.ts), so a
+      // flood waits in the socket and the broker, and past its byte budget a peer's messages go unread.
+      if (this.withinBudget(t.lane, payload.length, now)) this.takeUsed(t.lane, payload);
     } else if (t.leaf === 'alarm') {
       const d = decodeAlarm(payload);
       if (!d.ok) {
@@ -298,35 +280,6 @@ export class LaneStationLink {
       return;
     }
     this.usedCodes.receive(lane, d.value.codes, this.now());
-  }
-
-  private queueUsed(lane: string, payload: Buffer): void {
-    let q = this.backlog.get(lane);
-    if (!q) this.backlog.set(lane, (q = []));
-    q.push(payload);
-    // More than the lane's quota of ids waiting: the oldest would be evicted on arrival anyway.
-    if (q.length > this.backlogMax) {
-      q.shift();
-      this.counters.backlogDropped++;
-    }
-    if (!this.draining) {
-      this.draining = true;
-      setImmediate(() => this.drain());
-    }
-  }
-
-  /** Take queued batches for at most DRAIN_MS, round-robin over the lanes that sent them, then yield. */
-  private drain(): void {
-    const until = performance.now() + DRAIN_MS;
-    while (this.backlog.size > 0 && performance.now() < until) {
-      for (const [lane, q] of this.backlog) {
-        const p = q.shift();
-        if (p) this.takeUsed(lane, p);
-        if (q.length === 0) this.backlog.delete(lane);
-      }
-    }
-    if (this.backlog.size > 0 && !this.stopped) setImmediate(() => this.drain());
-    else this.draining = false;
   }
 
   /** One fire-alarm input opens every lane of the station: relay a peer's fire alarm (and its all-clear). */

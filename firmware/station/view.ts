@@ -29,7 +29,7 @@ import {
 } from '../../protocol/station-bus.js';
 import { ConfigError, parseDriverConfig } from '../config/config.js';
 import { silentLogger, type Logger } from '../config/log.js';
-import { BusClient } from './bus.js';
+import { BusClient, type BusClientOptions } from './bus.js';
 import { viewUsername } from './broker-config.js';
 import { stationViewPage } from './view-page.js';
 
@@ -73,7 +73,7 @@ export interface ViewSupervisor {
 
 export interface StationViewOptions {
   station: string;
-  bus: { url: string; ca?: string; username: string; password: string };
+  bus: Pick<BusClientOptions, 'url' | 'ca' | 'username' | 'password'>;
   supervisors: Map<string, ViewSupervisor>;
   host?: string;
   port?: number;
