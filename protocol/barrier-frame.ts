@@ -62,6 +62,7 @@ export const TYPE = {
   HEARTBEAT_RUNTIME: 0x07,
   EVENT_ACK: 0x08,
   SESSION: 0x09,
+  DISPLAY_DATE: 0x0d,
   PASSED: 0x81,
   TAILGATE: 0x82,
   INTRUSION: 0x83,
@@ -85,7 +86,9 @@ const BUZZERS: readonly Buzzer[] = ['off', 'short', 'long', 'alarm'];
 const FLAPS: readonly FlapPosition[] = ['closed', 'opening', 'open', 'closing', 'unknown'];
 const POWER: readonly ('mains' | 'battery' | 'low-battery')[] = ['mains', 'battery', 'low-battery'];
 const NACKS: readonly NackReason[] = ['bad-payload', 'unsupported', 'refused', 'busy']; // wire 1..4
-const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY']; // wire 0x01..0x05
+/** Acting commands; SESSION_ACK names one by its frame type code (0x01..0x05, 0x0D). */
+const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'DISPLAY_DATE'];
+const actingByCode = (code: number): ActingCommandType | undefined => ACTING.find((t) => TYPE[t] === code);
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 ("123456789" → 0x29B1). */
 export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -163,6 +166,31 @@ function u32(p: Uint8Array, at: number, v: number, what: string, min = 0): void 
   p[at + 2] = (v >>> 8) & 0xff;
   p[at + 3] = v & 0xff;
 }
+const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** A calendar day YYYY-MM-DD as 4 BCD bytes YYYY MM DD (as T-Union cards store dates). */
+function bcdDay(p: Uint8Array, at: number, day: string): void {
+  const m = DAY.exec(day);
+  const month = m ? Number(m[2]) : 0;
+  const d = m ? Number(m[3]) : 0;
+  if (!m || month < 1 || month > 12 || d < 1 || d > 31) throw new FrameEncodeError(`day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
+  const digits = `${m[1]}${m[2]}${m[3]}`;
+  for (let i = 0; i < 4; i++) p[at + i] = (Number(digits[2 * i]) << 4) | Number(digits[2 * i + 1]);
+}
+/** 4 BCD bytes YYYY MM DD → YYYY-MM-DD, or undefined when a nibble is not a digit or the month or day is out of range. */
+function dayFromBcd(buf: Uint8Array, at: number): string | undefined {
+  let s = '';
+  for (let i = 0; i < 4; i++) {
+    const hi = buf[at + i] >> 4;
+    const lo = buf[at + i] & 0x0f;
+    if (hi > 9 || lo > 9) return undefined;
+    s += `${hi}${lo}`;
+  }
+  const month = Number(s.slice(4, 6));
+  const d = Number(s.slice(6, 8));
+  if (month < 1 || month > 12 || d < 1 || d > 31) return undefined;
+  return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;
+}
+
 function idx<T>(table: readonly T[], v: T, what: string, base = 0): number {
   const i = table.indexOf(v);
   if (i < 0) throw new FrameEncodeError(`unknown ${what} ${String(v)}`);
@@ -194,6 +222,10 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
           break;
         case 'DISPLAY':
           u16(p, 0, c.textId, 'textId');
+          break;
+        case 'DISPLAY_DATE':
+          u16(p, 0, c.textId, 'textId');
+          bcdDay(p, 2, c.day);
           break;
         case 'CLOSE':
         case 'STATUS_REQUEST':
@@ -250,7 +282,8 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
         if (f.fresh) throw new FrameEncodeError('a fresh session has no last executed command');
         p[4] = u8(f.last.seq, 'last executed seq');
         if (p[4] === 0) throw new FrameEncodeError('last executed seq must be 1..255');
-        p[5] = idx(ACTING, f.last.command, 'acting command type', 1);
+        idx(ACTING, f.last.command, 'acting command type');
+        p[5] = TYPE[f.last.command];
       }
       if (f.fresh) p[5] |= 0x80;
       break;
@@ -316,6 +349,10 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
     }
     case TYPE.DISPLAY:
       return cmd({ type: 'DISPLAY', textId: (p(0) << 8) | p(1) });
+    case TYPE.DISPLAY_DATE: {
+      const day = dayFromBcd(buf, offset + 6);
+      return day ? cmd({ type: 'DISPLAY_DATE', textId: (p(0) << 8) | p(1), day }) : bad(`day ${hex(buf.subarray(offset + 6, offset + 10))}`);
+    }
     case TYPE.STATUS_REQUEST:
       return cmd({ type: 'STATUS_REQUEST' });
     case TYPE.HEARTBEAT_RUNTIME:
@@ -374,7 +411,7 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
       const lastType = p(5) & 0x7f;
       if (session === 0) return bad('session 0');
       if (lastSeq === 0 && lastType === 0) return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh } };
-      const command = lastSeq === 0 || fresh ? undefined : pick(ACTING, lastType, 1);
+      const command = lastSeq === 0 || fresh ? undefined : actingByCode(lastType);
       if (!command) return bad(`last executed seq ${lastSeq} type ${lastType}${fresh ? ' in a fresh session' : ''}`);
       return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh, last: { seq: lastSeq, command } } };
     }
