@@ -60,8 +60,9 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
     if ((config as Record<string, unknown>).station !== undefined) step('station', 'the station broker link');
     const station = await stationLinkFromConfig(config, clock, log, opts);
-    // The enforcement schedule, from policy.scheduleFile, verified with the lists' signing keys.
-    const stages = config.policy.scheduleFile === undefined ? undefined : await scheduleFromConfig(config.policy.scheduleFile, config.lists, log);
+    // The enforcement schedule: policy.scheduleFile at boot, then what list sync brings (newer only), each
+    // verified with the lists' signing keys. Neither: every kind enforced.
+    const stages = await scheduleFromConfig(config.policy.scheduleFile, config.lists, lists);
     const core = new DecisionCore(config.lane.direction, config.policy, {
       lists,
       usedCodes: opts.usedCodes ?? station?.usedCodes,
@@ -69,7 +70,7 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
       rideCodes: opts.rideCodes ?? qr?.rideCodes,
       stages,
     });
-    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect: opts.inspect });
+    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect: opts.inspect });
     station?.attach(lane);
     return lane;
   } catch (e) {
@@ -87,10 +88,11 @@ async function openSources(open: (() => Promise<CredentialSource>)[], opened: Cr
   return opened;
 }
 
-async function scheduleFromConfig(file: string, lists: Record<string, unknown>, log: NonNullable<LaneOptions['log']>) {
-  const { policyStagesFromFile } = await import('../verify/policy-schedule.js');
-  const { alarmText } = await import('../../protocol/alarms.js');
+/** A refused schedule (a bad file at boot, or later) is the lane's alarm: assembleLane listens. */
+async function scheduleFromConfig(file: string | undefined, section: Record<string, unknown>, lists: ListProvider) {
+  if (file === undefined && !lists.onPolicySchedule) return undefined;
+  const { PolicyStages, policyStagesFromFile } = await import('../verify/policy-schedule.js');
   const { trustedListKey } = await import('../../protocol/lists/index.js');
-  const keys = Array.isArray(lists.publicKeys) ? lists.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
-  return policyStagesFromFile(file, keys, (a) => log.error({ alarm: a.alarm, detail: alarmText(a) }, 'enforcement schedule refused: every kind enforced'));
+  const keys = Array.isArray(section.publicKeys) ? section.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
+  return file === undefined ? new PolicyStages(keys) : policyStagesFromFile(file, keys);
 }

@@ -13,6 +13,7 @@
 //                                               held; each with the `list-freshness` statement
 //   GET /v1/lists/snapshot                      200 latest signed snapshot
 //   GET /v1/issuer-keys                         200 trust-list document (ETag; If-None-Match → 304)
+//   GET /v1/policy-schedule                     200 enforcement schedule document (ETag; If-None-Match → 304)
 
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -24,6 +25,7 @@ import type { ListSyncEvents, ListSyncOptions, SyncCounters, SyncOutcome, SyncSt
 import { DeltaLog } from './delta-log.js';
 import { ListFreshness } from './freshness.js';
 import { HeldTrustList } from './issuer-keys.js';
+import { HeldSchedule } from './held-schedule.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
@@ -51,10 +53,12 @@ const DOWNLOAD_FILE = 'lists.download';
  */
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys'>>;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule'>>;
   private readonly tls: TlsTrust | undefined;
   private readonly freshness: ListFreshness;
   private held: HeldTrustList | undefined;
+  private heldSchedule: HeldSchedule | undefined;
+  private scheduleEtag: string | undefined;
   private tlsAlarmed = false;
   private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
@@ -69,6 +73,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   readonly counters: SyncCounters = {
     polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, tlsFailures: 0, freshnessRefused: 0,
     issuerKeyUpdates: 0, issuerKeysRefused: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0,
+    scheduleUpdates: 0, schedulesRefused: 0,
   };
   private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
@@ -107,6 +112,9 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   get issuerKeysPath(): string {
     return join(this.o.dir, 'issuer-keys.bin');
   }
+  get policySchedulePath(): string {
+    return join(this.o.dir, 'policy-schedule.json');
+  }
 
   /**
    * Open the gate's list file (or start empty at version 0 when there is none or it is damaged) and the
@@ -142,12 +150,20 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       if (trustProblem) log.warn({ detail: trustProblem }, 'stored issuer trust list unusable');
     }
     if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
+    let scheduleProblem: ListAlarm | undefined;
+    if (opts.policySchedule) {
+      const h = await HeldSchedule.open(s.policySchedulePath, opts.trustedKeys, opts.policySchedule.provisionedSeq);
+      s.heldSchedule = h.held;
+      scheduleProblem = h.problem;
+      if (scheduleProblem) log.warn({ detail: scheduleProblem.detail }, 'stored enforcement schedule unusable');
+    }
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
       if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
+      if (scheduleProblem) s.emit('alarm', scheduleProblem);
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
@@ -179,6 +195,18 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     this.on('issuer-keys', listener);
     if (this.held?.document) listener(this.held.document);
     return () => void this.off('issuer-keys', listener);
+  }
+
+  /** The held enforcement schedule (stored, verified, newer than the provisioned one) at once, then each new one. */
+  onPolicySchedule(listener: (document: Uint8Array) => void): () => void {
+    this.on('policy-schedule', listener);
+    if (this.heldSchedule?.document) listener(this.heldSchedule.document);
+    return () => void this.off('policy-schedule', listener);
+  }
+
+  /** The seq of the enforcement schedule held (stored or provisioned; -1: none; undefined: not synced). */
+  get scheduleSeq(): number | undefined {
+    return this.heldSchedule?.seq;
   }
 
   /** When the lists in use were last known to be the latest (ms since epoch; 0 before any): list age counts from here. */
@@ -284,6 +312,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     try {
       outcome = await this.syncLists();
       if (outcome.kind !== 'failed') await this.syncIssuerKeys();
+      if (outcome.kind !== 'failed') await this.syncPolicySchedule();
       outcome = this.checkAnnounced(outcome);
     } catch (e) {
       const detail = (e as Error).message;
@@ -468,6 +497,27 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held.path, detail: got.writeError ?? 'write failed' });
     this.counters.issuerKeyUpdates++;
     this.emit('issuer-keys', r.body);
+  }
+
+  /** The enforcement schedule: verified, newer than the one held, written, then handed on; else refused with an alarm. */
+  private async syncPolicySchedule(): Promise<void> {
+    const held = this.heldSchedule;
+    if (!held) return;
+    const r = await this.get('/v1/policy-schedule', this.scheduleEtag ? { 'if-none-match': this.scheduleEtag } : {});
+    if (r.status === 304 || r.status === 404) return;
+    if (r.status !== 200) throw new HttpFailure(`policy schedule: HTTP ${r.status}`);
+    const got = await held.offer(r.body);
+    this.scheduleEtag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;
+    if (got.kind === 'same') return;
+    if (got.kind === 'refused') {
+      this.counters.schedulesRefused++;
+      this.log.error({ error: got.alarm.error, detail: got.alarm.detail }, 'enforcement schedule refused; keeping the one held');
+      this.emit('alarm', got.alarm);
+      return;
+    }
+    if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held.path, detail: got.writeError ?? 'write failed' });
+    this.counters.scheduleUpdates++;
+    this.emit('policy-schedule', r.body);
   }
 
   private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }> {
