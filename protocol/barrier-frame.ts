@@ -1,3 +1,5 @@
+// Why this file is long: one wire's encoder and decoder, each frame type a case in both, read side by side
+// with the resyncing reader that feeds the decoder; split, a vendor would have to read three files per frame.
 // Byte frames of the serial link between the runtime and the barrier controller board.
 // Pure: no I/O, no timers. Byte tables: protocol/README.md, section "Barrier link frames".
 //
@@ -6,6 +8,7 @@
 // dropped, inserted or corrupted byte by scanning for the next start byte whose frame has a valid CRC.
 
 import { GateError, GateErrorCode } from './errors.js';
+import { bcdDate, dateToBcd } from './apdu.js';
 import type { BarrierCommand, BarrierEvent, BarrierMode, Buzzer, FlapPosition, Indicator } from './barrier.js';
 import type { Direction } from './credential.js';
 
@@ -166,29 +169,16 @@ function u32(p: Uint8Array, at: number, v: number, what: string, min = 0): void 
   p[at + 2] = (v >>> 8) & 0xff;
   p[at + 3] = v & 0xff;
 }
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
-/** A calendar day YYYY-MM-DD as 4 BCD bytes YYYY MM DD (as T-Union cards store dates). */
+/** A calendar day YYYY-MM-DD ↔ 4 BCD bytes YYYY MM DD, as T-Union cards store dates (apdu.ts): a real day from 1990. */
 function bcdDay(p: Uint8Array, at: number, day: string): void {
-  const m = DAY.exec(day);
-  const month = m ? Number(m[2]) : 0;
-  const d = m ? Number(m[3]) : 0;
-  if (!m || month < 1 || month > 12 || d < 1 || d > 31) throw new FrameEncodeError(`day must be YYYY-MM-DD, got ${JSON.stringify(day)}`);
-  const digits = `${m[1]}${m[2]}${m[3]}`;
-  for (let i = 0; i < 4; i++) p[at + i] = (Number(digits[2 * i]) << 4) | Number(digits[2 * i + 1]);
+  const n = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Number(day.replaceAll('-', '')) : 0;
+  const bytes = dateToBcd(n);
+  if (bcdDate(bytes) !== n) throw new FrameEncodeError(`day must be a calendar day YYYY-MM-DD from 1990, got ${JSON.stringify(day)}`);
+  p.set(bytes, at);
 }
-/** 4 BCD bytes YYYY MM DD → YYYY-MM-DD, or undefined when a nibble is not a digit or the month or day is out of range. */
-function dayFromBcd(buf: Uint8Array, at: number): string | undefined {
-  let s = '';
-  for (let i = 0; i < 4; i++) {
-    const hi = buf[at + i] >> 4;
-    const lo = buf[at + i] & 0x0f;
-    if (hi > 9 || lo > 9) return undefined;
-    s += `${hi}${lo}`;
-  }
-  const month = Number(s.slice(4, 6));
-  const d = Number(s.slice(6, 8));
-  if (month < 1 || month > 12 || d < 1 || d > 31) return undefined;
-  return `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}`;
+function dayFromBcd(b: Uint8Array): string | undefined {
+  const d = bcdDate(b);
+  return d === undefined ? undefined : `${String(d).slice(0, 4)}-${String(d).slice(4, 6)}-${String(d).slice(6, 8)}`;
 }
 
 function idx<T>(table: readonly T[], v: T, what: string, base = 0): number {
@@ -350,7 +340,7 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
     case TYPE.DISPLAY:
       return cmd({ type: 'DISPLAY', textId: (p(0) << 8) | p(1) });
     case TYPE.DISPLAY_DATE: {
-      const day = dayFromBcd(buf, offset + 6);
+      const day = dayFromBcd(buf.subarray(offset + 6, offset + 10));
       return day ? cmd({ type: 'DISPLAY_DATE', textId: (p(0) << 8) | p(1), day }) : bad(`day ${hex(buf.subarray(offset + 6, offset + 10))}`);
     }
     case TYPE.STATUS_REQUEST:

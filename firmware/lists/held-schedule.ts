@@ -15,15 +15,20 @@ import { writeFileAtomic } from '../platform/atomic-file.js';
 export type ScheduleAlarm = Extract<Alarm, { alarm: 'schedule-rejected' }>;
 
 export type ScheduleOffer =
-  | { kind: 'taken'; seq: number; written: boolean; writeError?: string }
+  | { kind: 'taken'; seq: number; document: Uint8Array; written: boolean; writeError?: string }
   | { kind: 'same' }
   | { kind: 'refused'; alarm: ScheduleAlarm };
+
+/** One GET of the schedule (list-sync.ts's request: bearer token, TLS, bounds). */
+export type ScheduleGet = (headers: Record<string, string>) => Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }>;
 
 export class HeldSchedule {
   /** The newest seq held: the stored document's, or the provisioned one's when that is newer (-1: none). */
   seq: number;
   /** The stored document, when it is newer than the provisioned one (handed to the lane at start). */
   document: Uint8Array | undefined;
+  /** The ETag of the last document fetched (taken or refused: a refused one is not fetched and refused again). */
+  private etag: string | undefined;
   private constructor(
     readonly path: string,
     private readonly keys: readonly TrustedListKey[],
@@ -55,6 +60,19 @@ export class HeldSchedule {
   }
 
   /**
+   * Fetch the back office's document (If-None-Match) and offer it: `unchanged` on 304 or 404 (none
+   * published), `http` with the status on any other answer but 200 (the sync round fails).
+   */
+  async fetch(get: ScheduleGet): Promise<ScheduleOffer | { kind: 'unchanged' } | { kind: 'http'; status: number }> {
+    const r = await get(this.etag ? { 'if-none-match': this.etag } : {});
+    if (r.status === 304 || r.status === 404) return { kind: 'unchanged' };
+    if (r.status !== 200) return { kind: 'http', status: r.status };
+    const got = await this.offer(r.body);
+    this.etag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;
+    return got;
+  }
+
+  /**
    * A document fetched from the back office: refused unless it verifies and is newer than the one held (the
    * same seq with the same bytes changes nothing); then written atomically (write + fsync + rename), and
    * only then taken.
@@ -76,7 +94,7 @@ export class HeldSchedule {
     }
     this.seq = seq;
     this.document = doc;
-    return { kind: 'taken', seq, written: writeError === undefined, writeError };
+    return { kind: 'taken', seq, document: doc, written: writeError === undefined, writeError };
   }
 }
 

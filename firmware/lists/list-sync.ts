@@ -1,3 +1,5 @@
+// Why this file is long: one sync round, in order — lists, then the signed documents that ride on it
+// (issuer trust list, enforcement schedule), each with its failure rule; the stores it drives live apart.
 // Keeps the gate's lists in step with the back office: polls over HTTP, fetches the deltas since its
 // version (or the latest snapshot when it is too far behind or a delta is missing), verifies every
 // byte before use, applies off the hot path (a worker thread: firmware/list-merger.ts), swaps what
@@ -58,7 +60,6 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   private readonly freshness: ListFreshness;
   private held: HeldTrustList | undefined;
   private heldSchedule: HeldSchedule | undefined;
-  private scheduleEtag: string | undefined;
   private tlsAlarmed = false;
   private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
@@ -150,20 +151,15 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       if (trustProblem) log.warn({ detail: trustProblem }, 'stored issuer trust list unusable');
     }
     if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
-    let scheduleProblem: ListAlarm | undefined;
-    if (opts.policySchedule) {
-      const h = await HeldSchedule.open(s.policySchedulePath, opts.trustedKeys, opts.policySchedule.provisionedSeq);
-      s.heldSchedule = h.held;
-      scheduleProblem = h.problem;
-      if (scheduleProblem) log.warn({ detail: scheduleProblem.detail }, 'stored enforcement schedule unusable');
-    }
+    const schedule = opts.policySchedule && (await HeldSchedule.open(s.policySchedulePath, opts.trustedKeys, opts.policySchedule.provisionedSeq));
+    s.heldSchedule = schedule ? schedule.held : undefined;
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
       if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
-      if (scheduleProblem) s.emit('alarm', scheduleProblem);
+      if (schedule && schedule.problem) s.emit('alarm', schedule.problem);
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
@@ -202,11 +198,6 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     this.on('policy-schedule', listener);
     if (this.heldSchedule?.document) listener(this.heldSchedule.document);
     return () => void this.off('policy-schedule', listener);
-  }
-
-  /** The seq of the enforcement schedule held (stored or provisioned; -1: none; undefined: not synced). */
-  get scheduleSeq(): number | undefined {
-    return this.heldSchedule?.seq;
   }
 
   /** When the lists in use were last known to be the latest (ms since epoch; 0 before any): list age counts from here. */
@@ -501,23 +492,16 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
 
   /** The enforcement schedule: verified, newer than the one held, written, then handed on; else refused with an alarm. */
   private async syncPolicySchedule(): Promise<void> {
-    const held = this.heldSchedule;
-    if (!held) return;
-    const r = await this.get('/v1/policy-schedule', this.scheduleEtag ? { 'if-none-match': this.scheduleEtag } : {});
-    if (r.status === 304 || r.status === 404) return;
-    if (r.status !== 200) throw new HttpFailure(`policy schedule: HTTP ${r.status}`);
-    const got = await held.offer(r.body);
-    this.scheduleEtag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;
-    if (got.kind === 'same') return;
-    if (got.kind === 'refused') {
+    const got = await this.heldSchedule?.fetch((h) => this.get('/v1/policy-schedule', h));
+    if (got?.kind === 'http') throw new HttpFailure(`policy schedule: HTTP ${got.status}`);
+    if (got?.kind === 'refused') {
       this.counters.schedulesRefused++;
-      this.log.error({ error: got.alarm.error, detail: got.alarm.detail }, 'enforcement schedule refused; keeping the one held');
       this.emit('alarm', got.alarm);
-      return;
+    } else if (got?.kind === 'taken') {
+      if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: this.policySchedulePath, detail: got.writeError ?? 'write failed' });
+      this.counters.scheduleUpdates++;
+      this.emit('policy-schedule', got.document);
     }
-    if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held.path, detail: got.writeError ?? 'write failed' });
-    this.counters.scheduleUpdates++;
-    this.emit('policy-schedule', r.body);
   }
 
   private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }> {

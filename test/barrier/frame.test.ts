@@ -100,12 +100,15 @@ describe('barrier frames: golden vectors', () => {
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 0, 1, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x06, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x81, 0, 0))).kind).toBe('bad-payload');
-    // DISPLAY_DATE: the day is BCD YYYY MM DD; a nibble that is no digit, month 13 or day 0 is a bad payload.
+    // DISPLAY_DATE: the day is BCD YYYY MM DD, a real day from 1990; a nibble that is no digit, month 13, day 0
+    // or 31 April is a bad payload.
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x2a, 0x05, 0x25, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x13, 0x25, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x05, 0x00, 0, 0))).kind).toBe('bad-payload');
     expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-5-25' } })).toThrow(/day/);
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x04, 0x31, 0, 0))).kind).toBe('bad-payload');
     expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-00-25' } })).toThrow(/day/);
+    expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-02-30' } })).toThrow(/day/);
     expect(() => encodeFrame({ type: 'SESSION', seq: 1, session: 0 })).toThrow(/session/);
     expect(() => encodeFrame({ type: 'SESSION_ACK', seq: 1, session: 1, fresh: true, last: { seq: 1, command: 'OPEN' } })).toThrow(/fresh/);
   });
@@ -227,7 +230,7 @@ describe('barrier frames: fuzz', () => {
       fc.record({
         type: fc.constant('DISPLAY_DATE' as const),
         textId: fc.integer({ min: 0, max: 0xffff }),
-        day: fc.tuple(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 31 })).map(([y, m, d]) => `${String(y).padStart(4, '0')}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`),
+        day: fc.tuple(fc.integer({ min: 1990, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 28 })).map(([y, m, d]) => `${String(y).padStart(4, '0')}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`),
       }),
       fc.constant({ type: 'CLOSE' as const }),
     ) }),
