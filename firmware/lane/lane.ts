@@ -45,7 +45,7 @@ export interface LaneView {
   listAgeMs: number;
   /** The enforcement schedule in force and each scheduled kind's stage now (absent: none, every kind enforced). */
   schedule?: ScheduleView;
-  lastDecision?: { grant: boolean; reason: string; kind: string; ref: string };
+  lastDecision?: { grant: boolean; reason: string; kind: string; ref: string; registerByMs?: number };
 }
 
 type LaneEvents = { [K in GateEmitted['type']]: [Extract<GateEmitted, { type: K }>] };
@@ -98,7 +98,10 @@ export class Lane {
       listVersion: l.version,
       listAgeMs: this.clock.now() - (this.lists.freshAtMs?.() ?? l.publishedAtMs),
       ...(this.stages?.current() ? { schedule: this.stages.view(this.clock.now()) } : {}),
-      lastDecision: c.lastDecision && { grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref },
+      lastDecision: c.lastDecision && {
+        grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref,
+        ...(c.lastDecision.registerByMs === undefined ? {} : { registerByMs: c.lastDecision.registerByMs }),
+      },
     };
   }
 

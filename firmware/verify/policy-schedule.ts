@@ -55,6 +55,7 @@ export class PolicyStages implements EnforcementStages {
   private schedule: PolicySchedule | undefined;
   private doc: Uint8Array | undefined;
   private readonly listeners = new Set<(a: Alarm) => void>();
+  private readonly changed = new Set<() => void>();
   private readonly unheard: Alarm[] = [];
 
   /**
@@ -82,6 +83,21 @@ export class PolicyStages implements EnforcementStages {
       return;
     }
     for (const l of this.listeners) l(a);
+  }
+
+  /** Told after each schedule taken (dashboards, the station bus state). Returns a remover. */
+  onChange(listener: () => void): () => void {
+    this.changed.add(listener);
+    return () => void this.changed.delete(listener);
+  }
+
+  /** The next instant after `nowMs` at which some kind changes stage (undefined: none to come). */
+  nextChangeMs(nowMs: number): number | undefined {
+    let next: number | undefined;
+    for (const k of Object.values(this.schedule?.kinds ?? {})) {
+      for (const t of [k.adviseFromMs, k.enforceFromMs]) if (t > nowMs && (next === undefined || t < next)) next = t;
+    }
+    return next;
   }
 
   /** The schedule in force and each scheduled kind's stage at `nowMs` (undefined: none, every kind enforced). */
@@ -126,6 +142,7 @@ export class PolicyStages implements EnforcementStages {
     }
     this.schedule = r.schedule;
     this.doc = doc.slice();
+    for (const l of this.changed) l();
     return { ok: true, seq: r.schedule.seq };
   }
 
