@@ -73,10 +73,11 @@ type ShowParams = { reason: ReasonCode | 'idle'; indicator: Indicator; buzzer?: 
 
 /** Show a reason and an indicator: the context's record of the screen (when it changes) and the board's commands. */
 function screen(ctx: Ctx, p: ShowParams, open?: BarrierCommand) {
-  // A grant in the schedule's advise stage asks the rider to register by a day: the text, then the text with
-  // its day (DISPLAY_DATE; a board built before it shows the first and answers the second NACK unsupported).
+  // A grant shows its decision's reason (ok, or not-enforced / advise-register under the enforcement
+  // schedule). An advise grant asks the rider to register by a day: the text, then the text with its day
+  // (DISPLAY_DATE; a board built before it shows the first and answers the second NACK unsupported).
   const registerByMs = open ? ctx.current?.registerByMs : undefined;
-  const reason = registerByMs === undefined ? p.reason : 'advise-register';
+  const reason = open && ctx.current?.grant ? ctx.current.reason : p.reason;
   const display: BarrierCommand = { type: 'DISPLAY', textId: reason === 'idle' ? 0 : REASONS[reason].id };
   const dated: BarrierCommand | undefined = registerByMs === undefined ? undefined : { type: 'DISPLAY_DATE', textId: REASONS['advise-register'].id, day: registerByDay(registerByMs) };
   const indicate: BarrierCommand = { type: 'INDICATE', indicator: p.indicator, buzzer: p.buzzer ?? 'off' };

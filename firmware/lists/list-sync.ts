@@ -252,6 +252,11 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     };
   }
 
+  /** No sync round running (a simulator's virtual clock waits for this before it moves on). */
+  get idle(): boolean {
+    return this.inFlight === undefined;
+  }
+
   /** Start polling (first poll at once). */
   start(): void {
     if (this.running) return;
