@@ -190,14 +190,12 @@ export class RolloutRun {
   async run(settle: () => Promise<void>): Promise<RolloutSummary> {
     const { clock, o } = this;
     const wall = performance.now();
-    const every = (ms: number, fn: () => void) => {
-      const tick = () => {
-        fn();
-        clock.setTimeout(tick, ms);
-      };
-      clock.setTimeout(tick, ms);
+    // The back office's own job: publish pending changes every publishEveryMs.
+    const publish = () => {
+      this.bo.publish();
+      clock.setTimeout(publish, o.publishEveryMs);
     };
-    every(o.publishEveryMs, () => this.bo.publish());
+    clock.setTimeout(publish, o.publishEveryMs);
     const at = (t: number, fn: () => void) => t >= clock.now() && clock.setTimeout(fn, t - clock.now());
     if (!this.announced) at(ANNOUNCED_AT, () => this.hold(this.announce()));
     at(TAMPERED_FROM, () => this.bo.setPolicyScheduleDocument(tamper(this.bo.policySchedule()!)));
@@ -399,16 +397,12 @@ export class RolloutRun {
       this.clock.setTimeout(() => this.register(s, 'at-gate'), 60_000);
       this.clock.setTimeout(() => this.arrive({ s, direction: 'entry' }), 60_000 + this.maxLagMs + 4 * 60_000);
     }
-    const release = () => {
+    // A granted rider walks through; a refused one steps aside. Then the next one steps up.
+    this.clock.setTimeout(() => {
+      if (granted) run.lane.board.walkThrough(t.direction);
       run.busy = false;
       this.next(run);
-    };
-    if (granted) {
-      this.clock.setTimeout(() => {
-        run.lane.board.walkThrough(t.direction);
-        release();
-      }, TIMING.walkMs);
-    } else this.clock.setTimeout(release, TIMING.leaveMs);
+    }, granted ? TIMING.walkMs : TIMING.leaveMs);
   }
 
   // --- figures -----------------------------------------------------------------------------------
@@ -481,9 +475,7 @@ export class RolloutRun {
   }
 }
 
-function z(): Counts {
-  return { presentations: 0, admitted: 0, refused: 0 };
-}
+const z = (): Counts => ({ presentations: 0, admitted: 0, refused: 0 });
 
 async function post(url: string, path: string, json: unknown): Promise<{ status: number; body: unknown }> {
   const r = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(json) });
