@@ -15,6 +15,7 @@ import { DEFAULT_ROLLOUT, RolloutRun, type RolloutLane, type RolloutOptions, typ
 import type { RiderPresenter } from '../../simulator/station.js';
 import { DEFAULT_MECHANICS, VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import { VirtualClock } from '../../simulator/virtual-clock.js';
+import { Random } from '../../simulator/population.js';
 import { ConfigError, parseLaneConfig } from '../config/config.js';
 import { silentLogger, type Logger } from '../config/log.js';
 import { MemoryJournal } from '../journal/journal.js';
@@ -67,13 +68,13 @@ export async function runRolloutScenario(opts: RolloutSimOptions = {}): Promise<
     const { rideCodes } = simIssuers();
     const rolloutLanes: RolloutLane[] = [];
     let passback: MemoryPassback | undefined;
+    const phase = new Random(o.seed ^ 0x70a11);
     for (let i = 0; i < n; i++) {
-      // Lanes poll a poll interval apart, as gates started at different times do.
-      if (i > 0) {
-        const until = clock.now() + Math.floor(o.pollEveryMs / n);
-        while (clock.step(until)) await settle();
-        clock.advanceTo(until);
-      }
+      // Lanes poll out of step, as gates started at different times do: lane i starts at a seeded point of
+      // the i-th n-th of the first poll interval.
+      const startAt = o.fromMs + Math.floor((o.pollEveryMs * (i + phase.next())) / n);
+      while (clock.step(startAt)) await settle();
+      clock.advanceTo(startAt);
       const id = `L${String(i + 1).padStart(2, '0')}`;
       const direction = laneDirection(i, n);
       const config = parseLaneConfig({

@@ -288,16 +288,17 @@ export class RolloutRun {
   private planDay(day: number): void {
     const { clock, rng } = this;
     // At these instants, or now when the run started later in the day.
-    const small = () => Math.max(clock.now(), day + 30 * 60_000 + rng.int(210) * 60_000);
+    const small = () => Math.max(clock.now(), day + 30 * 60_000 + rng.int(210 * 60_000));
     for (const s of this.riders) {
       const r = s.r;
-      if ((r.registerDay === day && r.plan !== 'advised') || s.registerTonight) {
+      // (A run that starts later registers, on its first night, those whose night came before it.)
+      if ((r.registerDay !== undefined && r.registerDay <= day && !s.submitted) || s.registerTonight) {
         const how = s.registerTonight ? 'after-advice' : 'ahead';
         s.registerTonight = false;
         clock.setTimeout(() => this.register(s, how), small() - clock.now());
       }
-      if (r.changeDay === day) clock.setTimeout(() => this.feed(s, r.plan === 'lost-card' ? 'blocked' : r.status), small() - clock.now());
-      if (r.plan === 'status-change' && r.changeDay !== undefined && r.changeDay + r.changeDays * 86_400_000 === day) clock.setTimeout(() => this.feed(s, 'green'), small() - clock.now());
+      if (r.changeDay === day && s.submitted) clock.setTimeout(() => this.feed(s, r.plan === 'lost-card' ? 'blocked' : r.status), small() - clock.now());
+      if (r.plan === 'status-change' && s.submitted && r.changeDay !== undefined && r.changeDay + r.changeDays * 86_400_000 === day) clock.setTimeout(() => this.feed(s, 'green'), small() - clock.now());
       const p = isWorkday(day) ? r.ridesPerWorkday : r.ridesPerWorkday / 2;
       const entryAt = day + 390 * 60_000 + rng.int(240 * 60) * 1000;
       if (rng.chance(p) && entryAt >= clock.now()) clock.setTimeout(() => this.arrive({ s, direction: 'entry' }), entryAt - clock.now());
