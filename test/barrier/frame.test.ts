@@ -51,6 +51,7 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['SESSION_ACK #3 last DISPLAY #255', { type: 'SESSION_ACK', seq: 3, session: 1, fresh: false, last: { seq: 255, command: 'DISPLAY' } }, 'a5 01 03 8e 00 00 00 01 ff 05 20 3d'],
   ['SESSION_ACK #4 last DISPLAY_DATE #7', { type: 'SESSION_ACK', seq: 4, session: 1, fresh: false, last: { seq: 7, command: 'DISPLAY_DATE' } }, 'a5 01 04 8e 00 00 00 01 07 0d fc 45'],
   ['NACK of SESSION, unsupported (a board without sessions)', { type: 'NACK', seq: 1, of: 0x09, reason: 'unsupported' }, 'a5 01 01 8c 09 02 00 00 00 00 a7 73'],
+  ['NACK of DISPLAY_DATE, unsupported (a board built before it)', { type: 'NACK', seq: 7, of: 0x0d, reason: 'unsupported' }, 'a5 01 07 8c 0d 02 00 00 00 00 21 19'],
 ];
 
 const bytes = (h: string) => Uint8Array.from(h.split(' ').map((x) => parseInt(x, 16)));
