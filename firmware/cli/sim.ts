@@ -51,6 +51,9 @@ export function register(program: Command): void {
       try {
         const log = createLogger(o.logLevel as LogLevel, { app: 'gate-sim' });
         if (o.scenario !== undefined) {
+          if (o.dashboard || o.realtime || o.broker !== 'none' || o.barrier !== DEFAULT_SIM.barrier || o.reader !== DEFAULT_SIM.reader || o.qr !== DEFAULT_SIM.qr || o.backoffice !== DEFAULT_SIM.backoffice) {
+            throw new ConfigError('--scenario plays its own wiring in virtual time: without --dashboard, --realtime, --broker, --barrier, --reader, --qr and --backoffice');
+          }
           const { runScenarioCommand } = await import('./sim-scenario.js');
           return await runScenarioCommand({ scenario: o.scenario, lanes: o.lanes, passengers: o.passengers, seed: o.seed, from: o.from, to: o.to, pollSeconds: o.pollSeconds, publishSeconds: o.publishSeconds, json: o.json, log });
         }

@@ -69,5 +69,9 @@ describe('gate sim --scenario rollout-2022', () => {
     await gate('--from', '2022-05-25');
     expect(out.at(-1)).toMatch(/go with --scenario/);
     expect(process.exitCode).toBe(2);
+    process.exitCode = undefined;
+    await gate('--scenario', 'rollout-2022', '--realtime');
+    expect(out.at(-1)).toMatch(/--scenario plays its own wiring/);
+    expect(process.exitCode).toBe(2);
   }, 120_000);
 });
