@@ -36,9 +36,12 @@ describe('DISPLAY_DATE over a pty', () => {
     expect(await link.request({ type: 'DISPLAY', textId: ADVISE })).toMatchObject({ ok: true });
     const o = await link.request({ type: 'DISPLAY_DATE', textId: ADVISE, day: '2022-05-25' });
     expect(o).toMatchObject({ ok: false });
-    expect(board.counts.nacks).toBe(1);
+    // (A loaded machine may retransmit it before the NACK arrives: each copy is NACKed, none executed.)
+    expect(board.counts.nacks).toBeGreaterThanOrEqual(1);
     expect(board.barrier.display).toEqual({ textId: ADVISE });
-    expect(events.slice(mark).filter((e) => e.type === 'COMMAND_FAILED')).toMatchObject([{ command: 'DISPLAY_DATE', executed: false }]);
+    const failed = events.slice(mark).filter((e) => e.type === 'COMMAND_FAILED');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ command: 'DISPLAY_DATE', executed: false });
     expect(link.state).toBe('up');
     expect(await link.request({ type: 'CLOSE' })).toMatchObject({ ok: true });
   });
