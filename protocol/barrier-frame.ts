@@ -1,3 +1,5 @@
+// Why this file is long: one wire's encoder and decoder, each frame type a case in both, read side by side
+// with the resyncing reader that feeds the decoder; split, a vendor would have to read three files per frame.
 // Byte frames of the serial link between the runtime and the barrier controller board.
 // Pure: no I/O, no timers. Byte tables: protocol/README.md, section "Barrier link frames".
 //
@@ -6,6 +8,7 @@
 // dropped, inserted or corrupted byte by scanning for the next start byte whose frame has a valid CRC.
 
 import { GateError, GateErrorCode } from './errors.js';
+import { bcdDate, dateToBcd } from './apdu.js';
 import type { BarrierCommand, BarrierEvent, BarrierMode, Buzzer, FlapPosition, Indicator } from './barrier.js';
 import type { Direction } from './credential.js';
 
@@ -62,6 +65,7 @@ export const TYPE = {
   HEARTBEAT_RUNTIME: 0x07,
   EVENT_ACK: 0x08,
   SESSION: 0x09,
+  DISPLAY_DATE: 0x0d,
   PASSED: 0x81,
   TAILGATE: 0x82,
   INTRUSION: 0x83,
@@ -85,7 +89,9 @@ const BUZZERS: readonly Buzzer[] = ['off', 'short', 'long', 'alarm'];
 const FLAPS: readonly FlapPosition[] = ['closed', 'opening', 'open', 'closing', 'unknown'];
 const POWER: readonly ('mains' | 'battery' | 'low-battery')[] = ['mains', 'battery', 'low-battery'];
 const NACKS: readonly NackReason[] = ['bad-payload', 'unsupported', 'refused', 'busy']; // wire 1..4
-const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY']; // wire 0x01..0x05
+/** Acting commands; SESSION_ACK names one by its frame type code (0x01..0x05, 0x0D). */
+const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'DISPLAY_DATE'];
+const actingByCode = (code: number): ActingCommandType | undefined => ACTING.find((t) => TYPE[t] === code);
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 ("123456789" → 0x29B1). */
 export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -163,6 +169,18 @@ function u32(p: Uint8Array, at: number, v: number, what: string, min = 0): void 
   p[at + 2] = (v >>> 8) & 0xff;
   p[at + 3] = v & 0xff;
 }
+/** A calendar day YYYY-MM-DD ↔ 4 BCD bytes YYYY MM DD, as T-Union cards store dates (apdu.ts): a real day from 1990. */
+function bcdDay(p: Uint8Array, at: number, day: string): void {
+  const n = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Number(day.replaceAll('-', '')) : 0;
+  const bytes = dateToBcd(n);
+  if (bcdDate(bytes) !== n) throw new FrameEncodeError(`day must be a calendar day YYYY-MM-DD from 1990, got ${JSON.stringify(day)}`);
+  p.set(bytes, at);
+}
+function dayFromBcd(b: Uint8Array): string | undefined {
+  const d = bcdDate(b);
+  return d === undefined ? undefined : `${String(d).slice(0, 4)}-${String(d).slice(4, 6)}-${String(d).slice(6, 8)}`;
+}
+
 function idx<T>(table: readonly T[], v: T, what: string, base = 0): number {
   const i = table.indexOf(v);
   if (i < 0) throw new FrameEncodeError(`unknown ${what} ${String(v)}`);
@@ -194,6 +212,10 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
           break;
         case 'DISPLAY':
           u16(p, 0, c.textId, 'textId');
+          break;
+        case 'DISPLAY_DATE':
+          u16(p, 0, c.textId, 'textId');
+          bcdDay(p, 2, c.day);
           break;
         case 'CLOSE':
         case 'STATUS_REQUEST':
@@ -250,7 +272,8 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
         if (f.fresh) throw new FrameEncodeError('a fresh session has no last executed command');
         p[4] = u8(f.last.seq, 'last executed seq');
         if (p[4] === 0) throw new FrameEncodeError('last executed seq must be 1..255');
-        p[5] = idx(ACTING, f.last.command, 'acting command type', 1);
+        idx(ACTING, f.last.command, 'acting command type');
+        p[5] = TYPE[f.last.command];
       }
       if (f.fresh) p[5] |= 0x80;
       break;
@@ -316,6 +339,10 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
     }
     case TYPE.DISPLAY:
       return cmd({ type: 'DISPLAY', textId: (p(0) << 8) | p(1) });
+    case TYPE.DISPLAY_DATE: {
+      const day = dayFromBcd(buf.subarray(offset + 6, offset + 10));
+      return day ? cmd({ type: 'DISPLAY_DATE', textId: (p(0) << 8) | p(1), day }) : bad(`day ${hex(buf.subarray(offset + 6, offset + 10))}`);
+    }
     case TYPE.STATUS_REQUEST:
       return cmd({ type: 'STATUS_REQUEST' });
     case TYPE.HEARTBEAT_RUNTIME:
@@ -374,7 +401,7 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
       const lastType = p(5) & 0x7f;
       if (session === 0) return bad('session 0');
       if (lastSeq === 0 && lastType === 0) return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh } };
-      const command = lastSeq === 0 || fresh ? undefined : pick(ACTING, lastType, 1);
+      const command = lastSeq === 0 || fresh ? undefined : actingByCode(lastType);
       if (!command) return bad(`last executed seq ${lastSeq} type ${lastType}${fresh ? ' in a fresh session' : ''}`);
       return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh, last: { seq: lastSeq, command } } };
     }

@@ -18,6 +18,11 @@ export type BarrierCommand =
   | { type: 'INDICATE'; indicator: Indicator; buzzer: Buzzer }
   /** Show a message on the rider display; textId is the reason id from protocol/reasons.ts. */
   | { type: 'DISPLAY'; textId: number }
+  /**
+   * Show a message that carries a calendar day (frame 0x0D): the text `textId` names with `day` put in, e.g.
+   * advise-register's "please register by 2022-05-25". `day` is YYYY-MM-DD, a Beijing calendar day.
+   */
+  | { type: 'DISPLAY_DATE'; textId: number; day: string }
   | { type: 'STATUS_REQUEST' };
 
 /** Events the barrier board (or the link to it) reports. */

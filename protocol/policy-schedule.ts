@@ -113,14 +113,20 @@ function parsePayload(bytes: Buffer): PolicySchedule | string {
 }
 
 /**
+ * The last day to register when enforcement begins at `enforceFromMs`: the Beijing (UTC+8) calendar day of
+ * the millisecond before it, YYYY-MM-DD (what the display's "register by" shows: DISPLAY_DATE's day).
+ */
+export function registerByDay(enforceFromMs: number): string {
+  const d = new Date(enforceFromMs - 1 + 8 * 3600_000);
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}-${String(d.getUTCDate()).padStart(2, '0')}`;
+}
+
+/**
  * The rider display's advice during the advise stage: register by the last day before enforcement begins
  * (`enforceFromMs`, the decision's `registerByMs`), in Beijing time (UTC+8).
  */
 export function adviseMessage(enforceFromMs: number): { zh: string; en: string } {
-  const d = new Date(enforceFromMs - 1 + 8 * 3600_000);
-  const y = d.getUTCFullYear();
-  const m = d.getUTCMonth() + 1;
-  const day = d.getUTCDate();
-  const en = `${y}-${String(m).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
-  return { zh: `请于${m}月${day}日前完成乘车码升级或卡片登记`, en: `Please register by ${en}` };
+  const day = registerByDay(enforceFromMs);
+  const [, m, d] = day.split('-').map(Number);
+  return { zh: `请于${m}月${d}日前完成乘车码升级或卡片登记`, en: `Please register by ${day}` };
 }

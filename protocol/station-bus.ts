@@ -134,6 +134,11 @@ export interface LaneStateMessage {
   /** Conditions that keep the lane from normal service (faults, emergency), by name with a short detail. */
   open: Record<string, string>;
   fireAlarm: boolean;
+  /**
+   * The enforcement schedule in force (absent: none, every kind enforced): its seq and, per scheduled
+   * credential kind, the stage now and the next change (`nextAtMs`, `next`; absent once enforced).
+   */
+  schedule?: { seq: number; kinds: Record<string, { stage: string; nextAtMs?: number; next?: string }> };
 }
 export const encodeLaneState = (m: LaneStateMessage): Uint8Array => enc(m);
 export function decodeLaneState(b: Uint8Array): Decoded<LaneStateMessage> {
@@ -143,8 +148,20 @@ export function decodeLaneState(b: Uint8Array): Decoded<LaneStateMessage> {
   const strRec = (r: unknown) => typeof r === 'object' && r !== null && !Array.isArray(r) && Object.keys(r).length <= 32 && Object.values(r).every((v) => isStr(v, 200));
   if (!isStr(o.boot, 32) || !isUint(o.atMs) || !isStr(o.mode, 32) || !isStr(o.state, 64) || !isStr(o.flaps, 32) || !isStr(o.direction, 32)) return { ok: false, why: 'fields' };
   if (!isUint(o.listVersion) || !isUint(o.listAgeS) || (o.link !== 'up' && o.link !== 'down') || !strRec(o.readers) || !strRec(o.open) || typeof o.fireAlarm !== 'boolean') return { ok: false, why: 'fields' };
+  if (o.schedule !== undefined && !isSchedule(o.schedule)) return { ok: false, why: 'schedule' };
   const { v: _v, ...rest } = o;
   return { ok: true, value: rest as unknown as LaneStateMessage };
+}
+
+const STAGES: readonly unknown[] = ['not-enforced', 'advise', 'enforce'];
+function isSchedule(s: unknown): boolean {
+  const o = s as { seq?: unknown; kinds?: unknown };
+  if (typeof s !== 'object' || s === null || !isUint(o.seq) || typeof o.kinds !== 'object' || o.kinds === null || Array.isArray(o.kinds)) return false;
+  const kinds = Object.entries(o.kinds);
+  return kinds.length <= 8 && kinds.every(([k, v]) => {
+    const x = v as { stage?: unknown; nextAtMs?: unknown; next?: unknown };
+    return NODE_ID.test(k) && typeof v === 'object' && v !== null && STAGES.includes(x.stage) && (x.nextAtMs === undefined || isUint(x.nextAtMs)) && (x.next === undefined || STAGES.includes(x.next));
+  });
 }
 
 /** `alarm`: one alarm as it is raised (QoS 1). The fire alarm of one lane opens every lane of the station. */

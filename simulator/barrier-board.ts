@@ -72,6 +72,11 @@ export interface BoardOptions {
    * SESSION (type 0x09) as an unknown type, with NACK `unsupported`. Default true.
    */
   sessions?: boolean;
+  /**
+   * false: play a board built before DISPLAY_DATE (type 0x0D), which answers it as an unknown type, with
+   * NACK `unsupported` (the DISPLAY the runtime sends before it still shows the dateless text). Default true.
+   */
+  displayDate?: boolean;
 }
 
 function matches(filter: CommandFilter, f: Extract<LinkFrame, { type: 'COMMAND' | 'SESSION' }>): boolean {
@@ -200,6 +205,7 @@ export class BarrierBoard {
       eventRetries: opts.eventRetries ?? 5,
       reopenMs: opts.reopenMs ?? 100,
       sessions: opts.sessions ?? true,
+      displayDate: opts.displayDate ?? true,
     };
     this.trace = opts.trace;
     this.barrier = opts.barrier ?? new VirtualBarrier(this.timers, { ...DEFAULT_MECHANICS, ...opts.mechanics });
@@ -345,7 +351,7 @@ export class BarrierBoard {
     if (f.type !== 'COMMAND' && f.type !== 'SESSION' && f.type !== 'EVENT_ACK' && f.type !== 'HEARTBEAT') return; // our own echo
     if (f.type === 'HEARTBEAT' && f.from !== 'runtime') return;
     this.lastRx = this.timers.now();
-    if (f.type === 'SESSION' && !this.opt.sessions) {
+    if ((f.type === 'SESSION' && !this.opt.sessions) || (f.type === 'COMMAND' && f.command.type === 'DISPLAY_DATE' && !this.opt.displayDate)) {
       this.runtimeSilent = false;
       this.counts.nacks++;
       this.writeFrame({ type: 'NACK', seq: f.seq, of: typeCode(f), reason: 'unsupported' });

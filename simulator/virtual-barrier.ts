@@ -40,6 +40,8 @@ export class VirtualBarrier implements TypedBarrierPeer {
   static readonly SENSOR_FAULT = 0x0201;
   /** True after failSafe() until the next command from the runtime. */
   inFailSafe = false;
+  /** What the rider display shows: the last DISPLAY's text id, or DISPLAY_DATE's with its day. */
+  display: { textId: number; day?: string } = { textId: 0 };
 
   private listeners: ((e: BarrierEvent) => void)[] = [];
   private commandListeners: ((c: BarrierCommand) => void)[] = [];
@@ -89,8 +91,13 @@ export class VirtualBarrier implements TypedBarrierPeer {
       case 'STATUS_REQUEST':
         this.report();
         break;
-      case 'INDICATE':
       case 'DISPLAY':
+        this.display = { textId: cmd.textId };
+        break;
+      case 'DISPLAY_DATE':
+        this.display = { textId: cmd.textId, day: cmd.day };
+        break;
+      case 'INDICATE':
         break;
     }
   }

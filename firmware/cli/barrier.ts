@@ -170,7 +170,7 @@ export function register(program: Command): void {
       console.error(`virtual barrier board on ${o.port}; type "help" for switches`);
       const help =
         'walk entry|exit [tailgate] · fire on|off · stuck on|off · sensor on|off · emergency on|off · power mains|battery|low-battery · ' +
-        'silent on|off · drop|corrupt|duplicate|delay in|out RATE · drop-answers|drop-commands all|SESSION|OPEN|CLOSE|SET_MODE|INDICATE|DISPLAY|STATUS_REQUEST|off · ' +
+        'silent on|off · drop|corrupt|duplicate|delay in|out RATE · drop-answers|drop-commands all|SESSION|OPEN|CLOSE|SET_MODE|INDICATE|DISPLAY|DISPLAY_DATE|STATUS_REQUEST|off · ' +
         'obstruct on|off · state · quit';
       const rl = createInterface({ input: process.stdin });
       for await (const line of rl) {
@@ -220,7 +220,7 @@ export function register(program: Command): void {
             }
             case 'drop-answers':
             case 'drop-commands': {
-              const kinds = ['all', 'SESSION', 'OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'STATUS_REQUEST'] as const;
+              const kinds = ['all', 'SESSION', 'OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'DISPLAY_DATE', 'STATUS_REQUEST'] as const;
               if (a !== 'off' && !kinds.includes(a as (typeof kinds)[number])) throw new Error(`${w} ${kinds.join('|')}|off`);
               board.faults[w === 'drop-answers' ? 'dropAnswers' : 'dropCommands'] = a === 'off' ? undefined : (a as (typeof kinds)[number]);
               break;

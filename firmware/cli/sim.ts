@@ -44,11 +44,24 @@ export function register(program: Command): void {
     .addOption(new Option('--broker <kind>', 'how the lanes share used QR codes: none (in process) or mqtt (a real mosquitto)').default('none'))
     .option('--record <dir>', 'record every lane into DIR/<lane>/ for gate replay')
     .option('--record-key <file>', 'the key the recording is encrypted with (default: DIR/record.key, made if missing)')
+    .option('--scenario <name>', 'play a scenario instead of a station of random riders: rollout-2022 (Beijing, May 2022: riders register over days, the advise and enforce dates pass)')
+    .option('--from <day>', 'with --scenario: first Beijing day played (YYYY-MM-DD; default 2022-05-01)')
+    .option('--to <day>', 'with --scenario: last Beijing day played (YYYY-MM-DD; default 2022-05-31)')
+    .option('--poll-seconds <n>', 'with --scenario: how often each lane polls the back office (default 300)', intArg('--poll-seconds', 1, 5400))
+    .option('--publish-seconds <n>', 'with --scenario: how often the back office publishes list changes (default 300)', intArg('--publish-seconds', 1, 5400))
     .addOption(new Option('--log-level <level>', 'runtime log level (JSON lines on stderr)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('silent'))
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
       try {
         const log = createLogger(o.logLevel as LogLevel, { app: 'gate-sim' });
+        if (o.scenario !== undefined) {
+          if (o.dashboard || o.realtime || o.broker !== 'none' || o.barrier !== DEFAULT_SIM.barrier || o.reader !== DEFAULT_SIM.reader || o.qr !== DEFAULT_SIM.qr || o.backoffice !== DEFAULT_SIM.backoffice) {
+            throw new ConfigError('--scenario plays its own wiring in virtual time: without --dashboard, --realtime, --broker, --barrier, --reader, --qr and --backoffice');
+          }
+          const { runScenarioCommand } = await import('./sim-scenario.js');
+          return await runScenarioCommand({ scenario: o.scenario, lanes: o.lanes, passengers: o.passengers, seed: o.seed, from: o.from, to: o.to, pollSeconds: o.pollSeconds, publishSeconds: o.publishSeconds, json: o.json, log });
+        }
+        if (o.from !== undefined || o.to !== undefined || o.pollSeconds !== undefined || o.publishSeconds !== undefined) throw new ConfigError('--from, --to, --poll-seconds and --publish-seconds go with --scenario');
         const dashboard = o.dashboard === true;
         const passengers: number = o.passengers ?? (dashboard ? DASHBOARD_PASSENGERS : DEFAULT_SIM.passengers);
         const quiet = o.quiet || (o.json && passengers > 2000);

@@ -63,14 +63,15 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     // The `station` section: the station broker carries used code ids among the lanes (firmware/station/).
     if ((config as Record<string, unknown>).station !== undefined) step('station', 'the station broker link');
     const station = await stationLinkFromConfig(config, clock, log, opts);
-    // The enforcement schedule, from policy.scheduleFile, verified with the lists' signing keys.
-    const stages = config.policy.scheduleFile === undefined ? undefined : await scheduleFromConfig(config.policy.scheduleFile, config.lists, log);
+    // The enforcement schedule: policy.scheduleFile at boot, then what list sync brings (newer only), each
+    // verified with the lists' signing keys. Neither: every kind enforced.
+    const stages = await scheduleFromConfig(config.policy.scheduleFile, config.lists, lists);
     if (opts.record?.dir !== undefined || config.record?.dir !== undefined) step('record', 'the lane recording');
     const recorder = (opened.recorder = await recorderFor({ config, clock, log, lists, sources, stages }, opts.record));
     const deps = { lists, usedCodes: opts.usedCodes ?? station?.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes ?? qr?.rideCodes, stages };
     const core = recorder ? recorder.core(config.lane.direction, config.policy, deps) : new DecisionCore(config.lane.direction, config.policy, deps);
     const inspect = recorder ? recorder.inspectWith(opts.inspect) : opts.inspect;
-    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, ownsLists: !opts.lists, inspect });
+    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
     recorder?.attach(lane);
     station?.attach(lane);
     return lane;
@@ -89,10 +90,11 @@ async function openSources(open: (() => Promise<CredentialSource>)[], opened: Cr
   return opened;
 }
 
-async function scheduleFromConfig(file: string, lists: Record<string, unknown>, log: NonNullable<LaneOptions['log']>) {
-  const { policyStagesFromFile } = await import('../verify/policy-schedule.js');
-  const { alarmText } = await import('../../protocol/alarms.js');
+/** A refused schedule (a bad file at boot, or later) is the lane's alarm: assembleLane listens. */
+async function scheduleFromConfig(file: string | undefined, section: Record<string, unknown>, lists: ListProvider) {
+  if (file === undefined && !lists.onPolicySchedule) return undefined;
+  const { PolicyStages, policyStagesFromFile } = await import('../verify/policy-schedule.js');
   const { trustedListKey } = await import('../../protocol/lists/index.js');
-  const keys = Array.isArray(lists.publicKeys) ? lists.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
-  return policyStagesFromFile(file, keys, (a) => log.error({ alarm: a.alarm, detail: alarmText(a) }, 'enforcement schedule refused: every kind enforced'));
+  const keys = Array.isArray(section.publicKeys) ? section.publicKeys.filter((k): k is string => typeof k === 'string').map(trustedListKey) : [];
+  return file === undefined ? new PolicyStages(keys) : policyStagesFromFile(file, keys);
 }

@@ -1,7 +1,7 @@
 // Config sections of the `file` / `http-sync` list drivers and the `file` journal driver.
 import { z } from 'zod';
 import { alarmText } from '../../protocol/alarms.js';
-import { trustedListKey } from '../../protocol/lists/index.js';
+import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.js';
 import { ListFileError, loadListFile, type StoredLists } from '../lists/stored-lists.js';
 import { ConfigError, parseDriverConfig } from '../config/config.js';
 import { loadTlsTrust, transportProblem, type TlsTrust } from '../platform/https-client.js';
@@ -101,6 +101,8 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     trustedKeys: keys,
     tls,
     issuerKeys: await issuerKeysFromConfig(ctx),
+    // The enforcement schedule rides on list sync too; the provisioned file's seq is the floor.
+    policySchedule: { provisionedSeq: await provisionedScheduleSeq(ctx, keys) },
     alarmAfterFailures: c.alarmAfterFailures,
     pollMs: c.pollSeconds * 1000,
     maxBackoffMs: c.maxBackoffSeconds * 1000,
@@ -138,6 +140,14 @@ export async function fileJournalFromConfig(raw: unknown, ctx: DriverContext): P
   const j = await FileJournal.open({ ...c, uploadTls, laneId: ctx.laneId, log: ctx.log });
   j.onAlarm((a) => ctx.log.error({ ...a, text: alarmText(a) }, 'journal alarm'));
   return j;
+}
+
+/** The seq of the lane's `policy.scheduleFile` (-1: none, or it does not verify: start-lane raises that). */
+async function provisionedScheduleSeq(ctx: DriverContext, keys: readonly TrustedListKey[]): Promise<number> {
+  const file = ctx.config.policy.scheduleFile;
+  if (file === undefined) return -1;
+  const { scheduleFileSeq } = await import('../verify/policy-schedule.js');
+  return scheduleFileSeq(file, keys);
 }
 
 /**

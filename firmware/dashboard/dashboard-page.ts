@@ -114,6 +114,8 @@ button.danger { background:#4a1e1e; border-color:#7d2a2a; } button.warn { backgr
 .dot { display:inline-block; width:8px; height:8px; border-radius:50%; margin-right:4px; background:var(--green); }
 .dot.bad { background:var(--red); }
 .faults { color:#ff9b94; font-size:12px; }
+.schedule { display:flex; flex-wrap:wrap; gap:2px 10px; font-size:12px; color:var(--dim); }
+.schedule .stage.advise { color:#ffd166; } .schedule .stage.enforce { color:var(--green); }
 ol.decisions { list-style:none; margin:0; padding:0; font-size:12px; font-family:ui-monospace, monospace; min-height:40px; }
 ol.decisions li { display:grid; grid-template-columns:62px 16px 1fr auto; gap:4px; padding:1px 2px; border-radius:3px; }
 ol.decisions li.fresh { animation:fresh 1.2s ease-out; }
@@ -168,6 +170,22 @@ const SCRIPT = String.raw`
   function two(n) { return (n < 10 ? '0' : '') + n; }
   // Station time is Beijing time (UTC+8), whatever the browser's zone.
   function hms(ms) { var d = new Date(ms + 8 * 3600000); return two(d.getUTCHours()) + ':' + two(d.getUTCMinutes()) + ':' + two(d.getUTCSeconds()); }
+  // The enforcement schedule in Beijing time: its seq, each scheduled kind's stage and its next change.
+  var stageNames = { 'not-enforced': '未检查 not enforced', advise: '提示登记 advise', enforce: '检查 enforce' };
+  function bjMinute(ms) { var d = new Date(ms + 8 * 3600000); return d.getUTCFullYear() + '-' + two(d.getUTCMonth() + 1) + '-' + two(d.getUTCDate()) + ' ' + two(d.getUTCHours()) + ':' + two(d.getUTCMinutes()); }
+  function renderSchedule(box, s) {
+    box.textContent = '';
+    box.dataset.seq = s ? String(s.seq) : '';
+    if (!s) { box.append(el('span', null, 'schedule: none (every kind enforced)')); return; }
+    box.append(el('span', null, 'schedule s' + s.seq + ':'));
+    Object.keys(s.kinds).forEach(function (k) {
+      var x = s.kinds[k];
+      var span = el('span', 'stage ' + x.stage, k + ' ' + stageNames[x.stage] + (x.next ? ' → ' + x.next.stage + ' ' + bjMinute(x.next.atMs) : ''));
+      span.dataset.kind = k; span.dataset.stage = x.stage;
+      box.append(span);
+    });
+    box.append(el('span', null, '(other kinds enforced)'));
+  }
   function age(ms) {
     var s = Math.max(0, Math.round(ms / 1000));
     if (s < 120) return s + ' s';
@@ -240,6 +258,7 @@ const SCRIPT = String.raw`
 
     var health = el('div', 'health');
     var faults = el('div', 'faults');
+    var schedule = el('div', 'schedule');
     var list = el('ol', 'decisions');
 
     var controls = el('div', 'controls needs-control');
@@ -274,8 +293,8 @@ const SCRIPT = String.raw`
       simc.append(fault, obst, tail);
       controls.append(simc);
     }
-    root.append(head, mech, display, health, faults, list, controls);
-    var parts = { badge: badge, state: state, flaps: flaps, flapText: flapText, ind: ind, display: display, dzh: dzh, den: den, health: health, faults: faults, list: list, sel: sel, reset: reset };
+    root.append(head, mech, display, health, schedule, faults, list, controls);
+    var parts = { badge: badge, state: state, flaps: flaps, flapText: flapText, ind: ind, display: display, dzh: dzh, den: den, health: health, schedule: schedule, faults: faults, list: list, sel: sel, reset: reset };
     return { el: root, parts: parts, view: v };
   }
 
@@ -316,6 +335,7 @@ const SCRIPT = String.raw`
     p.health.append(b);
     var lst = el('span'); lst.append(el('span', 'dot' + (v.faults['list-too-old'] ? ' bad' : '')), document.createTextNode('list v' + v.listVersion + ', ' + age(v.listAgeMs) + ' old'));
     p.health.append(lst);
+    renderSchedule(p.schedule, v.schedule);
     var fs = Object.keys(v.faults).map(function (k) { return k + ': ' + v.faults[k]; });
     if (v.fireAlarm) fs.unshift('FIRE ALARM 火警');
     p.faults.textContent = fs.join(' · ');

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { CREDENTIAL_KINDS, QR_ISSUERS, type Direction } from '../../protocol/credential.js';
 import { REASONS, riderMessage, type ReasonCode } from '../../protocol/reasons.js';
 import { alarmText } from '../../protocol/alarms.js';
+import { adviseMessage } from '../../protocol/policy-schedule.js';
 import { dashboardPage } from './dashboard-page.js';
 import { createGatekeeper, isLoopbackAddress, remoteOf, type Actor, type DashboardAccess } from './access.js';
 import { checkContentType, json, parse, readJson, RequestError } from './requests.js';
@@ -122,9 +123,11 @@ export function createDashboard(opts: DashboardOptions): Dashboard {
 
   const card = (i: number): LaneCard => {
     const lane = lanes[i];
-    const { lastDecision: _omit, ...v } = lane.view();
+    const { lastDecision, ...v } = lane.view();
     const dir = lane.config.lane.direction;
-    const msg = v.display === 'idle' || !Object.hasOwn(REASONS, v.display) ? IDLE_MESSAGE : riderMessage(v.display as ReasonCode);
+    // An advise grant's message has its day in it, as the rider display shows it (DISPLAY_DATE).
+    const registerBy = v.display === 'advise-register' ? lastDecision?.registerByMs : undefined;
+    const msg = v.display === 'idle' || !Object.hasOwn(REASONS, v.display) ? IDLE_MESSAGE : registerBy !== undefined ? adviseMessage(registerBy) : riderMessage(v.display as ReasonCode);
     return { ...v, direction: dir, sides: dir === 'bidirectional' ? ['entry', 'exit'] : [dir], sources: lane.sources.map((s) => s.name), zh: msg.zh, en: msg.en };
   };
 

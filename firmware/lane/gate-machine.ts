@@ -16,6 +16,7 @@ import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
 import type { BarrierCommand, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
 import type { Alarm } from '../../protocol/alarms.js';
 import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
+import { registerByDay } from '../../protocol/policy-schedule.js';
 import type { BarrierLink, CredentialSource } from '../../drivers/seams.js';
 import { requestDecision, type DecideRequest } from './decider.js';
 import {
@@ -72,14 +73,21 @@ type ShowParams = { reason: ReasonCode | 'idle'; indicator: Indicator; buzzer?: 
 
 /** Show a reason and an indicator: the context's record of the screen (when it changes) and the board's commands. */
 function screen(ctx: Ctx, p: ShowParams, open?: BarrierCommand) {
-  const display: BarrierCommand = { type: 'DISPLAY', textId: p.reason === 'idle' ? 0 : REASONS[p.reason].id };
+  // A grant shows its decision's reason (ok, or not-enforced / advise-register under the enforcement
+  // schedule). An advise grant asks the rider to register by a day: the text, then the text with its day
+  // (DISPLAY_DATE; a board built before it shows the first and answers the second NACK unsupported).
+  const registerByMs = open ? ctx.current?.registerByMs : undefined;
+  const reason = open && ctx.current?.grant ? ctx.current.reason : p.reason;
+  const display: BarrierCommand = { type: 'DISPLAY', textId: reason === 'idle' ? 0 : REASONS[reason].id };
+  const dated: BarrierCommand | undefined = registerByMs === undefined ? undefined : { type: 'DISPLAY_DATE', textId: REASONS['advise-register'].id, day: registerByDay(registerByMs) };
   const indicate: BarrierCommand = { type: 'INDICATE', indicator: p.indicator, buzzer: p.buzzer ?? 'off' };
   return {
-    update: ctx.display !== p.reason || ctx.indicator !== p.indicator ? { display: p.reason, indicator: p.indicator } : undefined,
+    update: ctx.display !== reason || ctx.indicator !== p.indicator ? { display: reason, indicator: p.indicator } : undefined,
     send: () => {
       const link = ctx.env.barrier;
       if (open) link.send(open);
       link.send(display);
+      if (dated) link.send(dated);
       link.send(indicate);
     },
   };

@@ -7,6 +7,7 @@ import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import type { DecisionCore, PassbackStore, RideCodeVerifier, UsedCodes } from '../verify/decision-core.js';
+import type { PolicyStages, ScheduleView } from '../verify/policy-schedule.js';
 import { gateMachine, laneMode, stateName, type GateActor, type GateEmitted, type GateEvent, type LaneMode } from './gate-machine.js';
 import type { Journal, JournalEntry } from '../journal/journal.js';
 import type { ListProvider } from '../lists/list-provider.js';
@@ -42,7 +43,9 @@ export interface LaneView {
   fireAlarm: boolean;
   listVersion: number;
   listAgeMs: number;
-  lastDecision?: { grant: boolean; reason: string; kind: string; ref: string };
+  /** The enforcement schedule in force and each scheduled kind's stage now (absent: none, every kind enforced). */
+  schedule?: ScheduleView;
+  lastDecision?: { grant: boolean; reason: string; kind: string; ref: string; registerByMs?: number };
 }
 
 type LaneEvents = { [K in GateEmitted['type']]: [Extract<GateEmitted, { type: K }>] };
@@ -64,6 +67,8 @@ export class Lane {
     readonly barrier: BarrierLink,
     readonly core: DecisionCore,
     private readonly clock: Clock,
+    /** The enforcement schedule the decision core relaxes by (absent: none configured or synced). */
+    readonly stages?: PolicyStages,
   ) {
     this.id = config.lane.id;
   }
@@ -92,7 +97,11 @@ export class Lane {
       fireAlarm: c.fireAlarm,
       listVersion: l.version,
       listAgeMs: this.clock.now() - (this.lists.freshAtMs?.() ?? l.publishedAtMs),
-      lastDecision: c.lastDecision && { grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref },
+      ...(this.stages?.current() ? { schedule: this.stages.view(this.clock.now()) } : {}),
+      lastDecision: c.lastDecision && {
+        grant: c.lastDecision.grant, reason: c.lastDecision.reason, kind: c.lastDecision.kind, ref: c.lastDecision.ref,
+        ...(c.lastDecision.registerByMs === undefined ? {} : { registerByMs: c.lastDecision.registerByMs }),
+      },
     };
   }
 
@@ -137,6 +146,8 @@ export interface LaneParts {
   core: DecisionCore;
   /** The QR section's trust list and station peers, when the config has one. */
   qr?: { stop(): Promise<void>; updateTrustList(bytes: Uint8Array): { ok: true; seq: number } | { ok: false; detail: string } };
+  /** The enforcement schedule (the same object the decision core holds): synced documents go to it. */
+  stages?: PolicyStages;
   /** True when the lane built its lists (a sync it started stops with it). */
   ownsLists: boolean;
   inspect?: InspectionObserver;
@@ -164,7 +175,7 @@ export function assembleLane(parts: LaneParts): Lane {
       },
     },
   });
-  const lane = new Lane(actor, config, lists, journal, sources, barrier, core, clock);
+  const lane = new Lane(actor, config, lists, journal, sources, barrier, core, clock, parts.stages);
   if (qr) lane.cleanups.push(qr.stop);
 
   // Alarms, mode changes and passages go to the journal too (not on the decision path: fire and forget).
@@ -220,6 +231,20 @@ export function assembleLane(parts: LaneParts): Lane {
       else raise({ alarm: 'trust-list-rejected', detail: r.detail });
     });
     lane.cleanups.push(async () => off());
+  }
+  // The enforcement schedule: a refused document (the boot file, or one the lane's own check refuses) is an
+  // alarm; each newer one list sync hands on (verified, newer, on disk) replaces the one in force.
+  const stages = parts.stages;
+  if (stages) {
+    const offAlarm = stages.listen(raise);
+    const offDocs = lists.onPolicySchedule?.((doc) => {
+      const r = stages.update(doc);
+      if (r.ok) log.info({ lane: laneId, event: 'policy-schedule', seq: r.seq }, 'enforcement schedule updated');
+    });
+    lane.cleanups.push(async () => {
+      offAlarm();
+      offDocs?.();
+    });
   }
   actor.start();
   lane.watchListAge();

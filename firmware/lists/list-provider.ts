@@ -28,7 +28,7 @@ export interface ListSnapshot {
 }
 
 /** The alarms a list provider raises (protocol/alarms.ts), each naming its file or the failing round (or the trust list it refused). */
-export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' | 'trust-list-rejected' }>;
+export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' | 'trust-list-rejected' | 'schedule-rejected' }>;
 
 /** What a syncing list provider reports about itself, read at scrape time. */
 export interface ListStats {
@@ -68,6 +68,13 @@ export interface ListProvider {
    * function that removes the listener.
    */
   onIssuerKeys?(listener: (document: Uint8Array) => void): () => void;
+  /**
+   * Listen to enforcement schedule documents (protocol/policy-schedule.ts), as onIssuerKeys: the one held
+   * (stored, verified, newer than the provisioned `policy.scheduleFile`) at once, then each new one
+   * fetched with the lists, verified against the list keys and newer than the last. Returns a function
+   * that removes the listener.
+   */
+  onPolicySchedule?(listener: (document: Uint8Array) => void): () => void;
   /**
    * When the lists in use were last known to be the latest (ms since epoch): a syncing provider's last
    * verified freshness statement naming the version it holds, or the version's own publication when that

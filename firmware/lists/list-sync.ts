@@ -1,3 +1,5 @@
+// Why this file is long: one sync round, in order — lists, then the signed documents that ride on it
+// (issuer trust list, enforcement schedule), each with its failure rule; the stores it drives live apart.
 // Keeps the gate's lists in step with the back office: polls over HTTP, fetches the deltas since its
 // version (or the latest snapshot when it is too far behind or a delta is missing), verifies every
 // byte before use, applies off the hot path (a worker thread: firmware/list-merger.ts), swaps what
@@ -13,6 +15,7 @@
 //                                               held; each with the `list-freshness` statement
 //   GET /v1/lists/snapshot                      200 latest signed snapshot
 //   GET /v1/issuer-keys                         200 trust-list document (ETag; If-None-Match → 304)
+//   GET /v1/policy-schedule                     200 enforcement schedule document (ETag; If-None-Match → 304)
 
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -24,6 +27,7 @@ import type { ListSyncEvents, ListSyncOptions, SyncCounters, SyncOutcome, SyncSt
 import { DeltaLog } from './delta-log.js';
 import { ListFreshness } from './freshness.js';
 import { HeldTrustList } from './issuer-keys.js';
+import { HeldSchedule } from './held-schedule.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
@@ -51,10 +55,11 @@ const DOWNLOAD_FILE = 'lists.download';
  */
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys'>>;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule'>>;
   private readonly tls: TlsTrust | undefined;
   private readonly freshness: ListFreshness;
   private held: HeldTrustList | undefined;
+  private heldSchedule: HeldSchedule | undefined;
   private tlsAlarmed = false;
   private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
@@ -69,6 +74,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   readonly counters: SyncCounters = {
     polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, tlsFailures: 0, freshnessRefused: 0,
     issuerKeyUpdates: 0, issuerKeysRefused: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0,
+    scheduleUpdates: 0, schedulesRefused: 0,
   };
   private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
@@ -107,6 +113,9 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   get issuerKeysPath(): string {
     return join(this.o.dir, 'issuer-keys.bin');
   }
+  get policySchedulePath(): string {
+    return join(this.o.dir, 'policy-schedule.json');
+  }
 
   /**
    * Open the gate's list file (or start empty at version 0 when there is none or it is damaged) and the
@@ -142,12 +151,15 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       if (trustProblem) log.warn({ detail: trustProblem }, 'stored issuer trust list unusable');
     }
     if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
+    const schedule = opts.policySchedule && (await HeldSchedule.open(s.policySchedulePath, opts.trustedKeys, opts.policySchedule.provisionedSeq));
+    s.heldSchedule = schedule ? schedule.held : undefined;
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
     s.bootCheck = Promise.all([verified ?? Promise.resolve(damage ? { ok: false, detail: damage } : { ok: true }), settle]).then(async ([r]) => {
       const c = r as { ok: boolean; detail?: string };
       if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
+      if (schedule && schedule.problem) s.emit('alarm', schedule.problem);
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
@@ -179,6 +191,13 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     this.on('issuer-keys', listener);
     if (this.held?.document) listener(this.held.document);
     return () => void this.off('issuer-keys', listener);
+  }
+
+  /** The held enforcement schedule (stored, verified, newer than the provisioned one) at once, then each new one. */
+  onPolicySchedule(listener: (document: Uint8Array) => void): () => void {
+    this.on('policy-schedule', listener);
+    if (this.heldSchedule?.document) listener(this.heldSchedule.document);
+    return () => void this.off('policy-schedule', listener);
   }
 
   /** When the lists in use were last known to be the latest (ms since epoch; 0 before any): list age counts from here. */
@@ -233,6 +252,11 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     };
   }
 
+  /** No sync round running (a simulator's virtual clock waits for this before it moves on). */
+  get idle(): boolean {
+    return this.inFlight === undefined;
+  }
+
   /** Start polling (first poll at once). */
   start(): void {
     if (this.running) return;
@@ -284,6 +308,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     try {
       outcome = await this.syncLists();
       if (outcome.kind !== 'failed') await this.syncIssuerKeys();
+      if (outcome.kind !== 'failed') await this.syncPolicySchedule();
       outcome = this.checkAnnounced(outcome);
     } catch (e) {
       const detail = (e as Error).message;
@@ -468,6 +493,20 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held.path, detail: got.writeError ?? 'write failed' });
     this.counters.issuerKeyUpdates++;
     this.emit('issuer-keys', r.body);
+  }
+
+  /** The enforcement schedule: verified, newer than the one held, written, then handed on; else refused with an alarm. */
+  private async syncPolicySchedule(): Promise<void> {
+    const got = await this.heldSchedule?.fetch((h) => this.get('/v1/policy-schedule', h));
+    if (got?.kind === 'http') throw new HttpFailure(`policy schedule: HTTP ${got.status}`);
+    if (got?.kind === 'refused') {
+      this.counters.schedulesRefused++;
+      this.emit('alarm', got.alarm);
+    } else if (got?.kind === 'taken') {
+      if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: this.policySchedulePath, detail: got.writeError ?? 'write failed' });
+      this.counters.scheduleUpdates++;
+      this.emit('policy-schedule', got.document);
+    }
   }
 
   private async get(path: string, headers: Record<string, string> = {}, shared = false): Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }> {

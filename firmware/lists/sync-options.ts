@@ -25,6 +25,13 @@ export interface ListSyncOptions {
    * gate was provisioned with (nothing older or equal is taken).
    */
   issuerKeys?: { verify: IssuerKeysVerifier; provisionedSeq?: number };
+  /**
+   * The enforcement schedule (GET /v1/policy-schedule): fetched only when given. Each document is verified
+   * with `trustedKeys` (the back office signs it with its list key) and must be newer than the one held
+   * and than `provisionedSeq`, the seq of the lane's `policy.scheduleFile` (-1: none), before it is written
+   * (`policy-schedule.json`) and handed on; a bad or older one raises `schedule-rejected`.
+   */
+  policySchedule?: { provisionedSeq?: number };
   /** Failed rounds in a row before `list-sync-failing` (then every 20); a refused TLS certificate alarms at once. */
   alarmAfterFailures?: number;
   pollMs?: number;
@@ -62,6 +69,8 @@ export interface ListSyncEvents {
   version: [snapshot: ListSnapshot];
   /** A new issuer trust-list document (verified against the lane's back-office keys, newer, and on disk). */
   'issuer-keys': [document: Uint8Array];
+  /** A new enforcement schedule document (verified against the list keys, newer, and on disk). */
+  'policy-schedule': [document: Uint8Array];
 }
 
 export interface SyncStatus {
@@ -100,4 +109,7 @@ export interface SyncCounters {
   listFileWrites: number;
   deltaLogAppends: number;
   deltasReplayed: number;
+  /** Enforcement schedules taken, and refused (signature, payload, or not newer than the one held). */
+  scheduleUpdates: number;
+  schedulesRefused: number;
 }

@@ -136,7 +136,30 @@ export class LaneStationLink {
       this.timers[2] = this.o.clock.setTimeout(statsTick, this.s.statsEveryMs);
     };
     this.timers[2] = this.o.clock.setTimeout(statsTick, this.s.statsEveryMs);
+    this.watchSchedule(lane);
     if (this.bus.connected) this.publishState(true);
+  }
+
+  /** A new enforcement schedule, and each stage change at its instant on the lane's clock, change the state too. */
+  private watchSchedule(lane: Lane): void {
+    const stages = lane.stages;
+    if (!stages) return;
+    const arm = () => {
+      if (this.timers[3] !== undefined) this.o.clock.clearTimeout(this.timers[3]);
+      const now = this.o.clock.now();
+      const at = stages.nextChangeMs(now);
+      // Clamped: a timer longer than 2^31 ms fires at once; re-armed when it does.
+      this.timers[3] = at === undefined || this.stopped ? undefined : this.o.clock.setTimeout(() => {
+        this.scheduleState();
+        arm();
+      }, Math.min(at - now, 2_000_000_000));
+    };
+    const off = stages.onChange(() => {
+      this.scheduleState();
+      arm();
+    });
+    arm();
+    lane.cleanups.push(async () => off());
   }
 
   async stop(): Promise<void> {
@@ -367,7 +390,15 @@ export function laneState(lane: Lane, boot: string, nowMs: number): LaneStateMes
     readers,
     open,
     fireAlarm: v.fireAlarm,
+    ...(v.schedule ? { schedule: { seq: v.schedule.seq, kinds: busStages(v.schedule) } } : {}),
   };
+}
+
+/** Each scheduled kind's stage and next change, as the state payload carries them. */
+function busStages(s: NonNullable<ReturnType<Lane['view']>['schedule']>): NonNullable<LaneStateMessage['schedule']>['kinds'] {
+  const kinds: NonNullable<LaneStateMessage['schedule']>['kinds'] = {};
+  for (const [kind, k] of Object.entries(s.kinds)) if (k) kinds[kind] = { stage: k.stage, ...(k.next ? { nextAtMs: k.next.atMs, next: k.next.stage } : {}) };
+  return kinds;
 }
 
 /** The alarm's name whether the lane emits it as a string or as a typed alarm object. */

@@ -93,7 +93,7 @@ function lane(l) {
     const reset = el('button', 'reset warn', 'Reset emergency');
     reset.onclick = () => { if (confirm('Reset the emergency on ' + l.id + '?')) act('lanes/' + l.id + '/reset-emergency', { confirmed: true }); };
     const actions = el('div'); actions.append(sel, go, reset);
-    s.append(head, el('div', 'health dim'), el('div', 'open dim'), el('div', 'stats dim'), actions);
+    s.append(head, el('div', 'health dim'), el('div', 'schedule dim'), el('div', 'open dim'), el('div', 'stats dim'), actions);
     const all = [...lanes.keys(), l.id].sort(); lanes.set(l.id, s);
     const next = all[all.indexOf(l.id) + 1]; $('lanes').insertBefore(s, next ? lanes.get(next) : null);
   }
@@ -103,6 +103,10 @@ function lane(l) {
   s.querySelector('.mode').textContent = st.mode || '?';
   s.querySelector('.online').textContent = l.online === true ? 'online' : l.online === false ? 'offline (' + (l.cause || 'lost') + ')' : '';
   s.querySelector('.health').textContent = st.mode ? 'list v' + st.listVersion + ', ' + st.listAgeS + ' s old · barrier ' + st.link + ' · readers ' + Object.entries(st.readers).map(([k, v]) => k + ' ' + v).join(', ') : '';
+  // The enforcement schedule the lane holds: its seq, each kind's stage and its next change (Beijing time).
+  const sc = s.querySelector('.schedule');
+  sc.dataset.seq = st.schedule ? String(st.schedule.seq) : '';
+  sc.textContent = !st.mode ? '' : !st.schedule ? 'schedule: none (every kind enforced)' : 'schedule s' + st.schedule.seq + ': ' + Object.entries(st.schedule.kinds).map(([k, x]) => k + ' ' + x.stage + (x.next ? ' → ' + x.next + ' ' + new Date(x.nextAtMs + 8 * 3600000).toISOString().slice(0, 16).replace('T', ' ') : '')).join(' · ') + ' (other kinds enforced)';
   s.querySelector('.open').textContent = st.open ? Object.keys(st.open).join(', ') : '';
   const x = l.stats; s.querySelector('.stats').textContent = x ? 'last minute: ' + x.granted + ' in, ' + x.refused + ' refused' : '';
 }

@@ -5,7 +5,8 @@
 // grant before the kind's enforcement date; a blocked credential stays refused, and what the policy
 // admits stays admitted — so exits (which admit every status) never trap a rider whatever it says. The
 // stage is read from the decision's own instant (the lane's clock): a date takes effect at its
-// millisecond, never one early.
+// millisecond, never one early. The document comes from the lane's `policy.scheduleFile` at boot and then
+// from list sync (firmware/lists/held-schedule.ts), whichever is newer.
 
 import { readFileSync } from 'node:fs';
 import type { Alarm } from '../../protocol/alarms.js';
@@ -31,18 +32,86 @@ export interface EnforcementStages {
 
 export type ScheduleUpdate = { ok: true; seq: number } | { ok: false; alarm: Extract<Alarm, { alarm: 'schedule-rejected' }> };
 
+/** One kind's place in the schedule at an instant, for dashboards. */
+export interface KindStageView {
+  stage: EnforcementStage;
+  adviseFromMs: number;
+  enforceFromMs: number;
+  /** The next change of stage and what it will be (absent once enforced). */
+  next?: { atMs: number; stage: EnforcementStage };
+}
+
+/** The schedule in force as dashboards show it: its seq, and each scheduled kind's stage (kinds left out are enforced). */
+export interface ScheduleView {
+  seq: number;
+  issuedAtMs: number;
+  kinds: Partial<Record<CredentialKind, KindStageView>>;
+}
+
+/** Alarms raised before anyone listened (a bad schedule file at start-up) are kept, this many at most. */
+const UNHEARD_MAX = 16;
+
 export class PolicyStages implements EnforcementStages {
   private schedule: PolicySchedule | undefined;
   private doc: Uint8Array | undefined;
+  private readonly listeners = new Set<(a: Alarm) => void>();
+  private readonly changed = new Set<() => void>();
+  private readonly unheard: Alarm[] = [];
 
   /**
    * @param keys the back office's list signing keys the lane trusts (the lists' `publicKeys`)
-   * @param onAlarm told of every refused document (the lane journals and logs it)
+   * @param onAlarm told of every refused document (the lane journals and logs it); or listen() later
    */
   constructor(
     private readonly keys: readonly TrustedListKey[],
-    private readonly onAlarm: (a: Alarm) => void = () => {},
-  ) {}
+    onAlarm?: (a: Alarm) => void,
+  ) {
+    if (onAlarm) this.listeners.add(onAlarm);
+  }
+
+  /** Hear refused documents; the first listener also hears those refused before it came. Returns a remover. */
+  listen(listener: (a: Alarm) => void): () => void {
+    this.listeners.add(listener);
+    for (const a of this.unheard.splice(0)) listener(a);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** Raise a refusal (update()'s, or one found before it: the schedule file unreadable). */
+  raise(a: Alarm): void {
+    if (this.listeners.size === 0) {
+      if (this.unheard.length < UNHEARD_MAX) this.unheard.push(a);
+      return;
+    }
+    for (const l of this.listeners) l(a);
+  }
+
+  /** Told after each schedule taken (dashboards, the station bus state). Returns a remover. */
+  onChange(listener: () => void): () => void {
+    this.changed.add(listener);
+    return () => void this.changed.delete(listener);
+  }
+
+  /** The next instant after `nowMs` at which some kind changes stage (undefined: none to come). */
+  nextChangeMs(nowMs: number): number | undefined {
+    let next: number | undefined;
+    for (const k of Object.values(this.schedule?.kinds ?? {})) {
+      for (const t of [k.adviseFromMs, k.enforceFromMs]) if (t > nowMs && (next === undefined || t < next)) next = t;
+    }
+    return next;
+  }
+
+  /** The schedule in force and each scheduled kind's stage at `nowMs` (undefined: none, every kind enforced). */
+  view(nowMs: number): ScheduleView | undefined {
+    const s = this.schedule;
+    if (!s) return undefined;
+    const kinds: ScheduleView['kinds'] = {};
+    for (const [kind, k] of Object.entries(s.kinds) as [CredentialKind, { adviseFromMs: number; enforceFromMs: number }][]) {
+      const stage = stageAt(s, kind, nowMs);
+      const next = stage === 'not-enforced' ? { atMs: k.adviseFromMs, stage: stageAt(s, kind, k.adviseFromMs) } : stage === 'advise' ? { atMs: k.enforceFromMs, stage: 'enforce' as const } : undefined;
+      kinds[kind] = { stage, adviseFromMs: k.adviseFromMs, enforceFromMs: k.enforceFromMs, ...(next ? { next } : {}) };
+    }
+    return { seq: s.seq, issuedAtMs: s.issuedAtMs, kinds };
+  }
 
   /** The schedule in force (undefined: none yet, every kind enforced). */
   current(): PolicySchedule | undefined {
@@ -61,7 +130,7 @@ export class PolicyStages implements EnforcementStages {
     const r = verifyPolicySchedule(doc, this.keys);
     const reject = (error: string, detail: string, seq?: number): ScheduleUpdate => {
       const alarm = { alarm: 'schedule-rejected' as const, error, seq, detail };
-      this.onAlarm(alarm);
+      this.raise(alarm);
       return { ok: false, alarm };
     };
     if (!r.ok) return reject(r.error, r.detail);
@@ -73,6 +142,7 @@ export class PolicyStages implements EnforcementStages {
     }
     this.schedule = r.schedule;
     this.doc = doc.slice();
+    for (const l of this.changed) l();
     return { ok: true, seq: r.schedule.seq };
   }
 
@@ -86,9 +156,21 @@ export class PolicyStages implements EnforcementStages {
   }
 }
 
+/** The seq of the schedule in a file (the lane's provisioned `policy.scheduleFile`), -1 when it is missing or does not verify. */
+export function scheduleFileSeq(path: string | undefined, keys: readonly TrustedListKey[]): number {
+  if (path === undefined) return -1;
+  try {
+    const r = verifyPolicySchedule(new Uint8Array(readFileSync(path)), keys);
+    return r.ok ? r.schedule.seq : -1;
+  } catch {
+    return -1;
+  }
+}
+
 /**
- * A lane's schedule from the file `policy.scheduleFile` names (until list sync carries it): read and
- * verified at start-up; a missing or bad file is a `schedule-rejected` alarm and every kind is enforced.
+ * A lane's schedule from the file `policy.scheduleFile` names (list sync then brings newer ones): read and
+ * verified at start-up; a missing or bad file is a `schedule-rejected` alarm (kept for the first listener
+ * when `onAlarm` is not given) and every kind is enforced until a good one arrives.
  */
 export function policyStagesFromFile(path: string, keys: readonly TrustedListKey[], onAlarm?: (a: Alarm) => void): PolicyStages {
   const stages = new PolicyStages(keys, onAlarm);
@@ -96,7 +178,7 @@ export function policyStagesFromFile(path: string, keys: readonly TrustedListKey
   try {
     doc = new Uint8Array(readFileSync(path));
   } catch (e) {
-    onAlarm?.({ alarm: 'schedule-rejected', error: 'read', detail: `${path}: ${(e as Error).message}` });
+    stages.raise({ alarm: 'schedule-rejected', error: 'read', detail: `${path}: ${(e as Error).message}` });
     return stages;
   }
   stages.update(doc);

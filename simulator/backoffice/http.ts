@@ -219,11 +219,14 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
     return reply.header('etag', etag).type('application/octet-stream').send(doc);
   });
-  route('GET', '/v1/policy-schedule', (_req, reply) => {
+  route('GET', '/v1/policy-schedule', (req, reply) => {
     const doc = store.policySchedule();
     if (!doc) return reply.code(404).send({ error: 'none', message: 'no enforcement schedule published' });
-    return reply.type('application/json').send(doc);
+    const etag = `"${createHash('sha256').update(doc).digest('hex').slice(0, 32)}"`;
+    if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
+    return reply.header('etag', etag).type('application/json').send(doc);
   });
+  route('POST', '/v1/policy-schedule', (req, reply) => answer(reply, store.putPolicySchedule(req.body), 201));
   // The trust list travels as the signed document's exact bytes: its own content-type parsers, in a context of its own.
   app.register(async (raw) => {
     raw.removeAllContentTypeParsers();

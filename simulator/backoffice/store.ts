@@ -10,7 +10,7 @@ import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
 import { ListBuilder, classifyKey, encodeDelta, listKeyId, signFreshness, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { signPolicySchedule, verifyPolicySchedule, type KindSchedule, type PolicySchedule } from '../../protocol/policy-schedule.js';
-import type { CredentialKind } from '../../protocol/credential.js';
+import { CREDENTIAL_KINDS, type CredentialKind } from '../../protocol/credential.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
 export interface StoreOptions {
@@ -332,6 +332,32 @@ export class BackofficeStore {
   }
   policySchedule(): Buffer | undefined {
     return (this.db.prepare('SELECT v FROM meta WHERE k = ?').get('policy-schedule') as { v: Buffer } | undefined)?.v;
+  }
+
+  /**
+   * POST /v1/policy-schedule (operator): `{ kinds: { <kind>: { adviseFromMs, enforceFromMs } } }` checked,
+   * then signed and published under the next seq (publishPolicySchedule).
+   */
+  putPolicySchedule(body: unknown): { ok: true; seq: number; kinds: Partial<Record<CredentialKind, KindSchedule>> } | Refusal {
+    const b = (body ?? {}) as { kinds?: unknown };
+    const bad = (message: string): Refusal => ({ ok: false, http: 400, error: 'invalid-schedule', message });
+    if (typeof b.kinds !== 'object' || b.kinds === null || Array.isArray(b.kinds)) return bad('need kinds: { <credential kind>: { adviseFromMs, enforceFromMs } }');
+    const kinds: Partial<Record<CredentialKind, KindSchedule>> = {};
+    const ms = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+    for (const [kind, v] of Object.entries(b.kinds)) {
+      if (!(CREDENTIAL_KINDS as readonly string[]).includes(kind)) return bad(`kinds.${kind.slice(0, 40)}: one of ${CREDENTIAL_KINDS.join(', ')}`);
+      const k = (v ?? {}) as { adviseFromMs?: unknown; enforceFromMs?: unknown };
+      if (!ms(k.adviseFromMs) || !ms(k.enforceFromMs) || k.adviseFromMs > k.enforceFromMs) return bad(`kinds.${kind}: adviseFromMs <= enforceFromMs, ms since the epoch`);
+      kinds[kind as CredentialKind] = { adviseFromMs: k.adviseFromMs, enforceFromMs: k.enforceFromMs };
+    }
+    const doc = this.publishPolicySchedule(kinds);
+    const r = verifyPolicySchedule(doc, [{ keyId: listKeyId(createPublicKey(this.key)), publicKey: createPublicKey(this.key) }]);
+    return { ok: true, seq: r.ok ? r.schedule.seq : -1, kinds };
+  }
+
+  /** Serve these bytes as the schedule, unverified: the simulator's and tests' own hand (a tampered or replayed document). */
+  setPolicyScheduleDocument(doc: Uint8Array): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('policy-schedule', Buffer.from(doc));
   }
 
   // ------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['SET_MODE emergency', { type: 'COMMAND', seq: 4, command: { type: 'SET_MODE', mode: 'emergency' } }, 'a5 01 04 03 02 00 00 00 00 00 49 fc'],
   ['INDICATE red-cross long', { type: 'COMMAND', seq: 5, command: { type: 'INDICATE', indicator: 'red-cross', buzzer: 'long' } }, 'a5 01 05 04 02 02 00 00 00 00 53 e8'],
   ['DISPLAY 12', { type: 'COMMAND', seq: 6, command: { type: 'DISPLAY', textId: 12 } }, 'a5 01 06 05 00 0c 00 00 00 00 67 14'],
+  // advise-register (text id 4) with its day: "please register by 2022-05-25" (protocol/README.md, DISPLAY_DATE)
+  ['DISPLAY_DATE 4 2022-05-25', { type: 'COMMAND', seq: 7, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-05-25' } }, 'a5 01 07 0d 00 04 20 22 05 25 e5 9d'],
   ['STATUS_REQUEST', { type: 'COMMAND', seq: 7, command: { type: 'STATUS_REQUEST' } }, 'a5 01 07 06 00 00 00 00 00 00 73 6e'],
   ['HEARTBEAT runtime', { type: 'HEARTBEAT', seq: 8, from: 'runtime' }, 'a5 01 08 07 00 00 00 00 00 00 12 cd'],
   ['EVENT_ACK of PASSED', { type: 'EVENT_ACK', seq: 9, of: 0x81 }, 'a5 01 09 08 81 00 00 00 00 00 4e 77'],
@@ -47,7 +49,9 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['SESSION_ACK #6 last OPEN #5', { type: 'SESSION_ACK', seq: 6, session: 0x1234abcd, fresh: false, last: { seq: 5, command: 'OPEN' } }, 'a5 01 06 8e 12 34 ab cd 05 01 67 de'],
   ['SESSION_ACK #2 no last', { type: 'SESSION_ACK', seq: 2, session: 0xffffffff, fresh: false }, 'a5 01 02 8e ff ff ff ff 00 00 89 54'],
   ['SESSION_ACK #3 last DISPLAY #255', { type: 'SESSION_ACK', seq: 3, session: 1, fresh: false, last: { seq: 255, command: 'DISPLAY' } }, 'a5 01 03 8e 00 00 00 01 ff 05 20 3d'],
+  ['SESSION_ACK #4 last DISPLAY_DATE #7', { type: 'SESSION_ACK', seq: 4, session: 1, fresh: false, last: { seq: 7, command: 'DISPLAY_DATE' } }, 'a5 01 04 8e 00 00 00 01 07 0d fc 45'],
   ['NACK of SESSION, unsupported (a board without sessions)', { type: 'NACK', seq: 1, of: 0x09, reason: 'unsupported' }, 'a5 01 01 8c 09 02 00 00 00 00 a7 73'],
+  ['NACK of DISPLAY_DATE, unsupported (a board built before it)', { type: 'NACK', seq: 7, of: 0x0d, reason: 'unsupported' }, 'a5 01 07 8c 0d 02 00 00 00 00 21 19'],
 ];
 
 const bytes = (h: string) => Uint8Array.from(h.split(' ').map((x) => parseInt(x, 16)));
@@ -69,7 +73,7 @@ describe('barrier frames: golden vectors', () => {
   it('covers every command and event type', () => {
     const cmds = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'COMMAND' ? [f.command.type] : [])));
     const evs = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'EVENT' ? [f.event.type] : [])));
-    expect([...cmds].sort()).toEqual(['CLOSE', 'DISPLAY', 'INDICATE', 'OPEN', 'SET_MODE', 'STATUS_REQUEST']);
+    expect([...cmds].sort()).toEqual(['CLOSE', 'DISPLAY', 'DISPLAY_DATE', 'INDICATE', 'OPEN', 'SET_MODE', 'STATUS_REQUEST']);
     expect([...evs].sort()).toEqual(['EMERGENCY_BUTTON', 'FAULT', 'FIRE_ALARM', 'FLAPS', 'INTRUSION', 'OBSTRUCTION', 'PASSED', 'POWER', 'STATUS', 'TAILGATE']);
   });
   it('classifies bad slices as values', () => {
@@ -97,6 +101,15 @@ describe('barrier frames: golden vectors', () => {
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 0, 1, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x06, 0, 0))).kind).toBe('bad-payload');
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x8e, 0, 0, 0, 1, 4, 0x81, 0, 0))).kind).toBe('bad-payload');
+    // DISPLAY_DATE: the day is BCD YYYY MM DD, a real day from 1990; a nibble that is no digit, month 13, day 0
+    // or 31 April is a bad payload.
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x2a, 0x05, 0x25, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x13, 0x25, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x05, 0x00, 0, 0))).kind).toBe('bad-payload');
+    expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-5-25' } })).toThrow(/day/);
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x04, 0x31, 0, 0))).kind).toBe('bad-payload');
+    expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-00-25' } })).toThrow(/day/);
+    expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-02-30' } })).toThrow(/day/);
     expect(() => encodeFrame({ type: 'SESSION', seq: 1, session: 0 })).toThrow(/session/);
     expect(() => encodeFrame({ type: 'SESSION_ACK', seq: 1, session: 1, fresh: true, last: { seq: 1, command: 'OPEN' } })).toThrow(/fresh/);
   });
@@ -215,6 +228,11 @@ describe('barrier frames: fuzz', () => {
     fc.record({ type: fc.constant('COMMAND' as const), seq: fc.integer({ min: 0, max: 255 }), command: fc.oneof(
       fc.record({ type: fc.constant('OPEN' as const), direction: fc.constantFrom('entry' as const, 'exit' as const), passages: fc.integer({ min: 0, max: 255 }) }),
       fc.record({ type: fc.constant('DISPLAY' as const), textId: fc.integer({ min: 0, max: 0xffff }) }),
+      fc.record({
+        type: fc.constant('DISPLAY_DATE' as const),
+        textId: fc.integer({ min: 0, max: 0xffff }),
+        day: fc.tuple(fc.integer({ min: 1990, max: 9999 }), fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 28 })).map(([y, m, d]) => `${String(y).padStart(4, '0')}-${String(m).padStart(2, '0')}-${String(d).padStart(2, '0')}`),
+      }),
       fc.constant({ type: 'CLOSE' as const }),
     ) }),
     fc.record({ type: fc.constant('EVENT' as const), seq: fc.integer({ min: 0, max: 255 }), event: fc.oneof(
@@ -230,7 +248,7 @@ describe('barrier frames: fuzz', () => {
         seq: fc.integer({ min: 0, max: 255 }),
         session: fc.integer({ min: 1, max: 0xffffffff }),
         fresh: fc.constant(false),
-        last: fc.record({ seq: fc.integer({ min: 1, max: 255 }), command: fc.constantFrom('OPEN' as const, 'CLOSE' as const, 'SET_MODE' as const, 'INDICATE' as const, 'DISPLAY' as const) }),
+        last: fc.record({ seq: fc.integer({ min: 1, max: 255 }), command: fc.constantFrom('OPEN' as const, 'CLOSE' as const, 'SET_MODE' as const, 'INDICATE' as const, 'DISPLAY' as const, 'DISPLAY_DATE' as const) }),
       }),
     ),
   );

@@ -1,7 +1,10 @@
 // Riders and rollout: how long from a rider's submit on the registration page's endpoint to the first lane
 // admitting the card (the back office's next publish, one list sync, one decision), p50/p99 over a run of
 // registrations, beside the same sync with nothing new; and the registration page's weight and its first
-// render in headless Chromium at a phone's size (390 × 844). Loopback only.
+// render in headless Chromium at a phone's size (390 × 844). Then `gate sim --scenario rollout-2022`'s
+// figure: in the simulator (virtual time; lanes polling, the back office publishing on a cadence), from a
+// rider's submit to the first lane whose decision core admits them, p50/p99, beside the bound the cadence
+// sets (one publish interval + one poll interval). Loopback only.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,10 +17,35 @@ import { trustedListKey } from '../../protocol/lists/index.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 import { percentile, type BenchReport } from './report.js';
+import { runRolloutScenario } from '../../firmware/composition/rollout-scenario.js';
+import { bj } from '../../simulator/scenarios/rollout-2022.js';
 
 const RIDERS = 200;
 
 export async function run(r: BenchReport): Promise<void> {
+  await pageAndSubmit(r);
+  await scenarioLatency(r);
+}
+
+/** The scenario's sync latency in virtual time: two cadences, over days when many riders register. */
+async function scenarioLatency(r: BenchReport): Promise<void> {
+  const runs = [
+    { fromMs: bj(5, 19), toMs: bj(5, 21), publishEveryMs: 300_000, pollEveryMs: 300_000 },
+    { fromMs: bj(5, 23), toMs: bj(5, 24), publishEveryMs: 60_000, pollEveryMs: 60_000 },
+  ];
+  for (const o of runs) {
+    const t0 = performance.now();
+    const s = await runRolloutScenario({ lanes: 4, riders: 400, seed: 1, ...o });
+    if (s.falseAccepts + s.falseRejects + s.wrongReasons + s.unanswered > 0) throw new Error(`rollout scenario disagreed with ground truth: ${JSON.stringify(s.mismatches.slice(0, 3))}`);
+    const bound = (o.publishEveryMs + o.pollEveryMs) / 1000;
+    const cadence = `publish every ${o.publishEveryMs / 1000} s, poll every ${o.pollEveryMs / 1000} s`;
+    const note = `gate sim --scenario rollout-2022, ${s.from} → ${s.to}, 4 lanes, 400 riders, ${s.syncLatencyS.n} registrations; ${((performance.now() - t0) / 1000).toFixed(0)} s wall`;
+    r.row({ section: 'rollout', metric: `scenario: submit → first admitting lane, p50 (${cadence})`, value: s.syncLatencyS.p50, unit: 's (virtual)', peer: { name: 'publish + poll interval', value: bound }, note });
+    r.row({ section: 'rollout', metric: `scenario: submit → first admitting lane, p99 (${cadence})`, value: s.syncLatencyS.p99, unit: 's (virtual)', peer: { name: 'publish + poll interval', value: bound } });
+  }
+}
+
+async function pageAndSubmit(r: BenchReport): Promise<void> {
   const bo = new Backoffice({ db: ':memory:', limits: { pageSubmitsPerMinute: 1_000_000 } });
   const { url } = await bo.listen(0);
   const dir = mkdtempSync(join(tmpdir(), 'bench-rollout-'));

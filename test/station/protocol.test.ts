@@ -9,6 +9,7 @@ import {
   decodeAlarm,
   decodeCommand,
   decodeLaneState,
+  encodeLaneState,
   decodeOnline,
   decodeStats,
   decodeUsed,
@@ -45,6 +46,14 @@ describe('payloads', () => {
     const on = { online: false, boot: 'abc', atMs: 5, cause: 'lost' as const };
     expect(decodeOnline(encodeOnline(on))).toEqual({ ok: true, value: on });
     expect(decodeAlarm(encodeAlarm({ alarm: 'fire-alarm', atMs: 7 }))).toEqual({ ok: true, value: { alarm: 'fire-alarm', atMs: 7 } });
+    // The lane state with the enforcement schedule it holds (each kind's stage and next change).
+    const state = { boot: 'b1', atMs: 9, mode: 'normal', state: 'normal.ready', flaps: 'closed', direction: 'entry', listVersion: 3, listAgeS: 0, link: 'up' as const, readers: {}, open: {}, fireAlarm: false };
+    const schedule = { seq: 2, kinds: { card: { stage: 'advise', nextAtMs: 1_653_494_400_000, next: 'enforce' }, qr: { stage: 'enforce' } } };
+    expect(decodeLaneState(encodeLaneState({ ...state, schedule }))).toEqual({ ok: true, value: { ...state, schedule } });
+    expect(decodeLaneState(encodeLaneState(state))).toEqual({ ok: true, value: state });
+    for (const bad of [{ seq: -1, kinds: {} }, { seq: 1, kinds: { card: { stage: 'maybe' } } }, { seq: 1, kinds: { card: { stage: 'advise', nextAtMs: 'soon' } } }, { seq: 1, kinds: [] }]) {
+      expect(decodeLaneState(b(JSON.stringify({ v: 1, ...state, schedule: bad })))).toEqual({ ok: false, why: 'schedule' });
+    }
   });
 
   it('junk is refused as a value, never thrown', () => {

@@ -7,6 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { hashSupervisorPassword, startStationView, type StationView } from '../../firmware/station/view.js';
 import { startTestStation, type TestStation } from '../support/mosquitto.js';
 import { laneFiles, startStationLane, type LaneFiles, type StationLane } from '../support/station-lanes.js';
+import { Backoffice } from '../../simulator/backoffice/server.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -113,5 +114,25 @@ describe('station view in headless Chromium', () => {
     await expect.poll(() => lane('L03').getAttribute('data-online'), { timeout: 15_000 }).toBe('true');
     await page.screenshot({ path: 'test-artifacts/station-view.png' }).catch(() => {});
     expect(pageErrors).toEqual([]);
+  });
+
+  it('shows the enforcement schedule a lane holds: its seq, each kind\'s stage and next change', async () => {
+    expect(await lane('L01').locator('.schedule').textContent()).toBe('schedule: none (every kind enforced)');
+    // L03 again, now on lists (and the schedule) synced from a back office.
+    const bo = new Backoffice({ db: ':memory:' });
+    const { url } = await bo.listen(0);
+    try {
+      const now = Date.now();
+      const enforce = Date.UTC(2099, 0, 1, -8); // 2099-01-01 00:00 Beijing time
+      bo.publishPolicySchedule({ card: { adviseFromMs: now - 60_000, enforceFromMs: enforce }, qr: { adviseFromMs: 0, enforceFromMs: 0 } });
+      await lanes[2].lane.stop();
+      lanes[2] = await startStationLane(files, 'L03', { lists: { type: 'http-sync', url, dir: `${files.dir}/L03-lists`, publicKeys: [bo.publicKeyPem], pollSeconds: 1 } });
+      await expect.poll(() => lane('L03').locator('.schedule').getAttribute('data-seq'), { timeout: 15_000 }).toBe('1');
+      expect(await lane('L03').locator('.schedule').textContent()).toBe('schedule s1: qr enforce · card advise → enforce 2099-01-01 00:00 (other kinds enforced)');
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await lanes[2].lane.stop();
+      await bo.close();
+    }
   });
 });

@@ -25,11 +25,19 @@ export interface StationLane {
   show(text: string): Promise<{ grant: boolean; reason: string }>;
 }
 
+/** What a test may change in a lane's config: the supervisors' actions, the station section, the lists and the policy. */
+export interface LaneOverrides {
+  may?: CommandAction[];
+  station?: Record<string, unknown>;
+  lists?: Record<string, unknown>;
+  policy?: Record<string, unknown>;
+}
+
 export interface LaneFiles {
   dir: string;
   apps: IssuerApps;
   /** A lane config object (JSON-able) for lane `id`. */
-  config(id: string, o?: { may?: CommandAction[]; station?: Record<string, unknown> }): Record<string, unknown>;
+  config(id: string, o?: LaneOverrides): Record<string, unknown>;
   close(): void;
 }
 
@@ -46,8 +54,8 @@ export function laneFiles(st: TestStation, accounts: string[]): LaneFiles {
     config: (id, o = {}) => ({
       lane: { id, station: st.station, direction: 'entry' },
       timeouts: { passageMs: 150, deniedDisplayMs: 50 },
-      policy: { antiPassbackSeconds: 0 },
-      lists: { type: 'memory', entries },
+      policy: { antiPassbackSeconds: 0, ...o.policy },
+      lists: o.lists ?? { type: 'memory', entries },
       log: { level: 'silent' },
       qr: { trustList: join(dir, 'trust.json'), backOfficeKeys: apps.backOfficeKeyConfig() },
       station: {
@@ -64,7 +72,7 @@ export function laneFiles(st: TestStation, accounts: string[]): LaneFiles {
   };
 }
 
-export async function startStationLane(files: LaneFiles, id: string, o: { may?: CommandAction[]; station?: Record<string, unknown> } = {}): Promise<StationLane> {
+export async function startStationLane(files: LaneFiles, id: string, o: LaneOverrides = {}): Promise<StationLane> {
   const config = parseLaneConfig(files.config(id, o));
   const link = (await stationLinkFromConfig(config, systemClock, silentLogger))!;
   const source = new SimulatedSource(`qr-${id}`, 'entry', systemClock);
