@@ -30,9 +30,25 @@ export type CardFaultReason = Extract<
   'tap-again' | 'card-not-supported' | 'card-expired' | 'card-not-yet-valid' | 'card-unreadable' | 'qr-malformed'
 >;
 
+/**
+ * What a card transaction decided while the card was still in the field (a fare gate's e-purse debit):
+ * the lane acts on `grant`; the rest is the transaction's own record (already journaled by it).
+ */
+export interface CardTransactionResult {
+  grant: boolean;
+  reason: ReasonCode;
+  detail: string;
+}
+
+/**
+ * Run with the tap's exchange after a T-Union card was read, before the card may leave: resolves with the
+ * decision. Card exchanges reject once the card left the field; the transaction must say so in its result.
+ */
+export type CardTransaction = (exchange: (command: Uint8Array) => Promise<Uint8Array>, cardNumber: string, atMs: number) => Promise<CardTransactionResult>;
+
 export type SourceEvent =
-  /** One tap or one QR code in view. A source reports a given tap / code once. */
-  | { type: 'PRESENTED'; presented: Presented; side: Direction; source: string; atMs: number }
+  /** One tap or one QR code in view. A source reports a given tap / code once; `transaction` when a card transaction ran. */
+  | { type: 'PRESENTED'; presented: Presented; side: Direction; source: string; atMs: number; transaction?: CardTransactionResult }
   /** A card or code fault the rider can act on ("tap again"): the lane stays in service. */
   | { type: 'CARD_FAULT'; reason: CardFaultReason; side: Direction; source: string; detail: string; atMs: number }
   /** The reader or camera itself failed (unplugged, frozen, pcscd gone): the lane goes out of service. */
