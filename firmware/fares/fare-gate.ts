@@ -131,6 +131,43 @@ export class FareGate {
     }
   }
 
+  /**
+   * The ticket office's fare adjustment (a refused exit: balance too low, no entry on the card): the clerk
+   * takes `cashFen` and closes the trip on the card (a 0-fen composite purchase writing the exit), journaled
+   * as `ticket-office` with the cash taken; the rider leaves by the office's gate. `cashFen` defaults to
+   * the fare the exit would have charged (the clerk's own figure when the rules send it to the office).
+   */
+  async ticketOffice(card: Exchange, cardNumber: string, nowMs: number, cashFen?: number): Promise<FareDecision> {
+    if (this.config.direction !== 'exit' || !this.table) return this.finish({ grant: false, reason: 'fare-unavailable', outcome: 'refused', chargeFen: 0, detail: 'ticket office: an exit lane with a fare table' }, cardNumber, nowMs, {});
+    const send = async (c: Uint8Array) => {
+      let a: Uint8Array;
+      try {
+        a = await card(c);
+      } catch (e) {
+        throw new Torn((e as Error).message);
+      }
+      if (a.length === 0) throw new Torn('no answer');
+      return a;
+    };
+    const ctx: Record<string, unknown> = { tableSeq: this.table.seq, paid: 'cash' };
+    try {
+      const rec = parseTripRecord(await send(readTripRecord));
+      if (!rec.ok) return this.finish({ grant: false, reason: 'card-unreadable', outcome: 'refused', chargeFen: 0, detail: rec.detail }, cardNumber, nowMs, ctx);
+      const r = rec.value;
+      const month = beijingMonth(nowMs);
+      const spentFen = r.month === month ? r.monthSpentFen : 0;
+      const p = this.priceExit(r, nowMs, spentFen);
+      const cash = cashFen ?? ('refuse' in p ? this.table.rules.bands[0].fareFen : p.chargeFen);
+      const next: TripRecord = { ...r, status: 'exited', exitStation: this.config.station, exitLane: this.config.laneNumber, exitAtMs: nowMs, lastChargeFen: 0, month, monthSpentFen: spentFen + cash };
+      const d = await this.purchase(send, cardNumber, 0, next, nowMs, { ...ctx, cashFen: cash }, cash);
+      return d;
+    } catch (e) {
+      if (e instanceof Torn) return this.finish({ grant: false, reason: 'tap-again', outcome: 'torn', chargeFen: 0, detail: `card pulled away: ${e.message}` }, cardNumber, nowMs, ctx);
+      if (e instanceof PsamFault) return this.finish({ grant: false, reason: 'fare-unavailable', outcome: 'refused', chargeFen: 0, detail: e.message }, cardNumber, nowMs, ctx);
+      throw e;
+    }
+  }
+
   private async transact(send: Exchange, cardNumber: string, nowMs: number, ctx: Record<string, unknown>): Promise<FareDecision> {
     const c = this.config;
     const rec = parseTripRecord(await send(readTripRecord));
@@ -200,7 +237,7 @@ export class FareGate {
     );
   }
 
-  private async purchase(send: Exchange, cardNumber: string, wantFen: number, next: TripRecord, nowMs: number, ctx: Record<string, unknown>): Promise<FareDecision> {
+  private async purchase(send: Exchange, cardNumber: string, wantFen: number, next: TripRecord, nowMs: number, ctx: Record<string, unknown>, cashFen?: number): Promise<FareDecision> {
     let amount = wantFen;
     let init = parseInitPurchase(await send(initPurchase({ amountFen: amount, terminalId: this.psam.terminalId, composite: true })));
     if (!init.ok && init.error === 'insufficient' && this.modes.waiveFare) {
@@ -235,6 +272,7 @@ export class FareGate {
       // The card debited itself but its MAC2 is wrong: not the card it claims to be. Clearing judges the TAC.
       return this.finish({ grant: false, reason: 'card-invalid', outcome: 'mac2-failed', chargeFen: amount, detail: `MAC2 refused by the PSAM: ${v.detail}`, tac }, cardNumber, nowMs, ctx);
     }
+    if (cashFen !== undefined) return this.finish({ grant: true, reason: 'ok', outcome: 'ticket-office', chargeFen: cashFen, detail: `fare ${cashFen} fen paid in cash at the ticket office`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
     const waived = this.modes.trainFailure || (this.modes.waiveFare && amount < wantFen);
     return this.finish({ grant: true, reason: waived && amount === 0 ? 'ok-fare-waived' : 'ok', outcome: 'debited', chargeFen: amount, detail: `charged ${amount} fen`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
   }

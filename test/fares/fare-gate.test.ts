@@ -13,7 +13,8 @@ import { cardSerial8, diversify, tac, TX_COMPOSITE } from '../../protocol/tunion
 import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { TEST_ISSUER_KEYS, type PurseSpec } from '../../simulator/virtual-purse.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
-import { fareGate, fareTap, lineTable, TERMINAL_ID } from './support.js';
+import { cardExchange, fareGate, fareTap, lineTable, TERMINAL_ID } from './support.js';
+import { readTap } from '../../protocol/card-session.js';
 
 const T0 = Date.UTC(2024, 5, 3, 1); // 2024-06-03 09:00 Beijing
 const MIN = 60_000;
@@ -201,6 +202,26 @@ describe('refusals with reasons', () => {
     c.purse!.balanceFen += 1000;
     expect(await fareTap(exit, c, T0 + 45 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: fareOf(1, 20) } });
   });
+  it('the ticket office settles a refused exit in cash: the trip closed on the card, journaled, the rider leaves by the office', async () => {
+    const j = new MemoryJournal();
+    const entry = fareGate({ station: 1, direction: 'entry' }, j).gate;
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const office = fareGate({ station: 20, direction: 'exit', laneNumber: 99 }, j).gate;
+    const c = card({ balanceFen: 100 });
+    await fareTap(entry, c, T0);
+    expect(await fareTap(exit, c, T0 + 40 * MIN)).toMatchObject({ decision: { grant: false, reason: 'insufficient-balance' } });
+    // The office's reader reads the card as a gate does, then the clerk settles.
+    const ex = cardExchange(c);
+    const read = await readTap(ex.exchange, c.atr, T0 + 45 * MIN);
+    expect(read.ok).toBe(true);
+    const paid = await office.ticketOffice(ex.exchange, read.ok && read.credential.kind === 'card' ? read.credential.cardNumber : '', T0 + 45 * MIN);
+    expect(paid).toMatchObject({ grant: true, outcome: 'ticket-office', chargeFen: fareOf(1, 20) });
+    expect(c.purse!.balanceFen).toBe(100);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'ticket-office', chargeFen: fareOf(1, 20), detail: { paid: 'cash' } });
+    // The card's trip is closed: a next entry is a plain entry, not an entry over an open trip.
+    expect(await fareTap(fareGate({ station: 3, direction: 'entry' }, j).gate, c, T0 + 120 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: 0 } });
+  });
+
   it('exit with no entry: the ticket office; entry over an open trip: its rule fare', async () => {
     const j = new MemoryJournal();
     const entry = fareGate({ station: 1, direction: 'entry' }, j).gate;
