@@ -316,7 +316,7 @@ export class PcscReader implements CredentialSource {
     const atMs = t0;
     if (outcome.ok) {
       this.counters.credentials++;
-      this.emit?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: outcome.credential }, side: this.side, source: this.name, atMs, ...(transaction ? { transaction } : {}) });
+      this.emit?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: outcome.credential, ...(transaction ? { transaction } : {}) }, side: this.side, source: this.name, atMs });
     } else {
       this.counters.cardFaults[outcome.reason] = (this.counters.cardFaults[outcome.reason] ?? 0) + 1;
       this.emit?.({ type: 'CARD_FAULT', reason: outcome.reason, side: this.side, source: this.name, detail: `${reader.name}: ${outcome.detail}`, atMs });

@@ -22,7 +22,7 @@ export const systemClock: Clock = {
 };
 
 /** What a source hands over: a credential it could read itself, or the text of a QR code to be verified by the gate. */
-export type Presented = { kind: 'credential'; credential: Credential } | { kind: 'qr-text'; text: string };
+export type Presented = { kind: 'credential'; credential: Credential; transaction?: CardTransactionResult } | { kind: 'qr-text'; text: string };
 
 /** Rider-side faults a source can report instead of a credential (card pulled away, unknown card, ...). */
 export type CardFaultReason = Extract<
@@ -47,8 +47,8 @@ export interface CardTransactionResult {
 export type CardTransaction = (exchange: (command: Uint8Array) => Promise<Uint8Array>, cardNumber: string, atMs: number) => Promise<CardTransactionResult>;
 
 export type SourceEvent =
-  /** One tap or one QR code in view. A source reports a given tap / code once; `transaction` when a card transaction ran. */
-  | { type: 'PRESENTED'; presented: Presented; side: Direction; source: string; atMs: number; transaction?: CardTransactionResult }
+  /** One tap or one QR code in view. A source reports a given tap / code once (with the card transaction's result, when one ran). */
+  | { type: 'PRESENTED'; presented: Presented; side: Direction; source: string; atMs: number }
   /** A card or code fault the rider can act on ("tap again"): the lane stays in service. */
   | { type: 'CARD_FAULT'; reason: CardFaultReason; side: Direction; source: string; detail: string; atMs: number }
   /** The reader or camera itself failed (unplugged, frozen, pcscd gone): the lane goes out of service. */
