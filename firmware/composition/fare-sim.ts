@@ -45,6 +45,8 @@ export interface FareSimSummary {
   freeExits: number;
   /** Card exits whose debit differs from the simulator's fare. */
   wrongFares: number;
+  /** Riders (card or QR account) whose settled trips differ from the simulator's trips: count or fares. */
+  wrongRiders: number;
   files: Record<string, string>;
 }
 
@@ -88,7 +90,9 @@ export async function simulateFares(o: FareSimOptions): Promise<FareSimSummary> 
         busyUntil: 0,
       };
     });
-    const sum: FareSimSummary = { stations: n, trips: 0, cardTrips: 0, qrTrips: 0, taps: 0, tornTaps: 0, issuers: {}, doubleCharges: 0, freeExits: 0, wrongFares: 0, files: {} };
+    const sum: FareSimSummary = { stations: n, trips: 0, cardTrips: 0, qrTrips: 0, taps: 0, tornTaps: 0, issuers: {}, doubleCharges: 0, freeExits: 0, wrongFares: 0, wrongRiders: 0, files: {} };
+    // The fare of every trip, per rider, in order: held against the settlement's trips of that rider.
+    const truthTrips = new Map<string, number[]>();
     const truth = (issuer: string, fen: number) => {
       const i = (sum.issuers[issuer] ??= { truthFen: 0, settledFen: 0 });
       i.truthFen += fen;
@@ -108,6 +112,7 @@ export async function simulateFares(o: FareSimOptions): Promise<FareSimSummary> 
       const fare = discounted(BEIJING_2014_RULES, base, spent);
       r.spent.set(month, spent + fare);
       truth(r.issuer, fare);
+      truthTrips.set(`${r.issuer}:${r.account}`, [...(truthTrips.get(`${r.issuer}:${r.account}`) ?? []), fare]);
       sum.trips++;
       const entryLane = lanes.get(`S${a}-entry`)!;
       const exitLane = lanes.get(`S${b}-exit`)!;
@@ -152,6 +157,15 @@ export async function simulateFares(o: FareSimOptions): Promise<FareSimSummary> 
     const stationOf = (laneId: string) => lanes.get(laneId)?.station;
     const s = settleBackoffice(bo, stationOf);
     for (const [issuer, { totalFen }] of s.issuers) (sum.issuers[issuer] ??= { truthFen: 0, settledFen: 0 }).settledFen = totalFen;
+    const settledTrips = new Map<string, number[]>();
+    for (const [issuer, { trips }] of s.issuers)
+      for (const t of trips) {
+        // Card entries are 0-fen debits (the entry written on the card): not trips of their own.
+        if (t.rule === 'card-entry' && t.chargeFen === 0) continue;
+        const k = `${issuer}:${t.account}`;
+        settledTrips.set(k, [...(settledTrips.get(k) ?? []), t.chargeFen]);
+      }
+    for (const [k, fares] of truthTrips) if ((settledTrips.get(k) ?? []).join() !== fares.join()) sum.wrongRiders++;
     sum.files = Object.fromEntries(settlementFiles(s));
     return sum;
   } finally {
@@ -196,11 +210,11 @@ export function fareSummaryText(s: FareSimSummary): string {
     .join('\n  ');
   return [
     `Network of ${s.stations} stations, ${s.trips} trips (${s.cardTrips} card, ${s.qrTrips} QR), ${s.taps} card taps of which ${s.tornTaps} torn`,
-    `double charges ${s.doubleCharges}, free exits ${s.freeExits}, wrong card fares ${s.wrongFares}`,
+    `double charges ${s.doubleCharges}, free exits ${s.freeExits}, wrong card fares ${s.wrongFares}, riders whose settled trips differ from the simulator's ${s.wrongRiders}`,
     `settlement per issuer:\n  ${issuers}`,
   ].join('\n');
 }
 
 export function fareSimFailed(s: FareSimSummary): boolean {
-  return s.doubleCharges > 0 || s.freeExits > 0 || s.wrongFares > 0 || Object.values(s.issuers).some((i) => i.truthFen !== i.settledFen);
+  return s.doubleCharges > 0 || s.freeExits > 0 || s.wrongFares > 0 || s.wrongRiders > 0 || Object.values(s.issuers).some((i) => i.truthFen !== i.settledFen);
 }

@@ -38,7 +38,7 @@ interface Rec {
 }
 
 type Decision = { type: 'decision'; laneId: string; atMs: number; direction: 'entry' | 'exit'; kind: string; key?: string; grant: boolean };
-type Fare = { type: 'fare'; laneId: string; atMs: number; key: string; outcome: string; chargeFen: number; station: number; detail?: { atc?: number; tac?: string; entryStation?: number } };
+type Fare = { type: 'fare'; laneId: string; atMs: number; direction: 'entry' | 'exit'; key: string; outcome: string; chargeFen: number; station: number; detail?: { atc?: number; tac?: string; entryStation?: number } };
 
 /** The issuer that settles a card debit: the T-Union clearing house. */
 export const CARD_ISSUER = 'tunion';
@@ -72,7 +72,7 @@ export function settle(records: Iterable<Rec>, table: FareTable, laneStation: (l
     }
   }
   for (const d of [...debits.values()].sort((a, b) => a.atMs - b.atMs)) {
-    add({ issuer: CARD_ISSUER, account: d.key.slice(5), entryStation: d.detail?.entryStation, exitStation: d.station, exitAtMs: d.atMs, rule: 'card-debit', baseFen: d.chargeFen, percent: 100, chargeFen: d.chargeFen, atc: d.detail?.atc, tac: d.detail?.tac });
+    add({ issuer: CARD_ISSUER, account: d.key.slice(5), entryStation: d.detail?.entryStation, exitStation: d.station, exitAtMs: d.atMs, rule: d.direction === 'entry' ? 'card-entry' : 'card-exit', baseFen: d.chargeFen, percent: 100, chargeFen: d.chargeFen, atc: d.detail?.atc, tac: d.detail?.tac });
   }
   for (const [key, list] of qr) {
     const [, issuer, account] = key.split(':');

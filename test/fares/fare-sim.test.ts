@@ -13,7 +13,7 @@ it('a seeded network of 4 lines: settlement = ground truth for every issuer, 0 d
   expect(s.cardTrips).toBeGreaterThan(300);
   expect(s.qrTrips).toBeGreaterThan(300);
   expect(s.tornTaps).toBeGreaterThan(50);
-  expect(s).toMatchObject({ doubleCharges: 0, freeExits: 0, wrongFares: 0 });
+  expect(s).toMatchObject({ doubleCharges: 0, freeExits: 0, wrongFares: 0, wrongRiders: 0 });
   expect(Object.keys(s.issuers).sort()).toEqual(['alipay', 'cmb', 'tunion', 'unionpay', 'yitongxing']);
   for (const [issuer, v] of Object.entries(s.issuers)) {
     expect(v.settledFen, issuer).toBe(v.truthFen);
