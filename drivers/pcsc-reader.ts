@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { classifyPcscCode, pcscCodeOf, toHex } from '../protocol/apdu.js';
 import { readTap, type TapOutcome } from '../protocol/card-session.js';
 import type { Direction } from '../protocol/credential.js';
-import type { CardFaultReason, Clock, CredentialSource, SourceEvent } from './seams.js';
+import type { CardFaultReason, CardTransaction, CardTransactionResult, Clock, CredentialSource, SourceEvent } from './seams.js';
 import { systemClock } from './seams.js';
 import { GateError, GateErrorCode, isGateError } from '../protocol/errors.js';
 
@@ -48,6 +48,8 @@ export interface TapReport {
   /** performance.now() when the card was seen present: for end-to-end timings (present → OPEN). */
   presentAt: number;
   outcome: TapOutcome | { ok: false; reason: CardFaultReason; error: 'pcsc'; detail: string; apdus: number };
+  /** What the card transaction decided, when one ran (fare gates). */
+  transaction?: CardTransactionResult;
   atr: string;
 }
 
@@ -133,6 +135,16 @@ export class PcscReader implements CredentialSource {
   ) {
     this.side = config.side;
     this.name = name ?? `reader:pcsc${config.reader ? `:${config.reader}` : ''}`;
+  }
+
+  private transaction?: CardTransaction;
+
+  /**
+   * Run `t` on every T-Union card (or phone) read successfully, with the same exchange, before the tap is
+   * reported (fare gates debit the e-purse so); its result rides on the PRESENTED event. Absent: reads only.
+   */
+  setTransaction(t: CardTransaction | undefined): void {
+    this.transaction = t;
   }
 
   /** Called with a report for every tap (the `gate reader` tool, metrics). */
@@ -264,12 +276,20 @@ export class PcscReader implements CredentialSource {
       return reader.transmit(Buffer.from(cmd.buffer, cmd.byteOffset, cmd.length), 258);
     };
     let outcome: TapReport['outcome'];
+    let transaction: CardTransactionResult | undefined;
     let timer: unknown;
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = this.clock.setTimeout(() => reject(new GateError(`exchange took over ${this.config.exchangeTimeoutMs} ms`, GateErrorCode.Timeout)), this.config.exchangeTimeoutMs);
       });
       outcome = await Promise.race([readTap(exchange, atr ? Uint8Array.from(atr) : new Uint8Array(0), this.clock.now()), timeout]);
+      // Not raced with the timeout: a transaction under way finishes (and journals) whatever the clock says;
+      // a card that leaves makes its exchanges fail, which the transaction reports itself.
+      const t = this.transaction;
+      if (t && outcome.ok && outcome.card?.layout === 't-union' && (outcome.credential.kind === 'card' || outcome.credential.kind === 'phone-nfc')) {
+        this.clock.clearTimeout(timer);
+        transaction = await t(exchange, outcome.credential.cardNumber, t0);
+      }
     } catch (e) {
       // Our own markers, thrown from the exchange callback and the timer through readTap (protocol/).
       if (isGateError(e, GateErrorCode.CardGone)) outcome = { ok: false, reason: 'tap-again', error: 'pcsc', detail: 'card left', apdus: 0 };
@@ -296,12 +316,12 @@ export class PcscReader implements CredentialSource {
     const atMs = t0;
     if (outcome.ok) {
       this.counters.credentials++;
-      this.emit?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: outcome.credential }, side: this.side, source: this.name, atMs });
+      this.emit?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: outcome.credential, ...(transaction ? { transaction } : {}) }, side: this.side, source: this.name, atMs });
     } else {
       this.counters.cardFaults[outcome.reason] = (this.counters.cardFaults[outcome.reason] ?? 0) + 1;
       this.emit?.({ type: 'CARD_FAULT', reason: outcome.reason, side: this.side, source: this.name, detail: `${reader.name}: ${outcome.detail}`, atMs });
     }
-    const report: TapReport = { reader: reader.name, atMs, elapsedMs, presentAt, outcome, atr: atr ? toHex(atr) : '' };
+    const report: TapReport = { reader: reader.name, atMs, elapsedMs, presentAt, outcome, atr: atr ? toHex(atr) : '', ...(transaction ? { transaction } : {}) };
     for (const fn of this.tapListeners) fn(report);
   }
 

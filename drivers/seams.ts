@@ -22,7 +22,7 @@ export const systemClock: Clock = {
 };
 
 /** What a source hands over: a credential it could read itself, or the text of a QR code to be verified by the gate. */
-export type Presented = { kind: 'credential'; credential: Credential } | { kind: 'qr-text'; text: string };
+export type Presented = { kind: 'credential'; credential: Credential; transaction?: CardTransactionResult } | { kind: 'qr-text'; text: string };
 
 /** Rider-side faults a source can report instead of a credential (card pulled away, unknown card, ...). */
 export type CardFaultReason = Extract<
@@ -30,8 +30,24 @@ export type CardFaultReason = Extract<
   'tap-again' | 'card-not-supported' | 'card-expired' | 'card-not-yet-valid' | 'card-unreadable' | 'qr-malformed'
 >;
 
+/**
+ * What a card transaction decided while the card was still in the field (a fare gate's e-purse debit):
+ * the lane acts on `grant`; the rest is the transaction's own record (already journaled by it).
+ */
+export interface CardTransactionResult {
+  grant: boolean;
+  reason: ReasonCode;
+  detail: string;
+}
+
+/**
+ * Run with the tap's exchange after a T-Union card was read, before the card may leave: resolves with the
+ * decision. Card exchanges reject once the card left the field; the transaction must say so in its result.
+ */
+export type CardTransaction = (exchange: (command: Uint8Array) => Promise<Uint8Array>, cardNumber: string, atMs: number) => Promise<CardTransactionResult>;
+
 export type SourceEvent =
-  /** One tap or one QR code in view. A source reports a given tap / code once. */
+  /** One tap or one QR code in view. A source reports a given tap / code once (with the card transaction's result, when one ran). */
   | { type: 'PRESENTED'; presented: Presented; side: Direction; source: string; atMs: number }
   /** A card or code fault the rider can act on ("tap again"): the lane stays in service. */
   | { type: 'CARD_FAULT'; reason: CardFaultReason; side: Direction; source: string; detail: string; atMs: number }

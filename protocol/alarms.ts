@@ -31,6 +31,8 @@ export type Alarm =
   | { alarm: 'trust-list-rejected'; detail: string }
   // The enforcement schedule (protocol/policy-schedule.ts): a bad, older or wrongly signed one; the old one stays
   | { alarm: 'schedule-rejected'; error: string; seq?: number; detail: string }
+  // The fare table (protocol/fares.ts): a bad, older or wrongly signed one; the old one stays
+  | { alarm: 'fare-table-rejected'; error: string; seq?: number; detail: string }
   // The journal
   | { alarm: 'journal-corrupt'; file: string; detail: string }
   | { alarm: 'journal-disk-full'; dir: string; detail: string }
@@ -46,7 +48,7 @@ export const ALARM_NAMES = [
   'barrier-fault', 'barrier-command-failed', 'open-failed', 'flap-stuck', 'not-passed', 'unexpected-passage',
   'intrusion', 'tailgating', 'obstruction', 'power', 'fire-alarm', 'fire-alarm-cleared', 'emergency-button',
   'emergency-reset', 'reader-fault', 'decision-timeout', 'list-rejected', 'list-write-failed',
-  'list-sync-failing', 'trust-list-rejected', 'schedule-rejected', 'journal-corrupt', 'journal-disk-full', 'journal-io-error',
+  'list-sync-failing', 'trust-list-rejected', 'schedule-rejected', 'fare-table-rejected', 'journal-corrupt', 'journal-disk-full', 'journal-io-error',
   'journal-ok', 'journal-upload-failing', 'journal-upload-conflict',
 ] as const satisfies readonly AlarmName[];
 

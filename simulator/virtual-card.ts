@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { TYPE2_ATR, iso14443Atr, toHex, type YyyyMmDd } from '../protocol/apdu.js';
 import { encodeTicket, TICKET_FIRST_PAGE, type Ticket } from '../protocol/ticket.js';
 import { APDU, encodeBalance, encodeFile15, encodeFile17, encodeOldYikatong, sameBytes } from '../protocol/tunion.js';
+import { VirtualPurse, type PurseSpec } from './virtual-purse.js';
 
 export const VPCD_DEFAULT_PORT = 0x8c7b; // 35963, as in /etc/reader.conf.d/vpcd
 
@@ -34,6 +35,8 @@ export interface TUnionSpec {
   balanceFen?: number;
   city?: string;
   issuer?: string;
+  /** An e-purse that really computes MAC2 and TAC (simulator/virtual-purse.ts); its balance replaces balanceFen. */
+  purse?: PurseSpec;
 }
 
 export interface OldYikatongSpec {
@@ -84,6 +87,7 @@ interface Spec {
   atr: Uint8Array;
   uid: () => Uint8Array;
   answer: (cmd: Uint8Array, state: { selected: boolean }) => Uint8Array;
+  purse?: VirtualPurse;
 }
 
 export class VirtualCardBuilder {
@@ -226,6 +230,23 @@ export class VirtualCard {
     return this.spec.atr;
   }
 
+  /** The e-purse, when the card has one: balance, ATC, the debits it committed. */
+  get purse(): VirtualPurse | undefined {
+    return this.spec.purse;
+  }
+
+  private tearOnce?: { afterApdu: number; answerLost: boolean };
+
+  /**
+   * Pull the card away during the next tap only: after `afterApdu` APDUs answered (the next one never
+   * reaches the card), or with `answerLost`, after the card processed APDU number `afterApdu` but before
+   * its answer left (the torn debit that did happen).
+   */
+  tearNextTap(afterApdu: number, answerLost = false): this {
+    this.tearOnce = { afterApdu, answerLost };
+    return this;
+  }
+
   /** Answer one command APDU exactly as the card would (no tearing, no delay): for direct use without vpcd. */
   respond(cmd: Uint8Array, state: { selected: boolean; uid: Uint8Array }): Uint8Array {
     for (const o of this.overrides) if (starts(cmd, o.prefix)) return typeof o.answer === 'function' ? o.answer(cmd) : o.answer;
@@ -239,6 +260,9 @@ export class VirtualCard {
 
   /** Put the card in the field of the vpcd reader listening on `port`. */
   tap(o: TapOptions): Tap {
+    const tear = this.tearOnce;
+    this.tearOnce = undefined;
+    this.spec.purse?.reset();
     const uid = this.spec.uid();
     const log: TapLog = { uid: toHex(uid), apdus: [], ended: 'removed' };
     const state = { selected: false, uid };
@@ -281,7 +305,7 @@ export class VirtualCard {
         if (buf.length < 2 + len) break;
         const msg = Uint8Array.from(buf.subarray(2, 2 + len));
         buf = buf.subarray(2 + len);
-        chain = chain.then(() => this.handle(msg, state, log, send, () => ++count, end, armIdle));
+        chain = chain.then(() => this.handle(msg, state, log, send, () => ++count, end, armIdle, tear));
       }
     });
     sock.on('error', (e) => end(finished ? log.ended : 'error', e.message));
@@ -303,21 +327,29 @@ export class VirtualCard {
     next: () => number,
     end: (how: TapLog['ended'], detail?: string) => void,
     armIdle: () => void,
+    tear?: { afterApdu: number; answerLost: boolean },
   ): Promise<void> {
     if (msg.length === 1) {
       // 0x00 power off, 0x01 power on, 0x02 reset: no answer. 0x04: the ATR.
       if (msg[0] === 0x04) send(this.spec.atr);
-      else if (msg[0] === 0x02 || msg[0] === 0x00) state.selected = false;
+      else if (msg[0] === 0x02 || msg[0] === 0x00) {
+        state.selected = false;
+        this.spec.purse?.reset();
+      }
       return;
     }
     const n = next();
-    if (this.tearAfter !== undefined && n > this.tearAfter) {
+    if ((this.tearAfter !== undefined && n > this.tearAfter) || (tear && !tear.answerLost && n > tear.afterApdu)) {
       end('torn', `pulled away at APDU ${n}`);
       return;
     }
     log.apdus.push(toHex(msg));
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const answer = this.respond(msg, state);
+    if (tear?.answerLost && n >= tear.afterApdu) {
+      end('torn', `pulled away after APDU ${n} was processed, before its answer`);
+      return;
+    }
     send(answer);
     armIdle();
   }
@@ -326,13 +358,16 @@ export class VirtualCard {
 function tUnionSpec(kind: 't-union' | 'phone', s: TUnionSpec, uid: () => Uint8Array): Spec {
   const f15 = encodeFile15({ cardNumber: s.serial, start: s.start ?? 20150101, expiry: s.expiry, cardType: s.cardType ?? 1, city: s.city, issuer: s.issuer });
   const f17 = encodeFile17(s.cardType ?? 1);
+  const purse = s.purse ? new VirtualPurse(s.serial, s.purse) : undefined;
   return {
     kind,
+    purse,
     atr: iso14443Atr(kind === 'phone' ? Uint8Array.from([]) : Uint8Array.from([0x54, 0x55, 0x4e, 0x49])),
     uid,
     answer: (cmd, st) => {
       if (sameBytes(cmd, APDU.selectTUnion) || starts(cmd, APDU.selectTUnion.subarray(0, 13))) {
         st.selected = true;
+        purse?.reset();
         return Uint8Array.from(SW_OK);
       }
       if (cmd[1] === 0xa4) {
@@ -342,6 +377,8 @@ function tUnionSpec(kind: 't-union' | 'phone', s: TUnionSpec, uid: () => Uint8Ar
       if (!st.selected) return Uint8Array.from([0x69, 0x85]); // conditions of use not satisfied
       if (starts(cmd, APDU.readFile15.subarray(0, 4))) return ok(f15);
       if (starts(cmd, APDU.readFile17.subarray(0, 4))) return ok(f17);
+      const p = purse?.answer(cmd);
+      if (p) return p;
       if (starts(cmd, APDU.getBalance.subarray(0, 4))) return ok(encodeBalance(s.balanceFen ?? 0));
       return SW_INS_NOT_SUPPORTED;
     },

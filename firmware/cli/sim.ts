@@ -1,4 +1,7 @@
 // `gate sim`: a whole simulated station on embedded defaults, no config file needed.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fareSimFailed, fareSummaryText, simulateFares } from '../composition/fare-sim.js';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../config/log.js';
 import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
@@ -31,6 +34,8 @@ export function register(program: Command): void {
     .option('--rate <n>', 'mean arrivals per lane per minute', intArg('--rate', 1, 10_000), DEFAULT_SIM.rate)
     .option('--realtime', 'pace the simulation to the wall clock (demos)', false)
     .option('--json', 'print the summary as one JSON object on the last line', false)
+    .option('--fares', 'fares instead of a station: a generated network, the signed fare table, card and QR trips, settlement per issuer held against the fare of every trip (--passengers riders, 10 trips each)', false)
+    .option('--fares-out <dir>', 'with --fares: write the per-issuer settlement files there')
     .option('--quiet', 'do not print a line per decision', false)
     .option('--dashboard', 'serve the station dashboard (implies --realtime; runs until Ctrl-C)', false)
     .option('--dashboard-port <n>', 'dashboard port (0: any free port)', intArg('--dashboard-port', 0, 65535), 8080)
@@ -53,6 +58,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       const known = `barrier: ${Object.keys(barrierWirings).join('|')}; reader: ${Object.keys(readerWirings).join('|')}; qr: ${Object.keys(qrWirings).join('|')}; backoffice: ${Object.keys(backofficeWirings).join('|')}`;
       try {
+        if (o.fares) return await runFareSim(o);
         const log = createLogger(o.logLevel as LogLevel, { app: 'gate-sim' });
         if (o.scenario !== undefined) {
           if (o.dashboard || o.realtime || o.broker !== 'none' || o.barrier !== DEFAULT_SIM.barrier || o.reader !== DEFAULT_SIM.reader || o.qr !== DEFAULT_SIM.qr || o.backoffice !== DEFAULT_SIM.backoffice) {
@@ -148,4 +154,19 @@ function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']):
     `throughput ${s.throughputPerLanePerMin} riders per lane per minute; decision latency p50 ${s.decisionLatencyMs.p50} ms, p99 ${s.decisionLatencyMs.p99} ms`,
     `alarms: tailgating ${s.tailgates}, intrusions ${s.intrusions}`,
   ].join('\n');
+}
+
+async function runFareSim(o: { seed: number; passengers?: number; json: boolean; faresOut?: string }): Promise<void> {
+  const riders = o.passengers ?? 200;
+  const s = await simulateFares({ seed: o.seed, lines: 5, stationsPerLine: 12, riders, trips: riders * 10 });
+  if (o.faresOut) {
+    try {
+      mkdirSync(o.faresOut);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`--fares-out ${o.faresOut}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (its parent directory must exist)`);
+    }
+    for (const [name, text] of Object.entries(s.files)) writeFileSync(join(o.faresOut, name), text);
+  }
+  console.log(o.json ? JSON.stringify({ ...s, files: Object.keys(s.files) }) : fareSummaryText(s));
+  if (fareSimFailed(s)) process.exitCode = 3;
 }

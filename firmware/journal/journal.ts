@@ -24,8 +24,16 @@ export type JournalEntry =
   | { type: 'passage'; laneId: string; atMs: number; direction: Direction; outcome: 'passed' | 'not-passed' }
   | { type: 'alarm'; laneId: string; atMs: number; alarm: string; detail?: string }
   | { type: 'mode'; laneId: string; atMs: number; from: string; to: string; cause: string }
+  /**
+   * A card trip's e-purse transaction or a fare rule applied (firmware/fares/): what was charged, with the
+   * card's counter (ATC) and TAC for clearing; (cardNumber, atc) identifies one debit at the back office.
+   */
+  | { type: 'fare'; laneId: string; atMs: number; direction: Direction; key: string; outcome: FareOutcome; reason: ReasonCode; station: number; chargeFen: number; detail?: Record<string, unknown> }
   /** A supervisor's action on the lane from the dashboard: who (supervisor name), from where (remote address), what. */
   | { type: 'supervisor'; laneId: string; atMs: number; supervisor: string; remote: string; action: string; detail?: string };
+
+/** debited: the card paid (TAC); recovered: a torn debit proven on the re-tap (TAC); torn: card pulled mid-transaction; refused; ticket-office: settled by the clerk. */
+export type FareOutcome = 'debited' | 'recovered' | 'retap' | 'torn' | 'refused' | 'ticket-office' | 'mac2-failed' | 'waived';
 
 export interface JournalRecord {
   /** Per-lane sequence, starting at 1, never reused: with laneId it is the idempotency key at the back office. */

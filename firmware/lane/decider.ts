@@ -37,7 +37,12 @@ export interface DeciderDeps {
 /** One trip to the decision core: it checks the credential and builds every refusal, the lane's presets included. */
 export function decide(deps: DeciderDeps, req: DecideRequest): Decision {
   const { presented, side, preset, freePassage } = req;
-  return deps.core.decide({ presented, side, nowMs: deps.clock.now(), preset, freePassage });
+  const d = deps.core.decide({ presented, side, nowMs: deps.clock.now(), preset, freePassage });
+  // A card transaction that ran while the card was in the field (a fare gate's debit, journaled by it)
+  // refuses what it refused: the lane never opens for a trip that was not paid.
+  const t = presented?.kind === 'credential' ? presented.transaction : undefined;
+  if (t && !t.grant && d.grant) return { grant: false, reason: t.reason, direction: d.direction, kind: d.kind, ref: d.ref, key: d.key };
+  return d;
 }
 
 /**

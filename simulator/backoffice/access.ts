@@ -29,6 +29,7 @@ export const ROUTE_ROLES: Readonly<Record<string, readonly AccessRole[]>> = {
   'GET /v1/issuer-keys': ['gate', 'admin'],
   'GET /v1/policy-schedule': ['gate', 'admin'],
   'POST /v1/policy-schedule': ['admin'],
+  'GET /v1/fare-table': ['gate', 'admin'],
   'PUT /v1/issuer-keys': ['admin'],
   'POST /v1/transactions': ['gate', 'admin'],
   'GET /v1/transactions': ['admin'],

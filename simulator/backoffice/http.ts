@@ -219,6 +219,11 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
     return reply.header('etag', etag).type('application/octet-stream').send(doc);
   });
+  route('GET', '/v1/fare-table', (_req, reply) => {
+    const doc = store.fareTable();
+    if (!doc) return reply.code(404).send({ error: 'none', message: 'no fare table published' });
+    return reply.type('application/json').send(doc);
+  });
   route('GET', '/v1/policy-schedule', (req, reply) => {
     const doc = store.policySchedule();
     if (!doc) return reply.code(404).send({ error: 'none', message: 'no enforcement schedule published' });

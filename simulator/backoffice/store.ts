@@ -11,6 +11,7 @@ import { ListBuilder, classifyKey, encodeDelta, listKeyId, signFreshness, signLi
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { signPolicySchedule, verifyPolicySchedule, type KindSchedule, type PolicySchedule } from '../../protocol/policy-schedule.js';
 import { CREDENTIAL_KINDS, type CredentialKind } from '../../protocol/credential.js';
+import { faresFromDistances, signFareTable, verifyFareTable, BEIJING_2014_RULES, type FareRules, type FareStation, type FareTable } from '../../protocol/fares.js';
 import { checkRegistration, type RegistrationError } from './validate.js';
 
 export interface StoreOptions {
@@ -358,6 +359,31 @@ export class BackofficeStore {
   /** Serve these bytes as the schedule, unverified: the simulator's and tests' own hand (a tampered or replayed document). */
   setPolicyScheduleDocument(doc: Uint8Array): void {
     this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('policy-schedule', Buffer.from(doc));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Fare table and settlement (protocol/fares.ts, settlement.ts)
+
+  /**
+   * Publish the station-to-station fare table of a network (stations, shortest distances in metres) by
+   * `rules`, signed with the list signing key under the next seq. Returns the signed document, as GET
+   * /v1/fare-table serves it.
+   */
+  publishFareTable(network: { stations: FareStation[]; distancesM: ArrayLike<number> }, rules: FareRules = BEIJING_2014_RULES): Uint8Array {
+    const held = this.currentFareTable();
+    const n = network.stations.length;
+    const table: FareTable = { seq: held ? held.seq + 1 : 1, issuedAtMs: this.now(), rules, stations: network.stations, fares: faresFromDistances(rules, network.distancesM, n) };
+    const doc = signFareTable(table, this.key);
+    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('fare-table', Buffer.from(doc));
+    return doc;
+  }
+  fareTable(): Buffer | undefined {
+    return (this.db.prepare('SELECT v FROM meta WHERE k = ?').get('fare-table') as { v: Buffer } | undefined)?.v;
+  }
+  currentFareTable(): FareTable | undefined {
+    const doc = this.fareTable();
+    const r = doc && verifyFareTable(doc, [{ keyId: listKeyId(createPublicKey(this.key)), publicKey: createPublicKey(this.key) }]);
+    return r && r.ok ? r.table : undefined;
   }
 
   // ------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ type Section = { name: string; load: () => Promise<{ run: (r: BenchReport) => Pr
 const sections: Section[] = [
   { name: 'decision', load: () => import('./decision.js') },
   { name: 'card', load: () => import('./card.js') },
+  { name: 'fares', load: () => import('./fares.js') },
   { name: 'barrier', load: () => import('./barrier.js') },
   { name: 'qr', load: () => import('./qr.js') },
   { name: 'lists', load: () => import('./lists.js') },
