@@ -1,3 +1,5 @@
+// Why this file is long: it is the back office's one SQLite store — every table with its statements and the
+// documents it signs (lists, trust list, schedule, fare table) — read together; HTTP and pages live elsewhere.
 // The back office's state and what can be done to it, over a real SQLite database (better-sqlite3):
 // rider registration, QR account links, the health-status feed and blocking, signed list publishing
 // (snapshot + deltas per version), the verified issuer trust list, and transaction ingest that is
