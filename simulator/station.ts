@@ -148,7 +148,7 @@ export class Station {
   private readonly timing: StationTiming;
   private readonly runs: LaneRun[];
   /** Every answer folded into counters as it comes: a run holds no rider it has finished with. */
-  private readonly tally = new Tally((r) => formatResult(r as PresentationResult));
+  readonly tally = new Tally((r) => formatResult(r as PresentationResult));
   /** Ground-truth passback: rider registration → virtual time of the last admitted entry (older than the rule's window: dropped). */
   private readonly entered = new Map<string, number>();
   private enteredPrunedAt = 0;

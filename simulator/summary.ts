@@ -52,6 +52,13 @@ export class LatencyHistogram {
     if (ms > this.max) this.max = ms;
   }
 
+  /** Fold another histogram in (a line's latency from its stations'). */
+  merge(other: LatencyHistogram): void {
+    for (let i = 0; i < BUCKETS; i++) this.counts[i] += other.counts[i];
+    this.count += other.count;
+    this.max = Math.max(this.max, other.max);
+  }
+
   /** The p-th percentile (the ⌈p·n/100⌉-th smallest), as its bucket's upper edge (never above the max); 0 when empty. */
   percentile(p: number): number {
     if (this.count === 0) return 0;

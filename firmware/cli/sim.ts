@@ -1,7 +1,8 @@
 // `gate sim`: a whole simulated station on embedded defaults, no config file needed.
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../config/log.js';
-import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
+import { DEFAULT_SIM, MAX_LANES, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
+import { MAX_STATIONS, simulateLine, type LineSummary } from '../composition/simulated-line.js';
 import { startDashboardServer, type DashboardAccess, type DashboardServer } from '../dashboard/dashboard.js';
 import { openSupervisorFile } from '../dashboard/supervisors.js';
 import { formatResult } from '../../simulator/station.js';
@@ -23,7 +24,8 @@ export function register(program: Command): void {
   program
     .command('sim')
     .description('run a simulated station: riders, lanes, barriers; every decision checked against ground truth')
-    .option('--lanes <n>', 'number of lanes', intArg('--lanes', 1, 64), DEFAULT_SIM.lanes)
+    .option('--lanes <n>', 'number of lanes (of each station, with --stations)', intArg('--lanes', 1, MAX_LANES), DEFAULT_SIM.lanes)
+    .option('--stations <n>', 'simulate a line of this many stations on one clock and one back office (riders shared out among them)', intArg('--stations', 1, MAX_STATIONS))
     .option('--passengers <n>', `number of riders (default ${DEFAULT_SIM.passengers}; ${DASHBOARD_PASSENGERS} with --dashboard)`, intArg('--passengers', 0, 10_000_000))
     .option('--seed <n>', 'random seed (same seed, same station)', intArg('--seed', 0, 2 ** 31), DEFAULT_SIM.seed)
     .option('--rate <n>', 'mean arrivals per lane per minute', intArg('--rate', 1, 10_000), DEFAULT_SIM.rate)
@@ -48,6 +50,26 @@ export function register(program: Command): void {
         const dashboard = o.dashboard === true;
         const passengers: number = o.passengers ?? (dashboard ? DASHBOARD_PASSENGERS : DEFAULT_SIM.passengers);
         const quiet = o.quiet || (o.json && passengers > 2000);
+        if (o.stations !== undefined) {
+          if (dashboard || o.realtime) throw new ConfigError('--stations runs on virtual time only (no --realtime, no --dashboard)');
+          const { summary } = await simulateLine({
+            stations: o.stations,
+            lanes: o.lanes,
+            passengers,
+            seed: o.seed,
+            rate: o.rate,
+            barrier: o.barrier,
+            reader: o.reader,
+            qr: o.qr,
+            backoffice: o.backoffice,
+            broker: o.broker,
+            log,
+            onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
+          });
+          console.log(o.json ? JSON.stringify(summary) : '\n' + lineText(summary));
+          if (summary.falseAccepts > 0 || summary.falseRejects > 0 || summary.unanswered > 0) process.exitCode = 3;
+          return;
+        }
         let server: DashboardServer | undefined;
         let stopStation: (() => void) | undefined;
         const onSigint = () => {
@@ -103,6 +125,11 @@ export function register(program: Command): void {
         throw e;
       }
     });
+}
+
+function lineText(s: LineSummary): string {
+  const stations = s.byStation.map((x) => `  ${x.station}: ${x.lanes} lanes, ${x.passengers} riders, admitted ${x.admitted}, refused ${x.refused}, false accepts ${x.falseAccepts}, false rejects ${x.falseRejects}, unanswered ${x.unanswered}`);
+  return [`Line of ${s.stations} stations`, ...stations, '', summaryText(s).replace(/^Station of/, 'In all:')].join('\n');
 }
 
 function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']): string {

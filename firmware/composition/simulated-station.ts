@@ -47,6 +47,8 @@ export interface SimOptions {
   lanePolicy?: unknown;
   /** The rule the station's judge applies (default: the simulator's STATION_RULE). */
   judgeRule?: TruthPolicy;
+  /** Journal records each lane holds in memory (the rest are counted, not kept); default: a share of JOURNAL_RECORDS_HELD. */
+  journalKeep?: number;
   /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
   broker?: string;
   log?: Logger;
@@ -347,7 +349,7 @@ export async function openStation(opts: Partial<SimOptions> = {}, line?: LineSha
   const rng = riders.tieBreaks;
   const backoffice = line?.backoffice ?? (await backofficeWiring({ clock, log, seed: o.seed }));
   if (!line) await backoffice.publish([riders]);
-  const journalKeep = line?.journalKeep ?? Math.max(64, Math.floor(JOURNAL_RECORDS_HELD / o.lanes));
+  const journalKeep = line?.journalKeep ?? o.journalKeep ?? Math.max(64, Math.floor(JOURNAL_RECORDS_HELD / o.lanes));
 
   const usedCodes = new MemoryUsedCodes();
   // A line's back office is the line's to close.
