@@ -16,6 +16,7 @@ const sections: Section[] = [
   { name: 'sync', load: () => import('./sync-tls.js') },
   { name: 'rollout', load: () => import('./rollout.js') },
   { name: 'journal-integrity', load: () => import('./journal-integrity.js') },
+  { name: 'sim', load: () => import('./sim.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
