@@ -143,5 +143,6 @@ function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']):
     `false accepts ${s.falseAccepts}, false rejects ${s.falseRejects}, unanswered ${s.unanswered}, wrong reasons ${s.wrongReasons}`,
     `throughput ${s.throughputPerLanePerMin} riders per lane per minute; decision latency p50 ${s.decisionLatencyMs.p50} ms, p99 ${s.decisionLatencyMs.p99} ms`,
     `alarms: tailgating ${s.tailgates}, intrusions ${s.intrusions}`,
+    ...(s.failureSample ? [`first wrong answers (of ${s.falseAccepts + s.falseRejects + s.unanswered + s.wrongReasons}):`, ...s.failureSample.map((l) => `  ${l}`)] : []),
   ].join('\n');
 }
