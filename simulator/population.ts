@@ -7,8 +7,19 @@ import { credentialKey, type CardCredential, type Credential, type Direction, ty
 /** Seeded PRNG (mulberry32): the same seed gives the same station, rider for rider. */
 export class Random {
   readonly next: () => number;
+  /** Numbers drawn so far: a stream can be picked up at any point with `new Random(seed).skip(draws)`. */
+  draws = 0;
   constructor(seed: number) {
-    this.next = seededRandom(seed >>> 0 || 0x9e3779b9);
+    const next = seededRandom(seed >>> 0 || 0x9e3779b9);
+    this.next = () => {
+      this.draws++;
+      return next();
+    };
+  }
+  /** Draw and drop `n` numbers. */
+  skip(n: number): this {
+    for (let i = 0; i < n; i++) this.next();
+    return this;
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
@@ -162,30 +173,33 @@ const ENTRY_ONLY: ReadonlySet<RiderStory> = new Set(['enters-twice', 'registers-
 /** Generate riders. Every registration is a rider's own (serials are unique); a phone may emulate its rider's card. */
 export function makeRiders(count: number, rng: Random, mix: PopulationMix = DEFAULT_MIX): Rider[] {
   const riders: Rider[] = [];
-  for (let i = 0; i < count; i++) {
-    const story = rng.pick(mix.stories);
-    const direction: Direction = ENTRY_ONLY.has(story) ? 'entry' : rng.chance(mix.exitShare) ? 'exit' : 'entry';
-    const kind = rng.pick(mix.credentials);
-    let credential = makeCredential(rng, kind, mix, i + 1);
-    let shows: Credential[] = [credential];
-    if (kind === 'phone-nfc' && rng.chance(mix.phoneEmulatesCardShare)) {
-      // The registered credential is the card; the rider taps the phone first, the card on a later attempt.
-      const card = makeCredential(rng, 'card', mix, i + 1) as CardCredential;
-      credential = card;
-      shows = [phoneEmulating(card), card];
-    }
-    riders.push({
-      id: i + 1,
-      registrationId: `reg-${i + 1}`,
-      credential,
-      shows,
-      registration: STORY_REGISTRATION[story],
-      story,
-      direction,
-      tailgater: rng.chance(mix.tailgateRate),
-    });
-  }
+  for (let i = 0; i < count; i++) riders.push(makeRider(rng, i + 1, mix));
   return riders;
+}
+
+/** One rider, numbered `serial` (their registration and credential numbers carry it), drawn from `rng`. */
+export function makeRider(rng: Random, serial: number, mix: PopulationMix = DEFAULT_MIX): Rider {
+  const story = rng.pick(mix.stories);
+  const direction: Direction = ENTRY_ONLY.has(story) ? 'entry' : rng.chance(mix.exitShare) ? 'exit' : 'entry';
+  const kind = rng.pick(mix.credentials);
+  let credential = makeCredential(rng, kind, mix, serial);
+  let shows: Credential[] = [credential];
+  if (kind === 'phone-nfc' && rng.chance(mix.phoneEmulatesCardShare)) {
+    // The registered credential is the card; the rider taps the phone first, the card on a later attempt.
+    const card = makeCredential(rng, 'card', mix, serial) as CardCredential;
+    credential = card;
+    shows = [phoneEmulating(card), card];
+  }
+  return {
+    id: serial,
+    registrationId: `reg-${serial}`,
+    credential,
+    shows,
+    registration: STORY_REGISTRATION[story],
+    story,
+    direction,
+    tailgater: rng.chance(mix.tailgateRate),
+  };
 }
 
 /** What the rider shows on this attempt (1-based). */

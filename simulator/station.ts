@@ -11,6 +11,8 @@ import { REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
 import type { VirtualClock } from './virtual-clock.js';
 import { shownOn, type Random, type Registration, type Rider } from './population.js';
 import type { VirtualBarrier } from './virtual-barrier.js';
+import type { Arrivals } from './arrivals.js';
+import { Tally } from './summary.js';
 
 /** How a rider reaches a lane's reader or camera. The composition decides what is behind it. */
 export interface RiderPresenter {
@@ -94,13 +96,16 @@ export interface StationSummary {
   tailgates: number;
   intrusions: number;
   lanes: number;
+  /** The first wrong answers, one line each (formatResult), when there were any: the counts above cover them all. */
+  failureSample?: string[];
 }
 
 export interface StationOptions {
   clock: VirtualClock;
   rng: Random;
   lanes: StationLane[];
-  riders: Rider[];
+  /** Riders in the order they arrive, made as they come (simulator/arrivals.ts). */
+  riders: Arrivals;
   /** The rule the judge applies: STATION_RULE unless the scenario states another (never the lanes' parsed config). */
   policy?: TruthPolicy;
   /**
@@ -142,19 +147,18 @@ interface LaneRun {
 export class Station {
   private readonly timing: StationTiming;
   private readonly runs: LaneRun[];
-  private readonly results: PresentationResult[] = [];
-  private readonly latencies: number[] = [];
-  private readonly byReason: Record<string, number> = {};
-  /** Ground-truth passback: rider registration → virtual time of the last admitted entry. */
+  /** Every answer folded into counters as it comes: a run holds no rider it has finished with. */
+  readonly tally = new Tally((r) => formatResult(r as PresentationResult));
+  /** Ground-truth passback: rider registration → virtual time of the last admitted entry (older than the rule's window: dropped). */
   private readonly entered = new Map<string, number>();
+  private enteredPrunedAt = 0;
   /** Work outside virtual time (a registration on its way to the lanes): the clock waits for it. */
   private readonly work = new Set<Promise<void>>();
   private readonly policy: TruthPolicy;
   private pendingRiders = 0;
   private presentations = 0;
-  private admitted = 0;
-  private refused = 0;
   private wall: () => number;
+  private started: { wall: number; virtual: number } | undefined;
   private stopRequested = false;
   /** A registration that never reached the lanes: the run cannot judge what follows. */
   private failure: Error | undefined;
@@ -162,7 +166,6 @@ export class Station {
   constructor(private readonly o: StationOptions) {
     this.timing = o.timing ?? DEFAULT_TIMING;
     this.policy = o.policy ?? STATION_RULE;
-    if (!o.register && o.riders.some((r) => r.story === 'registers-after-refusal')) throw new Error('riders who register after a refusal need StationOptions.register');
     this.wall = o.wallNow ?? (() => performance.now());
     this.runs = o.lanes.map((lane) => ({ lane, queue: [], busy: false }));
     for (const run of this.runs) run.lane.board.onCommand((c) => this.onCommand(run, c));
@@ -174,25 +177,9 @@ export class Station {
   }
 
   async run(): Promise<StationSummary> {
-    const { clock, rng } = this.o;
-    const wallStart = this.wall();
-    const virtualStart = clock.now();
-    const totalRate = (this.o.arrivalsPerLanePerMin * this.o.lanes.length) / 60_000;
-    let t = 0;
-    for (const rider of this.o.riders) {
-      t += rng.exp(1 / totalRate);
-      this.pendingRiders++;
-      clock.setTimeout(() => this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' }), t);
-    }
-    const baseSettle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
-    const settle = async () => {
-      await baseSettle();
-      while (this.work.size > 0) {
-        await Promise.allSettled([...this.work]);
-        await baseSettle();
-      }
-    };
-    await settle();
+    const { clock } = this.o;
+    this.begin();
+    await this.settle();
     const forever = this.o.realtime === true && this.o.untilStopped === true;
     while ((this.pendingRiders > 0 || forever) && !this.stopRequested) {
       if (this.o.realtime) {
@@ -202,18 +189,71 @@ export class Station {
         const wait = to - clock.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         clock.advanceTo(to);
-        await settle();
+        await this.settle();
         continue;
       }
       if (!clock.step()) break;
-      await settle();
+      await this.settle();
     }
+    return this.end();
+  }
+
+  /**
+   * Start the arrivals. A caller that moves the clock itself (a line of stations on one clock) calls
+   * begin(), then steps the clock and awaits settle() while `busy`, then end(); run() does all of it.
+   */
+  begin(): void {
+    const { clock, riders } = this.o;
+    const virtualStart = clock.now();
+    this.started = { wall: this.wall(), virtual: virtualStart };
+    const totalRate = (this.o.arrivalsPerLanePerMin * this.o.lanes.length) / 60_000;
+    let t = 0;
+    // One arrival on the clock at a time, each scheduled when the one before comes, at the same virtual
+    // time as when all were scheduled at the start (virtualStart + t: the subtraction below is exact).
+    const comeNext = (): void => {
+      const rider = riders.next();
+      if (!rider) return;
+      t += riders.gaps.exp(1 / totalRate);
+      this.pendingRiders++;
+      clock.setTimeout(() => {
+        comeNext();
+        this.arrive({ rider, direction: rider.direction, attempt: 1, torn: rider.story === 'torn-tap' });
+      }, virtualStart + t - clock.now());
+    };
+    comeNext();
+  }
+
+  /** Riders still to arrive or still at a lane. */
+  get busy(): boolean {
+    return this.pendingRiders > 0;
+  }
+
+  /** Work outside virtual time (a registration on its way to the lanes) holds the clock. */
+  get holding(): boolean {
+    return this.work.size > 0;
+  }
+
+  /** Let everything triggered by the last virtual-time step finish, work outside virtual time included. */
+  async settle(): Promise<void> {
+    const baseSettle = this.o.settle ?? (() => new Promise<void>((r) => setImmediate(r)));
+    await baseSettle();
+    while (this.work.size > 0) {
+      await Promise.allSettled([...this.work]);
+      await baseSettle();
+    }
+  }
+
+  /** The run's summary (throws what made the run unjudgeable, if anything did). */
+  end(): StationSummary {
     if (this.failure) throw this.failure;
+    const { clock } = this.o;
+    const started = this.started ?? { wall: this.wall(), virtual: clock.now() };
     // Riders still queued when the clock ran dry were never answered.
-    return this.summary((clock.now() - virtualStart) / 1000, (this.wall() - wallStart) / 1000);
+    return this.summary((clock.now() - started.virtual) / 1000, (this.wall() - started.wall) / 1000);
   }
 
   private arrive(a: Attempt): void {
+    if (a.rider.story === 'registers-after-refusal' && !this.o.register) throw new Error('riders who register after a refusal need StationOptions.register');
     const candidates = this.runs.filter((r) => r.lane.direction === 'bidirectional' || r.lane.direction === a.direction);
     if (candidates.length === 0) throw new Error(`no lane serves direction ${a.direction}`);
     let best = candidates[0];
@@ -265,13 +305,6 @@ export class Station {
     else if (!observed.grant && expected.grant) verdict = 'false-reject';
     else if (!observed.grant && expected.reason && observed.reason !== expected.reason) verdict = 'wrong-reason';
     else verdict = 'ok';
-    if (observed !== 'unanswered') {
-      this.latencies.push(latencyMs);
-      const key = observed.reason ?? (observed.grant ? 'ok' : 'unknown');
-      this.byReason[key] = (this.byReason[key] ?? 0) + 1;
-      if (observed.grant) this.admitted++;
-      else this.refused++;
-    }
     const result: PresentationResult = {
       atMs: this.o.clock.now(),
       laneId: run.lane.id,
@@ -284,13 +317,13 @@ export class Station {
       verdict,
       latencyMs,
     };
-    this.results.push(result);
+    this.tally.add(result);
     this.o.onResult?.(result);
 
     const granted = observed !== 'unanswered' && observed.grant;
     const who = a.rider.registrationId;
     if (granted) {
-      if (a.direction === 'entry') this.entered.set(who, this.o.clock.now());
+      if (a.direction === 'entry') this.recordEntry(who);
       else this.entered.delete(who);
     }
     const { clock } = this.o;
@@ -339,6 +372,16 @@ export class Station {
     this.work.add(p);
   }
 
+  /** Remember an admitted entry; entries older than the rule's window can no longer refuse anyone: drop them. */
+  private recordEntry(who: string): void {
+    const now = this.o.clock.now();
+    this.entered.set(who, now);
+    if (now - this.enteredPrunedAt < 60_000) return;
+    this.enteredPrunedAt = now;
+    const windowMs = this.policy.antiPassbackSeconds * 1000;
+    for (const [k, at] of this.entered) if (now - at >= windowMs) this.entered.delete(k);
+  }
+
   /** What the gate must answer, from the rider's registration and the station's own passback record. */
   private truth(a: Attempt): PresentationResult['expected'] {
     const p = this.policy;
@@ -353,27 +396,26 @@ export class Station {
   }
 
   private summary(virtualSeconds: number, wallSeconds: number): StationSummary {
-    const count = (v: PresentationResult['verdict']) => this.results.filter((r) => r.verdict === v).length;
-    const sorted = Float64Array.from(this.latencies).sort();
-    const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
+    const { tally } = this;
     const unansweredQueued = this.runs.reduce((n, r) => n + r.queue.length + (r.outstanding ? 1 : 0), 0);
     return {
-      passengers: this.o.riders.length,
+      passengers: this.o.riders.count,
       presentations: this.presentations,
-      admitted: this.admitted,
-      refused: this.refused,
-      falseAccepts: count('false-accept'),
-      falseRejects: count('false-reject'),
-      unanswered: count('unanswered') + unansweredQueued,
-      wrongReasons: count('wrong-reason'),
-      byReason: { ...this.byReason },
-      throughputPerLanePerMin: virtualSeconds > 0 ? round(this.admitted / this.o.lanes.length / (virtualSeconds / 60), 2) : 0,
-      decisionLatencyMs: { p50: round(pct(50), 3), p99: round(pct(99), 3), max: round(sorted.length ? sorted[sorted.length - 1] : 0, 3) },
+      admitted: tally.admitted,
+      refused: tally.refused,
+      falseAccepts: tally.verdicts['false-accept'],
+      falseRejects: tally.verdicts['false-reject'],
+      unanswered: tally.verdicts.unanswered + unansweredQueued,
+      wrongReasons: tally.verdicts['wrong-reason'],
+      byReason: { ...tally.byReason },
+      throughputPerLanePerMin: virtualSeconds > 0 ? round(tally.admitted / this.o.lanes.length / (virtualSeconds / 60), 2) : 0,
+      decisionLatencyMs: { p50: round(tally.latency.percentile(50), 3), p99: round(tally.latency.percentile(99), 3), max: round(tally.latency.max, 3) },
       virtualSeconds: round(virtualSeconds, 1),
       wallSeconds: round(wallSeconds, 2),
       tailgates: this.o.lanes.reduce((n, l) => n + l.board.counts.tailgates, 0),
       intrusions: this.o.lanes.reduce((n, l) => n + l.board.counts.intrusions, 0),
       lanes: this.o.lanes.length,
+      ...(tally.failures.length > 0 ? { failureSample: [...tally.failures] } : {}),
     };
   }
 }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fareSimFailed, fareSummaryText, simulateFares } from '../composition/fare-sim.js';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../config/log.js';
-import { DEFAULT_SIM, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
+import { DEFAULT_SIM, MAX_LANES, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
+import { MAX_STATIONS, simulateLine, type LineSummary } from '../composition/simulated-line.js';
 import { startDashboardServer, type DashboardAccess, type DashboardServer } from '../dashboard/dashboard.js';
 import { openSupervisorFile } from '../dashboard/supervisors.js';
 import { formatResult } from '../../simulator/station.js';
@@ -28,7 +29,8 @@ export function register(program: Command): void {
   program
     .command('sim')
     .description('run a simulated station: riders, lanes, barriers; every decision checked against ground truth')
-    .option('--lanes <n>', 'number of lanes', intArg('--lanes', 1, 64), DEFAULT_SIM.lanes)
+    .option('--lanes <n>', 'number of lanes (of each station, with --stations)', intArg('--lanes', 1, MAX_LANES), DEFAULT_SIM.lanes)
+    .option('--stations <n>', 'simulate a line of this many stations on one clock and one back office (riders shared out among them)', intArg('--stations', 1, MAX_STATIONS))
     .option('--passengers <n>', `number of riders (default ${DEFAULT_SIM.passengers}; ${DASHBOARD_PASSENGERS} with --dashboard)`, intArg('--passengers', 0, 10_000_000))
     .option('--seed <n>', 'random seed (same seed, same station)', intArg('--seed', 0, 2 ** 31), DEFAULT_SIM.seed)
     .option('--rate <n>', 'mean arrivals per lane per minute', intArg('--rate', 1, 10_000), DEFAULT_SIM.rate)
@@ -71,6 +73,26 @@ export function register(program: Command): void {
         const dashboard = o.dashboard === true;
         const passengers: number = o.passengers ?? (dashboard ? DASHBOARD_PASSENGERS : DEFAULT_SIM.passengers);
         const quiet = o.quiet || (o.json && passengers > 2000);
+        if (o.stations !== undefined) {
+          if (dashboard || o.realtime) throw new ConfigError('--stations runs on virtual time only (no --realtime, no --dashboard)');
+          const { summary } = await simulateLine({
+            stations: o.stations,
+            lanes: o.lanes,
+            passengers,
+            seed: o.seed,
+            rate: o.rate,
+            barrier: o.barrier,
+            reader: o.reader,
+            qr: o.qr,
+            backoffice: o.backoffice,
+            broker: o.broker,
+            log,
+            onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
+          });
+          console.log(o.json ? JSON.stringify(summary) : '\n' + lineText(summary));
+          if (summary.falseAccepts > 0 || summary.falseRejects > 0 || summary.unanswered > 0) process.exitCode = 3;
+          return;
+        }
         let server: DashboardServer | undefined;
         let stopStation: (() => void) | undefined;
         const onSigint = () => {
@@ -142,6 +164,11 @@ async function recordingFor(dir: string, keyFile: string | undefined): Promise<{
   return { dir, key: k.key };
 }
 
+function lineText(s: LineSummary): string {
+  const stations = s.byStation.map((x) => `  ${x.station}: ${x.lanes} lanes, ${x.passengers} riders, admitted ${x.admitted}, refused ${x.refused}, false accepts ${x.falseAccepts}, false rejects ${x.falseRejects}, unanswered ${x.unanswered}`);
+  return [`Line of ${s.stations} stations`, ...stations, '', summaryText(s).replace(/^Station of/, 'In all:')].join('\n');
+}
+
 function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']): string {
   const reasons = Object.entries(s.byReason)
     .sort((a, b) => b[1] - a[1])
@@ -153,6 +180,7 @@ function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']):
     `false accepts ${s.falseAccepts}, false rejects ${s.falseRejects}, unanswered ${s.unanswered}, wrong reasons ${s.wrongReasons}`,
     `throughput ${s.throughputPerLanePerMin} riders per lane per minute; decision latency p50 ${s.decisionLatencyMs.p50} ms, p99 ${s.decisionLatencyMs.p99} ms`,
     `alarms: tailgating ${s.tailgates}, intrusions ${s.intrusions}`,
+    ...(s.failureSample ? [`first wrong answers (of ${s.falseAccepts + s.falseRejects + s.unanswered + s.wrongReasons}):`, ...s.failureSample.map((l) => `  ${l}`)] : []),
   ].join('\n');
 }
 

@@ -9,14 +9,17 @@ import { credentialKey, credentialRef, type Credential, type Direction, type Lan
 import { VirtualClock } from '../../simulator/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../../simulator/population.js';
+import { DEFAULT_MIX, Random, makeCredential, type Registration, type Rider } from '../../simulator/population.js';
+import { RiderArrivals } from '../../simulator/arrivals.js';
+import { RegisteredCredentials } from '../../simulator/registered.js';
 import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../../simulator/station.js';
 import { VirtualBarrier, DEFAULT_MECHANICS } from '../../simulator/virtual-barrier.js';
 import { ConfigError, parseLaneConfig, type LaneConfig } from '../config/config.js';
 import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../verify/decision-core.js';
 import { MemoryJournal, type Journal } from '../journal/journal.js';
 import { startLane, type Lane } from './start-lane.js';
-import { MemoryLists, type ListProvider } from '../lists/list-provider.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import { BookLists } from './sim-lists.js';
 import { silentLogger, type Logger } from '../config/log.js';
 import type { DashboardSim } from '../dashboard/dashboard.js';
 import type { SourceWiring, WiringContext } from './sim-wiring.js';
@@ -45,6 +48,8 @@ export interface SimOptions {
   lanePolicy?: unknown;
   /** The rule the station's judge applies (default: the simulator's STATION_RULE). */
   judgeRule?: TruthPolicy;
+  /** Journal records each lane holds in memory (the rest are counted, not kept); default: a share of JOURNAL_RECORDS_HELD. */
+  journalKeep?: number;
   /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
   broker?: string;
   /** `--record DIR`: every lane recorded into DIR/<lane>/ for `gate replay` (firmware/recording/). */
@@ -76,8 +81,8 @@ export interface BarrierWiring {
 }
 export interface StationWiring {
   lists: ListProvider;
-  /** Publish the riders' registrations (and later changes) wherever the lanes' lists come from. */
-  publish(riders: Rider[]): Promise<void>;
+  /** Publish the riders' registrations (and later changes) wherever the lanes' lists come from: one station's riders, or a line's. */
+  publish(riders: readonly RiderArrivals[]): Promise<void>;
   /** Publish these credentials' registrations now; resolves once the lanes' lists carry them. */
   register(entries: Map<string, Exclude<Registration, 'unregistered'>>): Promise<void>;
   /** Verifies QR text when QR riders show signed codes. */
@@ -143,17 +148,16 @@ export const qrWirings: Record<string, (side: Direction, ctx: WiringContext) => 
 /** Where the lanes' lists come from: 'memory' loads them directly; the back office adds 'http'. */
 export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger; seed: number }) => Promise<StationWiring>> = {
   memory: async ({ clock }) => {
-    const lists = new MemoryLists(clock.now());
-    const load = (entries: Map<string, Exclude<Registration, 'unregistered'>>) => {
-      for (const [key, reg] of entries) {
-        if (reg === 'blocked') lists.denylist.block(key);
-        else lists.allowlist.set(key, reg);
-      }
-    };
+    // The lanes read the back office's book itself: one word per rider, not a map entry per credential.
+    const book = new RegisteredCredentials();
     return {
-      lists,
-      publish: async (riders) => load(registrations(riders)),
-      register: async (entries) => load(entries),
+      lists: new BookLists(book, clock.now()),
+      publish: async (populations) => {
+        for (const p of populations) book.add(p.listing);
+      },
+      register: async (entries) => {
+        for (const [key, reg] of entries) book.set(key, reg);
+      },
       close: async () => {},
     };
   },
@@ -197,11 +201,13 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
      * imports) and a few statuses change, over the back office's HTTP API; the change is published and
      * synced, and only then becomes the riders' ground truth. Virtual time waits (quiet() is false).
      */
-    const liveChanges = async (riders: Rider[]) => {
+    const liveChanges = async (populations: readonly RiderArrivals[]) => {
       round++;
       const changed: [Rider, Rider['registration']][] = [];
-      // Riders from the end of the list arrive last: the change lands before they reach a gate.
-      const newcomers = riders.filter((r) => r.registration === 'unregistered' && r.story === 'unregistered').reverse().slice(0, 2);
+      // Riders from the end of the list arrive last: the change lands before they reach a gate. They are
+      // the very objects the station will be handed when they come, so the change is their ground truth.
+      const last = (story: Rider['story']) => populations.flatMap((p) => p.last(story));
+      const newcomers = last('unregistered').filter((r) => r.registration === 'unregistered').slice(0, 2);
       for (const r of newcomers) {
         const c = r.credential;
         if (c.kind === 'qr') {
@@ -214,7 +220,7 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
           changed.push([r, 'green']);
         }
       }
-      const flips = riders.filter((r) => r.registration === 'green' && r.story === 'green').reverse().slice(0, 2);
+      const flips = last('green').filter((r) => r.registration === 'green').slice(0, 2);
       for (const r of flips) {
         if ((await post('/v1/status', { key: credentialKey(r.credential), status: 'red' })).status === 200) changed.push([r, 'red']);
       }
@@ -231,14 +237,16 @@ export const backofficeWirings: Record<string, (ctx: { clock: Clock; log: Logger
           bo.importEntries(entries);
           await publishAndSync('registration');
         }),
-      publish: async (riders) => {
-        bo.importEntries(registrations(riders));
+      publish: async (populations) => {
+        const book = new RegisteredCredentials();
+        for (const p of populations) book.add(p.listing);
+        bo.importEntries(book.entries());
         await publishAndSync('first publish');
         const every = 60_000;
         const tick = () => {
           if (stopped || round >= 10) return;
           busy = true;
-          serially(() => liveChanges(riders))
+          serially(() => liveChanges(populations))
             .catch((e: Error) => log.error({ err: e.message }, 'mid-run back office change failed'))
             .finally(() => {
               busy = false;
@@ -291,9 +299,44 @@ export interface SimulatedStation {
   settle(): Promise<void>;
 }
 
+/** Lanes one simulated station may have (a line has many stations: simulated-line.ts). */
+export const MAX_LANES = 1024;
+/** Journal records a simulated station holds in memory, shared out among its lanes (the rest are counted, not kept). */
+export const JOURNAL_RECORDS_HELD = 8192;
+
+/** What the stations of a line share (simulated-line.ts): one clock and one back office; each has its own riders. */
+export interface LineShare {
+  clock: VirtualClock;
+  backoffice: StationWiring;
+  riders: RiderArrivals;
+  /** The station's name in its lanes' config and logs. */
+  station: string;
+  /** Journal records each lane holds. */
+  journalKeep: number;
+}
+
+/** A station whose lanes run, before its riders come: run() it (or drive its clock), then close() it. */
+export interface OpenStation {
+  sim: SimulatedStation;
+  /** Nothing held: no real I/O in flight, no real-time work, no registration on its way. */
+  quiet(): boolean;
+  close(): Promise<void>;
+}
+
 export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{ summary: StationSummary; sim: SimulatedStation }> {
+  const open = await openStation(opts);
+  try {
+    const summary = await open.sim.station.run();
+    return { summary, sim: open.sim };
+  } finally {
+    await open.close();
+  }
+}
+
+/** Build a station's lanes and wires and start them (alone, or as one station of a line sharing `line`). */
+export async function openStation(opts: Partial<SimOptions> = {}, line?: LineShare): Promise<OpenStation> {
   const o: SimOptions = { ...DEFAULT_SIM, ...opts };
-  if (!Number.isInteger(o.lanes) || o.lanes < 1 || o.lanes > 64) throw new ConfigError(`--lanes must be 1-64, got ${o.lanes}`);
+  if (!Number.isInteger(o.lanes) || o.lanes < 1 || o.lanes > MAX_LANES) throw new ConfigError(`--lanes must be 1-${MAX_LANES}, got ${o.lanes}`);
   if (!Number.isInteger(o.passengers) || o.passengers < 0) throw new ConfigError(`--passengers must be a whole number >= 0, got ${o.passengers}`);
   if (!(o.rate > 0)) throw new ConfigError(`--rate must be > 0 arrivals per lane per minute, got ${o.rate}`);
   const log = o.log ?? silentLogger;
@@ -302,17 +345,21 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   const qrWiring = pick(qrWirings, 'QR wiring (--qr)', o.qr);
   const backofficeWiring = pick(backofficeWirings, 'back office (--backoffice)', o.backoffice);
 
-  const clock = new VirtualClock();
-  const rng = new Random(o.seed);
-  const riders = makeRiders(o.passengers, rng, DEFAULT_MIX);
-  const backoffice = await backofficeWiring({ clock, log, seed: o.seed });
-  await backoffice.publish(riders);
+  const stationId = line?.station ?? 'SIM';
+  const clock = line?.clock ?? new VirtualClock();
+  // Riders are made as they arrive; the station breaks ties between lanes on the stream after theirs.
+  const riders = line?.riders ?? new RiderArrivals({ seed: o.seed, count: o.passengers, mix: DEFAULT_MIX });
+  const rng = riders.tieBreaks;
+  const backoffice = line?.backoffice ?? (await backofficeWiring({ clock, log, seed: o.seed }));
+  if (!line) await backoffice.publish([riders]);
+  const journalKeep = line?.journalKeep ?? o.journalKeep ?? Math.max(64, Math.floor(JOURNAL_RECORDS_HELD / o.lanes));
 
   const usedCodes = new MemoryUsedCodes();
-  const closers: (() => Promise<void>)[] = [backoffice.close];
+  // A line's back office is the line's to close.
+  const closers: (() => Promise<void>)[] = line ? [] : [backoffice.close];
   // --broker mqtt: each lane on its own link to a real station broker instead of one shared store.
   if (o.broker !== undefined && o.broker !== 'none' && o.broker !== 'mqtt') throw new ConfigError(`unknown broker (--broker) "${o.broker}"; known: none, mqtt`);
-  const simBroker = o.broker === 'mqtt' ? await (await import('./sim-broker.js')).startSimBroker({ station: 'SIM', lanes: Array.from({ length: o.lanes }, (_, i) => `L${String(i + 1).padStart(2, '0')}`), clock, log }) : undefined;
+  const simBroker = o.broker === 'mqtt' ? await (await import('./sim-broker.js')).startSimBroker({ station: stationId, lanes: Array.from({ length: o.lanes }, (_, i) => `L${String(i + 1).padStart(2, '0')}`), clock, log }) : undefined;
   if (simBroker) closers.push(simBroker.close);
   const lanes: Lane[] = [];
   const boards: VirtualBarrier[] = [];
@@ -324,7 +371,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     throw new ConfigError('a scenario that sets the lanes\' policy must state the same rule to the judge (judgeRule): the judge never reads the lanes\' config');
   }
   const laneConfig = (id: string, direction: LaneDirection): LaneConfig =>
-    parseLaneConfig({ lane: { id, station: 'SIM', direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
+    parseLaneConfig({ lane: { id, station: stationId, direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
   const passback = new MemoryPassback(laneConfig('X', 'bidirectional').policy.antiPassbackSeconds * 1000);
   if (simBroker) quietChecks.push(simBroker.quiet);
 
@@ -368,11 +415,11 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
         cardFault: (r, d) => (r === 'qr-malformed' ? qr : reader).presenter.cardFault(r, d),
       };
     }
-    const journal = new MemoryJournal();
+    const journal = new MemoryJournal({ keep: journalKeep });
     const lane = await startLane({
       config,
       clock,
-      log: log.child({ lane: laneId }),
+      log: log.child(line ? { station: stationId, lane: laneId } : { lane: laneId }),
       barrier: b.link,
       sources,
       lists: backoffice.lists,
@@ -440,13 +487,14 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
   if (baseSettle) await settleWires(quietChecks, 10_000);
   await idle();
   await o.onReady?.(sim);
-  try {
-    const summary = await station.run();
-    return { summary, sim };
-  } finally {
-    await Promise.allSettled(lanes.map((l) => l.stop()));
-    await Promise.allSettled(closers.map((c) => c()));
-  }
+  return {
+    sim,
+    quiet: () => inflight.size === 0 && !station.holding && quietChecks.every((q) => q()),
+    close: async () => {
+      await Promise.allSettled(lanes.map((l) => l.stop()));
+      await Promise.allSettled(closers.map((c) => c()));
+    },
+  };
 }
 
 

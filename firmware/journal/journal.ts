@@ -100,12 +100,22 @@ export interface Journal {
 }
 
 export class MemoryJournal implements Journal {
+  /** The records held, oldest first: all of them, or with `keep` the newest `keep` at least (twice that at most). */
   readonly records: JournalRecord[] = [];
   private seq = 0;
+  /** `keep`: hold only the newest records (a long simulation); the sequence still counts every one. */
+  constructor(private readonly opts: { keep?: number } = {}) {}
   append(entry: JournalEntry): Promise<number> {
     const seq = ++this.seq;
     this.records.push({ seq, entry });
+    const keep = this.opts.keep;
+    // Dropped in bulk, so an append costs the same however long the run.
+    if (keep !== undefined && this.records.length >= 2 * Math.max(1, keep)) this.records.splice(0, this.records.length - keep);
     return Promise.resolve(seq);
+  }
+  /** Records appended in all, those no longer held included. */
+  get appended(): number {
+    return this.seq;
   }
   close(): Promise<void> {
     return Promise.resolve();

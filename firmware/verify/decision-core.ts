@@ -94,6 +94,7 @@ export class MemoryUsedCodes implements UsedCodes {
   private readonly until = new Map<string, number>();
   /** The lane's clock as last seen (virtual in the simulator): pruning must not use the wall clock. */
   private lastNowMs = 0;
+  private lastPruneMs = 0;
   isUsed(codeId: string, nowMs: number): boolean {
     this.lastNowMs = nowMs;
     const u = this.until.get(codeId);
@@ -106,7 +107,12 @@ export class MemoryUsedCodes implements UsedCodes {
   }
   markUsed(codeId: string, untilMs: number): void {
     this.until.set(codeId, untilMs);
-    if (this.until.size > 100_000) this.prune(this.lastNowMs);
+    // An expired code can never be refused again: drop them every minute of lane time (a long simulated
+    // day holds the last minutes' codes, not every code since the start), and at the cap whatever the time.
+    if (this.until.size > 100_000 || this.lastNowMs - this.lastPruneMs >= 60_000) {
+      this.lastPruneMs = this.lastNowMs;
+      this.prune(this.lastNowMs);
+    }
   }
   prune(nowMs: number): void {
     for (const [k, u] of this.until) if (u < nowMs) this.until.delete(k);

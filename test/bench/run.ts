@@ -19,6 +19,7 @@ const sections: Section[] = [
   { name: 'rollout', load: () => import('./rollout.js') },
   { name: 'journal-integrity', load: () => import('./journal-integrity.js') },
   { name: 'replay', load: () => import('./replay.js') },
+  { name: 'sim', load: () => import('./sim.js') },
 ];
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;

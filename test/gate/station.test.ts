@@ -146,7 +146,7 @@ describe('simulated station', () => {
   });
 
   it('bad options get clear errors', async () => {
-    await expect(simulateStation({ lanes: 0 })).rejects.toThrow(/--lanes must be 1-64/);
+    await expect(simulateStation({ lanes: 0 })).rejects.toThrow(/--lanes must be 1-1024/);
     await expect(simulateStation({ barrier: 'carrier-pigeon' })).rejects.toThrow(/unknown barrier wiring .*known: typed/);
   });
 });
