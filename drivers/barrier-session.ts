@@ -34,8 +34,8 @@ export interface Pending {
   timer?: any;
 }
 
-/** An OPEN that lets someone through: never kept waiting for the link. */
-export const authorises = (c: Pending['cmd']) => c.type === 'OPEN' && c.passages > 0;
+/** A command that lets someone through (an OPEN for passengers, an AUTHORISE): never kept waiting for the link. */
+export const authorises = (c: Pending['cmd']) => (c.type === 'OPEN' && c.passages > 0) || c.type === 'AUTHORISE';
 
 /** Whether an answer from the board is for this command: ACK for a command, SESSION_ACK for SESSION, NACK for either. */
 export function answers(p: Pending, f: Extract<LinkFrame, { type: 'ACK' | 'NACK' | 'SESSION_ACK' }>): boolean {
