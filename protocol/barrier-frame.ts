@@ -1,3 +1,5 @@
+// Why this file is long: it is one wire format, and each frame type's encoding and decoding sit side by side
+// (with the resyncing reader that decodes them), so a frame's two halves are read, and changed, together.
 // Byte frames of the serial link between the runtime and the barrier controller board.
 // Pure: no I/O, no timers. Byte tables: protocol/README.md, section "Barrier link frames".
 //
