@@ -26,8 +26,12 @@ export interface WalkingModel {
   waitAtFlapsMs: number;
   /** Turning round before walking back out. */
   turnMs: number;
-  /** A second body on a rider's heels follows this close (uniform). */
-  secondBodyGapMs: readonly [number, number];
+  /**
+   * A second body on a rider's heels follows this far behind, at the rider's speed (uniform). Closer than
+   * the flap zone plus the fast close at walking speed (about 800 mm) no flap can stop it without closing
+   * on the rider ahead: the board then reports the obstruction and the crossing (firmware/lane/README.md).
+   */
+  secondBodyGapMm: readonly [number, number];
 }
 
 export const REFERENCE_WALK: WalkingModel = {
@@ -38,7 +42,7 @@ export const REFERENCE_WALK: WalkingModel = {
   headwayMs: [800, 1200],
   waitAtFlapsMs: 1500,
   turnMs: 600,
-  secondBodyGapMs: [700, 1100],
+  secondBodyGapMm: [900, 1400],
 };
 
 /** Bodies that are not a rider's tap-and-walk, as a share of the riders entering. */
@@ -119,6 +123,19 @@ interface Walker {
   timer?: number;
 }
 
+/** One body reaching the flaps, as the judge saw it. */
+export interface Arrival {
+  story: BodyStory;
+  body: number;
+  direction: Direction;
+  atMs: number;
+  /** where the flaps were */
+  flaps: FlapPosition;
+  authorised: boolean;
+  /** unauthorised, and the flaps were already shut */
+  stopped: boolean;
+}
+
 /** What a station rider brings to the lane. */
 export interface FlowHooks {
   /** The rider's tap lands (the station presents the credential). */
@@ -145,6 +162,8 @@ export class NormallyOpenFlow {
     admittedAfterWaiting: 0,
     byStory: Object.fromEntries(STOP_STORIES.map((s) => [s, { atFlaps: 0, stopped: 0 }])) as FlapsSummary['byStory'],
   };
+  /** Every body reaching the flaps (tests and traces listen here; the flow keeps only its tally). */
+  onArrival?: (a: Arrival) => void;
   private readonly grantMargins = new MarginHistogram();
   private readonly stopMargins = new MarginHistogram();
 
@@ -177,7 +196,7 @@ export class NormallyOpenFlow {
         w.tapped = true;
         hooks.tap();
       }, this.uniform(this.model.tapAfterMs));
-      if (opts.tailgater) this.clock.setTimeout(() => this.walkIn('second-body', direction), this.uniform(this.model.secondBodyGapMs));
+      if (opts.tailgater) this.clock.setTimeout(() => this.walkIn('second-body', direction, w.speed), (this.uniform(this.model.secondBodyGapMm) / w.speed) * 1000);
       this.waitingRelease = { hooks, notBefore: this.clock.now() + this.uniform(this.model.headwayMs) };
       this.scheduleRelease();
     };
@@ -254,6 +273,7 @@ export class NormallyOpenFlow {
         this.stopMargins.add(now - this.board.closedAt);
       }
     }
+    this.onArrival?.({ story: w.story, body: w.body, direction: w.direction, atMs: now, flaps, authorised, stopped: !authorised && flaps === 'closed' });
     if (flaps === 'closed') {
       w.stoppedSince = now;
       w.timer = this.clock.setTimeout(() => this.turnBack(w), this.model.waitAtFlapsMs);

@@ -51,9 +51,8 @@ export const afterPassage = [
 ] as const;
 
 
-/** Normally open: the lane goes where it belongs (an operator's choice, a fault) once no body walks in it. */
+/** Normally open: the lane goes where the operator chose once no body walks in it (faults act at once). */
 export const whenLaneEmpty = [
-  { guard: and(['laneEmpty', belongsIn('outOfService')]), target: OUT_OF_SERVICE },
   { guard: and(['laneEmpty', belongsIn('closed')]), target: '#gate.closed' },
   { guard: and(['laneEmpty', belongsIn('maintenance')]), target: '#gate.maintenance' },
   { guard: and(['laneEmpty', belongsIn('freePassage')]), target: '#gate.freePassage' },

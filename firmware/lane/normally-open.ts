@@ -60,8 +60,8 @@ export const flowing = {
       { actions: 'emitDecision' },
     ],
     DECISION_OVERDUE: [
-      { guard: and(['decisionOverdue', 'overdueHasBody']), target: 'blocking', actions: 'giveUpDecision' },
-      { guard: 'decisionOverdue', actions: 'giveUpDecision' },
+      { guard: and(['decisionOverdue', 'overdueHasBody']), target: 'blocking', actions: ['giveUpDecision', 'serveQueuedTap'] },
+      { guard: 'decisionOverdue', actions: ['giveUpDecision', 'serveQueuedTap'] },
     ],
     COMMAND_FAILED: [regimeRefused, { actions: 'alarm' }],
   },
@@ -69,7 +69,7 @@ export const flowing = {
 
 /** Flaps shut in front of a body that may not pass: open again once it has turned back, or is authorised. */
 export const blocking = {
-  always: [...whenLaneEmpty],
+  // No `always` to another mode: the last body held leaving goes to flowing first, which then applies it.
   on: {
     ...faultTakesLaneOut,
     ...taps,
@@ -88,7 +88,7 @@ export const blocking = {
       { guard: 'decidedRefusal', actions: ['emitDecision', 'refuseBody', 'showRefusal', 'serveQueuedTap'] },
       { actions: 'emitDecision' },
     ],
-    DECISION_OVERDUE: { guard: 'decisionOverdue', actions: 'giveUpDecision' },
+    DECISION_OVERDUE: { guard: 'decisionOverdue', actions: ['giveUpDecision', 'serveQueuedTap'] },
     COMMAND_FAILED: [regimeRefused, { actions: 'alarm' }],
   },
 } as const;

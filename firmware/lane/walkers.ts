@@ -20,6 +20,8 @@ export interface Walker {
   /** The decision under way for its tap (the request id). */
   tap?: number;
   fate: 'walking' | 'authorised' | 'refused' | 'stopped';
+  /** It walked in behind a body walking the same way that was authorised, or had a tap under way. */
+  behind?: boolean;
   /** The lane closed the flaps in front of it (refused, or stopped). */
   closed: boolean;
 }
@@ -48,9 +50,10 @@ export function enterBody(ws: Walker[], e: BodyEntered, now: number, t: Pick<Tim
   rest = rest.filter((w) => w.body !== e.body);
   const closeBy = closeByOf(now, e.etaMs, t);
   const announced = rest.find((w) => w.body === 0 && w.direction === e.direction);
+  const behind = rest.some((w) => w.body !== 0 && w.direction === e.direction && (w.fate === 'authorised' || w.tap !== undefined));
   const walker: Walker = announced
-    ? { ...announced, body: e.body, seenAt: now, closeBy }
-    : { body: e.body, direction: e.direction, seenAt: now, closeBy, fate: 'walking', closed: false };
+    ? { ...announced, body: e.body, seenAt: now, closeBy, behind }
+    : { body: e.body, direction: e.direction, seenAt: now, closeBy, fate: 'walking', closed: false, behind };
   const walkers = announced ? rest.map((w) => (w === announced ? walker : w)) : [...rest, walker];
   return { walkers: bounded(walkers), walker, expired };
 }
@@ -115,13 +118,12 @@ export function unauthorisedAtFlaps(ws: Walker[], body: number): boolean {
   return w === undefined || unguarded(w);
 }
 
-/** Why the flaps close in front of this body: its decision is still under way, it follows an authorised body, or no tap was seen. */
+/** Why the flaps close in front of this body: its decision is still under way, it came in on a rider's heels, or no tap was seen. */
 export function stopWhy(ws: Walker[], body: number): StopWhy {
   const w = ws.find((x) => x.body === body);
   if (!w) return 'at-flaps';
   if (w.tap !== undefined) return 'too-fast';
-  const ahead = ws.some((x) => x !== w && x.body !== 0 && x.direction === w.direction && x.fate === 'authorised' && x.seenAt <= w.seenAt);
-  return ahead ? 'second-body' : 'no-tap';
+  return w.behind ? 'second-body' : 'no-tap';
 }
 
 /** A body walking against a one-way lane. */
