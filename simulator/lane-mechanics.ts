@@ -20,12 +20,24 @@ export interface WalkingModel {
   speedMmPerS: { mean: number; sd: number; min: number; max: number };
   /** A rider's tap lands this long after their body broke the beam (uniform in the range). */
   tapAfterMs: readonly [number, number];
-  /** A follower enters at least this long after the body ahead (uniform). */
-  headwayMs: readonly [number, number];
+  /** A follower steps in once the body ahead is this far in (uniform). */
+  headwayMm: readonly [number, number];
+  /**
+   * Single file, nobody closes up: when the body ahead clears the flap zone, a follower is at least this far
+   * behind it (centre to centre). 1200 mm leaves a follower at 2 m/s 350 ms from the flaps: time for a fast
+   * close and the margin, were it unauthorised.
+   */
+  followGapMm: number;
   /** A body stopped at closed flaps waits this long for them to open, then turns back. */
   waitAtFlapsMs: number;
   /** Turning round before walking back out. */
   turnMs: number;
+  /**
+   * A refused rider who sees the red cross stops this long after the answer and turns back; a share of them
+   * (`refusedWalkOn`) walks on to the flaps regardless, as a fare evader would: those the flaps must stop.
+   */
+  reactMs: number;
+  refusedWalkOn: number;
   /**
    * A second body on a rider's heels follows this far behind, at the rider's speed (uniform). Closer than
    * the flap zone plus the fast close at walking speed (about 800 mm) no flap can stop it without closing
@@ -38,11 +50,14 @@ export const REFERENCE_WALK: WalkingModel = {
   readerToFlapsMm: 1200,
   flapZoneMm: 500,
   speedMmPerS: { mean: 1300, sd: 200, min: 900, max: 2000 },
-  tapAfterMs: [100, 400],
-  headwayMs: [800, 1200],
+  tapAfterMs: [150, 600],
+  headwayMm: [1000, 1500],
+  followGapMm: 1200,
   waitAtFlapsMs: 1500,
   turnMs: 600,
-  secondBodyGapMm: [900, 1400],
+  reactMs: 500,
+  refusedWalkOn: 0.25,
+  secondBodyGapMm: [1050, 1400],
 };
 
 /** Bodies that are not a rider's tap-and-walk, as a share of the riders entering. */
@@ -119,7 +134,16 @@ interface Walker {
   /** the answer to the rider's last tap, as the station saw it */
   answer?: 'granted' | 'refused';
   tapped: boolean;
+  enteredAt: number;
+  /** reached the flap zone (stopped there or walking through) */
+  reached?: boolean;
   stoppedSince?: number;
+  /** the body that entered just before it, the same way (single file: it cannot pass it) */
+  leader?: Walker;
+  /** bodies that came up behind it while it stood at, or walked through, the flaps */
+  queued?: Walker[];
+  /** lane clock ms it cleared the flap zone (walked through) */
+  clearedAt?: number;
   timer?: number;
 }
 
@@ -151,8 +175,9 @@ export class NormallyOpenFlow {
   private readonly random: () => number;
   private readonly walking = new Set<Walker>();
   private current?: Walker;
-  private lastEnteredAt = -Infinity;
-  private waitingRelease?: { hooks: FlowHooks; notBefore: number };
+  /** the body that entered last */
+  private last?: Walker;
+  private waitingRelease?: { hooks: FlowHooks; notBefore: number; held?: boolean };
   private releaseTimer?: number;
   private readonly tally = {
     bodies: 0,
@@ -187,39 +212,93 @@ export class NormallyOpenFlow {
   /** A rider of the station steps into the lane (bodies that do not tap may go first); hooks.release() lets the next one in. */
   enter(direction: Direction, opts: { tailgater: boolean }, hooks: FlowHooks): void {
     const oneWay = this.laneDirection !== 'bidirectional';
-    if (this.chance(this.fraud.noTap)) this.walkIn('no-tap', direction);
-    else if (oneWay && this.chance(this.fraud.wrongWay)) this.walkIn('wrong-way', direction === 'entry' ? 'exit' : 'entry');
+    const noTap = this.chance(this.fraud.noTap);
+    const wrongWay = !noTap && oneWay && this.chance(this.fraud.wrongWay);
+    const speed = this.speed();
     const go = () => {
-      const w = this.walkIn('rider', direction);
+      const w = this.walkIn('rider', direction, speed);
       this.current = w;
       this.clock.setTimeout(() => {
         w.tapped = true;
         hooks.tap();
       }, this.uniform(this.model.tapAfterMs));
-      if (opts.tailgater) this.clock.setTimeout(() => this.walkIn('second-body', direction, w.speed), (this.uniform(this.model.secondBodyGapMm) / w.speed) * 1000);
-      this.waitingRelease = { hooks, notBefore: this.clock.now() + this.uniform(this.model.headwayMs) };
+      const release = { hooks, notBefore: this.clock.now() + this.headwayMs(w), held: opts.tailgater };
+      this.waitingRelease = release;
+      // The second body walks in on the rider's heels; the next rider follows it, not the rider.
+      if (opts.tailgater) {
+        this.clock.setTimeout(() => {
+          const b = this.walkIn('second-body', direction, w.speed);
+          release.held = false;
+          release.notBefore = Math.max(release.notBefore, this.clock.now() + this.headwayMs(b));
+          this.scheduleRelease();
+        }, (this.uniform(this.model.secondBodyGapMm) / w.speed) * 1000);
+      }
       this.scheduleRelease();
     };
-    // A body that went first (no tap, wrong way) is ahead: keep the headway, and wait while it blocks the lane.
-    if (this.walking.size > 0) this.whenClear(go, this.lastEnteredAt + this.uniform(this.model.headwayMs));
-    else go();
+    /** Step in once nobody ahead would be caught up before the flaps (the lane is single file), and the lane is not shut. */
+    const follow = (v: number, fn: () => void, notBefore = this.clock.now()) =>
+      this.whenClear(fn, Math.max(notBefore, this.catchUpFreeAt(direction, v)), () => this.catchUpFreeAt(direction, v) <= this.clock.now());
+    // A two-way lane serves one way at a time: a rider from the other end waits until it is empty. Someone
+    // walking in the wrong way does so into an empty lane (into an oncoming rider between the flaps no flap
+    // could stop them: README); the rider waits until the lane is clear again. A body that does not tap goes
+    // first, and the rider follows it at the headway.
+    const opposite = [...this.walking].some((x) => x.direction !== direction);
+    const empty = () => this.walking.size === 0;
+    if (wrongWay) {
+      this.whenClear(
+        () => {
+          this.walkIn('wrong-way', direction === 'entry' ? 'exit' : 'entry');
+          this.whenClear(go, this.clock.now(), empty);
+        },
+        this.clock.now(),
+        empty,
+      );
+    } else if (opposite) this.whenClear(go, this.clock.now(), () => ![...this.walking].some((x) => x.direction !== direction));
+    else if (noTap) {
+      const v = this.speed();
+      follow(v, () => {
+        const f = this.walkIn('no-tap', direction, v);
+        follow(speed, go, this.clock.now() + this.headwayMs(f));
+      });
+    } else follow(speed, go);
   }
 
-  /** The station's answer to the current rider's tap (a torn tap's refusal included). */
-  answered(granted: boolean): void {
-    if (this.current) this.current.answer = granted ? 'granted' : 'refused';
+  /** When a body walking `v` may step in and still be followGapMm behind the one ahead when that one clears the flap zone. */
+  private catchUpFreeAt(direction: Direction, v: number): number {
+    const a = this.last;
+    if (!a || !this.walking.has(a) || a.direction !== direction) return -Infinity;
+    const m = this.model;
+    const clears = a.enteredAt + ((m.readerToFlapsMm + m.flapZoneMm) / a.speed) * 1000;
+    return clears - ((m.readerToFlapsMm + m.flapZoneMm - m.followGapMm) / v) * 1000;
+  }
+
+
+  /** The station's answer to the current rider's tap; `retry`: a torn tap's "tap again", the rider taps at once again. */
+  answered(granted: boolean, retry = false): void {
+    const w = this.current;
+    if (w) {
+      w.answer = granted ? 'granted' : 'refused';
+      // Most refused riders stop short of the flaps and turn back; some walk on, and the flaps must stop them.
+      if (!granted && !retry && !w.reached && !this.chance(this.model.refusedWalkOn)) {
+        this.clock.clearTimeout(w.timer);
+        w.timer = this.clock.setTimeout(() => this.stopShort(w), this.model.reactMs);
+      }
+    }
     this.checkRelease();
   }
 
   /** Bodies walk in at a seeded speed; the board reports them and this model moves them to the flaps. */
-  walkIn(story: BodyStory, direction: Direction, speedMmPerS = this.speed()): Walker {
+  walkIn(story: BodyStory, direction: Direction, speed = this.speed()): Walker {
     const m = this.model;
+    const speedMmPerS = speed;
     const etaMs = (m.readerToFlapsMm / speedMmPerS) * 1000;
     const body = this.board.bodyEnters(direction, etaMs);
-    const w: Walker = { story, body, direction, speed: speedMmPerS, tapped: false };
+    const prev = this.last;
+    const leader = prev && this.walking.has(prev) && prev.direction === direction ? prev : undefined;
+    const w: Walker = { story, body, direction, speed: speedMmPerS, tapped: false, enteredAt: this.clock.now(), leader };
     this.walking.add(w);
+    this.last = w;
     this.tally.bodies++;
-    this.lastEnteredAt = this.clock.now();
     w.timer = this.clock.setTimeout(() => this.atFlaps(w), etaMs);
     return w;
   }
@@ -255,8 +334,32 @@ export class NormallyOpenFlow {
 
   // ---- bodies ----
 
+  /** A refused rider stops where they are (short of the flaps, or at them if they got there) and walks back out. */
+  private stopShort(w: Walker): void {
+    const now = this.clock.now();
+    const eta = w.enteredAt + (this.model.readerToFlapsMm / w.speed) * 1000;
+    if (now >= eta) return this.atFlaps(w);
+    const walkedMs = now - w.enteredAt;
+    w.timer = this.clock.setTimeout(() => {
+      this.board.bodyTurnsBack(w.body);
+      this.done(w);
+    }, this.model.turnMs + walkedMs);
+  }
+
   private atFlaps(w: Walker): void {
     const now = this.clock.now();
+    // Single file: the one ahead still stands at, or walks through, the flaps: wait behind it.
+    const l = w.leader;
+    if (l && this.walking.has(l) && l.reached) {
+      (l.queued ??= []).push(w);
+      return;
+    }
+    const keep = l?.clearedAt === undefined ? 0 : l.clearedAt + (Math.max(0, this.model.followGapMm - this.model.flapZoneMm) / w.speed) * 1000 - now;
+    if (keep > 0) {
+      w.timer = this.clock.setTimeout(() => this.atFlaps(w), keep);
+      return;
+    }
+    w.reached = true;
     const tracked = this.board.bodies.get(w.body);
     const authorised = tracked?.authorised === true;
     const flaps: FlapPosition = this.board.bodyAtFlaps(w.body);
@@ -294,6 +397,7 @@ export class NormallyOpenFlow {
   }
 
   private cross(w: Walker): void {
+    w.clearedAt = this.clock.now();
     const way: BodyExit = this.board.bodyCrosses(w.body);
     if (way === 'intruded' && this.board.mode === 'normal') this.tally.intruded++;
     this.done(w);
@@ -310,6 +414,10 @@ export class NormallyOpenFlow {
 
   private done(w: Walker): void {
     this.walking.delete(w);
+    // Those waiting behind it walk up to the flaps, keeping their distance.
+    for (const q of w.queued ?? []) this.atFlaps(q);
+    w.queued = undefined;
+    w.leader = undefined;
     if (this.current === w) this.current = undefined;
     this.checkRelease();
     this.flushClear();
@@ -322,21 +430,21 @@ export class NormallyOpenFlow {
 
   // ---- who may step in next ----
 
-  /** Flaps resting open (or opening) and nobody standing stopped in front of them. */
+  /** Flaps resting open (or opening), nobody standing stopped in front of them, no body that does not tap still on its way to them. */
   private clear(): boolean {
     if (this.board.flaps === 'closed' || this.board.flaps === 'closing') return false;
-    for (const w of this.walking) if (w.stoppedSince !== undefined) return false;
+    for (const w of this.walking) if (w.stoppedSince !== undefined || (w.story !== 'rider' && !w.reached)) return false;
     return true;
   }
 
-  private clearWaiters: { fn: () => void; notBefore: number }[] = [];
-  private whenClear(fn: () => void, notBefore: number): void {
-    this.clearWaiters.push({ fn, notBefore });
+  private clearWaiters: { fn: () => void; notBefore: number; also?: () => boolean }[] = [];
+  private whenClear(fn: () => void, notBefore: number, also?: () => boolean): void {
+    this.clearWaiters.push({ fn, notBefore, also });
     this.clock.setTimeout(() => this.flushClear(), Math.max(0, notBefore - this.clock.now()));
   }
   private flushClear(): void {
     const now = this.clock.now();
-    const ready = this.clearWaiters.filter((x) => x.notBefore <= now && this.clear() && this.walking.size === 0);
+    const ready = this.clearWaiters.filter((x) => x.notBefore <= now && this.clear() && (x.also?.() ?? true));
     if (ready.length === 0) return;
     this.clearWaiters = this.clearWaiters.filter((x) => !ready.includes(x));
     for (const x of ready) x.fn();
@@ -355,7 +463,7 @@ export class NormallyOpenFlow {
   private checkRelease(): void {
     this.flushClear();
     const r = this.waitingRelease;
-    if (!r || this.clock.now() < r.notBefore || r.hooks.busy() || !this.clear()) return;
+    if (!r || r.held || this.clock.now() < r.notBefore || r.hooks.busy() || !this.clear()) return;
     // The rider ahead has tapped and been answered, and nothing blocks the lane: the next one steps in.
     if (this.current && (!this.current.tapped || this.current.answer === undefined)) return;
     this.waitingRelease = undefined;
@@ -363,6 +471,11 @@ export class NormallyOpenFlow {
   }
 
   // ---- draws ----
+
+  /** How long until a follower may step in behind `w`: it is the headway distance in. */
+  private headwayMs(w: Walker): number {
+    return (this.uniform(this.model.headwayMm) / w.speed) * 1000;
+  }
 
   private chance(p: number): boolean {
     return p > 0 && this.random() < p;

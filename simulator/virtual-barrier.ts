@@ -184,7 +184,10 @@ export class VirtualBarrier implements TypedBarrierPeer {
     if (!b) return at;
     b.inFlapZone = at !== 'closed';
     if (this.reportsBodies) this.emit({ type: 'BODY_AT_FLAPS', direction: b.direction, body });
-    if (at === 'closing') this.moveFlaps('open');
+    if (at === 'closing') {
+      this.emit({ type: 'OBSTRUCTION' });
+      this.moveFlaps('open');
+    }
     return at;
   }
 

@@ -9,9 +9,11 @@ import { credentialKey, credentialRef, type Credential, type Direction, type Lan
 import { VirtualClock } from '../../simulator/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type Registration, type Rider } from '../../simulator/population.js';
+import { DEFAULT_MIX, Random, makeCredential, makeRiders, registrations, type PopulationMix, type Registration, type Rider } from '../../simulator/population.js';
 import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../../simulator/station.js';
 import { VirtualBarrier, DEFAULT_MECHANICS } from '../../simulator/virtual-barrier.js';
+import { NormallyOpenFlow, REFERENCE_WALK, type FraudMix } from '../../simulator/lane-mechanics.js';
+import type { FlapRegime } from '../../protocol/barrier.js';
 import { ConfigError, parseLaneConfig, type LaneConfig } from '../config/config.js';
 import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../verify/decision-core.js';
 import { MemoryJournal, type Journal } from '../journal/journal.js';
@@ -44,6 +46,12 @@ export interface SimOptions {
   lanePolicy?: unknown;
   /** The rule the station's judge applies (default: the simulator's STATION_RULE). */
   judgeRule?: TruthPolicy;
+  /** The lanes' `lane.flaps` (default normally-closed); normally-open riders walk through while the lane decides. */
+  flaps?: FlapRegime;
+  /** The riders' mix of credentials and stories (default DEFAULT_MIX). */
+  mix?: PopulationMix;
+  /** Normally open: bodies that do not tap, as a share of riders (default DEFAULT_FRAUD). */
+  fraud?: FraudMix;
   /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
   broker?: string;
   log?: Logger;
@@ -64,6 +72,9 @@ export const DEFAULT_SIM: SimOptions = {
   backoffice: 'memory',
 };
 
+
+/** Normally open: one in a hundred riders' turn goes to someone walking in without a tap, and as many the wrong way (one-way lanes). */
+export const DEFAULT_FRAUD: FraudMix = { noTap: 0.01, wrongWay: 0.01 };
 
 export interface BarrierWiring {
   link: BarrierLink;
@@ -301,7 +312,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
 
   const clock = new VirtualClock();
   const rng = new Random(o.seed);
-  const riders = makeRiders(o.passengers, rng, DEFAULT_MIX);
+  const riders = makeRiders(o.passengers, rng, o.mix ?? DEFAULT_MIX);
   const backoffice = await backofficeWiring({ clock, log, seed: o.seed });
   await backoffice.publish(riders);
 
@@ -321,7 +332,7 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     throw new ConfigError('a scenario that sets the lanes\' policy must state the same rule to the judge (judgeRule): the judge never reads the lanes\' config');
   }
   const laneConfig = (id: string, direction: LaneDirection): LaneConfig =>
-    parseLaneConfig({ lane: { id, station: 'SIM', direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
+    parseLaneConfig({ lane: { id, station: 'SIM', direction, flaps: o.flaps ?? 'normally-closed' }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
   const passback = new MemoryPassback(laneConfig('X', 'bidirectional').policy.antiPassbackSeconds * 1000);
   if (simBroker) quietChecks.push(simBroker.quiet);
 
@@ -382,7 +393,8 @@ export async function simulateStation(opts: Partial<SimOptions> = {}): Promise<{
     lanes.push(lane);
     boards.push(board);
     journals.push(journal);
-    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit });
+    const flow = o.flaps === 'normally-open' ? new NormallyOpenFlow(clock, board, direction, (o.seed * 131 + i) >>> 0, REFERENCE_WALK, o.fraud ?? DEFAULT_FRAUD) : undefined;
+    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit, ...(flow ? { flow } : {}) });
   }
 
   // One fire-alarm input opens every lane of the station.

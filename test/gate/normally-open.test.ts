@@ -164,10 +164,11 @@ describe('normally-open lane: every fraud story ends with the flaps shut before 
     await l.advance(1000);
     expect(l.alarms).toEqual(['body-stopped:no-tap', 'body-stopped:no-tap']);
     stoppedInTime(l, a.body);
+    // b waits behind a (single file) until a has turned back, then meets the flaps still shut.
+    await l.advance(2500);
     stoppedInTime(l, b.body);
-    await l.advance(2000);
     expect(l.state()).toBe('normal.blocking');
-    await l.advance(2000);
+    await l.advance(3000);
     expect(l.state()).toBe('normal.flowing');
     expect(l.count('OPEN')).toBe(1);
   });
