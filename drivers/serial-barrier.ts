@@ -1,10 +1,11 @@
 // Why this file is long: it is one link state machine (open, session and status resync, acked commands,
-// retransmission, asking the board what it executed, heartbeat, silence, reopen) whose parts share the
-// same sequence and timer state; split, each part would need the others' internals.
+// retransmission, heartbeat, silence, reopen) whose parts share the same sequence, queue and timer state.
+// What the board says about sessions and lost acks is decided in barrier-session.ts; the settings and
+// counters are in serial-barrier-config.ts.
 // The barrier link over a real serial line (RS-232 or RS-485): serialport + @serialport/parser-byte-length,
 // frames from protocol/barrier-frame.ts. Acked commands with bounded retransmission (same seq, so the
 // board executes once); when every ack of a command is lost, the board is asked (SESSION) whether it
-// executed it, and the command is settled by the answer. A session id, random per link instance, tells
+// executed it, and the command is settled by the answer (barrier-session.ts). A session id, random per link instance, tells
 // the board that a restarted runtime is a new talker (its seq 1 is never a repeat of the last process's).
 // Commands sent before the link is up wait for it (bounded queue, deadline `linkWaitMs`). Heartbeats both
 // ways, silence detection, status resync before serving anyone, and reopening the device when a USB
@@ -13,7 +14,6 @@
 import { randomInt } from 'node:crypto';
 import { ByteLengthParser } from '@serialport/parser-byte-length';
 import { SerialPort } from 'serialport';
-import { z } from 'zod';
 import type { BarrierCommand, BarrierEvent } from '../protocol/barrier.js';
 import { GateError, GateErrorCode } from '../protocol/errors.js';
 import {
@@ -24,80 +24,16 @@ import {
   FrameReader,
   type LinkFrame,
   sessionHex,
-  TYPE,
   typeCode,
 } from '../protocol/barrier-frame.js';
-import { type BarrierLink, type BarrierLinkCounters, type Clock, systemClock } from './seams.js';
+import { answers, authorises, BoardSessions, type CommandOutcome, type Outcome, type Pending } from './barrier-session.js';
+import { serialBarrierConfigSchema, type SerialBarrierConfig, type SerialBarrierConfigInput, type SerialBarrierCounters } from './serial-barrier-config.js';
+import { type BarrierLink, type Clock, systemClock } from './seams.js';
 
-const ms = (def: number, min = 1) => z.number().int().min(min).max(600_000).default(def);
-
-/** The lane config's `drivers.barrier` section when `type` is "serial". */
-export const serialBarrierConfigSchema = z
-  .object({
-    type: z.literal('serial'),
-    /** Device path, e.g. /dev/ttyUSB0, /dev/serial/by-id/..., or a pty link. */
-    path: z.string().min(1),
-    baudRate: z.number().int().min(300).max(4_000_000).default(115200),
-    dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
-    parity: z.enum(['none', 'even', 'odd']).default('none'),
-    stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
-    /**
-     * RS-485 half duplex. `rtsToggle`: the driver raises RTS while it sends (adapters without automatic
-     * direction control). The runtime ignores its own frames heard back on a 2-wire bus.
-     */
-    rs485: z
-      .object({ enabled: z.boolean().default(false), rtsToggle: z.boolean().default(false) })
-      .strict()
-      .default({ enabled: false, rtsToggle: false }),
-    /** Wait this long for ACK/NACK before sending the same frame again (doubling per retry, up to 8×). */
-    ackTimeoutMs: ms(40),
-    /** Retransmissions after the first send; then the command is reported failed. */
-    retries: z.number().int().min(0).max(20).default(3),
-    heartbeatMs: ms(100),
-    /** No valid frame from the board for this long: link down, lane out of service. */
-    silenceMs: ms(500),
-    /** Retry period for opening a missing or unplugged device. */
-    reopenMs: ms(250),
-    /** Commands waiting behind the one in flight, or for the link; beyond this they fail at once. */
-    queueLimit: z.number().int().min(1).max(10_000).default(64),
-    /**
-     * A command sent while the link is not up (port not open yet, board not answering, status resync under
-     * way) waits for it this long, in order, then fails. An OPEN that authorises passengers never waits:
-     * opening late would let through someone the lane already gave up on.
-     */
-    linkWaitMs: ms(5000),
-  })
-  .strict();
-
-export type SerialBarrierConfig = z.infer<typeof serialBarrierConfigSchema>;
-export type SerialBarrierConfigInput = z.input<typeof serialBarrierConfigSchema>;
-
+export { serialBarrierConfigSchema, type SerialBarrierConfig, type SerialBarrierConfigInput, type SerialBarrierCounters } from './serial-barrier-config.js';
+export type { CommandOutcome } from './barrier-session.js';
 /** Running totals a metrics module can read: declared on the seam (drivers/seams.ts). */
 export type { BarrierLinkCounters } from './seams.js';
-
-/** The seam's counters plus what this driver alone knows (sessions, lost acks, waiting for the link). */
-export interface SerialBarrierCounters extends BarrierLinkCounters {
-  /** every ack of a command was lost, and the board said it had executed it: settled as done */
-  ackLostExecuted: number;
-  /** every ack of a command was lost, and the board said it had not executed it: COMMAND_FAILED, executed false */
-  ackLostNotExecuted: number;
-  /** every ack of a command was lost, and the board could not say (no answer, restarted, no SESSION support) */
-  ackLostUnknown: number;
-  /** SESSION answered `fresh`: the board started our session (first contact, or it had restarted) */
-  freshSessions: number;
-  /** commands that waited for the link longer than linkWaitMs and failed */
-  linkWaitExpired: number;
-}
-
-/**
- * What became of a command. `ackLost`: every ack was lost, and the board said it executed the command.
- * `executed: false`: the board did not execute it, known for sure; absent on a failure: unknown.
- */
-export type CommandOutcome = { ok: true; attempts: number; ackLost?: true } | { ok: false; detail: string; executed?: false };
-
-type SessionAck = Extract<LinkFrame, { type: 'SESSION_ACK' }>;
-/** An outcome inside the driver: a SESSION's carries the board's answer. */
-type Outcome = CommandOutcome | { ok: true; attempts: number; session: SessionAck };
 
 /** The part of a serialport stream this driver uses (SerialPort, SerialPortMock). */
 export interface PortLike {
@@ -124,32 +60,7 @@ export interface SerialBarrierOptions {
   session?: number;
 }
 
-interface Pending {
-  /** What goes out: a command, or SESSION (internal: session start at resync, or asking what was executed) */
-  cmd: BarrierCommand | { type: 'SESSION' };
-  internal: boolean;
-  /** internal ones: part of the session and status resync, or asking what a command with lost acks did */
-  role?: 'resync' | 'check';
-  resolve: (o: Outcome) => void;
-  /** clock time it was queued: how long it has waited for the link */
-  queuedAt: number;
-  settled?: boolean;
-  seq?: number;
-  bytes?: Buffer;
-  attempts?: number;
-  timer?: any;
-}
-
-/** An OPEN that lets someone through: never kept waiting for the link. */
-const authorises = (c: Pending['cmd']) => c.type === 'OPEN' && c.passages > 0;
-
 const silentLog = { debug() {}, info() {}, warn() {} };
-
-/** Whether an answer from the board is for this command: ACK for a command, SESSION_ACK for SESSION, NACK for either. */
-function answers(p: Pending, f: Extract<LinkFrame, { type: 'ACK' | 'NACK' | 'SESSION_ACK' }>): boolean {
-  if (p.cmd.type === 'SESSION') return f.type === 'SESSION_ACK' || (f.type === 'NACK' && f.of === TYPE.SESSION);
-  return f.type !== 'SESSION_ACK' && f.of === TYPE[p.cmd.type];
-}
 
 export class SerialBarrierLink implements BarrierLink {
   readonly config: SerialBarrierConfig;
@@ -168,13 +79,11 @@ export class SerialBarrierLink implements BarrierLink {
 
   private queue: Pending[] = [];
   private inflight?: Pending;
-  /** A command whose acks were all lost, while the board is asked whether it executed it. */
-  private checking?: Pending;
   private nextSeq = 1;
   /** This runtime's session with the board (README "Sessions"). */
   readonly session: number;
-  /** Whether the board answers SESSION: learnt at each resync; undefined before the first answer. */
-  private boardSessions: boolean | undefined;
+  /** What the board says about sessions, and the command whose acks were all lost while it is asked about it. */
+  private readonly sessions: BoardSessions;
   /** Why the link is not up, for commands that gave up waiting for it. */
   private downDetail = 'link not yet up';
   private heartbeatSeq = 0;
@@ -221,6 +130,20 @@ export class SerialBarrierLink implements BarrierLink {
     if (!Number.isInteger(this.session) || this.session < 1 || this.session > 0xffffffff) throw new GateError(`barrier link session must be 1..4294967295, got ${this.session}`, GateErrorCode.Config, { session: this.session });
     // README "Sessions": a board without sessions is unlikely to take a restarted runtime's first seq for a repeat.
     this.nextSeq = 1 + (this.session % 255);
+    this.sessions = new BoardSessions({
+      session: this.session,
+      path: this.config.path,
+      log: this.log,
+      own: this.own,
+      now: () => this.clock.now(),
+      release: (p) => {
+        this.clock.clearTimeout(p.timer);
+        this.inflight = undefined;
+      },
+      first: (...p) => this.queue.unshift(...p),
+      pump: () => this.pump(),
+      finish: (p, o) => this.finish(p, o),
+    });
     this.newSlicer();
   }
 
@@ -231,12 +154,12 @@ export class SerialBarrierLink implements BarrierLink {
 
   /** No command in flight, being checked or queued (the simulated station waits for this between virtual-time steps). */
   get idle(): boolean {
-    return !this.inflight && !this.checking && this.queue.length === 0;
+    return !this.inflight && !this.sessions.checking && this.queue.length === 0;
   }
 
   /** Whether the board answers SESSION (reports what it executed); undefined until it has answered one. */
   get boardSupportsSessions(): boolean | undefined {
-    return this.boardSessions;
+    return this.sessions.supported;
   }
 
   /** 'up' once the board answered a status request; what the lane may rely on. */
@@ -388,29 +311,8 @@ export class SerialBarrierLink implements BarrierLink {
     this.own.resyncs++;
     const now = this.clock.now();
     this.resyncSentAt = now;
-    this.queue.unshift(
-      { cmd: { type: 'SESSION' }, internal: true, role: 'resync', queuedAt: now, resolve: (o) => this.onSessionAnswer(o) },
-      { cmd: { type: 'STATUS_REQUEST' }, internal: true, role: 'resync', queuedAt: now, resolve: () => {} },
-    );
+    this.queue.unshift(...this.sessions.resyncFrames(now));
     this.pump();
-  }
-
-  /** What a SESSION's answer says about the board: it speaks sessions, or (NACK unsupported) it does not. */
-  private onSessionAnswer(o: Outcome): SessionAck | undefined {
-    if ('session' in o) {
-      if (this.boardSessions !== true) this.log.info({ path: this.config.path, session: sessionHex(this.session) }, 'barrier board speaks sessions');
-      this.boardSessions = true;
-      if (o.session.fresh) {
-        this.own.freshSessions++;
-        this.log.info({ path: this.config.path, session: sessionHex(this.session) }, 'barrier board started our session');
-      }
-      return o.session;
-    }
-    if (!o.ok && o.detail === 'refused by the board: unsupported') {
-      if (this.boardSessions !== false) this.log.warn({ path: this.config.path }, 'barrier board does not speak sessions: a command whose acks are all lost cannot be checked');
-      this.boardSessions = false;
-    }
-    return undefined;
   }
 
   private linkDown(detail: string): void {
@@ -469,7 +371,7 @@ export class SerialBarrierLink implements BarrierLink {
       if (!p) return;
       // Commands wait for the link, and behind a command whose fate the board is being asked about; the
       // session and status resync and that question (queued first) go ahead of them.
-      if (!p.internal && (this.link !== 'up' || this.checking)) return;
+      if (!p.internal && (this.link !== 'up' || this.sessions.checking)) return;
       this.queue.shift();
       p.seq = this.nextSeq;
       this.nextSeq = this.nextSeq === 255 ? 1 : this.nextSeq + 1;
@@ -500,54 +402,8 @@ export class SerialBarrierLink implements BarrierLink {
     p.timer = this.clock.setTimeout(() => {
       if (this.inflight !== p) return;
       if (p.attempts! <= this.config.retries) this.transmit(p);
-      else this.noAnswer(p);
+      else this.sessions.acksLost(p);
     }, wait);
-  }
-
-  /**
-   * Every ack of a command was lost. Before calling it failed, ask the board (SESSION, which reports the
-   * last command it executed in our session) whether it executed it; commands behind it wait for the answer.
-   */
-  private noAnswer(p: Pending): void {
-    const detail = `no answer after ${p.attempts} attempts`;
-    const type = p.cmd.type;
-    if (p.internal || type === 'STATUS_REQUEST' || type === 'SESSION') return this.finish(p, { ok: false, detail });
-    if (this.boardSessions === false) {
-      this.own.ackLostUnknown++;
-      return this.finish(p, { ok: false, detail: `${detail}; the board does not report what it executed (no SESSION support): unknown whether it executed ${type}` });
-    }
-    this.clock.clearTimeout(p.timer);
-    this.inflight = undefined;
-    this.checking = p;
-    this.queue.unshift({ cmd: { type: 'SESSION' }, internal: true, role: 'check', queuedAt: this.clock.now(), resolve: (o) => this.settleChecked(p, detail, o) });
-    this.pump();
-  }
-
-  /** The board's answer about a command whose acks were all lost settles it: done, not done, or unknown. */
-  private settleChecked(p: Pending, detail: string, o: Outcome): void {
-    if (this.checking !== p) return;
-    this.checking = undefined;
-    const type = p.cmd.type;
-    const a = this.onSessionAnswer(o);
-    if (!a) {
-      this.own.ackLostUnknown++;
-      const why = !o.ok ? o.detail : 'no session answer';
-      return this.finish(p, { ok: false, detail: `${detail}; asking the board what it executed failed too (${why}): unknown whether it executed ${type}` });
-    }
-    if (a.fresh) {
-      // The board forgot our session (it restarted): what it did before is unknown; let the lane hear its state.
-      this.own.ackLostUnknown++;
-      this.queue.unshift({ cmd: { type: 'STATUS_REQUEST' }, internal: true, queuedAt: this.clock.now(), resolve: () => {} });
-      return this.finish(p, { ok: false, detail: `${detail}; the board no longer held our session (restarted?): unknown whether it executed ${type}` });
-    }
-    if (a.last && a.last.seq === p.seq && a.last.command === type) {
-      this.own.ackLostExecuted++;
-      this.log.info({ path: this.config.path, command: type, seq: p.seq, attempts: p.attempts }, 'barrier command executed, every ack of it lost');
-      return this.finish(p, { ok: true, attempts: p.attempts!, ackLost: true });
-    }
-    this.own.ackLostNotExecuted++;
-    const last = a.last ? `#${a.last.seq} ${a.last.command}` : 'none';
-    return this.finish(p, { ok: false, executed: false, detail: `${detail}; the board did not execute it (its last executed command: ${last})` });
   }
 
   /** Settle a command; a failure is counted and reported as COMMAND_FAILED (internal ones only counted). */
@@ -583,7 +439,7 @@ export class SerialBarrierLink implements BarrierLink {
    * authorising OPEN still queued; other commands keep waiting for the link (at most linkWaitMs).
    */
   private failSent(detail: string): void {
-    const sent = [...(this.inflight ? [this.inflight] : []), ...(this.checking ? [this.checking] : [])];
+    const sent = [...(this.inflight ? [this.inflight] : []), ...(this.sessions.checking ? [this.sessions.checking] : [])];
     const dropped = this.queue.filter((p) => p.internal || authorises(p.cmd));
     this.queue = this.queue.filter((p) => !p.internal && !authorises(p.cmd));
     for (const p of sent) this.finish(p, { ok: false, detail: `${detail}: sent, unknown whether the board executed it` });
@@ -591,7 +447,7 @@ export class SerialBarrierLink implements BarrierLink {
   }
 
   private failAll(detail: string): void {
-    const all = [...(this.inflight ? [this.inflight] : []), ...(this.checking ? [this.checking] : []), ...this.queue];
+    const all = [...(this.inflight ? [this.inflight] : []), ...(this.sessions.checking ? [this.sessions.checking] : []), ...this.queue];
     this.queue = [];
     for (const p of all) this.finish(p, { ok: false, detail });
   }
@@ -677,7 +533,7 @@ export class SerialBarrierLink implements BarrierLink {
     if (e.type === 'STATUS' && this.link === 'resyncing') {
       this.link = 'up';
       this.reportedUp = true;
-      this.log.info({ status: e, session: sessionHex(this.session), boardSessions: this.boardSessions }, 'barrier link up');
+      this.log.info({ status: e, session: sessionHex(this.session), boardSessions: this.sessions.supported }, 'barrier link up');
       this.emit?.({ type: 'LINK', up: true });
       this.emit?.(e);
       // Commands that waited for the link go now, in the order they were sent.

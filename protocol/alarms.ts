@@ -15,6 +15,14 @@ export type Alarm =
   | { alarm: 'intrusion'; direction: Direction }
   | { alarm: 'tailgating' }
   | { alarm: 'obstruction' }
+  /**
+   * Normally open: the flaps closed in front of a body that had no authorisation. `why`: no tap seen for it,
+   * a second body behind an authorised one, its decision not durable in time, walking in the wrong way, or
+   * it reached open flaps unauthorised (the close came late: the board then reports whether it crossed).
+   */
+  | { alarm: 'body-stopped'; direction: Direction; why: 'no-tap' | 'second-body' | 'too-fast' | 'wrong-way' | 'at-flaps' }
+  /** The board refused the normally-open regime (NACK): the lane serves normally closed. */
+  | { alarm: 'flap-regime-refused'; detail: string }
   | { alarm: 'power'; state: 'mains' | 'battery' | 'low-battery' }
   | { alarm: 'fire-alarm' }
   | { alarm: 'fire-alarm-cleared' }
@@ -46,7 +54,7 @@ export type AlarmName = Alarm['alarm'];
 /** Every alarm name, for dashboards, metrics labels and tests. */
 export const ALARM_NAMES = [
   'barrier-fault', 'barrier-command-failed', 'open-failed', 'flap-stuck', 'not-passed', 'unexpected-passage',
-  'intrusion', 'tailgating', 'obstruction', 'power', 'fire-alarm', 'fire-alarm-cleared', 'emergency-button',
+  'intrusion', 'tailgating', 'obstruction', 'body-stopped', 'flap-regime-refused', 'power', 'fire-alarm', 'fire-alarm-cleared', 'emergency-button',
   'emergency-reset', 'reader-fault', 'decision-timeout', 'list-rejected', 'list-write-failed',
   'list-sync-failing', 'trust-list-rejected', 'schedule-rejected', 'fare-table-rejected', 'journal-corrupt', 'journal-disk-full', 'journal-io-error',
   'journal-ok', 'journal-upload-failing', 'journal-upload-conflict',

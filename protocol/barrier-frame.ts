@@ -1,5 +1,5 @@
-// Why this file is long: one wire's encoder and decoder, each frame type a case in both, read side by side
-// with the resyncing reader that feeds the decoder; split, a vendor would have to read three files per frame.
+// Why this file is long: it is one wire format, and each frame type's encoding and decoding sit side by side
+// (with the resyncing reader that decodes them), so a frame's two halves are read, and changed, together.
 // Byte frames of the serial link between the runtime and the barrier controller board.
 // Pure: no I/O, no timers. Byte tables: protocol/README.md, section "Barrier link frames".
 //
@@ -9,7 +9,7 @@
 
 import { GateError, GateErrorCode } from './errors.js';
 import { bcdDate, dateToBcd } from './apdu.js';
-import type { BarrierCommand, BarrierEvent, BarrierMode, Buzzer, FlapPosition, Indicator } from './barrier.js';
+import type { BarrierCommand, BarrierEvent, BarrierMode, BodyExit, Buzzer, FlapPosition, FlapRegime, Indicator } from './barrier.js';
 import type { Direction } from './credential.js';
 
 export const FRAME_LENGTH = 12;
@@ -66,6 +66,9 @@ export const TYPE = {
   EVENT_ACK: 0x08,
   SESSION: 0x09,
   DISPLAY_DATE: 0x0d,
+  SET_FLAP_REGIME: 0x0a,
+  FAST_CLOSE: 0x0b,
+  AUTHORISE: 0x0c,
   PASSED: 0x81,
   TAILGATE: 0x82,
   INTRUSION: 0x83,
@@ -80,6 +83,9 @@ export const TYPE = {
   NACK: 0x8c,
   HEARTBEAT_BOARD: 0x8d,
   SESSION_ACK: 0x8e,
+  BODY_ENTERED: 0x90,
+  BODY_AT_FLAPS: 0x91,
+  BODY_LEFT: 0x92,
 } as const;
 
 const DIRECTIONS: readonly Direction[] = ['entry', 'exit']; // wire 1, 2
@@ -89,9 +95,12 @@ const BUZZERS: readonly Buzzer[] = ['off', 'short', 'long', 'alarm'];
 const FLAPS: readonly FlapPosition[] = ['closed', 'opening', 'open', 'closing', 'unknown'];
 const POWER: readonly ('mains' | 'battery' | 'low-battery')[] = ['mains', 'battery', 'low-battery'];
 const NACKS: readonly NackReason[] = ['bad-payload', 'unsupported', 'refused', 'busy']; // wire 1..4
-/** Acting commands; SESSION_ACK names one by its frame type code (0x01..0x05, 0x0D). */
-const ACTING: readonly ActingCommandType[] = ['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'DISPLAY_DATE'];
-const actingByCode = (code: number): ActingCommandType | undefined => ACTING.find((t) => TYPE[t] === code);
+const REGIMES: readonly FlapRegime[] = ['normally-closed', 'normally-open']; // wire 0, 1
+const BODY_EXITS: readonly BodyExit[] = ['passed', 'intruded', 'turned-back']; // wire 1..3
+/** Acting command types by wire code (SESSION_ACK byte 5 bits 0-6): 0x01..0x05, 0x0A..0x0D. */
+const ACTING = new Map<number, ActingCommandType>(
+  (['OPEN', 'CLOSE', 'SET_MODE', 'INDICATE', 'DISPLAY', 'DISPLAY_DATE', 'SET_FLAP_REGIME', 'FAST_CLOSE', 'AUTHORISE'] as const).map((t) => [TYPE[t], t]),
+);
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, xorout 0 ("123456789" → 0x29B1). */
 export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
@@ -181,6 +190,10 @@ function dayFromBcd(b: Uint8Array): string | undefined {
   return d === undefined ? undefined : `${String(d).slice(0, 4)}-${String(d).slice(4, 6)}-${String(d).slice(6, 8)}`;
 }
 
+function body(v: number): number {
+  if (!Number.isInteger(v) || v < 1 || v > 0xff) throw new FrameEncodeError(`body must be 1..255, got ${v}`);
+  return v;
+}
 function idx<T>(table: readonly T[], v: T, what: string, base = 0): number {
   const i = table.indexOf(v);
   if (i < 0) throw new FrameEncodeError(`unknown ${what} ${String(v)}`);
@@ -217,8 +230,16 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
           u16(p, 0, c.textId, 'textId');
           bcdDay(p, 2, c.day);
           break;
+        case 'SET_FLAP_REGIME':
+          p[0] = idx(REGIMES, c.regime, 'flap regime');
+          break;
+        case 'AUTHORISE':
+          p[0] = idx(DIRECTIONS, c.direction, 'direction', 1);
+          p[1] = body(c.body);
+          break;
         case 'CLOSE':
         case 'STATUS_REQUEST':
+        case 'FAST_CLOSE':
           break;
       }
       break;
@@ -249,6 +270,20 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
           u16(p, 2, e.faultCode, 'fault code');
           p[4] = e.fireAlarm ? 1 : 0;
           break;
+        case 'BODY_ENTERED':
+          p[0] = idx(DIRECTIONS, e.direction, 'direction', 1);
+          p[1] = body(e.body);
+          u16(p, 2, e.etaMs, 'etaMs');
+          break;
+        case 'BODY_AT_FLAPS':
+          p[0] = idx(DIRECTIONS, e.direction, 'direction', 1);
+          p[1] = body(e.body);
+          break;
+        case 'BODY_LEFT':
+          p[0] = idx(DIRECTIONS, e.direction, 'direction', 1);
+          p[1] = body(e.body);
+          p[2] = idx(BODY_EXITS, e.way, 'body exit', 1);
+          break;
         case 'TAILGATE':
         case 'OBSTRUCTION':
           break;
@@ -272,7 +307,7 @@ export function encodeFrame(f: LinkFrame): Uint8Array {
         if (f.fresh) throw new FrameEncodeError('a fresh session has no last executed command');
         p[4] = u8(f.last.seq, 'last executed seq');
         if (p[4] === 0) throw new FrameEncodeError('last executed seq must be 1..255');
-        idx(ACTING, f.last.command, 'acting command type');
+        if (!ACTING.has(TYPE[f.last.command])) throw new FrameEncodeError(`unknown acting command type ${String(f.last.command)}`);
         p[5] = TYPE[f.last.command];
       }
       if (f.fresh) p[5] |= 0x80;
@@ -345,6 +380,16 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
     }
     case TYPE.STATUS_REQUEST:
       return cmd({ type: 'STATUS_REQUEST' });
+    case TYPE.SET_FLAP_REGIME: {
+      const regime = pick(REGIMES, p(0));
+      return regime ? cmd({ type: 'SET_FLAP_REGIME', regime }) : bad(`flap regime ${p(0)}`);
+    }
+    case TYPE.FAST_CLOSE:
+      return cmd({ type: 'FAST_CLOSE' });
+    case TYPE.AUTHORISE: {
+      const direction = pick(DIRECTIONS, p(0), 1);
+      return direction && p(1) !== 0 ? cmd({ type: 'AUTHORISE', direction, body: p(1) }) : bad(`direction ${p(0)} body ${p(1)}`);
+    }
     case TYPE.HEARTBEAT_RUNTIME:
       return { kind: 'frame', frame: { type: 'HEARTBEAT', seq, from: 'runtime' } };
     case TYPE.EVENT_ACK:
@@ -382,6 +427,16 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
       if (!flaps || !mode || fireAlarm === undefined) return bad(`status flaps ${p(0)} mode ${p(1)}`);
       return ev({ type: 'STATUS', flaps, mode, faultCode: (p(2) << 8) | p(3), fireAlarm });
     }
+    case TYPE.BODY_ENTERED:
+    case TYPE.BODY_AT_FLAPS:
+    case TYPE.BODY_LEFT: {
+      const direction = pick(DIRECTIONS, p(0), 1);
+      if (!direction || p(1) === 0) return bad(`direction ${p(0)} body ${p(1)}`);
+      if (code === TYPE.BODY_ENTERED) return ev({ type: 'BODY_ENTERED', direction, body: p(1), etaMs: (p(2) << 8) | p(3) });
+      if (code === TYPE.BODY_AT_FLAPS) return ev({ type: 'BODY_AT_FLAPS', direction, body: p(1) });
+      const way = pick(BODY_EXITS, p(2), 1);
+      return way ? ev({ type: 'BODY_LEFT', direction, body: p(1), way }) : bad(`body exit ${p(2)}`);
+    }
     case TYPE.ACK:
       return { kind: 'frame', frame: { type: 'ACK', seq, of: p(0) } };
     case TYPE.NACK: {
@@ -401,7 +456,7 @@ export function decodeFrame(buf: Uint8Array, offset = 0): DecodeResult {
       const lastType = p(5) & 0x7f;
       if (session === 0) return bad('session 0');
       if (lastSeq === 0 && lastType === 0) return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh } };
-      const command = lastSeq === 0 || fresh ? undefined : actingByCode(lastType);
+      const command = lastSeq === 0 || fresh ? undefined : ACTING.get(lastType);
       if (!command) return bad(`last executed seq ${lastSeq} type ${lastType}${fresh ? ' in a fresh session' : ''}`);
       return { kind: 'frame', frame: { type: 'SESSION_ACK', seq, session, fresh, last: { seq: lastSeq, command } } };
     }

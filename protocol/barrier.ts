@@ -8,6 +8,13 @@ export type BarrierMode = 'normal' | 'free' | 'emergency' | 'locked';
 export type Indicator = 'off' | 'green-arrow' | 'red-cross';
 export type Buzzer = 'off' | 'short' | 'long' | 'alarm';
 export type FlapPosition = 'closed' | 'opening' | 'open' | 'closing' | 'unknown';
+/**
+ * How the flaps wait between riders. normally-closed: closed until a decision opens them for one passage.
+ * normally-open: open, bodies reported as they walk in, closed (fast) only in front of a body that may not pass.
+ */
+export type FlapRegime = 'normally-closed' | 'normally-open';
+/** How a body left a normally-open lane: through the flaps authorised, through them without authorisation, or back out the way it came. */
+export type BodyExit = 'passed' | 'intruded' | 'turned-back';
 
 /** Commands the runtime sends to the barrier board. */
 export type BarrierCommand =
@@ -23,7 +30,13 @@ export type BarrierCommand =
    * advise-register's "please register by 2022-05-25". `day` is YYYY-MM-DD, a Beijing calendar day.
    */
   | { type: 'DISPLAY_DATE'; textId: number; day: string }
-  | { type: 'STATUS_REQUEST' };
+  | { type: 'STATUS_REQUEST' }
+  /** The flap regime (board default at power-up: normally-closed). Normally open applies in mode `normal`. */
+  | { type: 'SET_FLAP_REGIME'; regime: FlapRegime }
+  /** Normally open: close now, on the fast profile, in front of a body that may not pass (never on a body in the flap zone). */
+  | { type: 'FAST_CLOSE' }
+  /** Normally open: body `body`, walking in `direction`, may cross the flaps; they reopen for it if they had closed. */
+  | { type: 'AUTHORISE'; direction: Direction; body: number };
 
 /** Events the barrier board (or the link to it) reports. */
 export type BarrierEvent =
@@ -36,6 +49,15 @@ export type BarrierEvent =
   | { type: 'EMERGENCY_BUTTON'; active: boolean }
   | { type: 'POWER'; state: 'mains' | 'battery' | 'low-battery' }
   | { type: 'FLAPS'; position: FlapPosition }
+  /**
+   * Normally open: a body walked into the lane (body 1..255, the board's count, wrapping) and reaches the
+   * flap zone in `etaMs` at the speed the board measured (65535: standing, or slower than that).
+   */
+  | { type: 'BODY_ENTERED'; direction: Direction; body: number; etaMs: number }
+  /** Normally open: the body reached the flap zone. */
+  | { type: 'BODY_AT_FLAPS'; direction: Direction; body: number }
+  /** Normally open: the body left the lane (through the flaps, authorised or not, or back out the way it came). */
+  | { type: 'BODY_LEFT'; direction: Direction; body: number; way: BodyExit }
   /** Answer to STATUS_REQUEST, and sent by the board on reconnect. faultCode 0 = no fault. */
   | { type: 'STATUS'; flaps: FlapPosition; mode: BarrierMode; faultCode: number; fireAlarm: boolean }
   /** The link itself: up after (re)connect and status resync, down on silence, unplug or open failure. */

@@ -47,6 +47,10 @@ export const REASONS = {
   'station-closed': { id: 43, grant: false, zh: '车站已关闭', en: 'Station closed' },
   'journal-unavailable': { id: 44, grant: false, zh: '设备故障，请走其他通道', en: 'Gate fault: please use another lane' },
   'credential-invalid': { id: 45, grant: false, zh: '无法识别，请重试', en: 'Not recognised: please try again' },
+  // normally-open flaps: closed in front of a body that may not pass, not an answer to a tap (BODY_REASONS)
+  'no-tap': { id: 50, grant: false, zh: '请先刷卡或扫码', en: 'Please tap your card or scan your code first' },
+  'too-fast': { id: 51, grant: false, zh: '请稍候，正在核验', en: 'Too fast: please wait, still checking' },
+  'wrong-way': { id: 52, grant: false, zh: '禁止逆行，请走其他通道', en: 'Wrong way: please use another lane' },
   // QR: the code was signed by an issuer key outside its scheduled validity (rotated out, or not yet in service)
   'qr-key-expired': { id: 38, grant: false, zh: '乘车码无效，请更新应用', en: 'Ride code invalid: please update your app' },
   // fares (protocol/fares.ts, protocol/tunion-purse.ts): the exit debits the card's e-purse
@@ -60,6 +64,13 @@ export const REASONS = {
 export type ReasonCode = keyof typeof REASONS;
 
 export const REASON_CODES = Object.keys(REASONS) as ReasonCode[];
+
+/**
+ * Reasons a normally-open lane shows when it closes the flaps in front of a body (no tap seen, the decision
+ * not durable in time, walking the wrong way): they speak of the body, not of a credential, so they are
+ * never a decision and never journaled as one.
+ */
+export const BODY_REASONS: ReadonlySet<ReasonCode> = new Set<ReasonCode>(['no-tap', 'too-fast', 'wrong-way']);
 
 export function riderMessage(code: ReasonCode): { zh: string; en: string } {
   const r = REASONS[code];

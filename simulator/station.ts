@@ -7,7 +7,8 @@
 
 import type { BarrierCommand } from '../protocol/barrier.js';
 import { credentialRef, type Credential, type Direction, type LaneDirection } from '../protocol/credential.js';
-import { REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
+import { BODY_REASONS, REASONS, reasonById, type ReasonCode } from '../protocol/reasons.js';
+import { NormallyOpenFlow, type FlapsSummary } from './lane-mechanics.js';
 import type { VirtualClock } from './virtual-clock.js';
 import { shownOn, type Random, type Registration, type Rider } from './population.js';
 import type { VirtualBarrier } from './virtual-barrier.js';
@@ -27,6 +28,8 @@ export interface StationLane {
   board: VirtualBarrier;
   entry?: RiderPresenter;
   exit?: RiderPresenter;
+  /** Normally-open flaps: riders walk through while the lane decides (lane-mechanics.ts); absent: normally closed. */
+  flow?: NormallyOpenFlow;
 }
 
 /** The simulator's own copy of the admission policy: ground truth is computed independently of the gate. */
@@ -98,6 +101,8 @@ export interface StationSummary {
   lanes: number;
   /** The first wrong answers, one line each (formatResult), when there were any: the counts above cover them all. */
   failureSample?: string[];
+  /** Normally-open lanes: the bodies that reached the flaps without authorisation, and whether the flaps were shut. */
+  flaps?: FlapsSummary;
 }
 
 export interface StationOptions {
@@ -267,6 +272,9 @@ export class Station {
     const a = run.queue.shift();
     if (!a) return;
     run.busy = true;
+    const flow = run.lane.flow;
+    // Normally open: the rider walks in and taps on the way; the next may follow before this one has passed.
+    if (flow) return flow.enter(a.direction, { tailgater: a.rider.tailgater }, { tap: () => this.present(run, a), release: () => this.release(run), busy: () => run.outstanding !== undefined });
     this.o.clock.setTimeout(() => this.present(run, a), this.timing.presentMs);
   }
 
@@ -285,10 +293,11 @@ export class Station {
 
   private onCommand(run: LaneRun, c: BarrierCommand): void {
     if (!run.outstanding) return;
-    if (c.type === 'OPEN' && c.passages > 0) this.answer(run, { grant: true, reason: 'ok' });
+    if ((c.type === 'OPEN' && c.passages > 0) || c.type === 'AUTHORISE') this.answer(run, { grant: true, reason: 'ok' });
     else if (c.type === 'DISPLAY' && c.textId !== 0) {
       const reason = reasonById(c.textId);
-      if (reason && !REASONS[reason].grant) this.answer(run, { grant: false, reason });
+      // A normally-open lane's word to a body (no tap, too fast, wrong way) answers no tap.
+      if (reason && !REASONS[reason].grant && !BODY_REASONS.has(reason)) this.answer(run, { grant: false, reason });
     }
   }
 
@@ -327,16 +336,16 @@ export class Station {
       else this.entered.delete(who);
     }
     const { clock } = this.o;
+    run.lane.flow?.answered(granted, a.torn);
     if (a.torn && observed !== 'unanswered') {
       // "Tap again": the same rider taps properly right away, still at the head of the lane.
       clock.setTimeout(() => this.present(run, { ...a, torn: false, attempt: a.attempt + 1 }), this.timing.presentMs);
       return;
     }
-    const release = () => {
-      run.busy = false;
-      this.next(run);
-    };
-    if (granted) {
+    const release = () => this.release(run);
+    if (run.lane.flow) {
+      // Normally open: the body walks on by itself (through, or to shut flaps and back); the flow releases the lane.
+    } else if (granted) {
       clock.setTimeout(() => {
         run.lane.board.walkThrough(a.direction, { tailgater: a.rider.tailgater });
         release();
@@ -351,6 +360,11 @@ export class Station {
     } else {
       this.pendingRiders--;
     }
+  }
+
+  private release(run: LaneRun): void {
+    run.busy = false;
+    this.next(run);
   }
 
   /** The refused rider registers; once the registration has reached the lanes, they come back and tap again. */
@@ -416,6 +430,7 @@ export class Station {
       intrusions: this.o.lanes.reduce((n, l) => n + l.board.counts.intrusions, 0),
       lanes: this.o.lanes.length,
       ...(tally.failures.length > 0 ? { failureSample: [...tally.failures] } : {}),
+      ...(this.o.lanes.some((l) => l.flow) ? { flaps: NormallyOpenFlow.merge(this.o.lanes.flatMap((l) => (l.flow ? [l.flow] : []))) } : {}),
     };
   }
 }

@@ -48,6 +48,7 @@ export function register(program: Command): void {
     .addOption(new Option('--reader <wire>', 'how card taps reach the lanes').default(DEFAULT_SIM.reader))
     .addOption(new Option('--qr <wire>', 'how QR codes reach the lanes').default(DEFAULT_SIM.qr))
     .addOption(new Option('--backoffice <kind>', 'where the lanes\' lists come from').default(DEFAULT_SIM.backoffice))
+    .addOption(new Option('--flaps <regime>', 'how the flaps wait between riders: normally-closed (open per decision) or normally-open (closed only in front of a body that may not pass)').choices(['normally-closed', 'normally-open']).default('normally-closed'))
     .addOption(new Option('--broker <kind>', 'how the lanes share used QR codes: none (in process) or mqtt (a real mosquitto)').default('none'))
     .option('--record <dir>', 'record every lane into DIR/<lane>/ for gate replay')
     .option('--record-key <file>', 'the key the recording is encrypted with (default: DIR/record.key, made if missing)')
@@ -126,6 +127,7 @@ export function register(program: Command): void {
           backoffice: o.backoffice,
           broker: o.broker,
           record: o.record === undefined ? undefined : await recordingFor(o.record, o.recordKey),
+          flaps: o.flaps,
           log,
           onResult: quiet ? undefined : (r) => console.log(formatResult(r)),
         }).finally(async () => {
@@ -181,6 +183,18 @@ function summaryText(s: Awaited<ReturnType<typeof simulateStation>>['summary']):
     `throughput ${s.throughputPerLanePerMin} riders per lane per minute; decision latency p50 ${s.decisionLatencyMs.p50} ms, p99 ${s.decisionLatencyMs.p99} ms`,
     `alarms: tailgating ${s.tailgates}, intrusions ${s.intrusions}`,
     ...(s.failureSample ? [`first wrong answers (of ${s.falseAccepts + s.falseRejects + s.unanswered + s.wrongReasons}):`, ...s.failureSample.map((l) => `  ${l}`)] : []),
+    ...(s.flaps ? [flapsText(s.flaps)] : []),
+  ].join('\n');
+}
+
+function flapsText(f: NonNullable<Awaited<ReturnType<typeof simulateStation>>['summary']['flaps']>): string {
+  const stories = Object.entries(f.byStory)
+    .filter(([, v]) => v.atFlaps > 0)
+    .map(([k, v]) => `${k} ${v.stopped}/${v.atFlaps}`)
+    .join(', ');
+  return [
+    `normally open: ${f.unauthorisedAtFlaps} bodies reached the flaps unauthorised, ${f.stopped} met them shut (${stories || 'none'}), ${f.intruded} crossed`,
+    `decision margin before the flaps: grants p1 ${f.grantMarginMs.p1} ms, p50 ${f.grantMarginMs.p50} ms; stops p1 ${f.stopMarginMs.p1} ms, p50 ${f.stopMarginMs.p50} ms; ${f.admittedAfterWaiting} riders admitted after waiting at shut flaps`,
   ].join('\n');
 }
 

@@ -9,11 +9,13 @@ import { credentialKey, credentialRef, type Credential, type Direction, type Lan
 import { VirtualClock } from '../../simulator/virtual-clock.js';
 import type { BarrierLink, Clock, CredentialSource } from '../../drivers/seams.js';
 import { SimulatedBarrierLink, SimulatedSource } from '../../drivers/simulated.js';
-import { DEFAULT_MIX, Random, makeCredential, type Registration, type Rider } from '../../simulator/population.js';
+import { DEFAULT_MIX, Random, makeCredential, type PopulationMix, type Registration, type Rider } from '../../simulator/population.js';
 import { RiderArrivals } from '../../simulator/arrivals.js';
 import { RegisteredCredentials } from '../../simulator/registered.js';
 import { Station, type PresentationResult, type RiderPresenter, type StationLane, type StationSummary, type TruthPolicy } from '../../simulator/station.js';
 import { VirtualBarrier, DEFAULT_MECHANICS } from '../../simulator/virtual-barrier.js';
+import { NormallyOpenFlow, REFERENCE_WALK, type FraudMix } from '../../simulator/lane-mechanics.js';
+import type { FlapRegime } from '../../protocol/barrier.js';
 import { ConfigError, parseLaneConfig, type LaneConfig } from '../config/config.js';
 import { MemoryPassback, MemoryUsedCodes, type RideCodeVerifier } from '../verify/decision-core.js';
 import { MemoryJournal, type Journal } from '../journal/journal.js';
@@ -50,6 +52,12 @@ export interface SimOptions {
   judgeRule?: TruthPolicy;
   /** Journal records each lane holds in memory (the rest are counted, not kept); default: a share of JOURNAL_RECORDS_HELD. */
   journalKeep?: number;
+  /** The lanes' `lane.flaps` (default normally-closed); normally-open riders walk through while the lane decides. */
+  flaps?: FlapRegime;
+  /** The riders' mix of credentials and stories (default DEFAULT_MIX). */
+  mix?: PopulationMix;
+  /** Normally open: bodies that do not tap, as a share of riders (default DEFAULT_FRAUD). */
+  fraud?: FraudMix;
   /** 'mqtt': the lanes share used QR codes, alarms and telemetry through a real mosquitto (sim-broker.ts). */
   broker?: string;
   /** `--record DIR`: every lane recorded into DIR/<lane>/ for `gate replay` (firmware/recording/). */
@@ -72,6 +80,9 @@ export const DEFAULT_SIM: SimOptions = {
   backoffice: 'memory',
 };
 
+
+/** Normally open: one in a hundred riders' turn goes to someone walking in without a tap, and as many the wrong way (one-way lanes). */
+export const DEFAULT_FRAUD: FraudMix = { noTap: 0.01, wrongWay: 0.01 };
 
 export interface BarrierWiring {
   link: BarrierLink;
@@ -348,7 +359,7 @@ export async function openStation(opts: Partial<SimOptions> = {}, line?: LineSha
   const stationId = line?.station ?? 'SIM';
   const clock = line?.clock ?? new VirtualClock();
   // Riders are made as they arrive; the station breaks ties between lanes on the stream after theirs.
-  const riders = line?.riders ?? new RiderArrivals({ seed: o.seed, count: o.passengers, mix: DEFAULT_MIX });
+  const riders = line?.riders ?? new RiderArrivals({ seed: o.seed, count: o.passengers, mix: o.mix ?? DEFAULT_MIX });
   const rng = riders.tieBreaks;
   const backoffice = line?.backoffice ?? (await backofficeWiring({ clock, log, seed: o.seed }));
   if (!line) await backoffice.publish([riders]);
@@ -371,7 +382,7 @@ export async function openStation(opts: Partial<SimOptions> = {}, line?: LineSha
     throw new ConfigError('a scenario that sets the lanes\' policy must state the same rule to the judge (judgeRule): the judge never reads the lanes\' config');
   }
   const laneConfig = (id: string, direction: LaneDirection): LaneConfig =>
-    parseLaneConfig({ lane: { id, station: stationId, direction }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
+    parseLaneConfig({ lane: { id, station: stationId, direction, flaps: o.flaps ?? 'normally-closed' }, ...(o.lanePolicy !== undefined ? { policy: o.lanePolicy } : {}) });
   const passback = new MemoryPassback(laneConfig('X', 'bidirectional').policy.antiPassbackSeconds * 1000);
   if (simBroker) quietChecks.push(simBroker.quiet);
 
@@ -433,7 +444,8 @@ export async function openStation(opts: Partial<SimOptions> = {}, line?: LineSha
     lanes.push(lane);
     boards.push(board);
     journals.push(journal);
-    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit });
+    const flow = o.flaps === 'normally-open' ? new NormallyOpenFlow(clock, board, direction, (o.seed * 131 + i) >>> 0, REFERENCE_WALK, o.fraud ?? DEFAULT_FRAUD) : undefined;
+    stationLanes.push({ id: laneId, direction, board, entry: presenters.entry, exit: presenters.exit, ...(flow ? { flow } : {}) });
   }
 
   // One fire-alarm input opens every lane of the station.

@@ -28,6 +28,15 @@ export const timeoutsSchema = z
     obstructionHoldMs: ms(2000),
     /** Longest wait for the decision (journal durable) before the credential is refused as a fault. */
     decisionMs: ms(1000),
+    /**
+     * Normally open: the board's fast close, from FAST_CLOSE to flaps shut (its mechanics say; the lane
+     * budgets it). The lane closes in front of an unauthorised body by (its ETA − fastCloseMs − closeMarginMs).
+     */
+    fastCloseMs: ms(250),
+    /** Normally open: slack for the link and the lane's own scheduling on top of the fast close. */
+    closeMarginMs: ms(100),
+    /** Normally open: a tap seen before its body broke the lane's beam is kept for the next body this long. */
+    tapAheadMs: ms(1500),
   })
   .strict();
 
@@ -126,6 +135,12 @@ export const laneConfigSchema = z
         id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'lane id: 1-32 of [A-Za-z0-9_-]'),
         station: z.string().min(1).default('SIM'),
         direction: z.enum(['entry', 'exit', 'bidirectional']).default('bidirectional'),
+        /**
+         * normally-closed: the flaps open for one passage once a decision is durable. normally-open: they rest
+         * open, the board reports bodies as they walk, and the lane closes them (fast) in front of a body that
+         * may not pass: a refusal, no tap, a second body, a decision not durable in time (firmware/lane/README.md).
+         */
+        flaps: z.enum(['normally-closed', 'normally-open']).default('normally-closed'),
       })
       .strict(),
     timeouts: timeoutsSchema.default(() => timeoutsSchema.parse({})),

@@ -3,7 +3,7 @@
 // event raises or clears, which alarm it raises). The machine itself is gate-machine.ts.
 
 import type { StateValue } from 'xstate';
-import type { BarrierEvent, Indicator } from '../../protocol/barrier.js';
+import type { BarrierEvent, FlapRegime, Indicator } from '../../protocol/barrier.js';
 import type { Alarm } from '../../protocol/alarms.js';
 import type { Direction, LaneDirection } from '../../protocol/credential.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
@@ -11,6 +11,7 @@ import type { BarrierLink, CredentialSource, SourceEvent } from '../../drivers/s
 import type { Timeouts } from '../config/config.js';
 import type { Decision } from '../verify/decision-core.js';
 import type { DecideRequest, DeciderDeps, DeciderReply } from './decider.js';
+import type { Walker } from './walkers.js';
 
 /** What a supervisor or the CLI asks for (SET_MODE). */
 export type OperatorMode = 'normal' | 'free' | 'maintenance' | 'closed';
@@ -31,7 +32,14 @@ type OperatorEvent =
   /** From list sync / the age watchdog, per the stale-list policy. */
   | { type: 'LIST_STATE'; stale: boolean; action: 'keep-serving' | 'refuse' | 'out-of-service' };
 
-export type GateEvent = SourceEvent | BarrierEvent | DeciderReply | OperatorEvent;
+/** Timers the normally-open cycle sets itself (delayed events on the lane's clock). */
+type LaneTimerEvent =
+  /** A body's close-by time: closed in front of it unless it is authorised by now. */
+  | { type: 'BODY_DEADLINE'; body: number }
+  /** A normally-open decision not answered within decisionMs. */
+  | { type: 'DECISION_OVERDUE'; id: number };
+
+export type GateEvent = SourceEvent | BarrierEvent | DeciderReply | OperatorEvent | LaneTimerEvent;
 
 /** What the lane tells the outside world (journal, logs, metrics, dashboard). */
 export type GateEmitted =
@@ -44,6 +52,8 @@ export type GateEmitted =
 export interface GateInput {
   laneId: string;
   direction: LaneDirection;
+  /** The lane config's `lane.flaps` (absent: normally closed). */
+  flaps?: FlapRegime;
   timeouts: Timeouts;
   now: () => number;
   barrier: BarrierLink;
@@ -76,6 +86,10 @@ export interface GateContext {
   indicator: Indicator;
   display: ReasonCode | 'idle';
   lastDecision?: Decision;
+  /** The regime the lane runs: the config's, or normally closed when the board refused normally open. */
+  regime: FlapRegime;
+  /** Normally open: the bodies walking in the lane (walkers.ts). */
+  walkers: Walker[];
 }
 
 type Ctx = GateContext;

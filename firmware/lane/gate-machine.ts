@@ -16,9 +16,11 @@ import type { ActorRefFrom, AnyActorRef, SnapshotFrom } from 'xstate';
 import type { BarrierCommand, Indicator, Buzzer, BarrierMode } from '../../protocol/barrier.js';
 import type { Alarm } from '../../protocol/alarms.js';
 import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
-import { registerByDay } from '../../protocol/policy-schedule.js';
 import type { BarrierLink, CredentialSource } from '../../drivers/seams.js';
+import type { Direction } from '../../protocol/credential.js';
 import { requestDecision, type DecideRequest } from './decider.js';
+import * as bodies from './walkers.js';
+import type { StopWhy } from './walkers.js';
 import {
   OPERATOR_MODE,
   alarmOf,
@@ -43,100 +45,24 @@ export type { DecideRequest, DeciderReply } from './decider.js';
 
 type Ctx = GateContext;
 
-/**
- * The barrier actor brings the link's events in and owns its start/stop. Commands go out by direct calls
- * on the injected BarrierLink from actions: an event to this actor per command cost ~25% of a passage cycle.
- */
-const barrierActor = fromCallback<{ type: 'none' }, { link: BarrierLink }>(({ sendBack, input }) => {
-  let stopped = false;
-  input.link.start((e) => {
-    if (!stopped) sendBack(e);
-  }).catch((err: Error) => sendBack({ type: 'LINK', up: false, detail: `barrier link failed to start: ${err.message}` }));
-  return () => {
-    stopped = true;
-    void input.link.stop();
-  };
-});
-
-const sourceActor = fromCallback<{ type: 'none' }, { source: CredentialSource }>(({ sendBack, input }) => {
-  let stopped = false;
-  input.source.start((e) => {
-    if (!stopped) sendBack(e);
-  }).catch((err: Error) => sendBack({ type: 'SOURCE_FAULT', source: input.source.name, detail: err.message }));
-  return () => {
-    stopped = true;
-    void input.source.stop();
-  };
-});
-
-type ShowParams = { reason: ReasonCode | 'idle'; indicator: Indicator; buzzer?: Buzzer };
-
-/** Show a reason and an indicator: the context's record of the screen (when it changes) and the board's commands. */
-function screen(ctx: Ctx, p: ShowParams, open?: BarrierCommand) {
-  // A grant shows its decision's reason (ok, or not-enforced / advise-register under the enforcement
-  // schedule). An advise grant asks the rider to register by a day: the text, then the text with its day
-  // (DISPLAY_DATE; a board built before it shows the first and answers the second NACK unsupported).
-  const registerByMs = open ? ctx.current?.registerByMs : undefined;
-  const reason = open && ctx.current?.grant ? ctx.current.reason : p.reason;
-  const display: BarrierCommand = { type: 'DISPLAY', textId: reason === 'idle' ? 0 : REASONS[reason].id };
-  const dated: BarrierCommand | undefined = registerByMs === undefined ? undefined : { type: 'DISPLAY_DATE', textId: REASONS['advise-register'].id, day: registerByDay(registerByMs) };
-  const indicate: BarrierCommand = { type: 'INDICATE', indicator: p.indicator, buzzer: p.buzzer ?? 'off' };
-  return {
-    update: ctx.display !== reason || ctx.indicator !== p.indicator ? { display: reason, indicator: p.indicator } : undefined,
-    send: () => {
-      const link = ctx.env.barrier;
-      if (open) link.send(open);
-      link.send(display);
-      if (dated) link.send(dated);
-      link.send(indicate);
-    },
-  };
-}
-
-// Transitions several states share. `as const` keeps the guard and action names literal for the types.
-const OUT_OF_SERVICE = '#gate.outOfService';
-const lockBarrier = { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'locked' } } as const;
-const holdEmergency = { type: 'toBarrier', params: { type: 'SET_MODE', mode: 'emergency' } } as const;
-const notPassed = { type: 'passage', params: { outcome: 'not-passed' } } as const;
-const belongsIn = (mode: LaneMode) => ({ type: 'belongsIn', params: { mode } }) as const;
-const recovers = (mode: LaneMode) => ({ type: 'recovers', params: { mode } }) as const;
-const operatorPicks = (mode: OperatorMode) => ({ type: 'operatorPicks', params: { mode } }) as const;
-const openFailedIn = (mode: LaneMode) => and(['openFailed', belongsIn(mode)]);
-const resetTo = (mode: LaneMode) => and(['inputsCleared', belongsIn(mode)]);
-const openFailedActions = ['alarmOpenFailed', notPassed] as const;
-
-/** A fault reported while a lane serves (and is not in the middle of a passage) takes it out of service at once. */
-const faultTakesLaneOut = {
-  LINK: { guard: 'linkLost', target: OUT_OF_SERVICE, actions: 'trackFacts' },
-  SOURCE_FAULT: { target: OUT_OF_SERVICE, actions: ['trackFacts', 'alarm'] },
-  FAULT: { target: OUT_OF_SERVICE, actions: ['trackFacts', 'alarm'] },
-  STATUS: { guard: 'barrierFaultReported', target: OUT_OF_SERVICE, actions: 'trackFacts' },
-  LIST_STATE: { guard: 'listTooOld', target: OUT_OF_SERVICE, actions: 'trackFacts' },
-} as const;
-
-/** An event that clears the last fault takes the lane back to the mode the operator chose. */
-const backInService = [
-  { guard: recovers('normal'), target: '#gate.normal', actions: 'trackFacts' },
-  { guard: recovers('freePassage'), target: '#gate.freePassage', actions: 'trackFacts' },
-  { guard: recovers('maintenance'), target: '#gate.maintenance', actions: 'trackFacts' },
-  { guard: recovers('closed'), target: '#gate.closed', actions: 'trackFacts' },
-] as const;
-
-/** The same, when the link comes back: the board is told its (locked) mode again on the way. */
-const linkBackInService = [
-  { guard: recovers('normal'), target: '#gate.normal', actions: ['trackFacts', lockBarrier] },
-  { guard: recovers('freePassage'), target: '#gate.freePassage', actions: ['trackFacts', lockBarrier] },
-  { guard: recovers('maintenance'), target: '#gate.maintenance', actions: ['trackFacts', lockBarrier] },
-  { guard: recovers('closed'), target: '#gate.closed', actions: ['trackFacts', lockBarrier] },
-] as const;
-
-/** Ready or showing a refusal: a fault or operator choice that arrived during the passage applies now. */
-const afterPassage = [
-  { guard: belongsIn('outOfService'), target: OUT_OF_SERVICE },
-  { guard: belongsIn('closed'), target: '#gate.closed' },
-  { guard: belongsIn('maintenance'), target: '#gate.maintenance' },
-  { guard: belongsIn('freePassage'), target: '#gate.freePassage' },
-] as const;
+import { ask, barrierActor, screen, sourceActor, type ShowParams } from './gate-actors.js';
+import {
+  OUT_OF_SERVICE,
+  afterPassage,
+  backInService,
+  belongsIn,
+  faultTakesLaneOut,
+  holdEmergency,
+  linkBackInService,
+  lockBarrier,
+  notPassed,
+  openFailedActions,
+  openFailedIn,
+  operatorPicks,
+  resetTo,
+} from './gate-transitions.js';
+import * as open from './normally-open.js';
+import { blocking, flowing, normallyOpenGuards as openGuards } from './normally-open.js';
 
 export const gateMachine = setup({
   types: {
@@ -154,6 +80,19 @@ export const gateMachine = setup({
     decision: ({ context }) => context.env.timeouts.decisionMs,
   },
   guards: {
+    // The normally-open cycle (normally-open.ts, walkers.ts).
+    normallyOpen: (a) => openGuards.normallyOpen(a),
+    regimeRefused: (a) => openGuards.regimeRefused(a),
+    wrongWay: (a) => openGuards.wrongWay(a),
+    deadlineMissed: (a) => openGuards.deadlineMissed(a),
+    unauthorisedAtFlaps: (a) => openGuards.unauthorisedAtFlaps(a),
+    lastBlockerLeft: (a) => openGuards.lastBlockerLeft(a),
+    tapHasBody: (a) => openGuards.tapHasBody(a),
+    grantClearsBlock: (a) => openGuards.grantClearsBlock(a),
+    decisionPending: (a) => openGuards.decisionPending(a),
+    decisionOverdue: (a) => openGuards.decisionOverdue(a),
+    overdueHasBody: (a) => openGuards.overdueHasBody(a),
+    laneEmpty: (a) => openGuards.laneEmpty(a),
     // Causes that take a serving lane out of service (SOURCE_FAULT and FAULT always do).
     linkLost: ({ event }) => event.type === 'LINK' && !event.up,
     // A status with the fire input on is an emergency first (the root's STATUS transition).
@@ -328,6 +267,22 @@ export const gateMachine = setup({
           return change ? { faults } : {};
       }
     }),
+    // ---- the normally-open cycle (normally-open.ts) ----
+    setFlapRegime: enqueueActions((a) => open.setFlapRegime(a)),
+    fallBackToNormallyClosed: enqueueActions((a) => open.fallBackToNormallyClosed(a)),
+    trackBody: enqueueActions((a) => open.trackBody(a)),
+    stopWrongWay: enqueueActions((a) => open.stopWrongWay(a)),
+    stopAtDeadline: enqueueActions((a) => open.stopAtDeadline(a)),
+    stopAtFlaps: enqueueActions((a) => open.stopAtFlaps(a)),
+    decideTap: enqueueActions((a, params: { preset?: ReasonCode }) => open.decideTap(a, params)),
+    queueTap: enqueueActions((a) => open.queueTap(a)),
+    serveQueuedTap: enqueueActions((a) => open.serveQueuedTap(a)),
+    admitBody: enqueueActions((a) => open.admitBody(a)),
+    refuseBody: enqueueActions((a) => open.refuseBody(a)),
+    giveUpDecision: enqueueActions((a) => open.giveUpDecision(a)),
+    bodyLeft: enqueueActions((a) => open.bodyLeft(a)),
+    reopen: enqueueActions((a) => open.reopen(a)),
+    closeAgain: (a) => open.closeAgain(a),
     latchFireInput: assign({ fireAlarm: true }),
     flapStuck: assign(({ context }) => ({ faults: withFault(context.faults, 'flap-stuck', 'flaps did not close in time') })),
   },
@@ -345,6 +300,8 @@ export const gateMachine = setup({
     flaps: 'unknown',
     indicator: 'off',
     display: 'idle',
+    regime: input.flaps ?? 'normally-closed',
+    walkers: [],
   }),
   invoke: [{ id: 'barrier', src: 'barrier', input: ({ context }) => ({ link: context.env.barrier }) }],
   entry: 'startSources',
@@ -378,12 +335,12 @@ export const gateMachine = setup({
   initial: 'outOfService',
   states: {
     normal: {
-      entry: { type: 'setMode', params: { to: 'normal', barrier: 'normal' } },
+      entry: ['setFlapRegime', { type: 'setMode', params: { to: 'normal', barrier: 'normal' } }],
       initial: 'ready',
       states: {
         ready: {
           entry: { type: 'show', params: { reason: 'idle', indicator: 'green-arrow' } },
-          always: [...afterPassage, { guard: 'hasQueued', target: 'verifying', actions: 'serveQueued' }],
+          always: [...afterPassage, { guard: 'normallyOpen', target: 'flowing' }, { guard: 'hasQueued', target: 'verifying', actions: 'serveQueued' }],
           on: {
             ...faultTakesLaneOut,
             SET_MODE: [
@@ -492,6 +449,9 @@ export const gateMachine = setup({
             CARD_FAULT: { target: 'denied', reenter: true, actions: 'requestDecision' },
           },
         },
+        // The normally-open cycle (normally-open.ts).
+        flowing,
+        blocking,
       },
     },
 
@@ -586,13 +546,6 @@ export const gateMachine = setup({
     },
   },
 });
-
-/** Ask the decider; its answer comes back to this lane as a DECIDED event (never after the lane stopped). */
-function ask(ctx: Ctx, self: AnyActorRef, req: DecideRequest): void {
-  requestDecision(ctx.env.decider, req, (reply) => {
-    if (self.getSnapshot().status === 'active') self.send(reply);
-  });
-}
 
 export type GateActor = ActorRefFrom<typeof gateMachine>;
 export type GateSnapshot = SnapshotFrom<typeof gateMachine>;

@@ -162,6 +162,7 @@ export function assembleLane(parts: LaneParts): Lane {
     input: {
       laneId: config.lane.id,
       direction: config.lane.direction,
+      flaps: config.lane.flaps,
       timeouts: config.timeouts,
       now: () => clock.now(),
       barrier,

@@ -52,6 +52,17 @@ const GOLDEN: [string, LinkFrame, string][] = [
   ['SESSION_ACK #4 last DISPLAY_DATE #7', { type: 'SESSION_ACK', seq: 4, session: 1, fresh: false, last: { seq: 7, command: 'DISPLAY_DATE' } }, 'a5 01 04 8e 00 00 00 01 07 0d fc 45'],
   ['NACK of SESSION, unsupported (a board without sessions)', { type: 'NACK', seq: 1, of: 0x09, reason: 'unsupported' }, 'a5 01 01 8c 09 02 00 00 00 00 a7 73'],
   ['NACK of DISPLAY_DATE, unsupported (a board built before it)', { type: 'NACK', seq: 7, of: 0x0d, reason: 'unsupported' }, 'a5 01 07 8c 0d 02 00 00 00 00 21 19'],
+  // normally-open flaps (protocol/README.md "Normally-open flaps")
+  ['SET_FLAP_REGIME normally-open', { type: 'COMMAND', seq: 1, command: { type: 'SET_FLAP_REGIME', regime: 'normally-open' } }, 'a5 01 01 0a 01 00 00 00 00 00 e4 6e'],
+  ['FAST_CLOSE', { type: 'COMMAND', seq: 2, command: { type: 'FAST_CLOSE' } }, 'a5 01 02 0b 00 00 00 00 00 00 d1 da'],
+  ['AUTHORISE entry body 7', { type: 'COMMAND', seq: 3, command: { type: 'AUTHORISE', direction: 'entry', body: 7 } }, 'a5 01 03 0c 01 07 00 00 00 00 ad 39'],
+  ['BODY_ENTERED entry body 7, at the flaps in 692 ms', { type: 'EVENT', seq: 1, event: { type: 'BODY_ENTERED', direction: 'entry', body: 7, etaMs: 692 } }, 'a5 01 01 90 01 07 02 b4 00 00 23 21'],
+  ['BODY_AT_FLAPS entry body 7', { type: 'EVENT', seq: 2, event: { type: 'BODY_AT_FLAPS', direction: 'entry', body: 7 } }, 'a5 01 02 91 01 07 00 00 00 00 9c 62'],
+  ['BODY_LEFT entry body 7 passed', { type: 'EVENT', seq: 3, event: { type: 'BODY_LEFT', direction: 'entry', body: 7, way: 'passed' } }, 'a5 01 03 92 01 07 01 00 00 00 75 87'],
+  ['BODY_LEFT exit body 8 turned back', { type: 'EVENT', seq: 4, event: { type: 'BODY_LEFT', direction: 'exit', body: 8, way: 'turned-back' } }, 'a5 01 04 92 02 08 03 00 00 00 f4 ee'],
+  ['BODY_LEFT entry body 9 intruded', { type: 'EVENT', seq: 5, event: { type: 'BODY_LEFT', direction: 'entry', body: 9, way: 'intruded' } }, 'a5 01 05 92 01 09 02 00 00 00 a1 38'],
+  ['SESSION_ACK #7 last FAST_CLOSE #6', { type: 'SESSION_ACK', seq: 7, session: 0x1234abcd, fresh: false, last: { seq: 6, command: 'FAST_CLOSE' } }, 'a5 01 07 8e 12 34 ab cd 06 0b d4 14'],
+  ['NACK of SET_FLAP_REGIME, unsupported (a board without normally-open flaps)', { type: 'NACK', seq: 1, of: 0x0a, reason: 'unsupported' }, 'a5 01 01 8c 0a 02 00 00 00 00 69 93'],
 ];
 
 const bytes = (h: string) => Uint8Array.from(h.split(' ').map((x) => parseInt(x, 16)));
@@ -73,8 +84,8 @@ describe('barrier frames: golden vectors', () => {
   it('covers every command and event type', () => {
     const cmds = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'COMMAND' ? [f.command.type] : [])));
     const evs = new Set(GOLDEN.flatMap(([, f]) => (f.type === 'EVENT' ? [f.event.type] : [])));
-    expect([...cmds].sort()).toEqual(['CLOSE', 'DISPLAY', 'DISPLAY_DATE', 'INDICATE', 'OPEN', 'SET_MODE', 'STATUS_REQUEST']);
-    expect([...evs].sort()).toEqual(['EMERGENCY_BUTTON', 'FAULT', 'FIRE_ALARM', 'FLAPS', 'INTRUSION', 'OBSTRUCTION', 'PASSED', 'POWER', 'STATUS', 'TAILGATE']);
+    expect([...cmds].sort()).toEqual(['AUTHORISE', 'CLOSE', 'DISPLAY', 'DISPLAY_DATE', 'FAST_CLOSE', 'INDICATE', 'OPEN', 'SET_FLAP_REGIME', 'SET_MODE', 'STATUS_REQUEST']);
+    expect([...evs].sort()).toEqual(['BODY_AT_FLAPS', 'BODY_ENTERED', 'BODY_LEFT', 'EMERGENCY_BUTTON', 'FAULT', 'FIRE_ALARM', 'FLAPS', 'INTRUSION', 'OBSTRUCTION', 'PASSED', 'POWER', 'STATUS', 'TAILGATE']);
   });
   it('classifies bad slices as values', () => {
     const ok = bytes(GOLDEN[0][2]);
@@ -110,6 +121,14 @@ describe('barrier frames: golden vectors', () => {
     expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0d, 0, 4, 0x20, 0x22, 0x04, 0x31, 0, 0))).kind).toBe('bad-payload');
     expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-00-25' } })).toThrow(/day/);
     expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'DISPLAY_DATE', textId: 4, day: '2022-02-30' } })).toThrow(/day/);
+    // Normally open: regime 0..1, body 1..255 (0 is no body), body exit 1..3.
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0a, 2, 0, 0, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x0c, 1, 0, 0, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x90, 1, 0, 0, 10, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x92, 1, 3, 4, 0, 0, 0, 0, 0))).kind).toBe('bad-payload');
+    expect(decodeFrame(withCrc(Uint8Array.of(0xa5, 1, 1, 0x93, 1, 3, 1, 0, 0, 0, 0, 0))).kind).toBe('unknown-type');
+    expect(() => encodeFrame({ type: 'COMMAND', seq: 1, command: { type: 'AUTHORISE', direction: 'entry', body: 0 } })).toThrow(/body/);
+    expect(() => encodeFrame({ type: 'EVENT', seq: 1, event: { type: 'BODY_ENTERED', direction: 'entry', body: 1, etaMs: 70_000 } })).toThrow(/etaMs/);
     expect(() => encodeFrame({ type: 'SESSION', seq: 1, session: 0 })).toThrow(/session/);
     expect(() => encodeFrame({ type: 'SESSION_ACK', seq: 1, session: 1, fresh: true, last: { seq: 1, command: 'OPEN' } })).toThrow(/fresh/);
   });

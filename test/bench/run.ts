@@ -15,6 +15,7 @@ const sections: Section[] = [
   { name: 'fleet', load: () => import('./fleet.js') },
   { name: 'array', load: () => import('./array.js') },
   { name: 'station', load: () => import('./station.js') },
+  { name: 'flaps', load: () => import('./flaps.js') },
   { name: 'sync', load: () => import('./sync-tls.js') },
   { name: 'rollout', load: () => import('./rollout.js') },
   { name: 'journal-integrity', load: () => import('./journal-integrity.js') },
