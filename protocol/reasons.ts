@@ -54,10 +54,10 @@ export const REASONS = {
   // QR: the code was signed by an issuer key outside its scheduled validity (rotated out, or not yet in service)
   'qr-key-expired': { id: 38, grant: false, zh: '乘车码无效，请更新应用', en: 'Ride code invalid: please update your app' },
   // fares (protocol/fares.ts, protocol/tunion-purse.ts): the exit debits the card's e-purse
-  'insufficient-balance': { id: 50, grant: false, zh: '余额不足，请充值', en: 'Balance too low: please top up' },
-  'fare-ticket-office': { id: 51, grant: false, zh: '请到票务中心补票', en: 'Please see the ticket office to pay your fare' },
-  'fare-unavailable': { id: 52, grant: false, zh: '设备故障，请走其他通道', en: 'Gate fault: please use another lane' },
-  'card-invalid': { id: 53, grant: false, zh: '卡片无效，请到服务台', en: 'Card not valid: please go to the service desk' },
+  'insufficient-balance': { id: 60, grant: false, zh: '余额不足，请充值', en: 'Balance too low: please top up' },
+  'fare-ticket-office': { id: 61, grant: false, zh: '请到票务中心补票', en: 'Please see the ticket office to pay your fare' },
+  'fare-unavailable': { id: 62, grant: false, zh: '设备故障，请走其他通道', en: 'Gate fault: please use another lane' },
+  'card-invalid': { id: 63, grant: false, zh: '卡片无效，请到服务台', en: 'Card not valid: please go to the service desk' },
   'ok-fare-waived': { id: 5, grant: true, zh: '请通行（免费）', en: 'Please pass (no fare)' },
 } as const satisfies Record<string, ReasonInfo>;
 
