@@ -1,7 +1,6 @@
 // `gate sim`: a whole simulated station on embedded defaults, no config file needed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fareSimFailed, fareSummaryText, simulateFares } from '../composition/fare-sim.js';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { createLogger, type LogLevel } from '../config/log.js';
 import { DEFAULT_SIM, MAX_LANES, simulateStation, simulatorControls, barrierWirings, readerWirings, qrWirings, backofficeWirings } from '../composition/simulated-station.js';
@@ -200,6 +199,8 @@ function flapsText(f: NonNullable<Awaited<ReturnType<typeof simulateStation>>['s
 
 async function runFareSim(o: { seed: number; passengers?: number; json: boolean; faresOut?: string }): Promise<void> {
   const riders = o.passengers ?? 200;
+  // Loaded only here: the fare simulation brings the back office (Fastify), which an edge box's bundle leaves out.
+  const { fareSimFailed, fareSummaryText, simulateFares } = await import('../composition/fare-sim.js');
   const s = await simulateFares({ seed: o.seed, lines: 5, stationsPerLine: 12, riders, trips: riders * 10 });
   if (o.faresOut) {
     try {

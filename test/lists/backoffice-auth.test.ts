@@ -65,6 +65,8 @@ describe('back office access tokens', () => {
       ['GET /v1/lists/deltas?since=0', ['gate', 'admin']],
       ['GET /v1/issuer-keys', ['gate', 'admin']],
       ['GET /v1/policy-schedule', ['gate', 'admin']],
+      ['POST /v1/policy-schedule', ['admin'], { kinds: {} }],
+      ['GET /v1/fare-table', ['gate', 'admin']],
       ['PUT /v1/issuer-keys', ['admin'], 'signed-document'],
       ['POST /v1/transactions', ['gate', 'admin'], { laneId: 'A1', records: [] }],
       ['GET /v1/transactions', ['admin']],
