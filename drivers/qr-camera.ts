@@ -2,7 +2,9 @@
 // any ffmpeg input in tests), a worker thread decodes them with zxing-wasm. Always the newest frame:
 // frames arriving while the decoder is busy replace the waiting one. A code is reported once while
 // it stays in view. No frames for `stallMs` (unplugged, frozen) is a SOURCE_FAULT; ffmpeg is
-// restarted with backoff and the first frame after that is SOURCE_OK.
+// restarted with backoff and the first frame after that is SOURCE_OK. Given the lane's trust list
+// (`shareRideCodeTrust`), the worker checks each code's signature beside the decode and the code is
+// presented with that verdict, off the lane's thread (the lane keeps the clock and replay checks).
 
 import { SameCodeFilter } from './same-code.js';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,6 +12,7 @@ import { z } from 'zod';
 import type { Direction } from '../protocol/credential.js';
 import { systemClock, type Clock, type CredentialSource, type DecodeReport, type SourceEvent } from './seams.js';
 import { startDecodeWorker, type DecodeResult } from './qr-decoder.js';
+import type { RideCodePrecheck, RideCodeTrustShare } from '../protocol/ride-code-check.js';
 
 export const qrCameraConfigSchema = z
   .object({
@@ -50,13 +53,16 @@ export type QrCameraStats = {
   workerRestarts: number;
   /** Sum of zxing decode time (ms) reported by the worker. */
   decodeMs: number;
+  /** Codes presented with the worker's signature verdict, and the worker's time on those checks (ms). */
+  prechecked: number;
+  checkMs: number;
 };
 
 type Worker = Awaited<ReturnType<typeof startDecodeWorker>>;
 
 export class QrCamera implements CredentialSource {
   readonly name: string;
-  readonly stats: QrCameraStats = { frames: 0, decoded: 0, dropped: 0, presented: 0, repeats: 0, decodeErrors: 0, restarts: 0, faults: 0, workerRestarts: 0, decodeMs: 0 };
+  readonly stats: QrCameraStats = { frames: 0, decoded: 0, dropped: 0, presented: 0, repeats: 0, decodeErrors: 0, restarts: 0, faults: 0, workerRestarts: 0, decodeMs: 0, prechecked: 0, checkMs: 0 };
   private readonly decodeListeners = new Set<(r: DecodeReport) => void>();
   private emit?: (e: SourceEvent) => void;
   private worker?: Worker;
@@ -80,6 +86,8 @@ export class QrCamera implements CredentialSource {
   private watchdog?: unknown;
   private readonly sameCode: SameCodeFilter;
   private stderrTail = '';
+  /** The lane's trust list, for the decode worker (sent again to a restarted one). */
+  private trust?: RideCodeTrustShare;
 
   constructor(
     readonly cfg: QrCameraConfig,
@@ -106,10 +114,22 @@ export class QrCamera implements CredentialSource {
     return () => this.decodeListeners.delete(listener);
   }
 
+  /** See CredentialSource.shareRideCodeTrust: the decode worker checks signatures with this list. */
+  shareRideCodeTrust(trust: RideCodeTrustShare): void {
+    this.trust = trust;
+    this.worker?.shareTrust(trust);
+  }
+
+  /** Whether the decode worker checks signatures (false until started, or from TypeScript sources). */
+  get checksInWorker(): boolean {
+    return this.worker?.checks === true;
+  }
+
   async start(emit: (e: SourceEvent) => void): Promise<void> {
     this.emit = emit;
     this.stopping = false;
     this.worker = await this.startWorker();
+    if (this.trust) this.worker.shareTrust(this.trust);
     this.lastFrameMs = this.clock.now();
     this.pump(); // frames pushed while the decoder was starting
     if (this.cfg.frames === 'push') return;
@@ -152,6 +172,7 @@ export class QrCamera implements CredentialSource {
           (w) => {
             if (this.stopping) return void w.stop();
             this.worker = w;
+            if (this.trust) w.shareTrust(this.trust);
             this.pump();
           },
           (e) => this.fault(`decoder worker cannot restart: ${(e as Error).message}`),
@@ -304,6 +325,7 @@ export class QrCamera implements CredentialSource {
     this.busy = undefined;
     if (r.frame.byteLength === this.frameBytes && this.pool.length < 4) this.pool.push(r.frame);
     this.stats.decodeMs += r.ms;
+    this.stats.checkMs += r.checkMs ?? 0;
     if (r.error) this.stats.decodeErrors++;
     if (r.texts.length) this.stats.decoded++;
     if (this.decodeListeners.size > 0 && !this.stopping) {
@@ -312,17 +334,18 @@ export class QrCamera implements CredentialSource {
     }
     if (stale) {
       if (r.texts.length) this.stats.dropped++;
-    } else for (const text of r.texts.slice(0, 1)) this.seen(text);
+    } else if (r.texts.length) this.seen(r.texts[0], r.precheck);
     this.pump();
   }
 
-  private seen(text: string): void {
+  private seen(text: string, precheck: RideCodePrecheck | undefined): void {
     const now = this.clock.now();
     if (!this.sameCode.isNew(text, now)) {
       this.stats.repeats++;
       return;
     }
     this.stats.presented++;
-    this.emit?.({ type: 'PRESENTED', presented: { kind: 'qr-text', text }, side: this.cfg.side, source: this.name, atMs: now });
+    if (precheck) this.stats.prechecked++;
+    this.emit?.({ type: 'PRESENTED', presented: precheck ? { kind: 'qr-text', text, precheck } : { kind: 'qr-text', text }, side: this.cfg.side, source: this.name, atMs: now });
   }
 }

@@ -4,6 +4,7 @@
 import type { Credential, Direction } from '../protocol/credential.js';
 import type { BarrierCommand, BarrierEvent } from '../protocol/barrier.js';
 import type { ReasonCode } from '../protocol/reasons.js';
+import type { RideCodePrecheck, RideCodeTrustShare } from '../protocol/ride-code-check.js';
 
 /**
  * Time for drivers and the gate machine. Matches XState's `clock` option, plus `now()`.
@@ -21,8 +22,12 @@ export const systemClock: Clock = {
   clearTimeout: (id) => clearTimeout(id),
 };
 
-/** What a source hands over: a credential it could read itself, or the text of a QR code to be verified by the gate. */
-export type Presented = { kind: 'credential'; credential: Credential; transaction?: CardTransactionResult } | { kind: 'qr-text'; text: string };
+/**
+ * What a source hands over: a credential it could read itself, or the text of a QR code to be verified by
+ * the gate. A camera whose decode worker holds the lane's trust list (`shareRideCodeTrust`) adds that
+ * worker's signature check as `precheck`; the gate still owns the decision (protocol/ride-code-check.ts).
+ */
+export type Presented = { kind: 'credential'; credential: Credential; transaction?: CardTransactionResult } | { kind: 'qr-text'; text: string; precheck?: RideCodePrecheck };
 
 /** Rider-side faults a source can report instead of a credential (card pulled away, unknown card, ...). */
 export type CardFaultReason = Extract<
@@ -98,6 +103,14 @@ export interface CredentialSource {
    * Absent on sources that decode nothing themselves (card readers, scan engines that send text).
    */
   onDecode?(listener: (r: DecodeReport) => void): () => void;
+  /**
+   * Check ride codes' signatures off the lane's thread with this trust list (cameras: beside the decode,
+   * on the decode worker), each PRESENTED code then carrying the verdict as `precheck`. Called again with
+   * every newer list; the latest call wins. Never throws; a source that cannot (no compiled check module
+   * beside it) sends codes without a verdict, and the gate checks them itself. Absent on sources that
+   * decode nothing themselves.
+   */
+  shareRideCodeTrust?(trust: RideCodeTrustShare): void;
 }
 
 /**

@@ -7,8 +7,8 @@
 // and trimmed once uploaded. Record layout: protocol/README.md, "Journal records"; segment files:
 // segment.ts, written by segment-writer.ts.
 //
-// A segment is created sparse at its full size: a group commit is one write over zeros and one
-// fdatasync, with no size change for the file system to journal. Sequence numbers are never handed
+// A segment is created sparse at its full size: a group commit is one synchronous (O_DSYNC) write over
+// zeros, one trip to libuv's pool, with no size change for the file system to journal. Sequence numbers are never handed
 // out twice: recovery tells a write torn by a crash (its seq is reused) from damage (never), a closed
 // segment's header holds its exact mark, and `seq.hwm` reserves seqs ahead in blocks for when the end of
 // the last segment cannot be trusted. A commit that fails is cut back off the file (and its seqs reused)

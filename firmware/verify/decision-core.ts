@@ -9,19 +9,23 @@ import {
   type CredentialKind,
   type Direction,
   type LaneDirection,
-  type QrCredential,
 } from '../../protocol/credential.js';
 import { REASONS, type ReasonCode } from '../../protocol/reasons.js';
+import type { RideCodeCheck, RideCodePrecheck } from '../../protocol/ride-code-check.js';
 import type { Presented } from '../../drivers/seams.js';
 import type { Policy, StatusPolicy } from '../config/config.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import type { EnforcementStages } from './policy-schedule.js';
 
-export type RideCodeCheck = { ok: true; credential: QrCredential } | { ok: false; reason: ReasonCode; detail?: string };
+export type { RideCodeCheck } from '../../protocol/ride-code-check.js';
 
 /** Verifies the text of a QR ride code (signature, issuer key, validity window). Replay is checked by UsedCodes. */
 export interface RideCodeVerifier {
-  verify(text: string, nowMs: number): RideCodeCheck;
+  /**
+   * `precheck`: the signature stage already run elsewhere (the camera's decode worker); a verifier uses
+   * it only when it names the trust list the verifier holds now, and checks the code itself otherwise.
+   */
+  verify(text: string, nowMs: number, precheck?: RideCodePrecheck): RideCodeCheck;
 }
 
 /** Code ids already accepted at this station (shared among its lanes), kept until the code could no longer be valid. */
@@ -164,7 +168,7 @@ export class DecisionCore {
     let credential: Credential;
     if (presented.kind === 'qr-text') {
       if (!this.rideCodes) return refusal('qr-malformed', side, 'qr');
-      const v = this.rideCodes.verify(presented.text, input.nowMs);
+      const v = this.rideCodes.verify(presented.text, input.nowMs, presented.precheck);
       if (!v.ok) return refusal(v.reason, side, 'qr');
       credential = v.credential;
     } else {

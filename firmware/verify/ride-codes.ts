@@ -1,14 +1,18 @@
 // Gate-side verification of QR ride codes against the issuer trust list: signature, known issuer and
 // key, key in service at issued-at, not revoked, code inside its validity window (with a clock-skew
 // allowance). Replay is UsedCodes' job (shared among a station's lanes through the station bus:
-// firmware/station/used-codes.ts); the decision core asks it.
+// firmware/station/used-codes.ts); the decision core asks it. The checks themselves are
+// protocol/ride-code-check.ts, in two stages: the signature stage, when the camera's decode worker ran it
+// with the list held now (`shareWith`), is taken from its verdict, so the lane's thread keeps only the
+// clock checks.
 
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { checkCredential, type QrIssuer } from '../../protocol/credential.js';
-import { issuerCode, parseRideCode, rideCodeSignatureOk, type RideCodeParseError } from '../../protocol/ride-code.js';
-import { ed25519PublicKey, verifyTrustList, type IssuerKey, type TrustList } from '../../protocol/trust-list.js';
+import { RideCodeKeys, checkRideCodeWindow, type RideCodePrecheck, type RideCodeSignatureCheck, type RideCodeTrustShare } from '../../protocol/ride-code-check.js';
+import { verifyTrustList, ed25519PublicKey, type TrustList } from '../../protocol/trust-list.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
+import type { CredentialSource } from '../../drivers/seams.js';
 import type { RideCodeCheck, RideCodeVerifier } from './decision-core.js';
 import { z } from 'zod';
 import type { Clock } from '../../drivers/seams.js';
@@ -23,29 +27,26 @@ export interface RideCodePolicy {
 
 export const defaultRideCodePolicy: RideCodePolicy = { clockSkewMs: 30_000, maxValiditySeconds: 600 };
 
-interface KeyEntry extends IssuerKey {
-  key: KeyObject;
-}
-
 /** Counters per outcome, for metrics and the bench. */
 export type RideCodeCounters = Record<'ok' | ReasonCode, number>;
 
-const PARSE_REASON: Record<RideCodeParseError, ReasonCode> = {
-  prefix: 'qr-malformed',
-  base45: 'qr-malformed',
-  length: 'qr-malformed',
-  version: 'qr-malformed',
-  issuer: 'qr-unknown-issuer',
-  account: 'qr-malformed',
-};
+/**
+ * A process-unique id for each installed list: a worker's verdict names the list it was reached with,
+ * and only a verdict naming the list held now is taken (random start: ids from another process or an
+ * earlier run never match).
+ */
+let nextTrustId = randomBytes(4).readUInt32BE(0) * 2 ** 16;
 
 export class RideCodes implements RideCodeVerifier {
-  /** (issuer code << 16 | key id) → key. Imported KeyObjects are cached across trust-list updates. */
-  private keys = new Map<number, KeyEntry>();
-  private issuers = new Set<QrIssuer>();
+  private keys!: RideCodeKeys;
+  /** Imported KeyObjects are cached across trust-list updates. */
   private readonly imported = new Map<string, KeyObject>();
   private list?: TrustList;
+  private trustId = 0;
+  private readonly shares = new Set<(t: RideCodeTrustShare) => void>();
   readonly counters: Partial<RideCodeCounters> = {};
+  /** Worker verdicts taken (`used`) and passed over because they named an older list (`stale`). */
+  readonly prechecks = { used: 0, stale: 0 };
 
   constructor(
     list: TrustList,
@@ -61,55 +62,48 @@ export class RideCodes implements RideCodeVerifier {
   /** Swap in a newer verified list. Refuses to go back to an older sequence number (a replayed old list could un-revoke a key). */
   setTrustList(list: TrustList): void {
     if (this.list && list.seq < this.list.seq) throw new Error(`trust list seq ${list.seq} is older than the installed ${this.list.seq}`);
-    const keys = new Map<number, KeyEntry>();
-    const issuers = new Set<QrIssuer>();
-    for (const k of list.keys) {
-      const raw = Buffer.from(k.publicKey).toString('base64');
-      let key = this.imported.get(raw);
-      if (!key) {
-        key = ed25519PublicKey(k.publicKey);
-        this.imported.set(raw, key);
-      }
-      keys.set((issuerCode(k.issuer) << 16) | k.keyId, { ...k, key });
-      issuers.add(k.issuer);
-    }
-    this.keys = keys;
-    this.issuers = issuers;
+    this.keys = new RideCodeKeys(list, this.imported);
     this.list = list;
+    // From here on a verdict reached with the previous list is stale (a key may have been revoked).
+    this.trustId = ++nextTrustId;
+    const share = this.share();
+    for (const l of this.shares) l(share);
   }
 
-  verify(text: string, nowMs: number): RideCodeCheck {
-    const r = this.check(text, nowMs);
+  /** The list as a decode worker needs it, with the id its verdicts must carry. */
+  share(): RideCodeTrustShare {
+    return { trustId: this.trustId, list: this.list!, maxValiditySeconds: this.policy.maxValiditySeconds };
+  }
+
+  /** `listener` gets the list held now, at once, then every newer one. Returns a function that stops it. */
+  onTrust(listener: (t: RideCodeTrustShare) => void): () => void {
+    this.shares.add(listener);
+    listener(this.share());
+    return () => void this.shares.delete(listener);
+  }
+
+  /**
+   * Hand this verifier's list to every source that can check signatures off the lane's thread (the camera's
+   * decode worker), now and at every update. Returns a function that stops it.
+   */
+  shareWith(sources: readonly CredentialSource[]): () => void {
+    const offs = sources.flatMap((s) => (s.shareRideCodeTrust ? [this.onTrust((t) => s.shareRideCodeTrust!(t))] : []));
+    return () => offs.forEach((off) => off());
+  }
+
+  verify(text: string, nowMs: number, precheck?: RideCodePrecheck): RideCodeCheck {
+    let sig: RideCodeSignatureCheck;
+    if (precheck && precheck.trustId === this.trustId) {
+      this.prechecks.used++;
+      sig = precheck.verdict;
+    } else {
+      if (precheck) this.prechecks.stale++;
+      sig = this.keys.checkSignature(text, this.policy.maxValiditySeconds);
+    }
+    const r = sig.ok ? checkRideCodeWindow(sig.code, this.policy.clockSkewMs, nowMs) : sig;
     const k = r.ok ? 'ok' : r.reason;
     this.counters[k] = (this.counters[k] ?? 0) + 1;
     return r;
-  }
-
-  private check(text: string, nowMs: number): RideCodeCheck {
-    const p = parseRideCode(text);
-    if (!p.ok) return { ok: false, reason: PARSE_REASON[p.error], detail: p.detail };
-    const c = p.code;
-    if (!this.issuers.has(c.issuer)) return { ok: false, reason: 'qr-unknown-issuer', detail: `issuer ${c.issuer} not in trust list` };
-    const k = this.keys.get((issuerCode(c.issuer) << 16) | c.keyId);
-    if (!k) return { ok: false, reason: 'qr-unknown-key', detail: `${c.issuer} key ${c.keyId} not in trust list` };
-    // Revoked: refused at once, before spending a signature check on it.
-    if (k.revoked) return { ok: false, reason: 'qr-revoked-key', detail: `${c.issuer} key ${c.keyId} revoked` };
-    if (!rideCodeSignatureOk(c, k.key)) return { ok: false, reason: 'qr-bad-signature' };
-    const issuedAtMs = c.issuedAtS * 1000;
-    if (issuedAtMs < k.notBeforeMs || issuedAtMs >= k.notAfterMs) {
-      return { ok: false, reason: 'qr-key-expired', detail: `${c.issuer} key ${c.keyId} not in service at issued-at` };
-    }
-    if (c.validitySeconds > this.policy.maxValiditySeconds) {
-      return { ok: false, reason: 'qr-malformed', detail: `validity ${c.validitySeconds}s > ${this.policy.maxValiditySeconds}s` };
-    }
-    const skew = this.policy.clockSkewMs;
-    // Accepted iff issuedAt - skew <= now < issuedAt + validity + skew.
-    if (nowMs < issuedAtMs - skew) return { ok: false, reason: 'qr-not-yet-valid', detail: `issued ${issuedAtMs - nowMs} ms in the future` };
-    const lastMs = issuedAtMs + c.validitySeconds * 1000 + skew - 1;
-    if (nowMs > lastMs) return { ok: false, reason: 'qr-expired', detail: `expired ${nowMs - lastMs} ms ago` };
-    const credential = { kind: 'qr' as const, issuer: c.issuer, account: c.account, codeId: c.codeIdText, validUntilMs: lastMs };
-    if (!checkCredential(credential).ok) return { ok: false, reason: 'qr-malformed', detail: 'account' };
-    return { ok: true, credential };
   }
 }
 

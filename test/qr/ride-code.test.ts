@@ -3,6 +3,7 @@ import { QR_ISSUERS } from '../../protocol/credential.js';
 import { base45Decode, base45Encode, parseRideCode, RIDE_CODE_PREFIX } from '../../protocol/ride-code.js';
 import { signTrustList, verifyTrustList } from '../../protocol/trust-list.js';
 import { RideCodes } from '../../firmware/verify/ride-codes.js';
+import { RideCodeKeys, type RideCodeTrustShare } from '../../protocol/ride-code-check.js';
 import { forgedCode, IssuerApps, seededRandom, tamperedCode, wrongIssuerCode } from '../../simulator/virtual-phone.js';
 import { DecisionCore, MemoryUsedCodes } from '../../firmware/verify/decision-core.js';
 import { MemoryLists } from '../../firmware/lists/list-provider.js';
@@ -176,6 +177,95 @@ describe('verification', () => {
     for (let i = 1; i < 50; i++) {
       expect(core.decide({ presented: { kind: 'qr-text', text }, side: 'entry', nowMs: T0 + 100 + i * 1000 })).toMatchObject({ grant: false, reason: 'qr-replayed' });
     }
+  });
+});
+
+describe('signature checked off the lane (the decode worker), clock checks on it', () => {
+  it('a verdict from the list held now gives the same decision as checking here, for good and bad codes alike', () => {
+    const apps = new IssuerApps('pre');
+    const app = apps.app('alipay');
+    app.addKey(2, T0 - 3600_000, T0 + 86_400_000, true); // revoked
+    const r = verifyTrustList(apps.trustListDocument(), apps.backOfficeKeys());
+    if (!r.ok) throw new Error(r.detail);
+    const here = new RideCodes(r.list, { clockSkewMs: 5000, maxValiditySeconds: 600 });
+    const pre = new RideCodes(r.list, { clockSkewMs: 5000, maxValiditySeconds: 600 });
+    let trust: RideCodeTrustShare | undefined;
+    pre.onTrust((t) => (trust = t));
+    // What the worker does with the shared list: its own key table, stage 1 only.
+    const worker = new RideCodeKeys(trust!.list);
+    const good = app.mint('pre_ok', T0, { validitySeconds: 30 });
+    const codes = [
+      good,
+      tamperedCode(good, 40),
+      forgedCode('alipay', 'pre_forged', T0),
+      forgedCode('alipay', 'pre_k7', T0, 7),
+      app.mint('pre_rev', T0, { keyId: 2 }),
+      app.mint('pre_long', T0, { validitySeconds: 3600 }),
+      'RC1:NOT-BASE45-%%',
+      'https://example.com',
+    ];
+    const reasons = new Set<string>();
+    // Each code at instants before, inside and after its window: the clock checks stay on the lane.
+    for (const text of codes) {
+      for (const at of [T0 - 6000, T0, T0 + 34_999, T0 + 35_000]) {
+        const expected = here.verify(text, at);
+        const got = pre.verify(text, at, { trustId: trust!.trustId, verdict: worker.checkSignature(text, trust!.maxValiditySeconds) });
+        expect(got).toEqual(expected);
+        reasons.add(got.ok ? 'ok' : got.reason);
+      }
+    }
+    expect([...reasons].sort()).toEqual(['ok', 'qr-bad-signature', 'qr-expired', 'qr-malformed', 'qr-not-yet-valid', 'qr-revoked-key', 'qr-unknown-key'].sort());
+    expect(pre.prechecks).toEqual({ used: codes.length * 4, stale: 0 });
+    expect(pre.counters).toEqual(here.counters);
+  });
+
+  it('a verdict reached with an older list, or naming no list held, is not taken: the code is checked here', () => {
+    const apps = new IssuerApps('stale');
+    const app = apps.app('cmb');
+    const r1 = verifyTrustList(apps.trustListDocument(), apps.backOfficeKeys());
+    if (!r1.ok) throw new Error(r1.detail);
+    const v = new RideCodes(r1.list, { clockSkewMs: 0, maxValiditySeconds: 600 });
+    const shared: RideCodeTrustShare[] = [];
+    const off = v.onTrust((t) => shared.push(t));
+    expect(shared).toHaveLength(1); // the list held now, at once
+    const code = app.mint('stale_1', T0);
+    const okBefore = new RideCodeKeys(shared[0].list).checkSignature(code, 600);
+    expect(okBefore.ok).toBe(true);
+    // The key is revoked in a newer list: a verdict reached with the old one must not open the gate.
+    app.key(1).revoked = true;
+    const r2 = verifyTrustList(apps.trustListDocument(), apps.backOfficeKeys());
+    if (!r2.ok) throw new Error(r2.detail);
+    v.setTrustList(r2.list);
+    expect(shared).toHaveLength(2);
+    expect(shared[1].trustId).not.toBe(shared[0].trustId);
+    expect(shared[1].list.seq).toBe(r2.list.seq);
+    expect(v.verify(code, T0 + 1000, { trustId: shared[0].trustId, verdict: okBefore })).toMatchObject({ ok: false, reason: 'qr-revoked-key' });
+    // A forged code with an "ok" verdict naming a list this verifier never held.
+    const forged = forgedCode('alipay', 'stale_2', T0);
+    const fake = { trustId: 12345, verdict: { ok: true as const, code: { issuer: 'alipay' as const, account: 'stale_2', codeIdText: 'alipay:00', issuedAtS: T0 / 1000, validitySeconds: 60 } } };
+    expect(v.verify(forged, T0 + 1000, fake)).toMatchObject({ ok: false, reason: 'qr-bad-signature' });
+    expect(v.prechecks).toEqual({ used: 0, stale: 2 });
+    // The same verdict from the list held now is taken.
+    expect(v.verify(code, T0 + 1000, { trustId: shared[1].trustId, verdict: new RideCodeKeys(shared[1].list).checkSignature(code, 600) })).toMatchObject({ ok: false, reason: 'qr-revoked-key' });
+    expect(v.prechecks).toEqual({ used: 1, stale: 2 });
+    off();
+    v.setTrustList(r2.list);
+    expect(shared).toHaveLength(2);
+  });
+
+  it('shareWith hands the list to the sources that take it, now and at each update', () => {
+    const { apps, verifier } = setup();
+    const got: number[] = [];
+    const camera = { name: 'cam', start: async () => {}, stop: async () => {}, shareRideCodeTrust: (t: RideCodeTrustShare) => void got.push(t.list.seq) };
+    const reader = { name: 'reader', start: async () => {}, stop: async () => {} };
+    const stop = verifier.shareWith([camera, reader]);
+    const r = verifyTrustList(apps.trustListDocument(), apps.backOfficeKeys());
+    if (!r.ok) throw new Error(r.detail);
+    verifier.setTrustList(r.list);
+    expect(got).toEqual([verifier.trustList!.seq - 1, verifier.trustList!.seq]);
+    stop();
+    verifier.setTrustList(r.list);
+    expect(got).toHaveLength(2);
   });
 });
 
