@@ -2,11 +2,11 @@
 // virtual time, then one JSON line with the summary, the wall and CPU time of the run, the process's peak
 // RSS, and the live heap (after a full collection) at a quarter, half, three quarters and the end of the
 // riders' answers: what the run holds, apart from what V8 has not collected yet. Run with --expose-gc.
-// The run is described in SIM_CHILD: { lanes, passengers, seed, stations? }.
+// The run is described in SIM_CHILD: { lanes, passengers, seed, rate?, stations? }.
 import { simulateLine } from '../../firmware/composition/simulated-line.js';
 import { simulateStation } from '../../firmware/composition/simulated-station.js';
 
-const o = JSON.parse(process.env.SIM_CHILD ?? '{}') as { lanes: number; passengers: number; seed: number; stations?: number };
+const o = JSON.parse(process.env.SIM_CHILD ?? '{}') as { lanes: number; passengers: number; seed: number; rate?: number; stations?: number };
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
 const live: number[] = [];
@@ -20,7 +20,7 @@ const onResult = () => {
 };
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const opts = { lanes: o.lanes, passengers: o.passengers, seed: o.seed, onResult };
+const opts = { lanes: o.lanes, passengers: o.passengers, seed: o.seed, onResult, ...(o.rate !== undefined ? { rate: o.rate } : {}) };
 const { byStation: _, ...summary } =
   o.stations === undefined ? { ...(await simulateStation(opts)).summary, byStation: undefined } : (await simulateLine({ ...opts, stations: o.stations })).summary;
 const wallMs = performance.now() - t0;
