@@ -72,6 +72,8 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     const core = recorder ? recorder.core(config.lane.direction, config.policy, deps) : new DecisionCore(config.lane.direction, config.policy, deps);
     const inspect = recorder ? recorder.inspectWith(opts.inspect) : opts.inspect;
     const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
+    // A camera whose decode worker can check ride-code signatures gets the trust list held now (and every update).
+    qr?.rideCodes.shareWith(sources); // lives as long as the lane and its verifier: nothing to undo
     recorder?.attach(lane);
     station?.attach(lane);
     return lane;
