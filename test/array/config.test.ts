@@ -58,7 +58,7 @@ describe('gate array config', () => {
       qr: { anything: 'kept for the qr section' },
     });
     const l2 = laneConfigOf(a, 1);
-    expect(l2.lane).toEqual({ id: 'L2', station: 'SIM', direction: 'exit' });
+    expect(l2.lane).toEqual({ id: 'L2', station: 'SIM', direction: 'exit', flaps: 'normally-closed' });
     expect(l2.timeouts).toMatchObject({ passageMs: 15000, closingMs: 2000 });
     expect(laneConfigOf(a, 0).timeouts).toMatchObject({ passageMs: 6000, closingMs: 2000 });
     expect(l2.policy.antiPassbackSeconds).toBe(60);
