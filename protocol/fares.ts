@@ -3,9 +3,9 @@
 // with the rules beside it), signed and versioned like the enforcement schedule. Pure: node:crypto only.
 // Fields and cited facts: protocol/README.md ("Fares").
 
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { parseSignedEnvelope } from './signed-document.js';
-import { listKeyId, type TrustedListKey } from './lists/signature.js';
+import type { KeyObject } from 'node:crypto';
+import { signDocument, verifySignedDocument, type SignedDocumentError } from './signed-document.js';
+import type { TrustedListKey } from './lists/signature.js';
 
 export const FARE_TABLE_FORMAT = 'bj-fare-table';
 export const FARE_TABLE_VERSION = 1;
@@ -163,22 +163,11 @@ export function faresFromDistances(rules: FareRules, distancesM: ArrayLike<numbe
 export function signFareTable(t: FareTable, privateKey: KeyObject): Uint8Array {
   const fares = Buffer.alloc(t.fares.length * 2);
   t.fares.forEach((f, i) => fares.writeUInt16BE(f, i * 2));
-  const payload = Buffer.from(
-    JSON.stringify({ v: FARE_TABLE_VERSION, seq: t.seq, issuedAtMs: t.issuedAtMs, rules: t.rules, stations: t.stations, fares: fares.toString('base64') }),
-    'utf8',
-  );
-  const env = {
-    format: FARE_TABLE_FORMAT,
-    v: FARE_TABLE_VERSION,
-    alg: 'Ed25519',
-    keyId: Buffer.from(listKeyId(createPublicKey(privateKey))).toString('hex'),
-    payload: payload.toString('base64'),
-    signature: sign(null, payload, privateKey).toString('base64'),
-  };
-  return new Uint8Array(Buffer.from(JSON.stringify(env), 'utf8'));
+  const payload = { v: FARE_TABLE_VERSION, seq: t.seq, issuedAtMs: t.issuedAtMs, rules: t.rules, stations: t.stations, fares: fares.toString('base64') };
+  return signDocument(FARE_TABLE_FORMAT, FARE_TABLE_VERSION, payload, privateKey);
 }
 
-export type FareTableError = 'json' | 'envelope' | 'unknown-key' | 'bad-signature' | 'payload';
+export type FareTableError = SignedDocumentError;
 export type FareTableResult = { ok: true; table: FareTable } | { ok: false; error: FareTableError; detail: string };
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -187,35 +176,13 @@ const isInt = (n: unknown, max = Number.MAX_SAFE_INTEGER): n is number => typeof
 
 /** Parse the document and verify its signature against the list keys the gate trusts (by key id). */
 export function verifyFareTable(doc: Uint8Array, keys: readonly TrustedListKey[]): FareTableResult {
-  const parsed = parseSignedEnvelope(doc, MAX_FARE_TABLE_BYTES, FARE_TABLE_FORMAT, FARE_TABLE_VERSION, true);
-  if (!parsed.ok) return parsed;
-  const env = parsed.env;
-  if (typeof env.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(env.keyId)) return { ok: false, error: 'envelope', detail: 'keyId must be 16 hex digits' };
-  const payload = b64(env.payload);
-  const sig = b64(env.signature);
-  if (!payload || !sig || sig.length !== 64) return { ok: false, error: 'envelope', detail: 'payload/signature must be base64 (signature 64 bytes)' };
-  const key = keys.find((k) => Buffer.from(k.keyId).toString('hex') === env.keyId);
-  if (!key) return { ok: false, error: 'unknown-key', detail: `signing key ${env.keyId} not trusted` };
-  let good = false;
-  try {
-    good = verify(null, payload, key.publicKey, sig);
-  } catch {
-    good = false;
-  }
-  if (!good) return { ok: false, error: 'bad-signature', detail: 'back office signature does not verify' };
-  const t = parseFarePayload(payload);
+  const signed = verifySignedDocument(doc, MAX_FARE_TABLE_BYTES, FARE_TABLE_FORMAT, FARE_TABLE_VERSION, keys);
+  if (!signed.ok) return signed;
+  const t = parseFarePayload(signed.payload);
   return typeof t === 'string' ? { ok: false, error: 'payload', detail: t } : { ok: true, table: t };
 }
 
-function parseFarePayload(bytes: Buffer): FareTable | string {
-  let p: Record<string, unknown>;
-  try {
-    p = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    return `payload JSON: ${(e as Error).message}`;
-  }
-  if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'payload not an object';
-  if (p.v !== FARE_TABLE_VERSION) return `payload v must be ${FARE_TABLE_VERSION}`;
+function parseFarePayload(p: Record<string, unknown>): FareTable | string {
   if (!isInt(p.seq)) return 'seq must be a non-negative integer';
   if (!isInt(p.issuedAtMs)) return 'issuedAtMs must be a non-negative integer';
   const rules = parseRules(p.rules);

@@ -4,10 +4,10 @@
 // never goes back to a lower one. The payload is signed as exact bytes (no JSON canonicalisation), as the
 // issuer trust list is. Pure: node:crypto only. Fields: protocol/README.md ("Enforcement schedule").
 
-import { parseSignedEnvelope } from './signed-document.js';
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { signDocument, verifySignedDocument, type SignedDocumentError } from './signed-document.js';
+import type { KeyObject } from 'node:crypto';
 import { CREDENTIAL_KINDS, type CredentialKind } from './credential.js';
-import { listKeyId, type TrustedListKey } from './lists/signature.js';
+import type { TrustedListKey } from './lists/signature.js';
 
 export const POLICY_SCHEDULE_FORMAT = 'bj-policy-schedule';
 export const POLICY_SCHEDULE_VERSION = 1;
@@ -31,7 +31,7 @@ export interface PolicySchedule {
   kinds: Partial<Record<CredentialKind, KindSchedule>>;
 }
 
-export type PolicyScheduleError = 'json' | 'envelope' | 'unknown-key' | 'bad-signature' | 'payload';
+export type PolicyScheduleError = SignedDocumentError;
 export type PolicyScheduleResult = { ok: true; schedule: PolicySchedule } | { ok: false; error: PolicyScheduleError; detail: string };
 
 /** The stage of `kind` at `nowMs`: not-enforced before adviseFromMs, advise before enforceFromMs, then enforce. */
@@ -50,53 +50,20 @@ export function signPolicySchedule(schedule: PolicySchedule, privateKey: KeyObje
     const s = schedule.kinds[k];
     if (s) kinds[k] = { adviseFromMs: s.adviseFromMs, enforceFromMs: s.enforceFromMs };
   }
-  const payload = Buffer.from(JSON.stringify({ v: POLICY_SCHEDULE_VERSION, seq: schedule.seq, issuedAtMs: schedule.issuedAtMs, kinds }), 'utf8');
-  const env = {
-    format: POLICY_SCHEDULE_FORMAT,
-    v: POLICY_SCHEDULE_VERSION,
-    alg: 'Ed25519',
-    keyId: Buffer.from(listKeyId(createPublicKey(privateKey))).toString('hex'),
-    payload: payload.toString('base64'),
-    signature: sign(null, payload, privateKey).toString('base64'),
-  };
-  return new Uint8Array(Buffer.from(JSON.stringify(env), 'utf8'));
+  return signDocument(POLICY_SCHEDULE_FORMAT, POLICY_SCHEDULE_VERSION, { v: POLICY_SCHEDULE_VERSION, seq: schedule.seq, issuedAtMs: schedule.issuedAtMs, kinds }, privateKey);
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const b64 = (s: unknown): Buffer | undefined => (typeof s === 'string' && s.length % 4 === 0 && B64.test(s) ? Buffer.from(s, 'base64') : undefined);
 const isInt = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= Number.MAX_SAFE_INTEGER;
 
 /** Parse the document and verify its signature against the list keys the gate trusts (by key id). */
 export function verifyPolicySchedule(doc: Uint8Array, keys: readonly TrustedListKey[]): PolicyScheduleResult {
-  const parsed = parseSignedEnvelope(doc, MAX_DOCUMENT_BYTES, POLICY_SCHEDULE_FORMAT, POLICY_SCHEDULE_VERSION, true);
-  if (!parsed.ok) return parsed;
-  const env = parsed.env;
-  if (typeof env.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(env.keyId)) return { ok: false, error: 'envelope', detail: 'keyId must be 16 hex digits' };
-  const payload = b64(env.payload);
-  const sig = b64(env.signature);
-  if (!payload || !sig || sig.length !== 64) return { ok: false, error: 'envelope', detail: 'payload/signature must be base64 (signature 64 bytes)' };
-  const key = keys.find((k) => Buffer.from(k.keyId).toString('hex') === env.keyId);
-  if (!key) return { ok: false, error: 'unknown-key', detail: `signing key ${env.keyId} not trusted` };
-  let good = false;
-  try {
-    good = verify(null, payload, key.publicKey, sig);
-  } catch {
-    good = false;
-  }
-  if (!good) return { ok: false, error: 'bad-signature', detail: 'back office signature does not verify' };
-  const s = parsePayload(payload);
+  const signed = verifySignedDocument(doc, MAX_DOCUMENT_BYTES, POLICY_SCHEDULE_FORMAT, POLICY_SCHEDULE_VERSION, keys);
+  if (!signed.ok) return signed;
+  const s = parsePayload(signed.payload);
   return typeof s === 'string' ? { ok: false, error: 'payload', detail: s } : { ok: true, schedule: s };
 }
 
-function parsePayload(bytes: Buffer): PolicySchedule | string {
-  let p: Record<string, unknown>;
-  try {
-    p = JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    return `payload JSON: ${(e as Error).message}`;
-  }
-  if (typeof p !== 'object' || p === null || Array.isArray(p)) return 'payload not an object';
-  if (p.v !== POLICY_SCHEDULE_VERSION) return `payload v must be ${POLICY_SCHEDULE_VERSION}`;
+function parsePayload(p: Record<string, unknown>): PolicySchedule | string {
   if (!isInt(p.seq)) return 'seq must be a non-negative integer';
   if (!isInt(p.issuedAtMs)) return 'issuedAtMs must be a non-negative integer';
   if (typeof p.kinds !== 'object' || p.kinds === null || Array.isArray(p.kinds)) return 'kinds must be an object';
