@@ -4,13 +4,12 @@
 import { isArrayConfig, loadGateConfig, readConfigJson, type ArrayConfig } from '../config/array-config.js';
 import { ConfigError } from '../config/config.js';
 import { createLogger, type Logger } from '../config/log.js';
-import { riderMessage } from '../../protocol/reasons.js';
 import { startGateArray, type GateArray } from '../composition/gate-array.js';
 import { lowerHelperThreads } from '../platform/thread-priority.js';
 import { createArrayMetrics, startArrayService, type ArrayService } from '../operations/array-service.js';
 import { laneInspector, planLaneService } from '../operations/service.js';
 import { arrayBenchControl } from './bench-console.js';
-import { startupFailure, stepWatch } from './start-up.js';
+import { reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
 
 /** Whether the file is a gate array config; a file that cannot be read or parsed is left to the one-lane path to report. */
 export function isArrayConfigFile(file: string): boolean {
@@ -44,15 +43,7 @@ export async function runGateArray(o: { config: string; stdin?: boolean; record?
     const plan = await planLaneService(config, { log });
     const metrics = createArrayMetrics(config.lanes);
     // A signed `reload` from the station bus: the new config is checked, then the box restarts on it (systemd brings it back).
-    const onReload = async () => {
-      try {
-        loadArrayConfig(o.config);
-      } catch (e) {
-        return { ok: false, detail: (e as Error).message };
-      }
-      setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
-      return { ok: true, detail: 'config valid; the gate array restarts on it' };
-    };
+    const onReload = reloadBy(() => loadArrayConfig(o.config), 'the gate array');
     array = await startGateArray({ config, log, onStep: (s) => watch.at(s), inspect: (id) => laneInspector(metrics.get(id)!), onReload, record: { dir: o.record, keyFile: o.recordKey } });
     watch.at({ field: 'health', what: 'the health server and dashboard' });
     service = await startArrayService(array.lanes, { log, lists: array.lists, plan, station, metrics });
@@ -71,18 +62,9 @@ export async function runGateArray(o: { config: string; stdin?: boolean; record?
   watch.done();
   const running = array;
   const svc = service;
-  for (const lane of running.lanes) {
-    lane.on('decision', (e) => {
-      const m = riderMessage(e.decision.reason);
-      console.log(JSON.stringify({ lane: lane.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
-    });
-  }
-  const stop = async () => {
+  serveUntilSignalled(running.lanes, async () => {
     await svc.stop();
     await running.stop();
-    process.exit(0);
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  });
   if (o.stdin) arrayBenchControl(running.lanes);
 }

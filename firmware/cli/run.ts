@@ -1,15 +1,14 @@
 // `gate run --config FILE`: one lane's runtime with the drivers its config names (a gate array's: run-array.ts).
 import type { Command } from 'commander';
-import { riderMessage } from '../../protocol/reasons.js';
 import { loadLaneConfig } from '../config/config.js';
-import { startLane, type Lane, type StartStep } from '../composition/start-lane.js';
+import { startLane, type Lane } from '../composition/start-lane.js';
 import { createLogger, type Logger } from '../config/log.js';
 import { lowerHelperThreads } from '../platform/thread-priority.js';
 import { createMetrics } from '../operations/metrics.js';
 import { laneInspector, planLaneService, startLaneService, type LaneService } from '../operations/service.js';
 import { benchControl } from './bench-console.js';
 import { isArrayConfigFile, runGateArray } from './run-array.js';
-import { SLOW_STEP_MS, startupFailure } from './start-up.js';
+import { reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
 
 export { startupFailure } from './start-up.js';
 
@@ -25,38 +24,21 @@ export function register(program: Command): void {
       if (isArrayConfigFile(o.config)) return runGateArray(o);
       let lane: Lane | undefined;
       let service: LaneService | undefined;
-      let step: StartStep = { field: '--config', what: 'the config file' };
       let log: Logger | undefined;
-      // A step that takes long is said out loud (a hang must never be silent); it is not cut short: a
-      // 10 M-entry list legitimately takes a while on a small board.
-      let stepSince = Date.now();
-      const slow = setInterval(() => log?.warn({ event: 'start-up-slow', field: step.field, what: step.what, seconds: Math.round((Date.now() - stepSince) / 1000) }, `start-up: still opening ${step.what} (${step.field})`), SLOW_STEP_MS);
-      slow.unref();
-      const at = (s: StartStep) => {
-        step = s;
-        stepSince = Date.now();
-      };
+      const watch = stepWatch(() => log);
       try {
         // First, before any driver starts threads of its own: Node's and V8's helper threads yield to the lane's.
         const helpers = lowerHelperThreads();
         const config = loadLaneConfig(o.config);
         log = createLogger(config.log.level, { app: 'gate', lane: config.lane.id, station: config.lane.station });
         // What the service needs from the config and the disk (the supervisors file), before any driver opens.
-        at({ field: 'dashboard', what: 'the dashboard settings' });
+        watch.at({ field: 'dashboard', what: 'the dashboard settings' });
         const plan = await planLaneService(config, { log });
         const metrics = createMetrics({ labels: { lane: config.lane.id, station: config.lane.station } });
         // A signed `reload` from the station bus: the new config is checked, then the lane restarts on it (systemd brings it back).
-        const onReload = async () => {
-          try {
-            loadLaneConfig(o.config);
-          } catch (e) {
-            return { ok: false, detail: (e as Error).message };
-          }
-          setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
-          return { ok: true, detail: 'config valid; the lane restarts on it' };
-        };
-        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: at, onReload, record: { dir: o.record, keyFile: o.recordKey } });
-        at({ field: 'health', what: 'the health server and dashboard' });
+        const onReload = reloadBy(() => loadLaneConfig(o.config), 'the lane');
+        lane = await startLane({ config, log, inspect: laneInspector(metrics), onStep: (s) => watch.at(s), onReload, record: { dir: o.record, keyFile: o.recordKey } });
+        watch.at({ field: 'health', what: 'the health server and dashboard' });
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics, plan });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
@@ -65,27 +47,20 @@ export function register(program: Command): void {
           log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
         }
       } catch (e) {
-        clearInterval(slow);
-        const f = startupFailure(e, o.config, step);
+        watch.done();
+        const f = startupFailure(e, o.config, watch.step);
         process.stderr.write(`gate run: ${f.line}\n`);
         // Nothing may keep running: stop what started (bounded), then leave whatever is still pending.
         await Promise.race([Promise.allSettled([service?.stop(), lane?.stop()]), new Promise((r) => setTimeout(r, 3000).unref())]);
         process.exit(f.exitCode);
       }
-      clearInterval(slow);
+      watch.done();
       const running = lane;
       const svc = service;
-      running.on('decision', (e) => {
-        const m = riderMessage(e.decision.reason);
-        console.log(JSON.stringify({ lane: running.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
-      });
-      const stop = async () => {
+      serveUntilSignalled([running], async () => {
         await svc.stop();
         await running.stop();
-        process.exit(0);
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      });
       if (o.stdin) benchControl(running);
     });
 }

@@ -2,7 +2,8 @@
 // is said out loud (a hang is never silent), and a failure becomes one line naming what and how to fix it.
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import type { Logger } from '../config/log.js';
-import type { StartStep } from '../composition/start-lane.js';
+import type { Lane, StartStep } from '../composition/start-lane.js';
+import { riderMessage } from '../../protocol/reasons.js';
 
 /** A start-up step still running after this long is logged (again every period). */
 export const SLOW_STEP_MS = 15_000;
@@ -48,4 +49,36 @@ export function startupFailure(e: unknown, configFile: string, step: StartStep):
   if (isGateError(e)) return { line: flat(e.message), exitCode: 1 };
   const message = e instanceof Error ? e.message : String(e);
   return { line: `start-up failed while opening ${step.what} (${step.field}): ${flat(message)}; check ${step.field} in ${configFile}`, exitCode: 1 };
+}
+
+/**
+ * A signed `reload` from the station bus: the config file is checked with `load`, then the process stops
+ * and systemd brings it back on the new one. `what` names what restarts ("the lane", "the gate array").
+ */
+export function reloadBy(load: () => unknown, what: string) {
+  return async () => {
+    try {
+      load();
+    } catch (e) {
+      return { ok: false, detail: (e as Error).message };
+    }
+    setTimeout(() => process.kill(process.pid, 'SIGTERM'), 500);
+    return { ok: true, detail: `config valid; ${what} restarts on it` };
+  };
+}
+
+/** After start-up: every decision a JSON line on stdout, then a clean stop on SIGTERM/SIGINT (service first). */
+export function serveUntilSignalled(lanes: readonly Lane[], stopAll: () => Promise<void>): void {
+  for (const lane of lanes) {
+    lane.on('decision', (e) => {
+      const m = riderMessage(e.decision.reason);
+      console.log(JSON.stringify({ lane: lane.id, grant: e.decision.grant, reason: e.decision.reason, kind: e.decision.kind, ref: e.decision.ref, message: `${m.zh} / ${m.en}` }));
+    });
+  }
+  const stop = async () => {
+    await stopAll();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
