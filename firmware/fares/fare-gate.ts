@@ -79,6 +79,20 @@ export interface Psam {
 
 class Torn extends Error {}
 
+/** The card's exchange, where a card pulled away (a throw, or no answer) becomes `Torn`. */
+function tearable(card: Exchange): (c: Uint8Array) => Promise<Uint8Array> {
+  return async (c) => {
+    let a: Uint8Array;
+    try {
+      a = await card(c);
+    } catch (e) {
+      throw new Torn((e as Error).message);
+    }
+    if (a.length === 0) throw new Torn('no answer');
+    return a;
+  };
+}
+
 export class FareGate {
   private table?: FareTable;
   private index = new Map<number, number>();
@@ -111,16 +125,7 @@ export class FareGate {
   async tap(card: Exchange, cardNumber: string, nowMs: number): Promise<FareDecision> {
     if (this.modes.emergency) return this.finish({ grant: true, reason: 'ok-free-passage', outcome: 'waived', chargeFen: 0, detail: 'emergency release' }, cardNumber, nowMs, {});
     if (!this.table) return this.finish({ grant: false, reason: 'fare-unavailable', outcome: 'refused', chargeFen: 0, detail: 'no fare table' }, cardNumber, nowMs, {});
-    const send = async (c: Uint8Array) => {
-      let a: Uint8Array;
-      try {
-        a = await card(c);
-      } catch (e) {
-        throw new Torn((e as Error).message);
-      }
-      if (a.length === 0) throw new Torn('no answer');
-      return a;
-    };
+    const send = tearable(card);
     const ctx: Record<string, unknown> = { tableSeq: this.table.seq };
     try {
       return await this.transact(send, cardNumber, nowMs, ctx);
@@ -139,16 +144,7 @@ export class FareGate {
    */
   async ticketOffice(card: Exchange, cardNumber: string, nowMs: number, cashFen?: number): Promise<FareDecision> {
     if (this.config.direction !== 'exit' || !this.table) return this.finish({ grant: false, reason: 'fare-unavailable', outcome: 'refused', chargeFen: 0, detail: 'ticket office: an exit lane with a fare table' }, cardNumber, nowMs, {});
-    const send = async (c: Uint8Array) => {
-      let a: Uint8Array;
-      try {
-        a = await card(c);
-      } catch (e) {
-        throw new Torn((e as Error).message);
-      }
-      if (a.length === 0) throw new Torn('no answer');
-      return a;
-    };
+    const send = tearable(card);
     const ctx: Record<string, unknown> = { tableSeq: this.table.seq, paid: 'cash' };
     try {
       const rec = parseTripRecord(await send(readTripRecord));
@@ -320,6 +316,7 @@ export class FareGate {
     return d;
   }
 }
+
 
 class PsamFault extends Error {}
 
