@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, dashboardSchema, healthSchema, parseLaneConfig, policySchema, timeoutsSchema, type LaneConfig } from './config.js';
+import { ConfigError, boxSections, laneTimingAndPolicy, parseLaneConfig, type LaneConfig } from './config.js';
 
 const driverConfig = z.looseObject({ type: z.string().min(1) });
 const ms = () => z.number().int().min(0).max(3_600_000).optional();
@@ -37,17 +37,9 @@ export const arrayLaneSchema = z
 export const arrayConfigSchema = z
   .object({
     lanes: z.array(arrayLaneSchema).min(1, 'at least one lane').max(MAX_ARRAY_LANES, `at most ${MAX_ARRAY_LANES} lanes on one box`),
-    timeouts: timeoutsSchema.default(() => timeoutsSchema.parse({})),
-    policy: policySchema.default(() => policySchema.parse({})),
-    lists: driverConfig.default({ type: 'memory' }),
-    /** One directory for the box: each lane keeps its own journal (its own seq) in `<dir>/<lane id>/`. */
-    journal: driverConfig.default({ type: 'memory' }),
-    log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .strict()
-      .default({ level: 'info' }),
-    health: healthSchema.default(() => healthSchema.parse({})),
-    dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
+    ...laneTimingAndPolicy,
+    // The journal is one directory for the box: each lane keeps its own journal (its own seq) in `<dir>/<lane id>/`.
+    ...boxSections,
     lane: z.never({ error: 'a gate array names its lanes in `lanes`: give either `lane` (one lane) or `lanes` (an array), not both' }).optional(),
     drivers: z.never({ error: 'in a gate array each lane has its own drivers: `lanes[i].drivers`' }).optional(),
   })

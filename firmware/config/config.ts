@@ -128,6 +128,24 @@ export const recordSchema = z
   })
   .strict();
 
+/** Timeouts and policy: a lane's, and in a gate array the box's defaults for every lane. */
+export const laneTimingAndPolicy = {
+  timeouts: timeoutsSchema.default(() => timeoutsSchema.parse({})),
+  policy: policySchema.default(() => policySchema.parse({})),
+};
+
+/** The sections one box has once, whether it serves one lane or a gate array: lists, journal, log, health, dashboard. */
+export const boxSections = {
+  lists: driverConfig.default({ type: 'memory' }),
+  journal: driverConfig.default({ type: 'memory' }),
+  log: z
+    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strict()
+    .default({ level: 'info' }),
+  health: healthSchema.default(() => healthSchema.parse({})),
+  dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
+};
+
 export const laneConfigSchema = z
   .object({
     lane: z
@@ -143,8 +161,7 @@ export const laneConfigSchema = z
         flaps: z.enum(['normally-closed', 'normally-open']).default('normally-closed'),
       })
       .strict(),
-    timeouts: timeoutsSchema.default(() => timeoutsSchema.parse({})),
-    policy: policySchema.default(() => policySchema.parse({})),
+    ...laneTimingAndPolicy,
     drivers: z
       .object({
         barrier: driverConfig.default({ type: 'simulated' }),
@@ -153,14 +170,7 @@ export const laneConfigSchema = z
       })
       .strict()
       .default({ barrier: { type: 'simulated' }, sources: [] }),
-    lists: driverConfig.default({ type: 'memory' }),
-    journal: driverConfig.default({ type: 'memory' }),
-    log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
-      .strict()
-      .default({ level: 'info' }),
-    health: healthSchema.default(() => healthSchema.parse({})),
-    dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
+    ...boxSections,
     record: recordSchema.optional(),
   })
   .loose();
