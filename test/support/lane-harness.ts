@@ -11,6 +11,7 @@ import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import type { RideCodeVerifier } from '../../firmware/verify/decision-core.js';
 import type { Journal } from '../../firmware/journal/journal.js';
 import type { InspectionEvent } from 'xstate';
+import type { RecordOverrides } from '../../firmware/recording/recorder.js';
 
 export interface LaneHarness {
   lane: Lane;
@@ -31,7 +32,7 @@ export interface LaneHarness {
 
 export async function laneHarness(
   overrides: Record<string, unknown> = {},
-  opts: { rideCodes?: RideCodeVerifier; journal?: Journal; inspect?: (e: InspectionEvent) => void } = {},
+  opts: { rideCodes?: RideCodeVerifier; journal?: Journal; inspect?: (e: InspectionEvent) => void; record?: RecordOverrides } = {},
 ): Promise<LaneHarness> {
   const clock = new VirtualClock();
   const config = parseLaneConfig({ lane: { id: 'L1', direction: 'bidirectional' }, ...overrides });
@@ -42,7 +43,7 @@ export async function laneHarness(
   const exit = new SimulatedSource('sim-exit', 'exit', clock);
   const lists = new MemoryLists(clock.now());
   const journal = opts.journal ?? new MemoryJournal();
-  const lane = await startLane({ config, clock, barrier: new SimulatedBarrierLink(board, clock), sources: [entry, exit], lists, journal, rideCodes: opts.rideCodes, inspect: opts.inspect });
+  const lane = await startLane({ config, clock, barrier: new SimulatedBarrierLink(board, clock), sources: [entry, exit], lists, journal, rideCodes: opts.rideCodes, inspect: opts.inspect, record: opts.record });
   const settle = async () => {
     for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
   };
