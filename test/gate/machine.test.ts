@@ -4,10 +4,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AnyStateNode, InspectionEvent } from 'xstate';
 import { gateMachine } from '../../firmware/lane/gate-machine.js';
 import { NORMALLY_OPEN_STATES } from '../../firmware/lane/normally-open.js';
-import { MemoryJournal, type Journal, type JournalEntry } from '../../firmware/journal/journal.js';
+import { MemoryJournal, type Journal } from '../../firmware/journal/journal.js';
 import type { BarrierCommand } from '../../protocol/barrier.js';
 import type { GateEvent, LaneMode, OperatorMode } from '../../firmware/lane/gate-machine.js';
 import { laneHarness, type LaneHarness } from '../support/lane-harness.js';
+import { ControlledJournal } from '../support/controlled-journal.js';
 
 const taken = new Set<unknown>();
 const inspect = (e: InspectionEvent) => {
@@ -17,30 +18,6 @@ const inspect = (e: InspectionEvent) => {
 const CARD = '3104100012300000001';
 const CARD2 = '3104100012300000002';
 const card = (n = CARD) => ({ kind: 'card' as const, cardNumber: n });
-
-/** A journal whose durability the test controls: instant, held until released, or failing. */
-class ControlledJournal implements Journal {
-  mode: 'instant' | 'hold' | 'fail' = 'instant';
-  readonly entries: JournalEntry[] = [];
-  private held: (() => void)[] = [];
-  private seq = 0;
-  append(entry: JournalEntry): Promise<number> {
-    if (this.mode === 'fail') return Promise.reject(new Error('ENOSPC: no space left on device'));
-    this.entries.push(entry);
-    const seq = ++this.seq;
-    if (this.mode === 'hold') return new Promise((r) => this.held.push(() => r(seq)));
-    return Promise.resolve(seq);
-  }
-  release(): void {
-    const h = this.held;
-    this.held = [];
-    h.forEach((f) => f());
-  }
-  async close(): Promise<void> {}
-  decisions() {
-    return this.entries.filter((e): e is Extract<JournalEntry, { type: 'decision' }> => e.type === 'decision');
-  }
-}
 
 async function lane(overrides: Record<string, unknown> = {}, journal: Journal = new MemoryJournal()): Promise<LaneHarness> {
   const h = await laneHarness(overrides, { inspect, journal });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SimulatedSource } from '../../drivers/simulated.js';
 import type { LaneConfig } from '../../firmware/config/config.js';
-import type { Journal, JournalEntry } from '../../firmware/journal/journal.js';
+import { ControlledJournal } from '../support/controlled-journal.js';
 import type { Lane } from '../../firmware/composition/start-lane.js';
 import type { MemoryLists, BindingStatus } from '../../firmware/lists/list-provider.js';
 import type { RecordOverrides } from '../../firmware/recording/recorder.js';
@@ -16,26 +16,6 @@ import type { VirtualClock } from '../../simulator/virtual-clock.js';
 import type { VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import { laneHarness } from '../support/lane-harness.js';
 
-/** A journal whose durability the test sets: at once, held until released, or failing. Every decision asked is kept. */
-export class ControlledJournal implements Journal {
-  mode: 'instant' | 'hold' | 'fail' = 'instant';
-  readonly asked: Extract<JournalEntry, { type: 'decision' }>[] = [];
-  private held: (() => void)[] = [];
-  private seq = 0;
-  append(entry: JournalEntry): Promise<number> {
-    if (entry.type === 'decision') this.asked.push(entry);
-    if (this.mode === 'fail') return Promise.reject(new Error('ENOSPC: no space left on device'));
-    const seq = ++this.seq;
-    if (this.mode === 'hold') return new Promise((r) => this.held.push(() => r(seq)));
-    return Promise.resolve(seq);
-  }
-  release(): void {
-    const h = this.held;
-    this.held = [];
-    h.forEach((f) => f());
-  }
-  async close(): Promise<void> {}
-}
 
 export interface RecordedLane {
   lane: Lane;
