@@ -9,7 +9,7 @@ import { lowerHelperThreads } from '../platform/thread-priority.js';
 import { createArrayMetrics, startArrayService, type ArrayService } from '../operations/array-service.js';
 import { laneInspector, planLaneService } from '../operations/service.js';
 import { arrayBenchControl } from './bench-console.js';
-import { reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
+import { logThreadSetup, reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
 
 /** Whether the file is a gate array config; a file that cannot be read or parsed is left to the one-lane path to report. */
 export function isArrayConfigFile(file: string): boolean {
@@ -48,10 +48,7 @@ export async function runGateArray(o: { config: string; stdin?: boolean; record?
     watch.at({ field: 'health', what: 'the health server and dashboard' });
     service = await startArrayService(array.lanes, { log, lists: array.lists, plan, station, metrics });
     log.info({ event: 'started', lanes: array.lanes.map((l) => ({ lane: l.id, direction: l.config.lane.direction, barrier: l.config.drivers.barrier.type, sources: l.config.drivers.sources.map((s) => s.type) })) }, `gate array started: ${array.lanes.length} lanes`);
-    log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads lowered to nice 19');
-    if (!process.execArgv.includes('--single-threaded-gc')) {
-      log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
-    }
+    logThreadSetup(log, helpers);
   } catch (e) {
     watch.done();
     const f = startupFailure(e, o.config, watch.step);

@@ -8,7 +8,7 @@ import { createMetrics } from '../operations/metrics.js';
 import { laneInspector, planLaneService, startLaneService, type LaneService } from '../operations/service.js';
 import { benchControl } from './bench-console.js';
 import { isArrayConfigFile, runGateArray } from './run-array.js';
-import { reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
+import { logThreadSetup, reloadBy, serveUntilSignalled, startupFailure, stepWatch } from './start-up.js';
 
 export { startupFailure } from './start-up.js';
 
@@ -42,10 +42,7 @@ export function register(program: Command): void {
         // Health server, sd_notify READY and the watchdog (no-ops for systemd when not run by it).
         service = await startLaneService(lane, { log, metrics, plan });
         log.info({ event: 'started', drivers: { barrier: config.drivers.barrier.type, sources: config.drivers.sources.map((s) => s.type) } }, 'lane started');
-        log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads lowered to nice 19');
-        if (!process.execArgv.includes('--single-threaded-gc')) {
-          log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
-        }
+        logThreadSetup(log, helpers);
       } catch (e) {
         watch.done();
         const f = startupFailure(e, o.config, watch.step);

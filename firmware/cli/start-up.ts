@@ -82,3 +82,11 @@ export function serveUntilSignalled(lanes: readonly Lane[], stopAll: () => Promi
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }
+
+/** Once started: the helper threads lowered, and a warning when node runs without --single-threaded-gc (the unit sets it). */
+export function logThreadSetup(log: Logger, helpers: { lowered: number; failed: number }): void {
+  log.debug({ event: 'helper-threads', ...helpers }, 'V8 and Node helper threads lowered to nice 19');
+  if (!process.execArgv.includes('--single-threaded-gc')) {
+    log.warn({ event: 'gc-helpers' }, 'started without node --single-threaded-gc: lookups can pause for milliseconds while the list merges (firmware/deploy/gate.service has the flag)');
+  }
+}
