@@ -19,7 +19,7 @@ import { APDU } from '../../protocol/tunion.js';
 import { VirtualBarrier } from '../../simulator/virtual-barrier.js';
 import { virtualCard } from '../../simulator/virtual-card.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
-import { interleaved, percentile, type BenchReport } from './report.js';
+import { interleaved, percentile, within, type BenchReport } from './report.js';
 
 const TAPS = Number(process.env.CARD_BENCH_TAPS ?? 100);
 const SEQUENCE = [APDU.getUid, APDU.selectTUnion, APDU.readFile15, APDU.readFile17, APDU.getBalance];
@@ -185,13 +185,6 @@ async function laneRun(pcscd: PrivatePcscd, n: number): Promise<{ samples: numbe
   return { samples, laneOnly, outcomes, refused, wallMs };
 }
 
-/** True when `p` settles within `ms`; false when the wait ran out (the bench counts those). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const out = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return out;
-}
 
 export async function run(report: BenchReport): Promise<void> {
   const pcscd = await startPcscd();

@@ -37,7 +37,7 @@ import { virtualCard } from '../../simulator/virtual-card.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { lineTable, TERMINAL_ID } from '../fares/support.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
-import { interleaved, percentile, type BenchReport } from './report.js';
+import { interleaved, percentile, within, type BenchReport } from './report.js';
 
 const TAPS = Number(process.env.FARE_BENCH_TAPS ?? 40);
 let serialSeq = 0;
@@ -178,12 +178,6 @@ async function bareRun(pcscd: PrivatePcscd, n: number): Promise<number[]> {
   return samples;
 }
 
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const out = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return out;
-}
 
 export async function run(report: BenchReport): Promise<void> {
   const pcscd = await startPcscd();

@@ -75,3 +75,11 @@ export async function interleaved<A, B>(rounds: number, a: () => A | Promise<A>,
   }
   return out;
 }
+
+/** True when `p` settles within `ms`; false when the wait ran out (the bench counts those). */
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const out = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return out;
+}
