@@ -178,7 +178,6 @@ async function bareRun(pcscd: PrivatePcscd, n: number): Promise<number[]> {
   return samples;
 }
 
-
 export async function run(report: BenchReport): Promise<void> {
   const pcscd = await startPcscd();
   process.env.PCSCLITE_CSOCK_NAME = pcscd.socket;
