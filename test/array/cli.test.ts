@@ -4,12 +4,12 @@
 // config is one line on stderr naming lanes[i] and the field, exit 2.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withCheckDigit } from '../../simulator/backoffice/validate.js';
 import { waitUntil } from '../support/wait.js';
+import { freePort } from '../support/free-port.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const gateJs = join(root, 'dist/firmware/cli/gate.js');
@@ -28,13 +28,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function gate(name: string, config: unknown, args: string[] = []) {
   const file = join(dir, `${name}.json`);

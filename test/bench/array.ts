@@ -10,7 +10,6 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../firmware/lists/stored-lists.js';
@@ -18,6 +17,7 @@ import { BarrierBoard } from '../../simulator/barrier-board.js';
 import { ptyPair, type PtyPair } from '../support/pty.js';
 import { build, cardKey, statusOf } from './lists.js';
 import { interleaved, percentile, summary, type BenchReport } from './report.js';
+import { freePort } from '../support/free-port.js';
 
 const S = 'array';
 const root = new URL('../../..', import.meta.url).pathname;
@@ -25,13 +25,6 @@ const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 /** Clock ticks per second for /proc/<pid>/stat (Linux's USER_HZ, 100 on every architecture Node runs on). */
 const HZ = 100;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** RSS and peak RSS (VmHWM) of a process, MB. */
 function memoryOf(pid: number): { rssMB: number; peakMB: number } {

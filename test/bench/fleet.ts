@@ -2,22 +2,15 @@
 // and the time from process start to ready (/readyz 200), beside the same lane with an empty list.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../firmware/lists/stored-lists.js';
 import { build } from './lists.js';
 import { interleaved, summary, type BenchReport } from './report.js';
+import { freePort } from '../support/free-port.js';
 
 const root = new URL('../../..', import.meta.url).pathname;
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startToReady(config: object, dir: string, name: string): Promise<{ readyMs: number; rssMB: number }> {
   const port = await freePort();

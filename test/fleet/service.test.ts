@@ -3,7 +3,6 @@
 // from the real `gate run` command.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { silentLogger } from '../../firmware/config/log.js';
 import { createMetrics } from '../../firmware/operations/metrics.js';
 import { laneInspector, startLaneService, type LaneService } from '../../firmware/operations/service.js';
 import { SystemdNotifier } from '../../firmware/platform/systemd.js';
+import { freePort } from '../support/free-port.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 let dir: string;
@@ -51,13 +51,6 @@ async function until(what: string, cond: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const sample = (text: string, prefix: string) => Number(text.split('\n').find((l) => l.startsWith(prefix))?.split(' ').pop());
 
