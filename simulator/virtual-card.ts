@@ -16,7 +16,6 @@ import { TYPE2_ATR, iso14443Atr, toHex, type YyyyMmDd } from '../protocol/apdu.j
 import { encodeTicket, TICKET_FIRST_PAGE, type Ticket } from '../protocol/ticket.js';
 import { APDU, encodeBalance, encodeFile15, encodeFile17, encodeOldYikatong, sameBytes } from '../protocol/tunion.js';
 import { VirtualPurse, type PurseSpec } from './virtual-purse.js';
-import { onVpcdMessages, vpcdSend } from './vpcd-wire.js';
 
 export const VPCD_DEFAULT_PORT = 0x8c7b; // 35963, as in /etc/reader.conf.d/vpcd
 
@@ -292,11 +291,22 @@ export class VirtualCard {
     };
     const send = (b: Uint8Array) => {
       if (finished) return;
-      vpcdSend(sock, b);
+      const frame = Buffer.alloc(2 + b.length);
+      frame.writeUInt16BE(b.length, 0);
+      frame.set(b, 2);
+      sock.write(frame);
     };
+    let buf: Buffer = Buffer.alloc(0);
     let chain = Promise.resolve();
-    onVpcdMessages(sock, (msg) => {
-      chain = chain.then(() => this.handle(msg, state, log, send, () => ++count, end, armIdle, tear));
+    sock.on('data', (d: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = Uint8Array.from(buf.subarray(2, 2 + len));
+        buf = buf.subarray(2 + len);
+        chain = chain.then(() => this.handle(msg, state, log, send, () => ++count, end, armIdle, tear));
+      }
     });
     sock.on('error', (e) => end(finished ? log.ended : 'error', e.message));
     sock.on('close', () => end(count > 0 ? 'removed' : 'refused-by-reader'));

@@ -8,7 +8,6 @@ import { connect, type Socket } from 'node:net';
 import { iso14443Atr } from '../protocol/apdu.js';
 import { decodePsamMac1, diversify, mac1 as computeMac1, mac2 as computeMac2, purchaseSessionKey, SW } from '../protocol/tunion-purse.js';
 import { TEST_ISSUER_KEYS } from './virtual-purse.js';
-import { onVpcdMessages, vpcdSend } from './vpcd-wire.js';
 
 export interface PsamSpec {
   /** 6-byte terminal id (file 0x16). */
@@ -68,13 +67,26 @@ export class VirtualPsam {
       const sock = connect({ port, host });
       this.sock = sock;
       sock.setNoDelay(true);
-      const send = (b: Uint8Array) => vpcdSend(sock, b);
-      onVpcdMessages(sock, (msg) => {
-        if (msg.length === 1) {
-          if (msg[0] === 0x04) send(this.atr);
-          return;
+      let buf: Buffer = Buffer.alloc(0);
+      const send = (b: Uint8Array) => {
+        const f = Buffer.alloc(2 + b.length);
+        f.writeUInt16BE(b.length, 0);
+        f.set(b, 2);
+        sock.write(f);
+      };
+      sock.on('data', (d: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, d]) : d;
+        while (buf.length >= 2) {
+          const len = buf.readUInt16BE(0);
+          if (buf.length < 2 + len) break;
+          const msg = Uint8Array.from(buf.subarray(2, 2 + len));
+          buf = buf.subarray(2 + len);
+          if (msg.length === 1) {
+            if (msg[0] === 0x04) send(this.atr);
+            continue;
+          }
+          send(this.respond(msg));
         }
-        send(this.respond(msg));
       });
       sock.once('connect', () => resolve());
       sock.once('error', (e) => reject(e));
