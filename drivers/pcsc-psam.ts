@@ -41,7 +41,12 @@ export class PcscPsam {
 
   /** Find the PSAM and read its terminal id. Rejects (GateError timeout) when it does not answer in time. */
   async start(): Promise<void> {
-    if (!(await probeSocket(pcscdSocket(), 500))) throw new GateError(`pcscd is not running (${pcscdSocket()})`, GateErrorCode.Timeout, { reader: this.config.reader });
+    // pcscd answers only once every reader's first poll is done (see probeSocket): ask until it does.
+    const until = Date.now() + this.config.readyWaitMs;
+    while (!(await probeSocket(pcscdSocket(), 500))) {
+      if (Date.now() >= until) throw new GateError(`pcscd is not running (${pcscdSocket()})`, GateErrorCode.Timeout, { reader: this.config.reader });
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const { NFC } = loadNfcPcsc();
     const nfc = new NFC() as unknown as { on(ev: 'reader', fn: (r: PsamReader) => void): void; on(ev: 'error', fn: (e: Error) => void): void; close(): void };
     this.nfc = nfc;

@@ -12,7 +12,9 @@
 
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
+import { endianness } from 'node:os';
 import { z } from 'zod';
+import { PCSCD_VERSION_ANSWER_BYTES, pcscdVersionQuestion } from '../protocol/pcsc-daemon.js';
 import { classifyPcscCode, pcscCodeOf, toHex } from '../protocol/apdu.js';
 import { readTap, type TapOutcome } from '../protocol/card-session.js';
 import type { Direction } from '../protocol/credential.js';
@@ -389,22 +391,30 @@ function firstLine(s: string): string {
   return s.split('\n')[0];
 }
 
-/** Resolve true when something accepts connections on the Unix socket. */
+/**
+ * Resolve true when pcscd answers a protocol version question on its socket. Connecting is not enough: a
+ * Unix socket accepts into its backlog while pcscd's main thread still waits for every reader's first
+ * card poll, and libpcsclite's SCardEstablishContext (inside new NFC()) then blocks our event loop until
+ * pcscd accepts. If that first poll waits on something this event loop serves (a virtual card in the
+ * same process, in tests and the simulator), the two wait on each other for ever. Asking here, without
+ * blocking, lets the poll finish first (the question: protocol/pcsc-daemon.ts).
+ */
 export function probeSocket(path: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve(false);
-    }, timeoutMs);
-    s.once('connect', () => {
+    let got = 0;
+    const done = (up: boolean) => {
       clearTimeout(t);
       s.destroy();
-      resolve(true);
+      resolve(up);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => s.write(pcscdVersionQuestion(endianness() === 'LE')));
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= PCSCD_VERSION_ANSWER_BYTES) done(true);
     });
-    s.once('error', () => {
-      clearTimeout(t);
-      resolve(false);
-    });
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
   });
 }

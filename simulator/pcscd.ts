@@ -13,9 +13,11 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { endianness } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PCSCD_VERSION_ANSWER_BYTES, pcscdVersionQuestion } from '../protocol/pcsc-daemon.js';
 
 const running = new Set<string>();
 
@@ -125,6 +127,13 @@ export async function startPcscd(opts: { namePrefix?: string } = {}): Promise<Pr
       setTimeout(() => reject(new Error(`pcscd not ready after 10 s:\n${log.slice(-2000)}`)), 10_000).unref();
     });
     await ready;
+    // "daemon ready" is printed before pcscd has polled each reader once and accepts clients; a virtual
+    // card put in a slot before then, and a PC/SC context opened in this process, would wait on each other.
+    const until = Date.now() + 10_000;
+    while (!(await answersVersion(socket))) {
+      if (Date.now() > until) throw new Error(`pcscd does not answer on ${socket} after 10 s:\n${log.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   };
 
   const kill = async () => {
@@ -158,4 +167,22 @@ export async function startPcscd(opts: { namePrefix?: string } = {}): Promise<Pr
       return log;
     },
   };
+}
+
+/** True when pcscd answers the version question (protocol/pcsc-daemon.ts) within half a second. */
+function answersVersion(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(socket);
+    let got = 0;
+    const done = (up: boolean) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(up);
+    };
+    const t = setTimeout(() => done(false), 500);
+    s.once('connect', () => s.write(pcscdVersionQuestion(endianness() === 'LE')));
+    s.on('data', (d: Buffer) => (got += d.length) >= PCSCD_VERSION_ANSWER_BYTES && done(true));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+  });
 }

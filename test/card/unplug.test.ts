@@ -1,5 +1,9 @@
 // Reader-side faults: pcscd killed and restarted under a running driver, a configured reader that is
 // not there, and a missing native library. Reader faults never show up as card faults.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { INSTALL_HINT, PcscReader, pcscReaderConfigSchema } from '../../drivers/pcsc-reader.js';
 import type { SourceEvent } from '../../drivers/seams.js';
@@ -70,4 +74,44 @@ test('nfc-pcsc or libpcsclite missing: start() rejects saying exactly what to in
   });
   await expect(r.start(() => {})).rejects.toThrow('apt-get install libpcsclite-dev pcscd, then npm rebuild @pokusew/pcsclite');
   await r.stop();
+});
+
+test('a pcscd that takes the connection but does not answer yet (still polling its readers): a fault and a retry, never a blocked event loop', async () => {
+  // pcscd answers clients only after every reader's first poll; libpcsclite's context call would block
+  // this thread until then. The driver must ask first, without blocking, and not open a context.
+  const dir = mkdtempSync(join(tmpdir(), 'silent-pcscd-'));
+  const path = join(dir, 'pcscd.comm');
+  const questions: Buffer[] = [];
+  const silent = createServer((s) => s.on('data', (d) => questions.push(d)));
+  await new Promise<void>((r) => silent.listen(path, r));
+  let nfcOpened = 0;
+  const saved = process.env.PCSCLITE_CSOCK_NAME;
+  process.env.PCSCLITE_CSOCK_NAME = path;
+  const r = new PcscReader(pcscReaderConfigSchema.parse({ retryMs: 100 }), undefined, () => ({
+    NFC: class {
+      constructor() {
+        nfcOpened++;
+        throw new Error('a PC/SC context was opened against a pcscd that had not answered');
+      }
+    } as never,
+  }));
+  const events: SourceEvent[] = [];
+  let ticks = 0;
+  const tick = setInterval(() => ticks++, 10);
+  try {
+    await r.start((e) => events.push(e));
+    await waitUntil(() => events.length > 0 && questions.length >= 2, 5000, () => `events ${events.length}, questions ${questions.length}`);
+  } finally {
+    clearInterval(tick);
+    await r.stop();
+    process.env.PCSCLITE_CSOCK_NAME = saved;
+    await new Promise((res) => silent.close(res));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  expect(events[0]).toMatchObject({ type: 'SOURCE_FAULT' });
+  expect(events[0].type === 'SOURCE_FAULT' && events[0].detail).toMatch(/pcscd is not running \(no answer on .*pcscd\.comm\)/);
+  expect(nfcOpened).toBe(0);
+  expect(ticks).toBeGreaterThan(20);
+  // The question is pcsc-lite's CMD_VERSION: { size 12, command 0x11 } then { 4, 4, 0 }.
+  expect(questions[0].toString('hex')).toBe('0c000000' + '11000000' + '04000000' + '04000000' + '00000000');
 });
