@@ -19,6 +19,15 @@ export type ScheduleOffer =
   | { kind: 'same' }
   | { kind: 'refused'; alarm: ScheduleAlarm };
 
+/**
+ * A document the back office does not publish: 404 (none yet), or 405/501 from a back office (or a proxy in
+ * front of it) that does not serve this path at all. Keeping the one held is right; failing the round
+ * would let an older back office stop the lists from syncing.
+ */
+export function notPublished(status: number): boolean {
+  return status === 404 || status === 405 || status === 501;
+}
+
 /** One GET of the schedule (list-sync.ts's request: bearer token, TLS, bounds). */
 export type ScheduleGet = (headers: Record<string, string>) => Promise<{ status: number; body: Uint8Array; headers: Record<string, string | string[] | undefined> }>;
 
@@ -60,12 +69,12 @@ export class HeldSchedule {
   }
 
   /**
-   * Fetch the back office's document (If-None-Match) and offer it: `unchanged` on 304 or 404 (none
-   * published), `http` with the status on any other answer but 200 (the sync round fails).
+   * Fetch the back office's document (If-None-Match) and offer it: `unchanged` on 304 or when none is
+   * published (`notPublished`), `http` with the status on any other answer but 200 (the sync round fails).
    */
   async fetch(get: ScheduleGet): Promise<ScheduleOffer | { kind: 'unchanged' } | { kind: 'http'; status: number }> {
     const r = await get(this.etag ? { 'if-none-match': this.etag } : {});
-    if (r.status === 304 || r.status === 404) return { kind: 'unchanged' };
+    if (r.status === 304 || notPublished(r.status)) return { kind: 'unchanged' };
     if (r.status !== 200) return { kind: 'http', status: r.status };
     const got = await this.offer(r.body);
     this.etag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;

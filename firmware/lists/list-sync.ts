@@ -27,7 +27,7 @@ import type { ListSyncEvents, ListSyncOptions, SyncCounters, SyncOutcome, SyncSt
 import { DeltaLog } from './delta-log.js';
 import { ListFreshness } from './freshness.js';
 import { HeldTrustList } from './issuer-keys.js';
-import { HeldSchedule } from './held-schedule.js';
+import { HeldSchedule, notPublished } from './held-schedule.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
@@ -478,7 +478,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     const held = this.held;
     if (!held) return;
     const r = await this.get('/v1/issuer-keys', this.issuerEtag ? { 'if-none-match': this.issuerEtag } : {});
-    if (r.status === 304 || r.status === 404) return;
+    if (r.status === 304 || notPublished(r.status)) return;
     if (r.status !== 200) throw new HttpFailure(`issuer keys: HTTP ${r.status}`);
     // Verified and newer, or refused; written (write + fsync + rename) before it is handed on.
     const got = await held.offer(r.body);
