@@ -9,7 +9,7 @@ import { MemoryJournal, type JournalEntry } from '../../firmware/journal/journal
 import { NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
 import { fromHex } from '../../protocol/apdu.js';
 import { BEIJING_2014_RULES, discounted } from '../../protocol/fares.js';
-import { cardSerial8, diversify, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
+import { cardSerial8, diversify, EMPTY_TRIP, encodeTripRecord, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
 import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { TEST_ISSUER_KEYS, type PurseSpec } from '../../simulator/virtual-purse.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
@@ -277,5 +277,67 @@ describe('degraded modes (per station)', () => {
     const { r, c } = await trip({ emergency: true });
     expect(r).toMatchObject({ decision: { grant: true, outcome: 'waived', reason: 'ok-free-passage' } });
     expect(c.purse!.debitCount).toBe(1); // the entry only
+  });
+});
+
+describe('the proof of a torn debit is MAC2-checked by the PSAM before it counts', () => {
+  // The read is 5 APDUs, then READ RECORD, INITIALIZE, UPDATE: the 9th is the DEBIT, its answer lost here.
+  const lostDebit = { after: 9, answerLost: true };
+  async function tornExit(purse: Partial<PurseSpec> = {}) {
+    const j = new MemoryJournal();
+    const entry = fareGate({ station: 2, direction: 'entry' }, j).gate;
+    const exit = fareGate({ station: 8, direction: 'exit' }, j);
+    const c = card(purse);
+    await fareTap(entry, c, T0);
+    expect(await fareTap(exit.gate, c, T0 + 30 * MIN, lostDebit)).toMatchObject({ torn: false, decision: { outcome: 'torn' } });
+    expect(c.purse!.debitCount).toBe(2); // entry (0 fen) and the exit's debit the gate never heard of
+    return { j, exit, c };
+  }
+  const cardTac = (c: VirtualCard) => Buffer.from(c.purse!.debits.at(-1)!.tac).toString('hex').toUpperCase();
+
+  it('a good proof: verified by the PSAM session of its MAC1, journaled recovered with its TAC, the rider leaves', async () => {
+    const { j, exit, c } = await tornExit();
+    const okBefore = exit.psam.counts.mac2Ok;
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: true, outcome: 'recovered', chargeFen: fareOf(2, 8), tac: cardTac(c) } });
+    expect(exit.psam.counts.mac2Ok - okBefore).toBe(1);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'recovered', detail: { proof: 'verified', tac: cardTac(c), atc: 1 } });
+    expect(c.purse!.debitCount).toBe(2);
+  });
+
+  it('a bad proof: refused card-invalid, journaled mac2-failed with the TAC for clearing; no free exit and no second debit on any re-tap', async () => {
+    const { j, exit, c } = await tornExit({ badProof: true });
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: false, reason: 'card-invalid', outcome: 'mac2-failed', chargeFen: fareOf(2, 8), tac: cardTac(c) } });
+    expect(exit.psam.counts.mac2Bad).toBe(1);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'mac2-failed', detail: { proof: 'mac2-failed', tac: cardTac(c) } });
+    for (const dt of [8000, 12_000]) {
+      expect(await fareTap(exit.gate, c, T0 + 30 * MIN + dt)).toMatchObject({ torn: false, decision: { grant: false, reason: 'card-invalid' } });
+    }
+    expect(c.purse!.debitCount).toBe(2);
+    expect(c.purse!.balanceFen).toBe(10_000 - fareOf(2, 8));
+  });
+
+  it('no PSAM session to check it (another card paid since, or another lane): the ticket office, TAC journaled, never a second debit', async () => {
+    const { j, exit, c } = await tornExit();
+    const other = card();
+    await fareTap(fareGate({ station: 3, direction: 'entry' }, j).gate, other, T0);
+    expect(await fareTap(exit.gate, other, T0 + 30 * MIN + 2000)).toMatchObject({ decision: { grant: true, outcome: 'debited' } });
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: false, reason: 'fare-ticket-office', outcome: 'refused' } });
+    expect(fareEntries(j).at(-1)).toMatchObject({ detail: { proof: 'unchecked', tac: cardTac(c), claimedFen: fareOf(2, 8) } });
+    const elsewhere = fareGate({ station: 8, direction: 'exit', laneNumber: 2 }, j).gate;
+    expect(await fareTap(elsewhere, c, T0 + 30 * MIN + 6000)).toMatchObject({ decision: { grant: false, reason: 'fare-ticket-office' } });
+    expect(c.purse!.debitCount).toBe(2);
+  });
+
+  it('a card whose MAC2 failed at the DEBIT stays refused when it comes back (its record says "exited here")', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 8, direction: 'exit' }, j).gate;
+    // Entered at station 2 (written here: an entry gate's PSAM would refuse the fake too).
+    const fake = card({ badMac: true, tripRecord: encodeTripRecord({ ...EMPTY_TRIP, status: 'entered', entryStation: 2, entryLane: 1, entryAtMs: T0 }) });
+    expect(await fareTap(exit, fake, T0 + 30 * MIN)).toMatchObject({ decision: { grant: false, outcome: 'mac2-failed' } });
+    expect(await fareTap(exit, fake, T0 + 30 * MIN + 4000)).toMatchObject({ decision: { grant: false, reason: 'card-invalid', outcome: 'refused' } });
+    expect(fake.purse!.debitCount).toBe(1);
   });
 });
