@@ -10,6 +10,7 @@ import type { Direction } from '../../protocol/credential.js';
 import { toHex } from '../../protocol/apdu.js';
 import { priceTrip, stationIndex, type FareTable, type PricedTrip } from '../../protocol/fares.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
+import { fareModeSet, type FareModeName } from '../../protocol/station-bus.js';
 import {
   beijingDateTime,
   beijingMonth,
@@ -48,6 +49,26 @@ export interface FareModes {
 }
 
 export const NORMAL_MODES: FareModes = { waiveOrder: false, waiveTime: false, waiveFare: false, trainFailure: false, emergency: false };
+
+/** Each mode's name on the station bus (protocol/station-bus.ts `FARE_MODES`). */
+const MODE_NAMES: Record<keyof FareModes, FareModeName> = { waiveOrder: 'waive-order', waiveTime: 'waive-time', waiveFare: 'waive-fare', trainFailure: 'train-failure', emergency: 'emergency-release' };
+
+/** The whole set in force from the names a `fare-mode` command carries (absent names: off). */
+export function fareModesFromNames(names: readonly FareModeName[]): FareModes {
+  const m = { ...NORMAL_MODES };
+  for (const k of Object.keys(m) as (keyof FareModes)[]) m[k] = names.includes(MODE_NAMES[k]);
+  return m;
+}
+
+/** The modes in force as the bus names them, in FARE_MODES order. */
+export function fareModeNames(m: FareModes): FareModeName[] {
+  return fareModeSet((Object.keys(m) as (keyof FareModes)[]).filter((k) => m[k]).map((k) => MODE_NAMES[k]));
+}
+
+/** What the station link's `fare-mode` command sets (structurally the link's `FareModeSink`). */
+export function fareModeSink(gate: FareGate): { set(names: readonly FareModeName[]): void; current(): FareModeName[] } {
+  return { set: (names) => (gate.modes = fareModesFromNames(names)), current: () => fareModeNames(gate.modes) };
+}
 
 export interface FareLaneConfig {
   laneId: string;
@@ -317,6 +338,7 @@ export class FareGate {
     }
     if (cashFen !== undefined) return this.finish({ grant: true, reason: 'ok', outcome: 'ticket-office', chargeFen: cashFen, detail: `fare ${cashFen} fen paid in cash at the ticket office`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
     const waived = this.modes.trainFailure || (this.modes.waiveFare && amount < wantFen);
+    if (amount < wantFen) ctx.waivedFen = wantFen - amount;
     return this.finish({ grant: true, reason: waived && amount === 0 ? 'ok-fare-waived' : 'ok', outcome: 'debited', chargeFen: amount, detail: `charged ${amount} fen`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
   }
 

@@ -6,10 +6,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { MemoryJournal, type JournalEntry } from '../../firmware/journal/journal.js';
-import { NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
+import { fareModeSink, NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
 import { fromHex } from '../../protocol/apdu.js';
 import { BEIJING_2014_RULES, discounted } from '../../protocol/fares.js';
-import { cardSerial8, diversify, EMPTY_TRIP, encodeTripRecord, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
+import { cardSerial8, diversify, EMPTY_TRIP, encodeTripRecord, parseTripRecord, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
 import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { TEST_ISSUER_KEYS, type PurseSpec } from '../../simulator/virtual-purse.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
@@ -277,6 +277,49 @@ describe('degraded modes (per station)', () => {
     const { r, c } = await trip({ emergency: true });
     expect(r).toMatchObject({ decision: { grant: true, outcome: 'waived', reason: 'ok-free-passage' } });
     expect(c.purse!.debitCount).toBe(1); // the entry only
+  });
+  it('the names a signed fare-mode command carries set the whole set, and read back in bus order', () => {
+    const { gate } = fareGate({ station: 4, direction: 'exit' }, new MemoryJournal());
+    const sink = fareModeSink(gate);
+    sink.set(['waive-fare', 'emergency-release']);
+    expect(gate.modes).toEqual({ ...NORMAL_MODES, waiveFare: true, emergency: true });
+    sink.set(['train-failure']);
+    expect(gate.modes).toEqual({ ...NORMAL_MODES, trainFailure: true });
+    gate.modes = { ...NORMAL_MODES, emergency: true, waiveOrder: true };
+    expect(sink.current()).toEqual(['waive-order', 'emergency-release']);
+    sink.set([]);
+    expect(gate.modes).toEqual(NORMAL_MODES);
+  });
+  it('waive fare with an empty purse: a 0-fen debit, journaled with the mode and the fare waived', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const c = card({ balanceFen: 0 });
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, c, T0);
+    fareModeSink(exit).set(['waive-fare']);
+    const r = await fareTap(exit, c, T0 + 60 * MIN);
+    expect(r).toMatchObject({ decision: { grant: true, chargeFen: 0, reason: 'ok-fare-waived', outcome: 'debited' } });
+    expect(fareEntries(j).at(-1)).toMatchObject({ chargeFen: 0, reason: 'ok-fare-waived', detail: { modes: ['waiveFare'], waivedFen: full } });
+    expect(parseTripRecord(Uint8Array.from([...c.purse!.record, 0x90, 0x00]))).toMatchObject({ ok: true, value: { status: 'exited', exitStation: 20 } });
+  });
+  it('emergency release writes nothing on the card; the trip left open is taken later by rule', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const c = card();
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, c, T0);
+    const record = Uint8Array.from(c.purse!.record);
+    fareModeSink(exit).set(['emergency-release']);
+    const debitsBefore = c.purse!.debitCount;
+    expect(await fareTap(exit, c, T0 + 30 * MIN)).toMatchObject({ decision: { grant: true, outcome: 'waived', chargeFen: 0 } });
+    expect(c.purse!.record).toEqual(record);
+    expect(c.purse!.debitCount).toBe(debitsBefore);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'waived', detail: { modes: ['emergency'] } });
+    // Next day the card still shows the open entry: the entry-without-exit rule charges it, or nothing where order is waived.
+    expect(await fareTap(fareGate({ station: 3, direction: 'entry' }, j).gate, c, T0 + 24 * 60 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: BEIJING_2014_RULES.entryWithoutExitFareFen } });
+    const waived = card();
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, waived, T0);
+    const lenient = fareGate({ station: 3, direction: 'entry' }, j).gate;
+    fareModeSink(lenient).set(['waive-order']);
+    expect(await fareTap(lenient, waived, T0 + 24 * 60 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: 0 } });
   });
 });
 
