@@ -139,6 +139,8 @@ export interface LaneStateMessage {
    * credential kind, the stage now and the next change (`nextAtMs`, `next`; absent once enforced).
    */
   schedule?: { seq: number; kinds: Record<string, { stage: string; nextAtMs?: number; next?: string }> };
+  /** A lane with a fare gate: the degraded modes in force (`[]`: normal). Absent: no fare gate. */
+  fareModes?: FareModeName[];
 }
 export const encodeLaneState = (m: LaneStateMessage): Uint8Array => enc(m);
 export function decodeLaneState(b: Uint8Array): Decoded<LaneStateMessage> {
@@ -149,6 +151,7 @@ export function decodeLaneState(b: Uint8Array): Decoded<LaneStateMessage> {
   if (!isStr(o.boot, 32) || !isUint(o.atMs) || !isStr(o.mode, 32) || !isStr(o.state, 64) || !isStr(o.flaps, 32) || !isStr(o.direction, 32)) return { ok: false, why: 'fields' };
   if (!isUint(o.listVersion) || !isUint(o.listAgeS) || (o.link !== 'up' && o.link !== 'down') || !strRec(o.readers) || !strRec(o.open) || typeof o.fireAlarm !== 'boolean') return { ok: false, why: 'fields' };
   if (o.schedule !== undefined && !isSchedule(o.schedule)) return { ok: false, why: 'schedule' };
+  if (o.fareModes !== undefined && !isFareModeSet(o.fareModes)) return { ok: false, why: 'fareModes' };
   const { v: _v, ...rest } = o;
   return { ok: true, value: rest as unknown as LaneStateMessage };
 }
@@ -200,9 +203,32 @@ export function decodeStats(b: Uint8Array): Decoded<StatsMessage> {
 
 // --- Commands: signed by a supervisor, expiring, answered on `result` --------------------------------
 
-export const COMMAND_ACTIONS = ['set-mode', 'reset-emergency', 'station-emergency', 'reload'] as const;
+export const COMMAND_ACTIONS = ['set-mode', 'reset-emergency', 'station-emergency', 'reload', 'fare-mode'] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 export const COMMAND_MODES = ['normal', 'free', 'maintenance', 'closed'] as const;
+/**
+ * The fare gate's degraded modes (GB 50157), as `fare-mode` names them: each relaxes one check. A command
+ * carries the whole set in force (none: normal), in this order, so one set has one signed form.
+ */
+export const FARE_MODES = ['waive-order', 'waive-time', 'waive-fare', 'train-failure', 'emergency-release'] as const;
+export type FareModeName = (typeof FARE_MODES)[number];
+
+/** The names in FARE_MODES order, each once: the only form a command or a state carries. */
+export function isFareModeSet(v: unknown): v is FareModeName[] {
+  if (!Array.isArray(v) || v.length > FARE_MODES.length) return false;
+  let last = -1;
+  for (const m of v) {
+    const i = (FARE_MODES as readonly unknown[]).indexOf(m);
+    if (i <= last) return false;
+    last = i;
+  }
+  return true;
+}
+
+/** Any list of names → the canonical set (unknown names dropped). */
+export function fareModeSet(names: readonly string[]): FareModeName[] {
+  return FARE_MODES.filter((m) => names.includes(m));
+}
 
 export interface Command {
   /** 16-32 hex digits, fresh per command: the replay key. */
@@ -211,8 +237,8 @@ export interface Command {
   /** A lane id, or `station` for every lane of the station (only on the station topic). */
   lane: string;
   action: CommandAction;
-  /** set-mode: `{ mode }`; station-emergency: `{ active }`; others: `{}`. */
-  args: { mode?: (typeof COMMAND_MODES)[number]; active?: boolean };
+  /** set-mode: `{ mode }`; station-emergency: `{ active }`; fare-mode: `{ fareModes }`; others: `{}`. */
+  args: { mode?: (typeof COMMAND_MODES)[number]; active?: boolean; fareModes?: FareModeName[] };
   /** The supervisor who issued it (key id in the lanes' config). */
   by: string;
   issuedAtMs: number;
@@ -225,7 +251,9 @@ export interface SignedCommand extends Command {
 
 /** The exact bytes a supervisor signs: a domain tag and the fields in a fixed order. */
 export function commandSignedBytes(c: Command): Uint8Array {
-  const args = [c.args.mode ?? null, c.args.active ?? null];
+  // fare-mode's set is a third element, present only there: every earlier command signs as it did.
+  const args: unknown[] = [c.args.mode ?? null, c.args.active ?? null];
+  if (c.args.fareModes !== undefined) args.push(c.args.fareModes);
   return new Uint8Array(Buffer.from(`gate-command-v1\n${JSON.stringify([c.id, c.station, c.lane, c.action, args, c.by, c.issuedAtMs, c.expiresAtMs])}`, 'utf8'));
 }
 
@@ -262,6 +290,9 @@ export function decodeCommand(b: Uint8Array): Decoded<Command & { sig?: string }
   if (action === 'set-mode') {
     if (!(COMMAND_MODES as readonly unknown[]).includes(args.mode) || Object.keys(args).length !== 1) return { ok: false, why: 'args' };
     clean = { mode: args.mode as Command['args']['mode'] };
+  } else if (action === 'fare-mode') {
+    if (!isFareModeSet(args.fareModes) || Object.keys(args).length !== 1) return { ok: false, why: 'args' };
+    clean = { fareModes: [...args.fareModes] };
   } else if (action === 'station-emergency') {
     if (typeof args.active !== 'boolean' || Object.keys(args).length !== 1) return { ok: false, why: 'args' };
     clean = { active: args.active };

@@ -66,7 +66,7 @@ export function debitForPurchase(o: { terminalSerial: number; dateTime: Uint8Arr
   return c;
 }
 
-/** GET TRANSACTION PROOF: 80 5A 00 <type> 02 | ATC(2) | 08 → TAC(4) MAC2(4). */
+/** GET TRANSACTION PROOF: 80 5A 00 <type> 02 | ATC(2) | 08 → MAC2(4) TAC(4) (the other order from DEBIT's answer). */
 export function getTransactionProof(type: number, atc: number): Uint8Array {
   return Uint8Array.from([0x80, 0x5a, 0x00, type, 0x02, (atc >> 8) & 0xff, atc & 0xff, 0x08]);
 }
@@ -175,13 +175,29 @@ export function encodeInitPurchaseAnswer(a: InitPurchaseAnswer): Uint8Array {
   return b;
 }
 
-/** DEBIT FOR PURCHASE and GET TRANSACTION PROOF answer: TAC(4) MAC2(4). */
+/** DEBIT FOR PURCHASE answer: TAC(4) MAC2(4). */
 export function parseProof(answer: Uint8Array, what: string): PurseParsed<{ tac: Uint8Array; mac2: Uint8Array }> {
   const s = purseStatus(answer, what);
   if (s) return s;
   const d = expectData(answer, 8, what);
   if (!d.ok) return d;
   return { ok: true, value: { tac: d.value.slice(0, 4), mac2: d.value.slice(4, 8) } };
+}
+
+/** GET TRANSACTION PROOF answer: MAC2(4) TAC(4); `94 06` = no debit with that counter. */
+export function parseTransactionProof(answer: Uint8Array): PurseParsed<{ tac: Uint8Array; mac2: Uint8Array }> {
+  const what = 'GET TRANSACTION PROOF';
+  const s = purseStatus(answer, what);
+  if (s) return s;
+  const d = expectData(answer, 8, what);
+  if (!d.ok) return d;
+  return { ok: true, value: { mac2: d.value.slice(0, 4), tac: d.value.slice(4, 8) } };
+}
+
+/** The card's side of GET TRANSACTION PROOF: the 8 data bytes, MAC2 then TAC. */
+export function encodeTransactionProof(p: { mac2: Uint8Array; tac: Uint8Array }): Uint8Array {
+  if (p.mac2.length !== 4 || p.tac.length !== 4) throw new RangeError('MAC2 and TAC are 4 bytes each');
+  return Uint8Array.from([...p.mac2, ...p.tac]);
 }
 
 export function parsePsamMac1(answer: Uint8Array): PurseParsed<{ terminalSerial: number; mac1: Uint8Array }> {

@@ -1,7 +1,8 @@
 // The e-purse of a virtual T-Union card: balance, offline ATC, diversified purchase and TAC keys, the
 // composite purchase (INITIALIZE → UPDATE CAPP DATA CACHE → DEBIT verifying MAC1, answering TAC and MAC2),
-// the trip record it commits with the debit, and GET TRANSACTION PROOF for the last debits. It really
-// computes the MACs (protocol/tunion-purse.ts), so a wrong PSAM key is refused as a real card refuses it.
+// the trip record it commits with the debit, and GET TRANSACTION PROOF for the last debits (MAC2 ‖ TAC, or
+// a wrong MAC2 when `badProof`). It really computes the MACs (protocol/tunion-purse.ts), so a wrong PSAM
+// key is refused as a real card refuses it.
 // Imports only protocol/.
 
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import {
   diversify,
   EMPTY_TRIP,
   encodeInitPurchaseAnswer,
+  encodeTransactionProof,
   encodeTripRecord,
   mac1 as computeMac1,
   mac2 as computeMac2,
@@ -37,6 +39,8 @@ export interface PurseSpec {
   blocked?: boolean;
   /** The card computes its MAC2 and TAC with a wrong key (a card that is not what it claims). */
   badMac?: boolean;
+  /** GET TRANSACTION PROOF answers a MAC2 that is not the debit's (a card inventing or replaying a proof); the TAC is the debit's. */
+  badProof?: boolean;
   masterPurchaseKey?: Uint8Array;
   masterTacKey?: Uint8Array;
   /** The trip record already on the card (48 bytes). */
@@ -158,6 +162,8 @@ export class VirtualPurse {
     if (cmd.length < 7 || cmd[4] !== 0x02) return sw(0x6700);
     const atc = (cmd[5] << 8) | cmd[6];
     const d = [...this.debits].reverse().find((x) => x.atc === atc && x.type === cmd[3]);
-    return d ? ok(Uint8Array.from([...d.tac, ...d.mac2])) : sw(SW.noProof);
+    if (!d) return sw(SW.noProof);
+    const mac2 = this.spec.badProof ? d.mac2.map((b) => b ^ 0x5a) : d.mac2;
+    return ok(encodeTransactionProof({ mac2, tac: d.tac }));
   }
 }

@@ -76,7 +76,7 @@ export function register(program: Command): void {
         const file = join(o.out, `${o.id}.key`);
         writeFileSync(file, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
         console.log(`wrote ${file}`);
-        console.log(`lanes' station.supervisors: ${JSON.stringify({ [o.id]: { publicKey: rawPublicKeyB64(privateKey), may: ['set-mode', 'reset-emergency', 'station-emergency', 'reload'] } })}`);
+        console.log(`lanes' station.supervisors: ${JSON.stringify({ [o.id]: { publicKey: rawPublicKeyB64(privateKey), may: ['set-mode', 'reset-emergency', 'station-emergency', 'reload', 'fare-mode'] } })}`);
         const pw = o.passwordFile ? readFileSync(o.passwordFile, 'utf8').split('\n')[0] : undefined;
         console.log(`station view supervisors: ${JSON.stringify({ [o.id]: { password: pw ? hashSupervisorPassword(pw) : '<gate supervisor-key --password-file>', keyFile: file } })}`);
       } catch (e) {

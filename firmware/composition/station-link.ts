@@ -4,9 +4,9 @@
 import type { Clock } from '../../drivers/seams.js';
 import type { LaneConfig } from '../config/config.js';
 import type { Logger } from '../config/log.js';
-import type { LaneStationLink, ReloadHook } from '../station/lane-link.js';
+import type { FareModeSink, LaneStationLink, ReloadHook } from '../station/lane-link.js';
 
-export type { ReloadHook } from '../station/lane-link.js';
+export type { FareModeSink, ReloadHook } from '../station/lane-link.js';
 
 /** What startLane takes beside LaneOptions for the station bus. */
 export interface StationLaneOptions {
@@ -14,6 +14,8 @@ export interface StationLaneOptions {
   stationLink?: LaneStationLink;
   /** What a signed `reload` command does on this runtime. */
   onReload?: ReloadHook;
+  /** The lane's fare gate for signed `fare-mode` commands (`fareModeSink(gate)`, firmware/fares/); or `link.connectFareModes` later. */
+  fareModes?: FareModeSink;
 }
 
 /** Build and start the link when the config has a `station` section (connecting in the background). */
@@ -22,7 +24,7 @@ export async function stationLinkFromConfig(config: LaneConfig, clock: Clock, lo
   if ((config as Record<string, unknown>).station === undefined) return undefined;
   const [{ stationSettings }, { LaneStationLink }] = await Promise.all([import('../station/config.js'), import('../station/lane-link.js')]);
   const settings = stationSettings(config)!;
-  const link = new LaneStationLink({ settings, clock, log: log.child({ part: 'station' }), onReload: o.onReload });
+  const link = new LaneStationLink({ settings, clock, log: log.child({ part: 'station' }), onReload: o.onReload, fareModes: o.fareModes });
   link.start();
   return link;
 }

@@ -10,6 +10,7 @@ import type { Direction } from '../../protocol/credential.js';
 import { toHex } from '../../protocol/apdu.js';
 import { priceTrip, stationIndex, type FareTable, type PricedTrip } from '../../protocol/fares.js';
 import type { ReasonCode } from '../../protocol/reasons.js';
+import { fareModeSet, type FareModeName } from '../../protocol/station-bus.js';
 import {
   beijingDateTime,
   beijingMonth,
@@ -21,6 +22,7 @@ import {
   parseInitPurchase,
   parseProof,
   parsePsamMac1,
+  parseTransactionProof,
   parsePsamMac2,
   parseTripRecord,
   psamMac1,
@@ -47,6 +49,26 @@ export interface FareModes {
 }
 
 export const NORMAL_MODES: FareModes = { waiveOrder: false, waiveTime: false, waiveFare: false, trainFailure: false, emergency: false };
+
+/** Each mode's name on the station bus (protocol/station-bus.ts `FARE_MODES`). */
+const MODE_NAMES: Record<keyof FareModes, FareModeName> = { waiveOrder: 'waive-order', waiveTime: 'waive-time', waiveFare: 'waive-fare', trainFailure: 'train-failure', emergency: 'emergency-release' };
+
+/** The whole set in force from the names a `fare-mode` command carries (absent names: off). */
+export function fareModesFromNames(names: readonly FareModeName[]): FareModes {
+  const m = { ...NORMAL_MODES };
+  for (const k of Object.keys(m) as (keyof FareModes)[]) m[k] = names.includes(MODE_NAMES[k]);
+  return m;
+}
+
+/** The modes in force as the bus names them, in FARE_MODES order. */
+export function fareModeNames(m: FareModes): FareModeName[] {
+  return fareModeSet((Object.keys(m) as (keyof FareModes)[]).filter((k) => m[k]).map((k) => MODE_NAMES[k]));
+}
+
+/** What the station link's `fare-mode` command sets (structurally the link's `FareModeSink`). */
+export function fareModeSink(gate: FareGate): { set(names: readonly FareModeName[]): void; current(): FareModeName[] } {
+  return { set: (names) => (gate.modes = fareModesFromNames(names)), current: () => fareModeNames(gate.modes) };
+}
 
 export interface FareLaneConfig {
   laneId: string;
@@ -97,8 +119,18 @@ export class FareGate {
   private table?: FareTable;
   private index = new Map<number, number>();
   modes: FareModes = { ...NORMAL_MODES };
-  /** Debits this lane has journaled, by `${card}:${atc}` (bounded): a re-tap after them is not a recovery. */
-  private readonly journaled = new Set<string>();
+  /**
+   * Debits this lane has journaled, by `${card}:${atc}` (bounded), and how they ended: a re-tap after a
+   * paid one is not a recovery, and a card whose MAC2 failed stays refused on every re-tap.
+   */
+  private readonly journaled = new Map<string, 'paid' | 'mac2-failed'>();
+  /**
+   * DEBITs sent whose answer never came (the card pulled away), by `${card}:${atc}` (bounded), with the
+   * terminal serial of their MAC1: only that PSAM session can check the MAC2 the card proves on the re-tap.
+   */
+  private readonly unanswered = new Map<string, number>();
+  /** The terminal serial of the PSAM's open purchase session (its last MAC1, not yet closed by a MAC2 check). */
+  private psamSession?: number;
   readonly counts: Record<FareOutcome, number> = { debited: 0, recovered: 0, retap: 0, torn: 0, refused: 0, 'ticket-office': 0, 'mac2-failed': 0, waived: 0 };
 
   constructor(
@@ -210,26 +242,54 @@ export class FareGate {
     return p.trip;
   }
 
-  /** The card's record says this lane's station already took this trip: prove the debit, never charge again. */
+  /**
+   * The card's record says this lane's station already took this trip: prove the debit, never charge again.
+   * The card's proof (GET TRANSACTION PROOF: MAC2 and TAC of that debit) counts only once the PSAM session
+   * that computed the debit's MAC1 verifies its MAC2 (80 72); no such session here (another lane, another
+   * card's purchase since, a restart), the ticket office settles it with the TAC journaled for clearing.
+   */
   private async retap(send: Exchange, cardNumber: string, r: TripRecord, nowMs: number, ctx: Record<string, unknown>): Promise<FareDecision> {
     const init = parseInitPurchase(await send(initPurchase({ amountFen: 0, terminalId: this.psam.terminalId, composite: true })));
     if (!init.ok) return this.refusal(init.error, init.detail, cardNumber, nowMs, ctx);
     const atc = (init.value.atc - 1) & 0xffff;
     const key = `${cardNumber}:${atc}`;
-    if (this.journaled.has(key)) {
+    const settled = this.journaled.get(key);
+    if (settled === 'mac2-failed') return this.finish({ grant: false, reason: 'card-invalid', outcome: 'refused', chargeFen: 0, detail: `the card's MAC2 for ATC ${atc} failed at this lane` }, cardNumber, nowMs, { ...ctx, atc });
+    if (settled === 'paid') {
       // This lane journaled that transaction and answered. An entry is not let in twice; an exit lets the
       // rider out without a charge (exits never trap a rider: the flaps may have closed before they passed).
       const exit = this.config.direction === 'exit';
       return this.finish({ grant: exit, reason: exit ? 'ok' : 'passback', outcome: 'retap', chargeFen: 0, detail: `trip already settled at this lane (ATC ${atc})` }, cardNumber, nowMs, { ...ctx, atc });
     }
-    const proof = parseProof(await send(getTransactionProof(TX_COMPOSITE, atc)), 'GET TRANSACTION PROOF');
+    const proof = parseTransactionProof(await send(getTransactionProof(TX_COMPOSITE, atc)));
     if (!proof.ok) return this.finish({ grant: false, reason: 'card-unreadable', outcome: 'refused', chargeFen: 0, detail: proof.detail }, cardNumber, nowMs, { ...ctx, atc });
-    this.remember(key);
+    const tac = toHex(proof.value.tac);
+    const proven = { ...ctx, atc, tac, terminalId: toHex(this.psam.terminalId), balanceAfterFen: init.value.balanceFen };
+    const serial = this.unanswered.get(key);
+    if (serial === undefined || serial !== this.psamSession) {
+      return this.finish(
+        { grant: false, reason: 'fare-ticket-office', outcome: 'refused', chargeFen: 0, detail: `torn debit (ATC ${atc}) cannot be checked at this lane: no PSAM session of its MAC1`, tac },
+        cardNumber,
+        nowMs,
+        { ...proven, proof: 'unchecked', claimedFen: r.lastChargeFen },
+      );
+    }
+    this.unanswered.delete(key);
+    this.psamSession = undefined;
+    const v = parsePsamMac2(await this.psamSend(psamVerifyMac2(proof.value.mac2)));
+    if (!v.ok) {
+      if (v.error !== 'mac') throw new PsamFault(`PSAM MAC2: ${v.detail}`);
+      // The proof's MAC2 is not the debit's: not the card it claims, or a proof made up. Never a free exit,
+      // never a second debit; clearing judges the TAC.
+      this.remember(key, 'mac2-failed');
+      return this.finish({ grant: false, reason: 'card-invalid', outcome: 'mac2-failed', chargeFen: r.lastChargeFen, detail: `proof of ATC ${atc}: MAC2 refused by the PSAM: ${v.detail}`, tac }, cardNumber, nowMs, { ...proven, proof: 'mac2-failed' });
+    }
+    this.remember(key, 'paid');
     return this.finish(
-      { grant: true, reason: 'ok', outcome: 'recovered', chargeFen: r.lastChargeFen, detail: `torn debit proven on the re-tap (ATC ${atc})`, tac: toHex(proof.value.tac), balanceAfterFen: init.value.balanceFen },
+      { grant: true, reason: 'ok', outcome: 'recovered', chargeFen: r.lastChargeFen, detail: `torn debit proven on the re-tap (ATC ${atc}, MAC2 verified)`, tac, balanceAfterFen: init.value.balanceFen },
       cardNumber,
       nowMs,
-      { ...ctx, atc, tac: toHex(proof.value.tac), terminalId: toHex(this.psam.terminalId), balanceAfterFen: init.value.balanceFen },
+      { ...proven, proof: 'verified' },
     );
   }
 
@@ -251,9 +311,15 @@ export class FareGate {
     const m1 = parsePsamMac1(await this.psamSend(psamMac1({ cardRandom, atc, amountFen: amount, type: TX_COMPOSITE, dateTime, keyVersion, algorithm, cardSerial8: cardSerial8(cardNumber) })));
     if (!m1.ok) throw new PsamFault(`PSAM MAC1: ${m1.detail}`);
     ctx.terminalSerial = m1.value.terminalSerial;
+    this.psamSession = m1.value.terminalSerial;
     const up = await send(updateTripRecord(encodeTripRecord(next)));
     if (up.length !== 2 || up[0] !== 0x90 || up[1] !== 0) return this.finish({ grant: false, reason: 'card-unreadable', outcome: 'refused', chargeFen: 0, detail: `UPDATE CAPP DATA CACHE: ${toHex(up)}` }, cardNumber, nowMs, ctx);
+    const key = `${cardNumber}:${atc}`;
+    // Kept until the card answers: if it never does, the re-tap's proof is checked under this MAC1's session.
+    this.unanswered.set(key, m1.value.terminalSerial);
+    if (this.unanswered.size > 1000) this.unanswered.delete(this.unanswered.keys().next().value as string);
     const debit = parseProof(await send(debitForPurchase({ terminalSerial: m1.value.terminalSerial, dateTime, mac1: m1.value.mac1 })), 'DEBIT FOR PURCHASE');
+    this.unanswered.delete(key);
     if (!debit.ok) {
       // 93 02 here: the card did not accept our MAC1 — the PSAM holds the wrong key. Nothing was debited.
       if (debit.error === 'mac') return this.finish({ grant: false, reason: 'fare-unavailable', outcome: 'refused', chargeFen: 0, detail: `card refused MAC1 (wrong PSAM key?): ${debit.detail}` }, cardNumber, nowMs, ctx);
@@ -262,14 +328,17 @@ export class FareGate {
     const tac = toHex(debit.value.tac);
     const balanceAfterFen = init.value.balanceFen - amount;
     Object.assign(ctx, { tac, balanceAfterFen });
-    this.remember(`${cardNumber}:${atc}`);
+    this.remember(key, 'paid');
+    this.psamSession = undefined;
     const v = parsePsamMac2(await this.psamSend(psamVerifyMac2(debit.value.mac2)));
     if (!v.ok) {
       // The card debited itself but its MAC2 is wrong: not the card it claims to be. Clearing judges the TAC.
+      this.remember(key, 'mac2-failed');
       return this.finish({ grant: false, reason: 'card-invalid', outcome: 'mac2-failed', chargeFen: amount, detail: `MAC2 refused by the PSAM: ${v.detail}`, tac }, cardNumber, nowMs, ctx);
     }
     if (cashFen !== undefined) return this.finish({ grant: true, reason: 'ok', outcome: 'ticket-office', chargeFen: cashFen, detail: `fare ${cashFen} fen paid in cash at the ticket office`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
     const waived = this.modes.trainFailure || (this.modes.waiveFare && amount < wantFen);
+    if (amount < wantFen) ctx.waivedFen = wantFen - amount;
     return this.finish({ grant: true, reason: waived && amount === 0 ? 'ok-fare-waived' : 'ok', outcome: 'debited', chargeFen: amount, detail: `charged ${amount} fen`, tac, balanceAfterFen }, cardNumber, nowMs, ctx);
   }
 
@@ -288,9 +357,10 @@ export class FareGate {
     return this.finish({ grant: false, reason, outcome: 'refused', chargeFen: 0, detail }, cardNumber, nowMs, ctx);
   }
 
-  private remember(key: string): void {
-    this.journaled.add(key);
-    if (this.journaled.size > 10_000) this.journaled.delete(this.journaled.values().next().value as string);
+  private remember(key: string, how: 'paid' | 'mac2-failed'): void {
+    this.journaled.delete(key);
+    this.journaled.set(key, how);
+    if (this.journaled.size > 10_000) this.journaled.delete(this.journaled.keys().next().value as string);
   }
 
   /** Journal, durably, then answer. An exit is answered even when the journal fails: exits never trap a rider. */

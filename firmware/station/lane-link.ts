@@ -22,6 +22,7 @@ import {
   type AlarmMessage,
   type Command,
   type CommandRefusal,
+  type FareModeName,
   type LaneStateMessage,
 } from '../../protocol/station-bus.js';
 import type { Logger } from '../config/log.js';
@@ -33,12 +34,24 @@ import { BusUsedCodes } from './used-codes.js';
 
 export type ReloadHook = () => Promise<{ ok: boolean; detail?: string }>;
 
+/**
+ * Where a signed `fare-mode` command lands: the lane's fare gate (`fareModeSink` in firmware/fares/ makes
+ * one of a FareGate). `set` takes the whole set in force (`[]`: normal); `current` is what the state says.
+ * Like the operator mode, the set lives in memory: a restart starts normal.
+ */
+export interface FareModeSink {
+  set(modes: readonly FareModeName[]): void;
+  current(): FareModeName[];
+}
+
 export interface LaneLinkOptions {
   settings: StationSettings;
   clock: Clock;
   log: Logger;
   /** What `reload` does here (re-read config and policy); absent: refused as not supported. */
   onReload?: ReloadHook;
+  /** The lane's fare gate, for `fare-mode`; absent (and not connected later): refused, the lane has none. */
+  fareModes?: FareModeSink;
 }
 
 /** Alarms raised while the broker is away, kept for when it is back (the newest this many). */
@@ -68,9 +81,11 @@ export class LaneStationLink {
   private stopped = false;
   private readonly s: StationSettings;
   private readonly budgets = new Map<string, { tokens: number; atMs: number; dropped: number; saidAtMs: number }>();
+  private fareModes?: FareModeSink;
 
   constructor(private readonly o: LaneLinkOptions) {
     const s = (this.s = o.settings);
+    this.fareModes = o.fareModes;
     this.statsFrom = Math.floor(o.clock.now());
     this.usedCodes = new BusUsedCodes({ laneId: s.lane, now: () => o.clock.now(), clampMs: s.clampMs, perLaneCap: s.perLaneCap, maxLanes: s.maxLanes, publish: (codes) => this.publishUsed(codes) });
     this.guard = new CommandGuard({ station: s.station, lane: s.lane, supervisors: s.supervisors, maxTtlMs: s.maxTtlMs, rememberMax: s.rememberMax });
@@ -106,6 +121,12 @@ export class LaneStationLink {
       this.timers[0] = this.o.clock.setTimeout(prune, 1000);
     };
     prune();
+  }
+
+  /** Connect the lane's fare gate when it is built after the link (composition): `fare-mode` then lands there. */
+  connectFareModes(sink: FareModeSink): void {
+    this.fareModes = sink;
+    this.scheduleState();
   }
 
   /** Tie the link to its running lane: telemetry out, fire alarms and commands in. */
@@ -206,7 +227,7 @@ export class LaneStationLink {
   private publishState(force: boolean): void {
     const lane = this.lane;
     if (!lane || !this.bus.connected) return;
-    const m = laneState(lane, this.boot, this.now());
+    const m = laneState(lane, this.boot, this.now(), this.fareModes?.current());
     // What a supervisor acts on; the machine's fine state and the flaps ride along without triggering.
     const { atMs: _a, listAgeS: _l, state: _s, flaps: _f, ...compare } = m;
     const json = JSON.stringify(compare);
@@ -349,6 +370,13 @@ export class LaneStationLink {
         return { ok: true, detail: c.args.active ? 'emergency: flaps open' : 'emergency input cleared; each lane needs a reset' };
       case 'reload':
         return this.o.onReload ? this.o.onReload() : { ok: false, detail: 'reload is not supported by this runtime' };
+      case 'fare-mode': {
+        if (!this.fareModes) return { ok: false, detail: 'this lane has no fare gate' };
+        this.fareModes.set(c.args.fareModes!);
+        this.scheduleState();
+        const now = this.fareModes.current();
+        return { ok: true, detail: `fare modes: ${now.length ? now.join(', ') : 'normal'}` };
+      }
     }
   }
 
@@ -369,7 +397,7 @@ export class LaneStationLink {
 }
 
 /** The lane's state as the bus carries it: privacy-safe (no credential, no reference). */
-export function laneState(lane: Lane, boot: string, nowMs: number): LaneStateMessage {
+export function laneState(lane: Lane, boot: string, nowMs: number, fareModes?: FareModeName[]): LaneStateMessage {
   const v = lane.view();
   const cut = (s: string) => s.slice(0, 200);
   const readers: Record<string, string> = {};
@@ -391,6 +419,7 @@ export function laneState(lane: Lane, boot: string, nowMs: number): LaneStateMes
     open,
     fireAlarm: v.fireAlarm,
     ...(v.schedule ? { schedule: { seq: v.schedule.seq, kinds: busStages(v.schedule) } } : {}),
+    ...(fareModes ? { fareModes } : {}),
   };
 }
 

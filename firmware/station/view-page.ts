@@ -1,7 +1,7 @@
 // The station view's one page: HTML, CSS and script inline (no CDN: a station network has no internet).
 // The script builds the DOM with textContent only and follows the view over server-sent events.
 
-export function stationViewPage(o: { station: string; modes: readonly string[] }): string {
+export function stationViewPage(o: { station: string; modes: readonly string[]; fareModes: readonly string[] }): string {
   const config = JSON.stringify(o).replace(/</g, '\\u003c');
   const title = o.station.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   return `<!doctype html>
@@ -19,6 +19,8 @@ export function stationViewPage(o: { station: string; modes: readonly string[] }
   <button id="emergency-on" class="danger">Station emergency 全站紧急</button>
   <button id="emergency-off">Clear emergency input</button>
   <button id="reset-all" class="warn">Reset every lane</button>
+  <span id="fare-modes" class="fare-modes" title="GB 50157 degraded modes, for every fare gate of the station"></span>
+  <button id="fare-modes-go" class="warn">Set fare modes 票务降级</button>
   <button id="logout">Log out</button>
 </span></header>
 <form id="login" class="login">
@@ -93,7 +95,7 @@ function lane(l) {
     const reset = el('button', 'reset warn', 'Reset emergency');
     reset.onclick = () => { if (confirm('Reset the emergency on ' + l.id + '?')) act('lanes/' + l.id + '/reset-emergency', { confirmed: true }); };
     const actions = el('div'); actions.append(sel, go, reset);
-    s.append(head, el('div', 'health dim'), el('div', 'schedule dim'), el('div', 'open dim'), el('div', 'stats dim'), actions);
+    s.append(head, el('div', 'health dim'), el('div', 'schedule dim'), el('div', 'fares dim'), el('div', 'open dim'), el('div', 'stats dim'), actions);
     const all = [...lanes.keys(), l.id].sort(); lanes.set(l.id, s);
     const next = all[all.indexOf(l.id) + 1]; $('lanes').insertBefore(s, next ? lanes.get(next) : null);
   }
@@ -107,6 +109,10 @@ function lane(l) {
   const sc = s.querySelector('.schedule');
   sc.dataset.seq = st.schedule ? String(st.schedule.seq) : '';
   sc.textContent = !st.mode ? '' : !st.schedule ? 'schedule: none (every kind enforced)' : 'schedule s' + st.schedule.seq + ': ' + Object.entries(st.schedule.kinds).map(([k, x]) => k + ' ' + x.stage + (x.next ? ' → ' + x.next + ' ' + new Date(x.nextAtMs + 8 * 3600000).toISOString().slice(0, 16).replace('T', ' ') : '')).join(' · ') + ' (other kinds enforced)';
+  // A fare gate's degraded modes (absent: the lane has no fare gate).
+  const fm = s.querySelector('.fares');
+  fm.dataset.modes = st.fareModes ? st.fareModes.join(',') : '';
+  fm.textContent = !st.fareModes ? '' : 'fares: ' + (st.fareModes.length ? st.fareModes.join(', ') : 'normal');
   s.querySelector('.open').textContent = st.open ? Object.keys(st.open).join(', ') : '';
   const x = l.stats; s.querySelector('.stats').textContent = x ? 'last minute: ' + x.granted + ' in, ' + x.refused + ' refused' : '';
 }
@@ -125,6 +131,11 @@ $('login').onsubmit = async (ev) => {
 $('emergency-on').onclick = () => { if (confirm('Open every lane of the station (emergency)?')) act('station/emergency', { active: true, confirmed: true }); };
 $('emergency-off').onclick = () => { if (confirm('Clear the station emergency input?')) act('station/emergency', { active: false, confirmed: true }); };
 $('reset-all').onclick = () => { if (confirm('Reset the emergency on every lane?')) act('station/reset-emergency', { confirmed: true }); };
+for (const m of VIEW.fareModes) { const l = el('label', 'dim'); const c = el('input'); c.type = 'checkbox'; c.value = m; l.append(c, document.createTextNode(' ' + m + ' ')); $('fare-modes').append(l); }
+$('fare-modes-go').onclick = () => {
+  const modes = [...$('fare-modes').querySelectorAll('input:checked')].map((c) => c.value);
+  if (confirm('Fare modes for every fare gate of the station: ' + (modes.join(', ') || 'normal') + '?')) act('station/fare-modes', { modes, confirmed: true });
+};
 $('logout').onclick = async () => { await act('logout'); location.reload(); };
 fetch('api/state').then((r) => r.ok ? r.json() : null).then((s) => { if (s) showLoggedIn(s.user); });
 `;

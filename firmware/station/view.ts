@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import {
   COMMAND_MODES,
+  FARE_MODES,
   NODE_ID,
   STATION_LEVEL,
   decodeAlarm,
@@ -18,6 +19,7 @@ import {
   decodeResult,
   decodeStats,
   encodeCommand,
+  fareModeSet,
   laneTopic,
   parseTopic,
   signCommand,
@@ -146,6 +148,8 @@ export interface StationView {
 const ModeBody = z.object({ mode: z.enum(COMMAND_MODES), confirmed: z.literal(true) });
 const Confirm = z.object({ confirmed: z.literal(true) });
 const EmergencyBody = z.object({ active: z.boolean(), confirmed: z.literal(true) });
+/** The whole set of fare modes to be in force (`[]`: normal), in any order. */
+const FareModesBody = z.object({ modes: z.array(z.enum(FARE_MODES)).max(FARE_MODES.length), confirmed: z.literal(true) });
 const LoginBody = z.object({ user: z.string().max(64), password: z.string().max(256) });
 
 class HttpError extends Error {
@@ -247,7 +251,7 @@ export async function startStationView(o: StationViewOptions): Promise<StationVi
   });
   bus.start();
 
-  const page = stationViewPage({ station: S, modes: COMMAND_MODES });
+  const page = stationViewPage({ station: S, modes: COMMAND_MODES, fareModes: FARE_MODES });
 
   function issue(user: string, lane: string, action: CommandAction, args: Command['args']): { id: string } {
     const sup = o.supervisors.get(user);
@@ -259,7 +263,7 @@ export async function startStationView(o: StationViewOptions): Promise<StationVi
       throw new HttpError(503, 'bus-down', 'the station broker is not reachable: nothing was sent');
     }
     log.info({ event: 'command-sent', by: user, id: c.id, lane, action, args }, 'supervisor command sent');
-    push({ kind: 'sent', lane, atMs: t, id: c.id, text: `${action}${args.mode ? ` ${args.mode}` : ''}${args.active !== undefined ? ` ${args.active ? 'on' : 'off'}` : ''} sent by ${user}` });
+    push({ kind: 'sent', lane, atMs: t, id: c.id, text: `${action}${args.mode ? ` ${args.mode}` : ''}${args.active !== undefined ? ` ${args.active ? 'on' : 'off'}` : ''}${args.fareModes ? ` ${args.fareModes.join(', ') || 'normal'}` : ''} sent by ${user}` });
     return { id: c.id };
   }
 
@@ -309,6 +313,8 @@ export async function startStationView(o: StationViewOptions): Promise<StationVi
     if ((m = path.match(/^\/api\/lanes\/([^/]+)\/mode$/))) return issue(user, laneId(m[1]), 'set-mode', { mode: parse(ModeBody, body).mode });
     if ((m = path.match(/^\/api\/lanes\/([^/]+)\/reset-emergency$/))) return (parse(Confirm, body), issue(user, laneId(m[1]), 'reset-emergency', {}));
     if ((m = path.match(/^\/api\/lanes\/([^/]+)\/reload$/))) return (parse(Confirm, body), issue(user, laneId(m[1]), 'reload', {}));
+    if ((m = path.match(/^\/api\/lanes\/([^/]+)\/fare-modes$/))) return issue(user, laneId(m[1]), 'fare-mode', { fareModes: fareModeSet(parse(FareModesBody, body).modes) });
+    if (path === '/api/station/fare-modes') return issue(user, STATION_LEVEL, 'fare-mode', { fareModes: fareModeSet(parse(FareModesBody, body).modes) });
     if (path === '/api/station/emergency') return issue(user, STATION_LEVEL, 'station-emergency', { active: parse(EmergencyBody, body).active });
     if (path === '/api/station/reset-emergency') {
       parse(Confirm, body);

@@ -6,10 +6,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { MemoryJournal, type JournalEntry } from '../../firmware/journal/journal.js';
-import { NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
+import { fareModeSink, NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
 import { fromHex } from '../../protocol/apdu.js';
 import { BEIJING_2014_RULES, discounted } from '../../protocol/fares.js';
-import { cardSerial8, diversify, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
+import { cardSerial8, diversify, EMPTY_TRIP, encodeTripRecord, parseTripRecord, tac, TX_COMPOSITE } from '../../protocol/tunion-purse.js';
 import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { TEST_ISSUER_KEYS, type PurseSpec } from '../../simulator/virtual-purse.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
@@ -277,5 +277,110 @@ describe('degraded modes (per station)', () => {
     const { r, c } = await trip({ emergency: true });
     expect(r).toMatchObject({ decision: { grant: true, outcome: 'waived', reason: 'ok-free-passage' } });
     expect(c.purse!.debitCount).toBe(1); // the entry only
+  });
+  it('the names a signed fare-mode command carries set the whole set, and read back in bus order', () => {
+    const { gate } = fareGate({ station: 4, direction: 'exit' }, new MemoryJournal());
+    const sink = fareModeSink(gate);
+    sink.set(['waive-fare', 'emergency-release']);
+    expect(gate.modes).toEqual({ ...NORMAL_MODES, waiveFare: true, emergency: true });
+    sink.set(['train-failure']);
+    expect(gate.modes).toEqual({ ...NORMAL_MODES, trainFailure: true });
+    gate.modes = { ...NORMAL_MODES, emergency: true, waiveOrder: true };
+    expect(sink.current()).toEqual(['waive-order', 'emergency-release']);
+    sink.set([]);
+    expect(gate.modes).toEqual(NORMAL_MODES);
+  });
+  it('waive fare with an empty purse: a 0-fen debit, journaled with the mode and the fare waived', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const c = card({ balanceFen: 0 });
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, c, T0);
+    fareModeSink(exit).set(['waive-fare']);
+    const r = await fareTap(exit, c, T0 + 60 * MIN);
+    expect(r).toMatchObject({ decision: { grant: true, chargeFen: 0, reason: 'ok-fare-waived', outcome: 'debited' } });
+    expect(fareEntries(j).at(-1)).toMatchObject({ chargeFen: 0, reason: 'ok-fare-waived', detail: { modes: ['waiveFare'], waivedFen: full } });
+    expect(parseTripRecord(Uint8Array.from([...c.purse!.record, 0x90, 0x00]))).toMatchObject({ ok: true, value: { status: 'exited', exitStation: 20 } });
+  });
+  it('emergency release writes nothing on the card; the trip left open is taken later by rule', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const c = card();
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, c, T0);
+    const record = Uint8Array.from(c.purse!.record);
+    fareModeSink(exit).set(['emergency-release']);
+    const debitsBefore = c.purse!.debitCount;
+    expect(await fareTap(exit, c, T0 + 30 * MIN)).toMatchObject({ decision: { grant: true, outcome: 'waived', chargeFen: 0 } });
+    expect(c.purse!.record).toEqual(record);
+    expect(c.purse!.debitCount).toBe(debitsBefore);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'waived', detail: { modes: ['emergency'] } });
+    // Next day the card still shows the open entry: the entry-without-exit rule charges it, or nothing where order is waived.
+    expect(await fareTap(fareGate({ station: 3, direction: 'entry' }, j).gate, c, T0 + 24 * 60 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: BEIJING_2014_RULES.entryWithoutExitFareFen } });
+    const waived = card();
+    await fareTap(fareGate({ station: 1, direction: 'entry' }, j).gate, waived, T0);
+    const lenient = fareGate({ station: 3, direction: 'entry' }, j).gate;
+    fareModeSink(lenient).set(['waive-order']);
+    expect(await fareTap(lenient, waived, T0 + 24 * 60 * MIN)).toMatchObject({ decision: { grant: true, chargeFen: 0 } });
+  });
+});
+
+describe('the proof of a torn debit is MAC2-checked by the PSAM before it counts', () => {
+  // The read is 5 APDUs, then READ RECORD, INITIALIZE, UPDATE: the 9th is the DEBIT, its answer lost here.
+  const lostDebit = { after: 9, answerLost: true };
+  async function tornExit(purse: Partial<PurseSpec> = {}) {
+    const j = new MemoryJournal();
+    const entry = fareGate({ station: 2, direction: 'entry' }, j).gate;
+    const exit = fareGate({ station: 8, direction: 'exit' }, j);
+    const c = card(purse);
+    await fareTap(entry, c, T0);
+    expect(await fareTap(exit.gate, c, T0 + 30 * MIN, lostDebit)).toMatchObject({ torn: false, decision: { outcome: 'torn' } });
+    expect(c.purse!.debitCount).toBe(2); // entry (0 fen) and the exit's debit the gate never heard of
+    return { j, exit, c };
+  }
+  const cardTac = (c: VirtualCard) => Buffer.from(c.purse!.debits.at(-1)!.tac).toString('hex').toUpperCase();
+
+  it('a good proof: verified by the PSAM session of its MAC1, journaled recovered with its TAC, the rider leaves', async () => {
+    const { j, exit, c } = await tornExit();
+    const okBefore = exit.psam.counts.mac2Ok;
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: true, outcome: 'recovered', chargeFen: fareOf(2, 8), tac: cardTac(c) } });
+    expect(exit.psam.counts.mac2Ok - okBefore).toBe(1);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'recovered', detail: { proof: 'verified', tac: cardTac(c), atc: 1 } });
+    expect(c.purse!.debitCount).toBe(2);
+  });
+
+  it('a bad proof: refused card-invalid, journaled mac2-failed with the TAC for clearing; no free exit and no second debit on any re-tap', async () => {
+    const { j, exit, c } = await tornExit({ badProof: true });
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: false, reason: 'card-invalid', outcome: 'mac2-failed', chargeFen: fareOf(2, 8), tac: cardTac(c) } });
+    expect(exit.psam.counts.mac2Bad).toBe(1);
+    expect(fareEntries(j).at(-1)).toMatchObject({ outcome: 'mac2-failed', detail: { proof: 'mac2-failed', tac: cardTac(c) } });
+    for (const dt of [8000, 12_000]) {
+      expect(await fareTap(exit.gate, c, T0 + 30 * MIN + dt)).toMatchObject({ torn: false, decision: { grant: false, reason: 'card-invalid' } });
+    }
+    expect(c.purse!.debitCount).toBe(2);
+    expect(c.purse!.balanceFen).toBe(10_000 - fareOf(2, 8));
+  });
+
+  it('no PSAM session to check it (another card paid since, or another lane): the ticket office, TAC journaled, never a second debit', async () => {
+    const { j, exit, c } = await tornExit();
+    const other = card();
+    await fareTap(fareGate({ station: 3, direction: 'entry' }, j).gate, other, T0);
+    expect(await fareTap(exit.gate, other, T0 + 30 * MIN + 2000)).toMatchObject({ decision: { grant: true, outcome: 'debited' } });
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: false, reason: 'fare-ticket-office', outcome: 'refused' } });
+    expect(fareEntries(j).at(-1)).toMatchObject({ detail: { proof: 'unchecked', tac: cardTac(c), claimedFen: fareOf(2, 8) } });
+    const elsewhere = fareGate({ station: 8, direction: 'exit', laneNumber: 2 }, j).gate;
+    expect(await fareTap(elsewhere, c, T0 + 30 * MIN + 6000)).toMatchObject({ decision: { grant: false, reason: 'fare-ticket-office' } });
+    expect(c.purse!.debitCount).toBe(2);
+  });
+
+  it('a card whose MAC2 failed at the DEBIT stays refused when it comes back (its record says "exited here")', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 8, direction: 'exit' }, j).gate;
+    // Entered at station 2 (written here: an entry gate's PSAM would refuse the fake too).
+    const fake = card({ badMac: true, tripRecord: encodeTripRecord({ ...EMPTY_TRIP, status: 'entered', entryStation: 2, entryLane: 1, entryAtMs: T0 }) });
+    expect(await fareTap(exit, fake, T0 + 30 * MIN)).toMatchObject({ decision: { grant: false, outcome: 'mac2-failed' } });
+    expect(await fareTap(exit, fake, T0 + 30 * MIN + 4000)).toMatchObject({ decision: { grant: false, reason: 'card-invalid', outcome: 'refused' } });
+    expect(fake.purse!.debitCount).toBe(1);
   });
 });

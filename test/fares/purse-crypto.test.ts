@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../protocol/apdu.js';
+import { VirtualPsam } from '../../simulator/virtual-psam.js';
+import { VirtualPurse } from '../../simulator/virtual-purse.js';
 import {
   beijingDateTime,
   cardSerial8,
@@ -20,9 +22,11 @@ import {
   parseInitPurchase,
   parseProof,
   parsePsamMac2,
+  parseTransactionProof,
   parseTripRecord,
   pbocMac,
   psamMac1,
+  psamVerifyMac2,
   decodePsamMac1,
   purchaseSessionKey,
   readTripRecord,
@@ -124,6 +128,10 @@ describe('golden bytes', () => {
     expect(parseProof(fromHex('9302'), 'DEBIT')).toMatchObject({ ok: false, error: 'mac' });
     expect(parseProof(fromHex('9406'), 'PROOF')).toMatchObject({ ok: false, error: 'no-proof' });
     expect(parseProof(fromHex('11223344556677889000'), 'DEBIT')).toMatchObject({ ok: true, value: { tac: fromHex('11223344'), mac2: fromHex('55667788') } });
+    // GET TRANSACTION PROOF answers the other way round: MAC2 first, then TAC.
+    expect(parseTransactionProof(fromHex('55667788112233449000'))).toMatchObject({ ok: true, value: { mac2: fromHex('55667788'), tac: fromHex('11223344') } });
+    expect(parseTransactionProof(fromHex('9406'))).toMatchObject({ ok: false, error: 'no-proof' });
+    expect(parseTransactionProof(fromHex('5566778811229000'))).toMatchObject({ ok: false, error: 'short-answer' });
     expect(parsePsamMac2(fromHex('9000'))).toEqual({ ok: true, value: true });
     expect(parsePsamMac2(fromHex('9302'))).toMatchObject({ ok: false, error: 'mac' });
     expect(parsePsamMac2(fromHex('6F00'))).toMatchObject({ ok: false, error: 'bad-status' });
@@ -140,5 +148,44 @@ describe('golden bytes', () => {
     const badTime = Uint8Array.from([...b, 0x90, 0x00]);
     badTime[8] = 0xaa;
     expect(parseTripRecord(badTime)).toMatchObject({ ok: false, error: 'bad-bcd' });
+  });
+});
+
+describe('the proof of a torn debit (GET TRANSACTION PROOF) against openssl', () => {
+  /** One composite purchase whose DEBIT answer is lost; returns what the card proves for it afterwards. */
+  function tornDebit(badProof: boolean) {
+    const purse = new VirtualPurse(CARD, { balanceFen: 5000, atc: 0x0041, masterPurchaseKey: MASTER_PURCHASE, masterTacKey: MASTER_TAC, badProof });
+    const psam = new VirtualPsam({ terminalId: TERMINAL_ID, masterPurchaseKey: MASTER_PURCHASE, terminalSerial: 0x0000abcc });
+    const init = parseInitPurchase(purse.answer(initPurchase({ amountFen: 450, terminalId: TERMINAL_ID, composite: true }))!);
+    if (!init.ok) throw new Error(init.detail);
+    const m1 = psam.respond(psamMac1({ cardRandom: init.value.cardRandom, atc: init.value.atc, amountFen: 450, type: TX_COMPOSITE, dateTime: DATETIME, keyVersion: 1, algorithm: 0, cardSerial8: SERIAL8 }));
+    expect(hex(m1.subarray(0, 4))).toBe('0000ABCD');
+    expect(hex(purse.answer(updateTripRecord(new Uint8Array(48)))!)).toBe('9000');
+    expect(hex(purse.answer(debitForPurchase({ terminalSerial: 0xabcd, dateTime: DATETIME, mac1: m1.subarray(4, 8) }))!).slice(-4)).toBe('9000'); // the answer the gate never got
+    return { purse, psam, random: init.value.cardRandom, answer: purse.answer(getTransactionProof(TX_COMPOSITE, init.value.atc))! };
+  }
+  // Every key and MAC below from openssl alone: DPK, DTK, the session key, MAC2 and TAC.
+  const dpk = fromHex(opensslTdes(MASTER_PURCHASE, SERIAL8) + opensslTdes(MASTER_PURCHASE, SERIAL8.map((x) => ~x & 0xff)));
+  const dtk = fromHex(opensslTdes(MASTER_TAC, SERIAL8) + opensslTdes(MASTER_TAC, SERIAL8.map((x) => ~x & 0xff)));
+  const amount = fromHex('000001C2');
+
+  it('the card answers MAC2 ‖ TAC of that debit, and the PSAM session of its MAC1 verifies the MAC2 (80 72)', () => {
+    const { answer, psam, random } = tornDebit(false);
+    const sk = fromHex(opensslTdes(dpk, Uint8Array.from([...random, 0x00, 0x41, 0xab, 0xcd])));
+    const tacKey = dtk.slice(0, 8).map((b, i) => b ^ dtk[8 + i]);
+    const wantTac = opensslMac(tacKey, Uint8Array.from([...amount, TX_COMPOSITE, ...TERMINAL_ID, 0x00, 0x00, 0xab, 0xcd, ...DATETIME]));
+    expect(hex(answer)).toBe(opensslMac(sk, amount) + wantTac + '9000');
+    const p = parseTransactionProof(answer);
+    expect(p.ok && hex(p.value.tac)).toBe(wantTac);
+    expect(hex(psam.respond(psamVerifyMac2(p.ok ? p.value.mac2 : new Uint8Array(4))))).toBe('9000');
+  });
+  it('a bad proof: the TAC is the debit\'s, the MAC2 is not, and the PSAM refuses it (93 02)', () => {
+    const { answer, psam, random } = tornDebit(true);
+    const sk = fromHex(opensslTdes(dpk, Uint8Array.from([...random, 0x00, 0x41, 0xab, 0xcd])));
+    const p = parseTransactionProof(answer);
+    expect(p.ok).toBe(true);
+    expect(p.ok && hex(p.value.mac2)).not.toBe(opensslMac(sk, amount));
+    expect(hex(psam.respond(psamVerifyMac2(p.ok ? p.value.mac2 : new Uint8Array(4))))).toBe('9302');
+    expect(psam.counts).toMatchObject({ mac1: 1, mac2Ok: 0, mac2Bad: 1 });
   });
 });

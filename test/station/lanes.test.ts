@@ -18,6 +18,10 @@ import {
 } from '../../protocol/station-bus.js';
 import { generateKeyPairSync } from 'node:crypto';
 import { startTestStation, type TestStation } from '../support/mosquitto.js';
+import { MemoryJournal } from '../../firmware/journal/journal.js';
+import { fareModeSink, NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
+import { virtualCard } from '../../simulator/virtual-card.js';
+import { fareGate, fareTap } from '../fares/support.js';
 import { laneFiles, startStationLane, type LaneFiles, type StationLane } from '../support/station-lanes.js';
 
 const S = 'BJ-0202';
@@ -228,6 +232,63 @@ describe('signed commands', () => {
     expect(await resultFor(m.full.id)).toMatchObject({ ok: true, mode: 'freePassage' });
     await l4.lane.stop();
     lanes.pop();
+  });
+});
+
+describe('fare modes (GB 50157) by signed command', () => {
+  it('a signed fare-mode is taken, acknowledged and shown in the state, and the fare gate then works by it; forged and unsigned ones change nothing; a lane without a fare gate says so', async () => {
+    const j = new MemoryJournal();
+    const exit = fareGate({ station: 20, direction: 'exit' }, j).gate;
+    const entry = fareGate({ station: 1, direction: 'entry' }, j).gate;
+    lanes[0].link.connectFareModes(fareModeSink(exit));
+    const stateOf = (id: string) => {
+      const d = decodeLaneState(retained.get(laneTopic(S, id, 'state'))!);
+      return d.ok ? d.value : undefined;
+    };
+    await vi.waitFor(() => expect(stateOf('L01')?.fareModes).toEqual([]), { timeout: 5000 });
+    expect(stateOf('L02')).not.toHaveProperty('fareModes');
+    const t = laneTopic(S, 'L01', 'cmd');
+    const before = { ...lanes[0].link.guard.counters };
+
+    // Forged, tampered after signing, unsigned: refused, answered, the gate untouched.
+    const forged = command({ lane: 'L01', action: 'fare-mode', args: { fareModes: ['train-failure'] } }, generateKeyPairSync('ed25519').privateKey);
+    await view.publishAcked(t, encodeCommand(forged.signed));
+    expect(await resultFor(forged.full.id)).toMatchObject({ ok: false, refusal: 'bad-signature', action: 'fare-mode' });
+    const signed = command({ lane: 'L01', action: 'fare-mode', args: { fareModes: ['waive-time'] } });
+    const tampered = { ...signed.signed, id: randomBytes(16).toString('hex'), args: { fareModes: ['emergency-release' as const] } };
+    await view.publishAcked(t, encodeCommand(tampered));
+    expect(await resultFor(tampered.id)).toMatchObject({ ok: false, refusal: 'bad-signature' });
+    const unsigned = command({ lane: 'L01', action: 'fare-mode', args: { fareModes: ['emergency-release'] } });
+    await view.publishAcked(t, encodeCommand(unsigned.full));
+    expect(await resultFor(unsigned.full.id)).toMatchObject({ ok: false, refusal: 'unsigned' });
+    expect(exit.modes).toEqual(NORMAL_MODES);
+    const c = lanes[0].link.guard.counters;
+    expect([c['bad-signature'] - before['bad-signature'], c.unsigned - before.unsigned]).toEqual([2, 1]);
+
+    // Station-wide train failure: the lane with a fare gate takes it, the others say they have none.
+    const tf = command({ lane: 'station', action: 'fare-mode', args: { fareModes: ['train-failure'] } });
+    await view.publishAcked(stationCommandTopic(S), encodeCommand(tf.signed));
+    await vi.waitFor(() => expect(results.filter((r) => r.id === tf.full.id)).toHaveLength(3), { timeout: 5000 });
+    const answers = results.filter((r) => r.id === tf.full.id);
+    expect(answers.filter((r) => r.ok)).toEqual([expect.objectContaining({ detail: 'fare modes: train-failure', by: 'sup-wang' })]);
+    expect(answers.filter((r) => !r.ok)).toEqual([0, 1].map(() => expect.objectContaining({ refusal: 'failed', detail: 'this lane has no fare gate' })));
+    expect(exit.modes).toEqual({ ...NORMAL_MODES, trainFailure: true });
+    await vi.waitFor(() => expect(stateOf('L01')?.fareModes).toEqual(['train-failure']), { timeout: 5000 });
+    // ... and the fare gate charges nothing at the exit, the trip closed on the card.
+    const rider = virtualCard().tUnion({ serial: '3104100099000000001', expiry: 20301231, purse: { balanceFen: 1000 } }).build();
+    const t0 = Date.UTC(2024, 5, 3, 1);
+    await fareTap(entry, rider, t0);
+    expect(await fareTap(exit, rider, t0 + 3_600_000)).toMatchObject({ decision: { grant: true, chargeFen: 0, reason: 'ok-fare-waived', outcome: 'debited' } });
+    expect(rider.purse!.balanceFen).toBe(1000);
+
+    // The same signed command again is a replay; a lane command puts the set back to normal.
+    await view.publishAcked(stationCommandTopic(S), encodeCommand(tf.signed));
+    await vi.waitFor(() => expect(results.filter((r) => r.id === tf.full.id && r.refusal === 'replayed')).toHaveLength(3), { timeout: 5000 });
+    const normal = command({ lane: 'L01', action: 'fare-mode', args: { fareModes: [] } });
+    await view.publishAcked(t, encodeCommand(normal.signed));
+    expect(await resultFor(normal.full.id)).toMatchObject({ ok: true, detail: 'fare modes: normal' });
+    expect(exit.modes).toEqual(NORMAL_MODES);
+    await vi.waitFor(() => expect(stateOf('L01')?.fareModes).toEqual([]), { timeout: 5000 });
   });
 });
 

@@ -17,6 +17,7 @@ import {
   encodeCommand,
   encodeOnline,
   encodeUsed,
+  fareModeSet,
   laneSubscriptions,
   laneTopic,
   parseTopic,
@@ -99,5 +100,25 @@ describe('commands', () => {
     expect(decodeCommand(encodeCommand({ ...c, args: {} })).ok).toBe(false);
     expect(decodeCommand(encodeCommand({ ...c, action: 'reload', args: { mode: 'closed' } })).ok).toBe(false);
     expect(decodeCommand(encodeCommand({ ...c, action: 'station-emergency', args: { active: true } })).ok).toBe(true);
+  });
+
+  it('fare-mode signs its whole set as a third argument; only the canonical set decodes', () => {
+    const c: Command = { id: '00112233445566778899aabbccddeeff', station: 'BJ-0101', lane: 'station', action: 'fare-mode', args: { fareModes: ['waive-time', 'train-failure'] }, by: 'sup-wang', issuedAtMs: 1_700_000_000_000, expiresAtMs: 1_700_000_060_000 };
+    expect(Buffer.from(commandSignedBytes(c)).toString()).toBe('gate-command-v1\n["00112233445566778899aabbccddeeff","BJ-0101","station","fare-mode",[null,null,["waive-time","train-failure"]],"sup-wang",1700000000000,1700000060000]');
+    const s = signCommand(c, key);
+    const pk = supervisorPublicKey(Buffer.from(pub, 'hex').toString('base64'));
+    expect(commandSignatureOk(s, pk)).toBe(true);
+    for (const fareModes of [['waive-time'], ['waive-time', 'train-failure', 'emergency-release'], []] as const) expect(commandSignatureOk({ ...s, args: { fareModes: [...fareModes] } }, pk)).toBe(false);
+    expect(decodeCommand(encodeCommand(s))).toEqual({ ok: true, value: s });
+    expect(decodeCommand(encodeCommand({ ...c, args: { fareModes: [] } }))).toMatchObject({ ok: true, value: { args: { fareModes: [] } } });
+    // Out of order, twice, unknown, or beside another argument: not a command.
+    for (const args of [{ fareModes: ['train-failure', 'waive-time'] }, { fareModes: ['waive-fare', 'waive-fare'] }, { fareModes: ['free-ride'] }, { fareModes: 'waive-fare' }, { fareModes: [], mode: 'closed' }, {}]) {
+      expect(decodeCommand(b(JSON.stringify({ v: 1, ...c, args })))).toEqual({ ok: false, why: 'args' });
+    }
+    expect(fareModeSet(['emergency-release', 'waive-order', 'nonsense'])).toEqual(['waive-order', 'emergency-release']);
+    // A lane's state names its fare modes (absent: no fare gate), checked like a command's.
+    const state = { boot: 'b1', atMs: 9, mode: 'normal', state: 'normal.ready', flaps: 'closed', direction: 'exit', listVersion: 3, listAgeS: 0, link: 'up' as const, readers: {}, open: {}, fireAlarm: false };
+    expect(decodeLaneState(encodeLaneState({ ...state, fareModes: ['waive-fare'] }))).toEqual({ ok: true, value: { ...state, fareModes: ['waive-fare'] } });
+    expect(decodeLaneState(b(JSON.stringify({ v: 1, ...state, fareModes: ['late'] })))).toEqual({ ok: false, why: 'fareModes' });
   });
 });

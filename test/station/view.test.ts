@@ -8,6 +8,9 @@ import { hashSupervisorPassword, startStationView, type StationView } from '../.
 import { startTestStation, type TestStation } from '../support/mosquitto.js';
 import { laneFiles, startStationLane, type LaneFiles, type StationLane } from '../support/station-lanes.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
+import { MemoryJournal } from '../../firmware/journal/journal.js';
+import { fareModeSink, NORMAL_MODES } from '../../firmware/fares/fare-gate.js';
+import { fareGate } from '../fares/support.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -102,6 +105,24 @@ describe('station view in headless Chromium', () => {
     await expect.poll(() => lanes.every((l) => !l.lane.view().fireAlarm), { timeout: 10_000 }).toBe(true);
     await page.click('#reset-all');
     for (const id of ['L01', 'L02', 'L03']) await expect.poll(() => lane(id).getAttribute('data-mode'), { timeout: 10_000 }).toBe('normal');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('station fare modes: the ticked set leaves as one signed station command; the fare gate takes and shows it, the others say they have none', async () => {
+    const { gate } = fareGate({ station: 7, direction: 'exit' }, new MemoryJournal());
+    lanes[0].link.connectFareModes(fareModeSink(gate));
+    await expect.poll(() => lane('L01').locator('.fares').textContent(), { timeout: 10_000 }).toBe('fares: normal');
+    expect(await lane('L02').locator('.fares').textContent()).toBe('');
+    for (const m of ['waive-order', 'train-failure']) await page.check(`#fare-modes input[value="${m}"]`);
+    await page.click('#fare-modes-go');
+    await expect.poll(() => lane('L01').locator('.fares').getAttribute('data-modes'), { timeout: 10_000 }).toBe('waive-order,train-failure');
+    expect(gate.modes).toEqual({ ...NORMAL_MODES, waiveOrder: true, trainFailure: true });
+    await page.locator('#events li[data-kind="result"]', { hasText: 'fare-mode by sup-wang: refused (failed) — this lane has no fare gate' }).first().waitFor();
+    await page.locator('#events li[data-kind="result"]', { hasText: 'fare-mode by sup-wang: done — fare modes: waive-order, train-failure' }).first().waitFor();
+    for (const m of ['waive-order', 'train-failure']) await page.uncheck(`#fare-modes input[value="${m}"]`);
+    await page.click('#fare-modes-go');
+    await expect.poll(() => lane('L01').locator('.fares').textContent(), { timeout: 10_000 }).toBe('fares: normal');
+    expect(gate.modes).toEqual(NORMAL_MODES);
     expect(pageErrors).toEqual([]);
   });
 

@@ -25,7 +25,7 @@ export interface TestStation {
   stop(): Promise<void>;
 }
 
-const ALL: CommandAction[] = ['set-mode', 'reset-emergency', 'station-emergency', 'reload'];
+const ALL: CommandAction[] = ['set-mode', 'reset-emergency', 'station-emergency', 'reload', 'fare-mode'];
 
 /** A broker for one station plan (more stations: `extraPlans`), started and ready. */
 export async function startTestStation(station: string, lanes: string[], o: { extraPlans?: StationPlan[]; extraConf?: string[]; supervisorMay?: CommandAction[] } = {}): Promise<TestStation> {

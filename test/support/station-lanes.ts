@@ -64,7 +64,7 @@ export function laneFiles(st: TestStation, accounts: string[]): LaneFiles {
         passwordFile: join(dir, `lane.${st.station}.${id}.password`),
         keepaliveSeconds: 2,
         reconnectMs: 200,
-        supervisors: { [st.supervisor.id]: { publicKey: rawPublicKeyB64(st.supervisor.publicKey), may: o.may ?? ['set-mode', 'reset-emergency', 'station-emergency', 'reload'] } },
+        supervisors: { [st.supervisor.id]: { publicKey: rawPublicKeyB64(st.supervisor.publicKey), may: o.may ?? ['set-mode', 'reset-emergency', 'station-emergency', 'reload', 'fare-mode'] } },
         ...o.station,
       },
     }),
