@@ -1,0 +1,149 @@
+// The `fares` config section → a fare gate on the lane: the PSAM in its PC/SC slot, the fare table (its
+// file, fed by list sync when the lists are synced), and the card transaction every PC/SC card reader of the
+// lane runs while the card is in the field. The lists are checked first, with the decision core's own
+// lookup: a card the lists refuse gets nothing written (no entry record, no debit) and is refused with the
+// lists' reason; the lane's decider then refuses it for that same reason.
+
+import { join } from 'node:path';
+import type { CardTransaction, CardTransactionResult, Clock, CredentialSource } from '../../drivers/seams.js';
+import { GateError, GateErrorCode, isGateError } from '../../protocol/errors.js';
+import { alarmText, type Alarm } from '../../protocol/alarms.js';
+import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.js';
+import type { Direction } from '../../protocol/credential.js';
+import { ConfigError, parseDriverConfig, type LaneConfig } from '../config/config.js';
+import type { Logger } from '../config/log.js';
+import { FareGate } from '../fares/fare-gate.js';
+import { FareTableHolder } from '../fares/fare-table-file.js';
+import type { Journal } from '../journal/journal.js';
+import type { ListProvider } from '../lists/list-provider.js';
+import type { DecisionCore } from '../verify/decision-core.js';
+import { checkReadableFile } from './startup-checks.js';
+
+/** The file name the fare table is kept under in `lists.dir` when the lists are synced and `fares.tablePath` is not given. */
+export const SYNCED_FARE_TABLE_FILE = 'fare-table.json';
+
+/** A source whose card taps can run a card transaction (the PC/SC reader). */
+type TransactionSource = CredentialSource & { setTransaction(t: CardTransaction | undefined): void };
+
+export interface FareLane {
+  gate: FareGate;
+  table: FareTableHolder;
+  /** Unhook the readers, stop following list sync, release the PSAM. */
+  stop(): Promise<void>;
+}
+
+/** Where the lane keeps its fare table: `fares.tablePath`, or `<lists.dir>/fare-table.json` under `http-sync` lists. */
+export function fareTablePath(config: LaneConfig): string | undefined {
+  const f = config.fares;
+  if (!f) return undefined;
+  if (f.tablePath !== undefined) return f.tablePath;
+  const dir = config.lists.dir;
+  return config.lists.type === 'http-sync' && typeof dir === 'string' && dir.length > 0 ? join(dir, SYNCED_FARE_TABLE_FILE) : undefined;
+}
+
+export interface FaresFromConfig {
+  config: LaneConfig;
+  lists: ListProvider;
+  journal: Journal;
+  sources: CredentialSource[];
+  core: DecisionCore;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * Build the lane's fare gate from `config.fares` (undefined without one). Every start-up error names the
+ * field (`fares.direction`, `fares.tablePath`, `fares.psam.reader`, ...) and the fix; the PSAM is released
+ * again when a later step fails.
+ */
+export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | undefined> {
+  const { config, log } = o;
+  const f = config.fares;
+  if (!f) return undefined;
+  const direction = fareDirection(config);
+  const readers = o.sources.filter((s): s is TransactionSource => typeof (s as Partial<TransactionSource>).setTransaction === 'function');
+  if (readers.length === 0) throw new ConfigError('fares: a fare gate runs its card transaction on a PC/SC card reader; add one to drivers.sources ({ "type": "pcsc", ... })');
+  const keys = listKeys(config);
+  const path = fareTablePath(config);
+  if (path === undefined) throw new ConfigError('fares.tablePath: give the signed fare table file (or sync the lists with http-sync, which keeps it in <lists.dir>/fare-table.json)');
+
+  const raise = (a: Alarm) => log.error({ ...a, text: alarmText(a) }, 'fare table alarm');
+  let table: FareTableHolder;
+  let unfollow: (() => void) | undefined;
+  if (o.lists.onFareTable) {
+    // Synced: the table held in the file (verified by list sync) at once, then each newer one. None yet:
+    // every fare is refused as fare-unavailable until the first sync brings one.
+    table = new FareTableHolder(keys, raise);
+    unfollow = o.lists.onFareTable((doc) => table.update(doc));
+  } else {
+    const fix = 'provision the back office\'s signed fare table there (GET /v1/fare-table), or sync the lists with http-sync';
+    await checkReadableFile(path, 'fares.tablePath', fix, (m) => new ConfigError(m));
+    const problems: string[] = [];
+    table = FareTableHolder.fromFile(path, keys, (a) => (problems.push('detail' in a ? String(a.detail) : a.alarm), raise(a)));
+    if (!table.current()) throw new ConfigError(`fares.tablePath: ${path} is refused (${problems.join('; ')}); ${fix}`);
+  }
+
+  const { PcscPsam, pcscPsamConfigSchema } = await import('../../drivers/pcsc-psam.js');
+  const psam = new PcscPsam(parseDriverConfig(pcscPsamConfigSchema, f.psam, 'fares.psam'));
+  try {
+    await psam.start();
+  } catch (e) {
+    unfollow?.();
+    await psam.stop();
+    const why = (e as Error).message;
+    const code = isGateError(e) ? e.code : GateErrorCode.Timeout;
+    throw new GateError(`fares.psam.reader: ${why}; put the PSAM in a PC/SC slot whose name contains "${f.psam.reader}" (pcsc_scan lists the slots) and check pcscd runs`, code, { field: 'fares.psam.reader' });
+  }
+
+  const gate = new FareGate({ laneId: config.lane.id, laneNumber: f.laneNumber, station: f.station, direction, retapGraceMs: f.retapGraceMs }, { exchange: psam.exchange, terminalId: psam.terminalId }, o.journal);
+  const untable = table.onTable((t) => gate.setTable(t));
+
+  // One purchase session at a time on the PSAM: taps on two readers of the lane wait their turn.
+  let queue: Promise<unknown> = Promise.resolve();
+  const transaction: CardTransaction = (exchange, cardNumber, atMs, credential) => {
+    const run = async (): Promise<CardTransactionResult> => {
+      // Lists before the purse: the decision core's own checks, so a card it would refuse is not written.
+      const d = o.core.beforeTransaction(credential, direction, atMs);
+      if (!d.grant) return { grant: false, reason: d.reason, detail: `refused before the card transaction (${d.reason}): nothing written to the card` };
+      return gate.tap(exchange, cardNumber, atMs);
+    };
+    const p = queue.then(run, run);
+    queue = p.catch(() => undefined);
+    return p;
+  };
+  for (const r of readers) r.setTransaction(transaction);
+  log.info({ station: f.station, direction, psam: f.psam.reader, table: path, tableSeq: table.current()?.seq ?? null }, 'fare gate ready');
+
+  return {
+    gate,
+    table,
+    stop: async () => {
+      for (const r of readers) r.setTransaction(undefined);
+      untable();
+      unfollow?.();
+      await psam.stop();
+    },
+  };
+}
+
+function fareDirection(config: LaneConfig): Direction {
+  const want = config.fares!.direction;
+  const lane = config.lane.direction;
+  if (want === undefined) {
+    if (lane === 'bidirectional') throw new ConfigError('fares.direction: a bidirectional lane must say which fare transaction it runs ("entry" or "exit")');
+    return lane;
+  }
+  if (lane !== 'bidirectional' && lane !== want) throw new ConfigError(`fares.direction: "${want}" on an ${lane} lane (lane.direction); make them agree`);
+  return want;
+}
+
+function listKeys(config: LaneConfig): TrustedListKey[] {
+  const raw = config.lists.publicKeys;
+  const keys = Array.isArray(raw) ? raw.filter((k): k is string => typeof k === 'string') : [];
+  if (keys.length === 0) throw new ConfigError('fares: the fare table is verified with the back office\'s list signing keys; give them in lists.publicKeys');
+  try {
+    return keys.map(trustedListKey);
+  } catch (e) {
+    throw new ConfigError(`lists.publicKeys: ${(e as Error).message}`);
+  }
+}
