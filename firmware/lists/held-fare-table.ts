@@ -3,8 +3,8 @@
 // signing keys (the back office signs it with the key that signs the lists) and its seq is not lower than the
 // one held (the same seq only with the same bytes); so the file's seq is the floor at boot, and an older or
 // replayed table, before or after a reboot, is refused. Pricing is firmware/fares/'s business; this only
-// keeps the document. A back office that publishes no fare table (404, 405: an older one without the path)
-// is no sync failure: the lane keeps the table it holds.
+// keeps the document. A back office that publishes no fare table (404; 405 or 501: one, or a proxy in front
+// of it, without the path) is no sync failure: the lane keeps the table it holds.
 
 import { readFile } from 'node:fs/promises';
 import type { Alarm } from '../../protocol/alarms.js';
@@ -53,12 +53,12 @@ export class HeldFareTable {
 
   /**
    * Fetch the back office's table (If-None-Match when it gave an ETag) and offer it: `unchanged` on 304,
-   * 404 (none published) and 405 (no such path on this back office), `http` with the status on any other
-   * answer but 200 (the sync round fails).
+   * 404 (none published), 405 and 501 (no such path on this back office), `http` with the status on any
+   * other answer but 200 (the sync round fails).
    */
   async fetch(get: ScheduleGet): Promise<FareTableOffer | { kind: 'unchanged' } | { kind: 'http'; status: number }> {
     const r = await get(this.etag ? { 'if-none-match': this.etag } : {});
-    if (r.status === 304 || r.status === 404 || r.status === 405) return { kind: 'unchanged' };
+    if (r.status === 304 || r.status === 404 || r.status === 405 || r.status === 501) return { kind: 'unchanged' };
     if (r.status !== 200) return { kind: 'http', status: r.status };
     const got = await this.offer(r.body);
     this.etag = typeof r.headers.etag === 'string' ? r.headers.etag : undefined;

@@ -75,6 +75,9 @@ describe('fare table over list sync', () => {
       expect(l.handed).toEqual([1]);
       expect(readFileSync(l.path)).toEqual(Buffer.from(first));
       // Unchanged: 304 on the ETag, nothing handed again.
+      const served = await fetch(`${url}/v1/fare-table`, { headers: { authorization: `Bearer ${GATE}` } });
+      const etag = served.headers.get('etag')!;
+      expect((await fetch(`${url}/v1/fare-table`, { headers: { authorization: `Bearer ${GATE}`, 'if-none-match': etag } })).status).toBe(304);
       expect((await l.sync.syncOnce()).kind).not.toBe('failed');
       expect(l.sync.counters.fareTableUpdates).toBe(1);
 
@@ -126,13 +129,14 @@ describe('fare table over list sync', () => {
     }
   }, 30_000);
 
-  it('a back office without the path (405) or with none published (404) fails nothing; another status fails the round', async () => {
+  it('a back office without the path (405, 501) or with none published (404) fails nothing; another status fails the round', async () => {
     const dir = tmp();
     const keys = [trustedListKey(generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString())];
     const { held } = await HeldFareTable.open(join(dir, 'fare-table.json'), keys);
     const answer = (status: number) => async () => ({ status, body: new Uint8Array(0), headers: {} });
     expect(await held.fetch(answer(404))).toEqual({ kind: 'unchanged' });
     expect(await held.fetch(answer(405))).toEqual({ kind: 'unchanged' });
+    expect(await held.fetch(answer(501))).toEqual({ kind: 'unchanged' });
     expect(await held.fetch(answer(500))).toEqual({ kind: 'http', status: 500 });
     expect(held.seq).toBe(-1);
   });
