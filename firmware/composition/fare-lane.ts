@@ -17,6 +17,8 @@ import { FareTableHolder } from '../fares/fare-table-file.js';
 import type { Journal } from '../journal/journal.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import type { DecisionCore } from '../verify/decision-core.js';
+import type { Lane } from '../lane/lane.js';
+import type { ReasonCode } from '../../protocol/reasons.js';
 import { checkReadableFile } from './startup-checks.js';
 
 /** The file name the fare table is kept under in `lists.dir` when the lists are synced and `fares.tablePath` is not given. */
@@ -49,6 +51,27 @@ export interface FaresFromConfig {
   core: DecisionCore;
   clock: Clock;
   log: Logger;
+  /** The running lane, once assembled: its own refusals (mode, lists too old) come before the card is written. */
+  lane?: () => Lane | undefined;
+}
+
+/**
+ * What the lane does with a tap now, before its decision core is asked (gate-machine.ts): its own refusal
+ * (out of service, maintenance, station closed, an emergency that ignores credentials, lists too old under
+ * `staleListAction: refuse`), free passage (everyone passes: no list check), or undefined (decide).
+ */
+export function laneAnswer(lane: Lane | undefined): { refuse: ReasonCode } | { free: true } | undefined {
+  if (!lane) return undefined;
+  switch (lane.view().mode) {
+    case 'normal':
+      return lane.actor.getSnapshot().context.listRefuse ? { refuse: 'list-too-old' } : undefined;
+    case 'freePassage':
+      return { free: true };
+    case 'closed':
+      return { refuse: 'station-closed' };
+    default:
+      return { refuse: 'out-of-service' };
+  }
 }
 
 /**
@@ -102,9 +125,15 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   let queue: Promise<unknown> = Promise.resolve();
   const transaction: CardTransaction = (exchange, cardNumber, atMs, credential) => {
     const run = async (): Promise<CardTransactionResult> => {
-      // Lists before the purse: the decision core's own checks, so a card it would refuse is not written.
-      const d = o.core.beforeTransaction(credential, direction, atMs);
-      if (!d.grant) return { grant: false, reason: d.reason, detail: `refused before the card transaction (${d.reason}): nothing written to the card` };
+      // The lane's own refusal first, then the lists with the decision core's own checks: a card the lane
+      // would refuse is not written. Under free passage everyone passes and the trip is recorded as usual.
+      const nothing = (reason: ReasonCode): CardTransactionResult => ({ grant: false, reason, detail: `refused before the card transaction (${reason}): nothing written to the card` });
+      const l = laneAnswer(o.lane?.());
+      if (l && 'refuse' in l) return nothing(l.refuse);
+      if (!l) {
+        const d = o.core.beforeTransaction(credential, direction, atMs);
+        if (!d.grant) return nothing(d.reason);
+      }
       return gate.tap(exchange, cardNumber, atMs);
     };
     const p = queue.then(run, run);

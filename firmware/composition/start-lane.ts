@@ -74,11 +74,13 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     const inspect = recorder ? recorder.inspectWith(opts.inspect) : opts.inspect;
     // The `fares` section: the PSAM, the fare table and the card readers' transaction (lists checked first).
     if (config.fares !== undefined) step('fares', 'the fare gate (PSAM, fare table)');
-    const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log }));
+    let running: Lane | undefined;
+    const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log, lane: () => running }));
     const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
     // A camera whose decode worker can check ride-code signatures gets the trust list held now (and every update).
     qr?.rideCodes.shareWith(sources); // lives as long as the lane and its verifier: nothing to undo
     recorder?.attach(lane);
+    running = lane;
     if (fares) lane.cleanups.push(fares.stop);
     station?.attach(lane);
     return lane;

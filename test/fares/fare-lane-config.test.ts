@@ -3,7 +3,8 @@
 // pcscd (card in slot 0, virtual PSAM in slot 1). The fare table arrives by list sync into the lane's
 // fare-table file; an entry lane writes the entry, an exit lane debits the table fare. A card the lists
 // refuse (denylist) is refused with the lists' reason before the card transaction: nothing is written to it
-// (balance, ATC, trip record unchanged) and no fare record is journaled. Start-up errors name the field.
+// (balance, ATC, trip record unchanged) and no fare record is journaled; so does a lane that refuses by
+// itself (station closed). Start-up errors name the field.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,7 @@ let url: string;
 let dir: string;
 const good = withCheckDigit('310410008800000001');
 const blocked = withCheckDigit('310410008800000002');
+const late = withCheckDigit('310410008800000003');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fare-lane-'));
@@ -38,7 +40,7 @@ beforeAll(async () => {
   url = (await bo.listen(0)).url;
   // Stations 1..24 on one line, 3.1 km apart.
   bo.publishFareTable({ stations: Array.from({ length: N }, (_, i) => ({ id: i + 1, name: `S${i + 1}`, line: 'L1' })), distancesM: Array.from({ length: N * N }, (_, k) => Math.abs(Math.floor(k / N) - (k % N)) * 3100) });
-  bo.importEntries([[`card:${good}`, 'green'], [`card:${blocked}`, 'blocked']]);
+  bo.importEntries([[`card:${good}`, 'green'], [`card:${blocked}`, 'blocked'], [`card:${late}`, 'green']]);
   bo.publish();
   pcscd = await startPcscd();
   process.env.PCSCLITE_CSOCK_NAME = pcscd.socket;
@@ -107,6 +109,18 @@ describe('a fare gate from config over pcscd', () => {
       expect(thief.purse!.debitCount).toBe(0);
       expect({ balance: thief.purse!.balanceFen, atc: thief.purse!.atc, record: thief.purse!.record }).toEqual(untouched);
       expect(l.fareRecords()).toHaveLength(1);
+      // The lane's own refusal comes first too: a closed station writes nothing to a registered card.
+      const closing = card(late);
+      const before = Uint8Array.from(closing.purse!.record);
+      l.lane.send({ type: 'SET_MODE', mode: 'closed' });
+      await waitUntil(() => l.lane.view().mode === 'closed', 5000, () => l.lane.view().mode);
+      expect(await l.tap(closing)).toEqual({ grant: false, reason: 'station-closed' });
+      expect({ debits: closing.purse!.debitCount, record: closing.purse!.record }).toEqual({ debits: 0, record: before });
+      l.lane.send({ type: 'SET_MODE', mode: 'normal' });
+      await waitUntil(() => l.lane.view().mode === 'normal', 5000, () => l.lane.view().mode);
+      expect(await l.tap(closing)).toEqual({ grant: true, reason: 'ok' });
+      expect(closing.purse!.record).not.toEqual(before);
+      expect(l.fareRecords()).toHaveLength(2);
     } finally {
       await l.lane.stop();
     }
