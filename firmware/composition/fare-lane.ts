@@ -4,6 +4,7 @@
 // lookup: a card the lists refuse gets nothing written (no entry record, no debit) and is refused with the
 // lists' reason; the lane's decider then refuses it for that same reason.
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CardTransaction, CardTransactionResult, Clock, CredentialSource } from '../../drivers/seams.js';
 import { GateError, GateErrorCode, isGateError } from '../../protocol/errors.js';
@@ -98,6 +99,11 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
     // every fare is refused as fare-unavailable until the first sync brings one.
     table = new FareTableHolder(keys, raise);
     unfollow = o.lists.onFareTable((doc) => table.update(doc));
+    // A sync that keeps no table (lists given by the caller) hands nothing: a table in the file still serves.
+    if (!table.current()) {
+      const doc = await readFile(path).catch(() => undefined);
+      if (doc) table.update(new Uint8Array(doc));
+    }
   } else {
     const fix = 'provision the back office\'s signed fare table there (GET /v1/fare-table), or sync the lists with http-sync';
     await checkReadableFile(path, 'fares.tablePath', fix, (m) => new ConfigError(m));

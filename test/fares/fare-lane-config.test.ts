@@ -6,7 +6,7 @@
 // (balance, ATC, trip record unchanged) and no fare record is journaled; so does a lane that refuses by
 // itself (station closed). Start-up errors name the field.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,24 @@ describe('a fare gate from config over pcscd', () => {
     const noPsam = await fails({ ...base, fares: { ...base.fares, psam: { reader: 'No Such SAM', readyWaitMs: 300 } } });
     expect(noPsam.message).toMatch(/^fares\.psam\.reader: no PSAM answered in a reader matching "No Such SAM"/);
     expect(() => parseLaneConfig({ ...base, fares: { ...base.fares, station: 0 } })).toThrow(/fares\.station/);
+
+    // Lists from a provisioned snapshot file: the fare table must be provisioned too, and verify.
+    const snapshot = join(dir, 'lists.snap');
+    writeFileSync(snapshot, Buffer.from(await (await fetch(`${url}/v1/lists/snapshot`, { headers: { authorization: `Bearer ${GATE}` } })).arrayBuffer()));
+    const fileLists = { type: 'file', path: snapshot, publicKeys: [bo.publicKeyPem] };
+    const noPath = await fails({ ...base, lists: fileLists });
+    expect(noPath.message).toMatch(/^fares\.tablePath: give the signed fare table file/);
+    const tablePath = join(dir, 'provisioned-fare-table.json');
+    const missing = await fails({ ...base, lists: fileLists, fares: { ...base.fares, tablePath } });
+    expect(missing.message).toMatch(/fares\.tablePath/);
+    expect(missing.message).toContain(tablePath);
+    const env = JSON.parse(bo.fareTable()!.toString('utf8')) as { signature: string };
+    writeFileSync(tablePath, JSON.stringify({ ...env, signature: Buffer.alloc(64).toString('base64') }));
+    const tampered = await fails({ ...base, lists: fileLists, fares: { ...base.fares, tablePath } });
+    expect(tampered.message).toBe(`fares.tablePath: ${tablePath} is refused (back office signature does not verify); provision the back office's signed fare table there (GET /v1/fare-table), or sync the lists with http-sync`);
+    writeFileSync(tablePath, bo.fareTable()!);
+    const provisioned = await startLane({ config: parseLaneConfig({ ...base, lists: fileLists, fares: { ...base.fares, tablePath } }) });
+    await provisioned.stop();
     // The last failure closed what it opened: a lane from the same config starts and takes taps.
     const again = await fareLane('F-BAD', 'exit', 3);
     await again.lane.stop();
