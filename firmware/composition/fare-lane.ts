@@ -1,8 +1,9 @@
 // The `fares` config section → a fare gate on the lane: the PSAM in its PC/SC slot, the fare table (its
 // file, fed by list sync when the lists are synced), and the card transaction every PC/SC card reader of the
-// lane runs while the card is in the field. The lists are checked first, with the decision core's own
-// lookup: a card the lists refuse gets nothing written (no entry record, no debit) and is refused with the
-// lists' reason; the lane's decider then refuses it for that same reason.
+// lane runs while the card is in the field (a fare gate per side the readers serve, one PSAM between them).
+// The lane's own refusal (its mode) and the lists come first, with the decision core's own lookup: a card
+// either refuses gets nothing written (no entry record, no debit) and is refused with that reason; the
+// lane's decider then refuses it for the same reason.
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,11 +26,12 @@ import { checkReadableFile } from './startup-checks.js';
 /** The file name the fare table is kept under in `lists.dir` when the lists are synced and `fares.tablePath` is not given. */
 export const SYNCED_FARE_TABLE_FILE = 'fare-table.json';
 
-/** A source whose card taps can run a card transaction (the PC/SC reader). */
-type TransactionSource = CredentialSource & { setTransaction(t: CardTransaction | undefined): void };
+/** A source whose card taps can run a card transaction (the PC/SC reader), on one side of the lane. */
+type TransactionSource = CredentialSource & { side: Direction; setTransaction(t: CardTransaction | undefined): void };
 
 export interface FareLane {
-  gate: FareGate;
+  /** The fare gate of each side a card reader serves (degraded modes are set on each). */
+  gates: Partial<Record<Direction, FareGate>>;
   table: FareTableHolder;
   /** Unhook the readers, stop following list sync, release the PSAM. */
   stop(): Promise<void>;
@@ -84,9 +86,12 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   const { config, log } = o;
   const f = config.fares;
   if (!f) return undefined;
-  const direction = fareDirection(config);
-  const readers = o.sources.filter((s): s is TransactionSource => typeof (s as Partial<TransactionSource>).setTransaction === 'function');
+  const directions = fareDirections(config);
+  const readers = o.sources.flatMap((s, i) => (typeof (s as Partial<TransactionSource>).setTransaction === 'function' ? [{ source: s as TransactionSource, i }] : []));
   if (readers.length === 0) throw new ConfigError('fares: a fare gate runs its card transaction on a PC/SC card reader; add one to drivers.sources ({ "type": "pcsc", ... })');
+  for (const { source, i } of readers) {
+    if (!directions.includes(source.side)) throw new ConfigError(`drivers.sources[${i}].side: "${source.side}" on a fare gate for ${directions.join(' and ')} (fares.direction, lane.direction); set the reader's side`);
+  }
   const keys = listKeys(config);
   const path = fareTablePath(config);
   if (path === undefined) throw new ConfigError('fares.tablePath: give the signed fare table file (or sync the lists with http-sync, which keeps it in <lists.dir>/fare-table.json)');
@@ -124,12 +129,19 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
     throw new GateError(`fares.psam.reader: ${why}; put the PSAM in a PC/SC slot whose name contains "${f.psam.reader}" (pcsc_scan lists the slots) and check pcscd runs`, code, { field: 'fares.psam.reader' });
   }
 
-  const gate = new FareGate({ laneId: config.lane.id, laneNumber: f.laneNumber, station: f.station, direction, retapGraceMs: f.retapGraceMs }, { exchange: psam.exchange, terminalId: psam.terminalId }, o.journal);
-  const untable = table.onTable((t) => gate.setTable(t));
+  // The terminal id read from the PSAM now, and again when a PSAM is put back in the slot.
+  const lanePsam = { exchange: psam.exchange, get terminalId() { return psam.terminalId; } };
+  const gates: Partial<Record<Direction, FareGate>> = {};
+  for (const direction of new Set(readers.map((r) => r.source.side))) {
+    gates[direction] = new FareGate({ laneId: config.lane.id, laneNumber: f.laneNumber, station: f.station, direction, retapGraceMs: f.retapGraceMs }, lanePsam, o.journal);
+  }
+  const untable = table.onTable((t) => {
+    for (const g of Object.values(gates)) g.setTable(t);
+  });
 
   // One purchase session at a time on the PSAM: taps on two readers of the lane wait their turn.
   let queue: Promise<unknown> = Promise.resolve();
-  const transaction: CardTransaction = (exchange, cardNumber, atMs, credential) => {
+  const transactionFor = (direction: Direction, gate: FareGate): CardTransaction => (exchange, cardNumber, atMs, credential) => {
     const run = async (): Promise<CardTransactionResult> => {
       // The lane's own refusal first, then the lists with the decision core's own checks: a card the lane
       // would refuse is not written. Under free passage everyone passes and the trip is recorded as usual.
@@ -146,14 +158,14 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
     queue = p.catch(() => undefined);
     return p;
   };
-  for (const r of readers) r.setTransaction(transaction);
-  log.info({ station: f.station, direction, psam: f.psam.reader, table: path, tableSeq: table.current()?.seq ?? null }, 'fare gate ready');
+  for (const { source } of readers) source.setTransaction(transactionFor(source.side, gates[source.side]!));
+  log.info({ station: f.station, directions: Object.keys(gates), psam: f.psam.reader, table: path, tableSeq: table.current()?.seq ?? null }, 'fare gate ready');
 
   return {
-    gate,
+    gates,
     table,
     stop: async () => {
-      for (const r of readers) r.setTransaction(undefined);
+      for (const { source } of readers) source.setTransaction(undefined);
       untable();
       unfollow?.();
       await psam.stop();
@@ -161,15 +173,13 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   };
 }
 
-function fareDirection(config: LaneConfig): Direction {
+/** The fare transactions the lane runs: `fares.direction`, else the lane's direction (a bidirectional lane: both). */
+function fareDirections(config: LaneConfig): Direction[] {
   const want = config.fares!.direction;
   const lane = config.lane.direction;
-  if (want === undefined) {
-    if (lane === 'bidirectional') throw new ConfigError('fares.direction: a bidirectional lane must say which fare transaction it runs ("entry" or "exit")');
-    return lane;
-  }
+  if (want === undefined) return lane === 'bidirectional' ? ['entry', 'exit'] : [lane];
   if (lane !== 'bidirectional' && lane !== want) throw new ConfigError(`fares.direction: "${want}" on an ${lane} lane (lane.direction); make them agree`);
-  return want;
+  return [want];
 }
 
 function listKeys(config: LaneConfig): TrustedListKey[] {

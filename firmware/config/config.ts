@@ -158,7 +158,7 @@ export const faresSchema = z
     psam: z.looseObject({ reader: z.string().min(1) }),
     /** The station's id in the fare table (1-65535). */
     station: z.number().int().min(1).max(65_535),
-    /** Entry or exit fare transaction; default the lane's own direction (a bidirectional lane must say). */
+    /** Entry or exit fare transaction; default the lane's own direction (a bidirectional lane: each reader by its side). */
     direction: z.enum(['entry', 'exit']).optional(),
     /** The lane's number written on the card's trip record (0-255). */
     laneNumber: z.number().int().min(0).max(255).default(1),

@@ -151,8 +151,8 @@ describe('a fare gate from config over pcscd', () => {
       return e;
     };
     const base = laneConfig('F-BAD', 'exit', 3);
-    const bidi = await fails({ ...base, lane: { id: 'F-BAD', direction: 'bidirectional' } });
-    expect(isGateError(bidi, GateErrorCode.Config) && bidi.message).toMatch(/^fares\.direction: a bidirectional lane must say/);
+    const wrongSide = await fails({ ...base, drivers: { sources: [{ type: 'pcsc', side: 'entry', reader: pcscd.readers[0].name }] } });
+    expect(isGateError(wrongSide, GateErrorCode.Config) && wrongSide.message).toMatch(/^drivers\.sources\[0\]\.side: "entry" on a fare gate for exit/);
     const clash = await fails({ ...base, fares: { ...base.fares, direction: 'entry' } });
     expect(clash.message).toMatch(/^fares\.direction: "entry" on an exit lane/);
     const noReader = await fails({ ...base, drivers: { sources: [] } });

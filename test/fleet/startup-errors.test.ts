@@ -117,10 +117,10 @@ describe('gate run: every start-up failure is one line, a non-zero exit, and not
     const o = await gateRun('fare-no-psam', config, { PCSCLITE_CSOCK_NAME: join(dir, 'no-pcscd.comm') });
     expectOneLineFailure(o, [/fares\.psam\.reader/, /pcscd is not running/, /put the PSAM in a PC\/SC slot whose name contains "SAM"/]);
     expect(o.code).toBe(1);
-    // A bidirectional lane must say which fare transaction it runs: an invalid config, exit 2.
-    const bidi = await gateRun('fare-bidirectional', { ...config, lane: { id: 'F1', direction: 'bidirectional' } });
-    expectOneLineFailure(bidi, [/fares\.direction/, /bidirectional/, /fare-bidirectional\.json/]);
-    expect(bidi.code).toBe(2);
+    // A card reader on the other side than the fare transaction: an invalid config, exit 2.
+    const side = await gateRun('fare-reader-side', { ...config, drivers: { sources: [{ type: 'pcsc', side: 'entry' }] } });
+    expectOneLineFailure(side, [/drivers\.sources\[0\]\.side/, /fare gate for exit/, /fare-reader-side\.json/]);
+    expect(side.code).toBe(2);
   });
 
   it('a journal directory under /proc fails at once instead of hanging', async () => {
