@@ -21,7 +21,10 @@ import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
 import { waitUntil } from '../support/wait.js';
-import { TERMINAL_ID } from './support.js';
+import { cardExchange, TERMINAL_ID } from './support.js';
+import { SimulatedSource } from '../../drivers/simulated.js';
+import { systemClock, type CardTransaction, type SourceEvent } from '../../drivers/seams.js';
+import { readTap } from '../../protocol/card-session.js';
 
 const GATE = 'gate-token-0123456789';
 const N = 24;
@@ -184,4 +187,49 @@ describe('a fare gate from config over pcscd', () => {
     const again = await fareLane('F-BAD', 'exit', 3);
     await again.lane.stop();
   }, 60_000);
+
+  it('a bidirectional lane runs each reader\'s fare transaction by its side, one PSAM between them', async () => {
+    // Two card readers need two card slots: these stand-ins run the hook exactly as the PC/SC driver does
+    // (read the card, then the transaction with the same exchange, then present with its result).
+    class HookedSource extends SimulatedSource {
+      hook?: CardTransaction;
+      setTransaction(t: CardTransaction | undefined) {
+        this.hook = t;
+      }
+      async tapCard(c: VirtualCard) {
+        const ex = cardExchange(c);
+        const read = await readTap(ex.exchange, c.atr, Date.now());
+        if (!read.ok || (read.credential.kind !== 'card' && read.credential.kind !== 'phone-nfc')) throw new Error('unreadable');
+        const transaction = await this.hook!(ex.exchange, read.credential.cardNumber, Date.now(), read.credential);
+        this.emit2?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: read.credential, transaction }, side: this.side, source: this.name, atMs: Date.now() });
+        return transaction;
+      }
+      emit2?: (e: SourceEvent) => void;
+      override async start(emit: (e: SourceEvent) => void) {
+        this.emit2 = emit;
+        await super.start(emit);
+      }
+    }
+    const entry = new HookedSource('in', 'entry', systemClock);
+    const exit = new HookedSource('out', 'exit', systemClock);
+    const cfg = laneConfig('F-BI', 'entry', 7);
+    const lane = await startLane({ config: parseLaneConfig({ ...cfg, lane: { id: 'F-BI', direction: 'bidirectional' } }), sources: [entry, exit] });
+    try {
+      await (lane.lists as ListSync).syncOnce();
+      const rider = card(late);
+      const thief = card(blocked);
+      expect(await entry.tapCard(rider)).toMatchObject({ grant: true, reason: 'ok' });
+      const x = await exit.tapCard(rider);
+      expect(x).toMatchObject({ grant: true, reason: 'ok' });
+      const fares = (lane.journal as MemoryJournal).records.map((r) => r.entry).filter((e) => e.type === 'fare');
+      expect(fares.map((e) => [e.direction, e.outcome, e.station])).toEqual([['entry', 'debited', 7], ['exit', 'debited', 7]]);
+      expect(rider.purse!.debitCount).toBe(2);
+      expect(rider.purse!.balanceFen).toBe(5000 - (fares[1] as { chargeFen: number }).chargeFen);
+      const before = Uint8Array.from(thief.purse!.record);
+      expect(await exit.tapCard(thief)).toMatchObject({ grant: false, reason: 'blocked' });
+      expect({ debits: thief.purse!.debitCount, record: thief.purse!.record }).toEqual({ debits: 0, record: before });
+    } finally {
+      await lane.stop();
+    }
+  }, 30_000);
 });
