@@ -290,7 +290,7 @@ export class PcscReader implements CredentialSource {
       const t = this.transaction;
       if (t && outcome.ok && outcome.card?.layout === 't-union' && (outcome.credential.kind === 'card' || outcome.credential.kind === 'phone-nfc')) {
         this.clock.clearTimeout(timer);
-        transaction = await t(exchange, outcome.credential.cardNumber, t0);
+        transaction = await t(exchange, outcome.credential.cardNumber, t0, outcome.credential);
       }
     } catch (e) {
       // Our own markers, thrown from the exchange callback and the timer through readTap (protocol/).

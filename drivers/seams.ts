@@ -48,8 +48,9 @@ export interface CardTransactionResult {
 /**
  * Run with the tap's exchange after a T-Union card was read, before the card may leave: resolves with the
  * decision. Card exchanges reject once the card left the field; the transaction must say so in its result.
+ * `credential` is what the tap read (a fare gate checks the lists on it before it writes to the card).
  */
-export type CardTransaction = (exchange: (command: Uint8Array) => Promise<Uint8Array>, cardNumber: string, atMs: number) => Promise<CardTransactionResult>;
+export type CardTransaction = (exchange: (command: Uint8Array) => Promise<Uint8Array>, cardNumber: string, atMs: number, credential: Credential) => Promise<CardTransactionResult>;
 
 export type SourceEvent =
   /** One tap or one QR code in view. A source reports a given tap / code once (with the card transaction's result, when one ran). */

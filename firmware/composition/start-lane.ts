@@ -10,6 +10,7 @@ import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 import { stationLinkFromConfig, type StationLaneOptions } from './station-link.js';
 import { recorderFor, type LaneRecorder, type RecordOverrides } from '../recording/recorder.js';
+import { faresFromConfig, type FareLane } from './fare-lane.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
@@ -45,7 +46,7 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
   const journalFactory = opts.journal ? undefined : pickDriver(journalDrivers, 'journal', config.journal.type);
 
   // What this call opened (not the overrides it was given), to close again if a later step fails.
-  const opened: { lists?: ListProvider; journal?: Journal; barrier?: BarrierLink; sources: CredentialSource[]; recorder?: LaneRecorder } = { sources: [] };
+  const opened: { lists?: ListProvider; journal?: Journal; barrier?: BarrierLink; sources: CredentialSource[]; recorder?: LaneRecorder; fares?: FareLane } = { sources: [] };
   try {
     step('lists', `${config.lists.type} lists`);
     const lists = opts.lists ?? (opened.lists = await listFactory!(config.lists, ctx));
@@ -71,14 +72,22 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     const deps = { lists, usedCodes: opts.usedCodes ?? station?.usedCodes, passback: opts.passback, rideCodes: opts.rideCodes ?? qr?.rideCodes, stages };
     const core = recorder ? recorder.core(config.lane.direction, config.policy, deps) : new DecisionCore(config.lane.direction, config.policy, deps);
     const inspect = recorder ? recorder.inspectWith(opts.inspect) : opts.inspect;
+    // The `fares` section: the PSAM, the fare table and the card readers' transaction (lists checked first).
+    if (config.fares !== undefined) step('fares', 'the fare gate (PSAM, fare table)');
+    let running: Lane | undefined;
+    const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log, lane: () => running }));
     const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
     // A camera whose decode worker can check ride-code signatures gets the trust list held now (and every update).
     qr?.rideCodes.shareWith(sources); // lives as long as the lane and its verifier: nothing to undo
     recorder?.attach(lane);
+    running = lane;
+    if (fares) lane.cleanups.push(fares.stop);
+    // Signed `fare-mode` station commands reach this lane's fare gates (a command config provided wins).
+    if (fares && station && !opts.fareModes) station.connectFareModes(fares.modes);
     station?.attach(lane);
     return lane;
   } catch (e) {
-    await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop()), opened.recorder?.close()]);
+    await Promise.allSettled([opened.lists?.stop?.(), opened.journal?.close(), opened.barrier?.stop(), ...opened.sources.map((s) => s.stop()), opened.recorder?.close(), opened.fares?.stop()]);
     throw e;
   }
 }

@@ -103,6 +103,8 @@ export async function httpSyncFromConfig(raw: unknown, ctx: DriverContext): Prom
     issuerKeys: await issuerKeysFromConfig(ctx),
     // The enforcement schedule rides on list sync too; the provisioned file's seq is the floor.
     policySchedule: { provisionedSeq: await provisionedScheduleSeq(ctx, keys) },
+    // A fare gate's table too, kept in its fare-table file (never a lower seq).
+    fareTable: await syncedFareTable(ctx),
     alarmAfterFailures: c.alarmAfterFailures,
     pollMs: c.pollSeconds * 1000,
     maxBackoffMs: c.maxBackoffSeconds * 1000,
@@ -173,4 +175,12 @@ async function issuerKeysFromConfig(ctx: DriverContext): Promise<{ verify: Issue
     return r.ok ? { ok: true, seq: r.list.seq } : { ok: false, detail: `${r.error}: ${r.detail}` };
   };
   return { verify, provisionedSeq };
+}
+
+/** A lane with a `fares` section keeps its fare table in `fares.tablePath` (default `<lists.dir>/fare-table.json`), synced here. */
+async function syncedFareTable(ctx: DriverContext): Promise<{ path: string } | undefined> {
+  if (ctx.config.fares === undefined) return undefined;
+  const { fareTablePath } = await import('./fare-lane.js');
+  const path = fareTablePath(ctx.config);
+  return path === undefined ? undefined : { path };
 }

@@ -146,6 +146,29 @@ export const boxSections = {
   dashboard: dashboardSchema.default(() => dashboardSchema.parse({})),
 };
 
+/**
+ * A fare gate (firmware/fares/): the lane's PC/SC card readers run the fare transaction (trip record, e-purse
+ * debit with the PSAM) while the card is in the field, after the lists' check. The fare table is the signed
+ * document in `tablePath`: synced there by `http-sync` lists (default `<lists.dir>/fare-table.json`), or
+ * provisioned by hand; verified with `lists.publicKeys`.
+ */
+export const faresSchema = z
+  .object({
+    /** The PSAM's PC/SC slot (drivers/pcsc-psam.ts): `reader` is a name substring, e.g. "SAM". */
+    psam: z.looseObject({ reader: z.string().min(1) }),
+    /** The station's id in the fare table (1-65535). */
+    station: z.number().int().min(1).max(65_535),
+    /** Entry or exit fare transaction; default the lane's own direction (a bidirectional lane: each reader by its side). */
+    direction: z.enum(['entry', 'exit']).optional(),
+    /** The lane's number written on the card's trip record (0-255). */
+    laneNumber: z.number().int().min(0).max(255).default(1),
+    /** The fare-table file (signed document, protocol/README.md "Fare table document"). */
+    tablePath: z.string().min(1).optional(),
+    /** A re-tap within this of the card's own record at this station is the same trip (a torn tap). */
+    retapGraceMs: z.number().int().min(0).max(86_400_000).default(600_000),
+  })
+  .strict();
+
 export const laneConfigSchema = z
   .object({
     lane: z
@@ -172,6 +195,7 @@ export const laneConfigSchema = z
       .default({ barrier: { type: 'simulated' }, sources: [] }),
     ...boxSections,
     record: recordSchema.optional(),
+    fares: faresSchema.optional(),
   })
   .loose();
 
@@ -182,6 +206,7 @@ export type StatusPolicy = z.infer<typeof statusPolicy>;
 export type HealthSettings = z.infer<typeof healthSchema>;
 export type DashboardSettings = z.infer<typeof dashboardSchema>;
 export type RecordConfig = z.infer<typeof recordSchema>;
+export type FaresConfig = z.infer<typeof faresSchema>;
 
 /**
  * A config file or section that cannot be used: a GateError with code GateErrorCode.Config (branch on

@@ -28,7 +28,7 @@ export interface ListSnapshot {
 }
 
 /** The alarms a list provider raises (protocol/alarms.ts), each naming its file or the failing round (or the trust list it refused). */
-export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' | 'trust-list-rejected' | 'schedule-rejected' }>;
+export type ListAlarm = Extract<Alarm, { alarm: 'list-rejected' | 'list-write-failed' | 'list-sync-failing' | 'trust-list-rejected' | 'schedule-rejected' | 'fare-table-rejected' }>;
 
 /** What a syncing list provider reports about itself, read at scrape time. */
 export interface ListStats {
@@ -75,6 +75,12 @@ export interface ListProvider {
    * that removes the listener.
    */
   onPolicySchedule?(listener: (document: Uint8Array) => void): () => void;
+  /**
+   * Listen to fare table documents (protocol/fares.ts), as onPolicySchedule: the one held in the fare-table
+   * file (verified) at once, then each new one fetched with the lists, verified against the list keys and
+   * not lower than the last. Absent or never called back: the lane's fares are not synced.
+   */
+  onFareTable?(listener: (document: Uint8Array) => void): () => void;
   /**
    * When the lists in use were last known to be the latest (ms since epoch): a syncing provider's last
    * verified freshness statement naming the version it holds, or the version's own publication when that

@@ -7,7 +7,8 @@
 // segmented list file atomically (write + fsync + rename; a crash leaves the old file).
 // Every poll's answer must carry the back office's signed freshness statement for the poll's nonce
 // (freshness.ts): the list age counts from it, and an answer without one is a failed round. Also fetches
-// the issuer trust list, which is written to disk only once it verifies and is newer (issuer-keys.ts).
+// the issuer trust list, which is written to disk only once it verifies and is newer (issuer-keys.ts), the
+// enforcement schedule (held-schedule.ts) and, at a fare gate, the fare table (held-fare-table.ts).
 // Over http:// or https:// with a configured CA or pinned certificate (firmware/platform/https-client.ts).
 //
 // HTTP API (simulator/backoffice/openapi.yaml):
@@ -16,6 +17,7 @@
 //   GET /v1/lists/snapshot                      200 latest signed snapshot
 //   GET /v1/issuer-keys                         200 trust-list document (ETag; If-None-Match → 304)
 //   GET /v1/policy-schedule                     200 enforcement schedule document (ETag; If-None-Match → 304)
+//   GET /v1/fare-table                          200 fare table document (ETag; If-None-Match → 304; 404/405: none)
 
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
@@ -28,6 +30,7 @@ import { DeltaLog } from './delta-log.js';
 import { ListFreshness } from './freshness.js';
 import { HeldTrustList } from './issuer-keys.js';
 import { HeldSchedule, notPublished } from './held-schedule.js';
+import { HeldFareTable } from './held-fare-table.js';
 import { ListMerger } from './merger.js';
 import { SegmentedLists, SpareSegments, emptySegmentedLists, openListFile } from './segmented-lists.js';
 import type { ListAlarm, ListProvider, ListSnapshot, ListStats } from './list-provider.js';
@@ -55,11 +58,12 @@ const DOWNLOAD_FILE = 'lists.download';
  */
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
-  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule'>>;
+  private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule' | 'fareTable'>>;
   private readonly tls: TlsTrust | undefined;
   private readonly freshness: ListFreshness;
   private held: HeldTrustList | undefined;
   private heldSchedule: HeldSchedule | undefined;
+  private heldFareTable: HeldFareTable | undefined;
   private tlsAlarmed = false;
   private readonly auth: Record<string, string>;
   readonly merger: ListMerger;
@@ -74,7 +78,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
   readonly counters: SyncCounters = {
     polls: 0, deltasApplied: 0, snapshotsApplied: 0, rejected: 0, httpFailures: 0, tlsFailures: 0, freshnessRefused: 0,
     issuerKeyUpdates: 0, issuerKeysRefused: 0, listFileWrites: 0, deltaLogAppends: 0, deltasReplayed: 0,
-    scheduleUpdates: 0, schedulesRefused: 0,
+    scheduleUpdates: 0, schedulesRefused: 0, fareTableUpdates: 0, fareTablesRefused: 0,
   };
   private deltaLog!: DeltaLog;
   /** Resolves once the list file loaded at boot has been checksummed (false: it was damaged and dropped). */
@@ -153,6 +157,8 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     if (onIssuerKeys) s.onIssuerKeys(onIssuerKeys);
     const schedule = opts.policySchedule && (await HeldSchedule.open(s.policySchedulePath, opts.trustedKeys, opts.policySchedule.provisionedSeq));
     s.heldSchedule = schedule ? schedule.held : undefined;
+    const fares = opts.fareTable && (await HeldFareTable.open(opts.fareTable.path, opts.trustedKeys));
+    s.heldFareTable = fares ? fares.held : undefined;
     // Served at once; the body checksum is checked in the background. A damaged file is dropped.
     // (After a turn of the event loop, so alarm listeners attached right after open() hear it.)
     const settle = new Promise<void>((r) => setImmediate(r));
@@ -160,6 +166,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       const c = r as { ok: boolean; detail?: string };
       if (trustProblem) s.emit('alarm', { alarm: 'trust-list-rejected', detail: trustProblem });
       if (schedule && schedule.problem) s.emit('alarm', schedule.problem);
+      if (fares && fares.problem) s.emit('alarm', fares.problem);
       if (c.ok) {
         await s.replayLog(dl.held);
         return true;
@@ -198,6 +205,18 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     this.on('policy-schedule', listener);
     if (this.heldSchedule?.document) listener(this.heldSchedule.document);
     return () => void this.off('policy-schedule', listener);
+  }
+
+  /** The fare table held in the fare-table file (verified) at once, then each new one. */
+  onFareTable(listener: (document: Uint8Array) => void): () => void {
+    this.on('fare-table', listener);
+    if (this.heldFareTable?.document) listener(this.heldFareTable.document);
+    return () => void this.off('fare-table', listener);
+  }
+
+  /** The lane's fare-table file, when the fare table is synced. */
+  get fareTablePath(): string | undefined {
+    return this.heldFareTable?.path;
   }
 
   /** When the lists in use were last known to be the latest (ms since epoch; 0 before any): list age counts from here. */
@@ -309,6 +328,7 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       outcome = await this.syncLists();
       if (outcome.kind !== 'failed') await this.syncIssuerKeys();
       if (outcome.kind !== 'failed') await this.syncPolicySchedule();
+      if (outcome.kind !== 'failed') await this.syncFareTable();
       outcome = this.checkAnnounced(outcome);
     } catch (e) {
       const detail = (e as Error).message;
@@ -506,6 +526,22 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: this.policySchedulePath, detail: got.writeError ?? 'write failed' });
       this.counters.scheduleUpdates++;
       this.emit('policy-schedule', got.document);
+    }
+  }
+
+  /** The fare table: verified, not lower than the one held, written, then handed on; else refused with an alarm. */
+  private async syncFareTable(): Promise<void> {
+    const held = this.heldFareTable;
+    const got = await held?.fetch((h) => this.get('/v1/fare-table', h));
+    if (got?.kind === 'http') throw new HttpFailure(`fare table: HTTP ${got.status}`);
+    if (got?.kind === 'refused') {
+      this.counters.fareTablesRefused++;
+      this.log.error({ detail: got.alarm.detail }, 'fare table refused; keeping the one held');
+      this.emit('alarm', got.alarm);
+    } else if (got?.kind === 'taken') {
+      if (!got.written) this.emit('alarm', { alarm: 'list-write-failed', file: held!.path, detail: got.writeError ?? 'write failed' });
+      this.counters.fareTableUpdates++;
+      this.emit('fare-table', got.document);
     }
   }
 

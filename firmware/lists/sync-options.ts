@@ -32,6 +32,13 @@ export interface ListSyncOptions {
    * (`policy-schedule.json`) and handed on; a bad or older one raises `schedule-rejected`.
    */
   policySchedule?: { provisionedSeq?: number };
+  /**
+   * The fare table (GET /v1/fare-table): fetched only when given. Each document is verified with
+   * `trustedKeys` and must not be lower than the one held in `path` (the lane's fare-table file) before it
+   * is written there and handed on; a bad or older one raises `fare-table-rejected`, the file untouched.
+   * A back office without the path (404, 405) fails nothing.
+   */
+  fareTable?: { path: string };
   /** Failed rounds in a row before `list-sync-failing` (then every 20); a refused TLS certificate alarms at once. */
   alarmAfterFailures?: number;
   pollMs?: number;
@@ -71,6 +78,8 @@ export interface ListSyncEvents {
   'issuer-keys': [document: Uint8Array];
   /** A new enforcement schedule document (verified against the list keys, newer, and on disk). */
   'policy-schedule': [document: Uint8Array];
+  /** A new fare table document (verified against the list keys, not lower, and in the fare-table file). */
+  'fare-table': [document: Uint8Array];
 }
 
 export interface SyncStatus {
@@ -112,4 +121,7 @@ export interface SyncCounters {
   /** Enforcement schedules taken, and refused (signature, payload, or not newer than the one held). */
   scheduleUpdates: number;
   schedulesRefused: number;
+  /** Fare tables taken, and refused (signature, payload, or lower than the one held). */
+  fareTableUpdates: number;
+  fareTablesRefused: number;
 }

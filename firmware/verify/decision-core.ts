@@ -175,6 +175,21 @@ export class DecisionCore {
       credential = presented.credential;
       if (!checkCredential(credential).ok) return refusal('credential-invalid', side, 'unknown');
     }
+    return this.judge(credential, side, input.nowMs, input.freePassage);
+  }
+
+  /**
+   * The checks `decide` runs on a card read while it is still in the field, before a card transaction
+   * writes to it (a fare gate's entry record): direction, lists (denylist, allowlist, policy, enforcement
+   * schedule) and anti-passback, as at decision time. Nothing is consumed; the lane still decides after.
+   */
+  beforeTransaction(credential: Credential, side: Direction, nowMs: number): Decision {
+    if (!checkCredential(credential).ok) return refusal('credential-invalid', side, 'unknown');
+    return this.judge(credential, side, nowMs, false);
+  }
+
+  private judge(credential: Credential, side: Direction, nowMs: number, freePassage: boolean | undefined): Decision {
+    const input = { nowMs, freePassage };
     const key = credentialKey(credential);
     const base = { direction: side, kind: credential.kind, ref: credentialRef(credential), key };
 

@@ -219,10 +219,13 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
     if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
     return reply.header('etag', etag).type('application/octet-stream').send(doc);
   });
-  route('GET', '/v1/fare-table', (_req, reply) => {
+  route('GET', '/v1/fare-table', (req, reply) => {
     const doc = store.fareTable();
     if (!doc) return reply.code(404).send({ error: 'none', message: 'no fare table published' });
-    return reply.type('application/json').send(doc);
+    // An ETag as for the schedule: every lane polls it with the lists, and a table is hundreds of kB.
+    const etag = `"${createHash('sha256').update(doc).digest('hex').slice(0, 32)}"`;
+    if (req.headers['if-none-match'] === etag) return reply.code(304).header('etag', etag).send();
+    return reply.header('etag', etag).type('application/json').send(doc);
   });
   route('GET', '/v1/policy-schedule', (req, reply) => {
     const doc = store.policySchedule();

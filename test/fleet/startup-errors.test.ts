@@ -2,6 +2,7 @@
 // of its own. Each bad config must end the process (non-zero exit, within a bound), print exactly one line
 // on stderr naming the file or field and the fix (no stack trace), and leave nothing running.
 import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +43,10 @@ interface Outcome {
   leftRunning: boolean;
 }
 
-async function gateRun(name: string, config: unknown): Promise<Outcome> {
+async function gateRun(name: string, config: unknown, extraEnv: NodeJS.ProcessEnv = {}): Promise<Outcome> {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
   delete env.NOTIFY_SOCKET;
   delete env.WATCHDOG_USEC;
   const child = spawn(process.execPath, [gateJs, 'run', '--config', file], { env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -100,6 +101,26 @@ describe('gate run: every start-up failure is one line, a non-zero exit, and not
   it('health.port 70000 is refused before the lane starts: the field, the config file, the fix', async () => {
     const o = await gateRun('bad-port', { lane: { id: 'L1' }, health: { port: 70000 }, log: { level: 'info' } });
     expectOneLineFailure(o, [/health\.port/, /bad-port\.json/, /65535/, /fix/]);
+  });
+
+  it('a fare gate whose PSAM cannot be reached names fares.psam.reader and what to do', async () => {
+    const key = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const config = {
+      lane: { id: 'F1', direction: 'exit' },
+      lists: { type: 'http-sync', url: 'http://127.0.0.1:9', dir: join(dir, 'fare-lists'), publicKeys: [key], pollSeconds: 86_400 },
+      drivers: { sources: [{ type: 'pcsc', side: 'exit' }] },
+      fares: { psam: { reader: 'SAM', readyWaitMs: 300 }, station: 3 },
+      health: { port: 0 },
+      // The list sync's first poll (nobody at that address) warns meanwhile: not what this test reads.
+      log: { level: 'error' },
+    };
+    const o = await gateRun('fare-no-psam', config, { PCSCLITE_CSOCK_NAME: join(dir, 'no-pcscd.comm') });
+    expectOneLineFailure(o, [/fares\.psam\.reader/, /pcscd is not running/, /put the PSAM in a PC\/SC slot whose name contains "SAM"/]);
+    expect(o.code).toBe(1);
+    // A card reader on the other side than the fare transaction: an invalid config, exit 2.
+    const side = await gateRun('fare-reader-side', { ...config, drivers: { sources: [{ type: 'pcsc', side: 'entry' }] } });
+    expectOneLineFailure(side, [/drivers\.sources\[0\]\.side/, /fare gate for exit/, /fare-reader-side\.json/]);
+    expect(side.code).toBe(2);
   });
 
   it('a journal directory under /proc fails at once instead of hanging', async () => {
