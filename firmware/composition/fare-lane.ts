@@ -69,8 +69,13 @@ export interface FaresFromConfig {
 export function laneAnswer(lane: Lane | undefined): { refuse: ReasonCode } | { free: true } | undefined {
   if (!lane) return undefined;
   switch (lane.view().mode) {
-    case 'normal':
+    case 'normal': {
+      // A passage under way (deciding, or the flaps open for the rider before): the machine refuses this
+      // tap as busy, so nothing may be written to the card for it.
+      const state = lane.view().state;
+      if (state === 'normal.verifying' || state === 'normal.granted') return { refuse: 'lane-busy' };
       return lane.actor.getSnapshot().context.listRefuse ? { refuse: 'list-too-old' } : undefined;
+    }
     case 'freePassage':
       return { free: true };
     case 'closed':

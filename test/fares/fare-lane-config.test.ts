@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLane, type Lane, type StartLaneOptions } from '../../firmware/composition/start-lane.js';
 import type { FareModeSink } from '../../firmware/composition/station-link.js';
+import { laneAnswer } from '../../firmware/composition/fare-lane.js';
 import { parseLaneConfig } from '../../firmware/config/config.js';
 import type { MemoryJournal } from '../../firmware/journal/journal.js';
 import type { ListSync } from '../../firmware/lists/list-sync.js';
@@ -231,6 +232,11 @@ describe('a fare gate from config over pcscd', () => {
       const rider = card(late);
       const thief = card(blocked);
       expect(await entry.tapCard(rider)).toMatchObject({ grant: true, reason: 'ok' });
+      // While that passage is under way a tap on the other side is refused as busy, and nothing is written.
+      const debits = rider.purse!.debitCount;
+      expect(await exit.tapCard(rider)).toMatchObject({ grant: false, reason: 'lane-busy' });
+      expect(rider.purse!.debitCount).toBe(debits);
+      await waitUntil(() => lane.view().state === 'normal.ready', 5000, () => lane.view().state);
       const x = await exit.tapCard(rider);
       expect(x).toMatchObject({ grant: true, reason: 'ok' });
       const fares = (lane.journal as MemoryJournal).records.map((r) => r.entry).filter((e) => e.type === 'fare');
@@ -238,10 +244,25 @@ describe('a fare gate from config over pcscd', () => {
       expect(rider.purse!.debitCount).toBe(2);
       expect(rider.purse!.balanceFen).toBe(5000 - (fares[1] as { chargeFen: number }).chargeFen);
       const before = Uint8Array.from(thief.purse!.record);
+      await waitUntil(() => lane.view().state === 'normal.ready', 5000, () => lane.view().state);
       expect(await exit.tapCard(thief)).toMatchObject({ grant: false, reason: 'blocked' });
       expect({ debits: thief.purse!.debitCount, record: thief.purse!.record }).toEqual({ debits: 0, record: before });
     } finally {
       await lane.stop();
     }
   }, 30_000);
+});
+
+describe('what the lane would do with a tap now, asked before anything is written to the card', () => {
+  const lane = (mode: string, state: string, listRefuse = false) => ({ view: () => ({ mode, state }), actor: { getSnapshot: () => ({ context: { listRefuse } }) } }) as unknown as Lane;
+  it('a passage under way refuses as busy; the lane\'s own refusals come first; free passage skips the lists', () => {
+    expect(laneAnswer(lane('normal', 'normal.ready'))).toBeUndefined();
+    expect(laneAnswer(lane('normal', 'normal.verifying'))).toEqual({ refuse: 'lane-busy' });
+    expect(laneAnswer(lane('normal', 'normal.granted'))).toEqual({ refuse: 'lane-busy' });
+    expect(laneAnswer(lane('normal', 'normal.ready', true))).toEqual({ refuse: 'list-too-old' });
+    expect(laneAnswer(lane('closed', 'closed'))).toEqual({ refuse: 'station-closed' });
+    expect(laneAnswer(lane('outOfService', 'outOfService'))).toEqual({ refuse: 'out-of-service' });
+    expect(laneAnswer(lane('freePassage', 'freePassage'))).toEqual({ free: true });
+    expect(laneAnswer(undefined)).toBeUndefined();
+  });
 });
