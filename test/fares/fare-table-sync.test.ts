@@ -94,7 +94,7 @@ describe('fare table over list sync', () => {
       serve(foreign);
       expect((await l.sync.syncOnce()).kind).not.toBe('failed');
       expect(l.alarms.at(-1)).toMatchObject({ alarm: 'fare-table-rejected', error: 'unknown-key' });
-      expect(l.alarms.at(-1)).toMatchObject({ detail: expect.stringContaining('the table held (seq 2) stays') });
+      expect(l.alarms.at(-1)).toMatchObject({ detail: expect.stringContaining('the fare table held (seq 2) stays') });
       // The trusted key's id with a signature that does not verify (a byte of it changed).
       const env = JSON.parse(Buffer.from(second).toString('utf8')) as { signature: string };
       const sig = Buffer.from(env.signature, 'base64');
