@@ -179,6 +179,8 @@ export class NormallyOpenFlow {
   private last?: Walker;
   private waitingRelease?: { hooks: FlowHooks; notBefore: number; held?: boolean };
   private releaseTimer?: number;
+  /** The current rider was told "tap again" and taps again at once. */
+  private retryDue = false;
   private readonly tally = {
     bodies: 0,
     unauthorisedAtFlaps: 0,
@@ -276,6 +278,11 @@ export class NormallyOpenFlow {
   /** The station's answer to the current rider's tap; `retry`: a torn tap's "tap again", the rider taps at once again. */
   answered(granted: boolean, retry = false): void {
     const w = this.current;
+    // "Tap again" is no answer yet: the rider taps again at once, and the next one waits for that answer, even
+    // if this body has left meanwhile (else the next rider's tap lands while this one's is still due, and the
+    // station loses a rider).
+    this.retryDue = retry;
+    if (retry) return;
     if (w) {
       w.answer = granted ? 'granted' : 'refused';
       // Most refused riders stop short of the flaps and turn back; some walk on, and the flaps must stop them.
@@ -463,7 +470,7 @@ export class NormallyOpenFlow {
   private checkRelease(): void {
     this.flushClear();
     const r = this.waitingRelease;
-    if (!r || r.held || this.clock.now() < r.notBefore || r.hooks.busy() || !this.clear()) return;
+    if (!r || r.held || this.retryDue || this.clock.now() < r.notBefore || r.hooks.busy() || !this.clear()) return;
     // The rider ahead has tapped and been answered, and nothing blocks the lane: the next one steps in.
     if (this.current && (!this.current.tapped || this.current.answer === undefined)) return;
     this.waitingRelease = undefined;

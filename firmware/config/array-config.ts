@@ -19,6 +19,8 @@ export const arrayLaneSchema = z
     id: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'lane id: 1-32 of [A-Za-z0-9_-]'),
     station: z.string().min(1).default('SIM'),
     direction: z.enum(['entry', 'exit', 'bidirectional']).default('bidirectional'),
+    /** As a one-lane config's `lane.flaps`: each lane of the cabinet has its own flaps (and board). */
+    flaps: z.enum(['normally-closed', 'normally-open']).default('normally-closed'),
     drivers: z
       .object({
         /** Required in an array: a lane of a real cabinet never falls back to a simulated barrier by accident. */
@@ -137,5 +139,5 @@ export function laneConfigOf(array: ArrayConfig, i: number): LaneConfig {
     for (const k of ['username', 'passwordFile', 'cert', 'key']) if (typeof b[k] === 'string') b[k] = (b[k] as string).replaceAll(LANE, l.id);
     laneShared.station = b;
   }
-  return parseLaneConfig({ ...laneShared, lane: { id: l.id, station: l.station, direction: l.direction }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
+  return parseLaneConfig({ ...laneShared, lane: { id: l.id, station: l.station, direction: l.direction, flaps: l.flaps }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
 }

@@ -189,12 +189,17 @@ export const admitBody = ({ context, event, enqueue }: ActionArgs): void => {
   enqueue(s.send);
 };
 
-/** Refused: close fast in front of its body (before the refusal shows), if it has one in the lane. */
+/**
+ * Refused: close fast in front of its body (before the refusal shows), if it has one in the lane and the flaps
+ * are not shut for it already (its close-by time came before its tap): a second FAST_CLOSE while they close
+ * asks the board to start over, and a body arriving then meets them still closing.
+ */
 export const refuseBody = ({ context, event, enqueue }: ActionArgs): void => {
   if (event.type !== 'DECIDED') return;
+  const shutFor = bodies.tappedBy(context.walkers, event.id)?.closed === true;
   const { walkers, walker } = bodies.decided(context.walkers, event.id, false);
   enqueue.assign({ walkers, pending: undefined });
-  if (walker && walker.body !== 0) enqueue(() => context.env.barrier.send({ type: 'FAST_CLOSE' }));
+  if (walker && walker.body !== 0 && !shutFor) enqueue(() => context.env.barrier.send({ type: 'FAST_CLOSE' }));
 };
 
 /** No decision within decisionMs (journal stuck): refused rather than guessed, flaps shut for its body. */
@@ -202,7 +207,7 @@ export const giveUpDecision = ({ context, event, enqueue }: ActionArgs): void =>
   if (event.type !== 'DECISION_OVERDUE') return;
   const w = bodies.tappedBy(context.walkers, event.id);
   const walkers = context.walkers.map((x) => (x === w ? { ...x, tap: undefined, fate: 'refused' as const, closed: x.body !== 0 } : x));
-  const s = screen(context, { reason: 'journal-unavailable', indicator: 'red-cross', buzzer: 'short' }, w && w.body !== 0 ? { type: 'FAST_CLOSE' } : undefined);
+  const s = screen(context, { reason: 'journal-unavailable', indicator: 'red-cross', buzzer: 'short' }, w && w.body !== 0 && !w.closed ? { type: 'FAST_CLOSE' } : undefined);
   enqueue.assign({ walkers, pending: undefined, ...s.update });
   enqueue(s.send);
   enqueue.emit({ type: 'alarm', alarm: { alarm: 'decision-timeout' }, atMs: context.env.now() });

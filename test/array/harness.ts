@@ -68,8 +68,9 @@ async function countingProxy(target: string): Promise<{ url: string; deltas: () 
 /**
  * `ports` lanes with a pty and a board each, then `missing` lanes whose barrier port is not there at start.
  * Lane ids L1, L2, …; every lane an entry lane (bidirectional for the last, to show a lane's own direction).
+ * `flaps[i]`: lane i's `flaps` (absent: the default, normally closed).
  */
-export async function arrayRig(opts: { ports: number; missing?: number }): Promise<ArrayRig> {
+export async function arrayRig(opts: { ports: number; missing?: number; flaps?: readonly ('normally-open' | 'normally-closed')[] }): Promise<ArrayRig> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
     for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
@@ -104,6 +105,7 @@ export async function arrayRig(opts: { ports: number; missing?: number }): Promi
       lanes: lanes.map((l, i) => ({
         id: l.id,
         direction: i === n - 1 ? 'bidirectional' : 'entry',
+        ...(opts.flaps?.[i] ? { flaps: opts.flaps[i] } : {}),
         drivers: {
           barrier: { type: 'serial', path: l.pty?.a ?? join(dir, `no-port-${l.id}`), heartbeatMs: 20, silenceMs: 400, ackTimeoutMs: 15, reopenMs: 30 },
           sources: [{ type: 'simulated', side: 'entry' }],

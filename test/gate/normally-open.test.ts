@@ -264,6 +264,26 @@ describe('normally-open lane: every fraud story ends with the flaps shut before 
     expect(l.state()).toBe('normal.flowing');
   });
 
+  it('a tap after the close-by time, refused or torn, while the flaps close: no second FAST_CLOSE, they shut before the body arrives', async () => {
+    for (const tap of ['refused', 'torn'] as const) {
+      const l = await lane();
+      const w = l.flow.walkIn('rider', 'entry', WALK); // close-by at 573 ms, shut at 823, at the flaps at 923
+      await l.advance(700);
+      expect(l.count('FAST_CLOSE')).toBe(1);
+      if (tap === 'refused') l.entry.present(card(UNREGISTERED));
+      else l.entry.cardFault('tap-again', 'rider pulled the card away');
+      await l.advance(0);
+      expect(l.displays).toEqual(['no-tap', tap === 'refused' ? 'not-registered' : 'tap-again']);
+      // A second FAST_CLOSE now would start the close over: shut at 950, after the body reached them at 923.
+      expect(l.count('FAST_CLOSE')).toBe(1);
+      await l.advance(300);
+      stoppedInTime(l, w.body);
+      await l.advance(4000);
+      expect(l.flow.summary().intruded).toBe(0);
+      expect(l.state()).toBe('normal.flowing');
+    }
+  });
+
   it('a decision that never comes: refused as a journal fault after decisionMs, flaps shut, alarm', async () => {
     const j = new HeldJournal();
     const l = await lane('bidirectional', j);
