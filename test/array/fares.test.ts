@@ -17,9 +17,7 @@ import { startGateArray, type GateArray } from '../../firmware/composition/gate-
 import type { MemoryJournal } from '../../firmware/journal/journal.js';
 import type { ListSync } from '../../firmware/lists/list-sync.js';
 import type { Lane } from '../../firmware/lane/lane.js';
-import { SimulatedSource } from '../../drivers/simulated.js';
-import { systemClock, type CardTransaction, type SourceEvent } from '../../drivers/seams.js';
-import { readTap } from '../../protocol/card-session.js';
+import { systemClock } from '../../drivers/seams.js';
 import { fromHex } from '../../protocol/apdu.js';
 import { parseTripRecord } from '../../protocol/tunion-purse.js';
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
@@ -29,7 +27,8 @@ import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
 import { waitUntil } from '../support/wait.js';
-import { cardExchange, TERMINAL_ID } from '../fares/support.js';
+import { TERMINAL_ID } from '../fares/support.js';
+import { HookedSource } from './hooked-reader.js';
 
 const GATE = 'gate-token-0123456789';
 const N = 24;
@@ -80,27 +79,6 @@ afterAll(async () => {
   await bo?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** An in-process card reader that runs the fare hook as the PC/SC driver does: read, transaction, present. */
-class HookedSource extends SimulatedSource {
-  hook?: CardTransaction;
-  private emitted?: (e: SourceEvent) => void;
-  setTransaction(t: CardTransaction | undefined) {
-    this.hook = t;
-  }
-  override async start(emit: (e: SourceEvent) => void) {
-    this.emitted = emit;
-    await super.start(emit);
-  }
-  async tapCard(c: VirtualCard) {
-    const ex = cardExchange(c);
-    const read = await readTap(ex.exchange, c.atr, Date.now());
-    if (!read.ok || (read.credential.kind !== 'card' && read.credential.kind !== 'phone-nfc')) throw new Error('unreadable');
-    const transaction = await this.hook!(ex.exchange, read.credential.cardNumber, Date.now(), read.credential);
-    this.emitted?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: read.credential, transaction }, side: this.side, source: this.name, atMs: Date.now() });
-    return transaction;
-  }
-}
 
 function arrayConfig(over: { lists?: Record<string, unknown>; lanes?: (l: Record<string, unknown>[]) => Record<string, unknown>[] } = {}) {
   const lanes: Record<string, unknown>[] = [
