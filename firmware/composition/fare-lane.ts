@@ -12,9 +12,9 @@ import { GateError, GateErrorCode, isGateError } from '../../protocol/errors.js'
 import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.js';
 import type { Direction } from '../../protocol/credential.js';
-import { ConfigError, parseDriverConfig, type LaneConfig } from '../config/config.js';
+import { ConfigError, parseDriverConfig, type FaresConfig, type LaneConfig } from '../config/config.js';
 import type { Logger } from '../config/log.js';
-import { FareGate, fareModeNames, fareModesFromNames } from '../fares/fare-gate.js';
+import { FareGate, fareModeNames, fareModesFromNames, type Psam } from '../fares/fare-gate.js';
 import type { FareModeName } from '../../protocol/station-bus.js';
 import { FareTableHolder } from '../fares/fare-table-file.js';
 import type { Journal } from '../journal/journal.js';
@@ -59,6 +59,18 @@ export interface FaresFromConfig {
   log: Logger;
   /** The running lane, once assembled: its own refusals (mode, lists too old) come before the card is written. */
   lane?: () => Lane | undefined;
+  /** Parts held by someone else (a gate array's one fare table): used, never stopped, by this lane. */
+  parts?: FareParts;
+  /** Where the lane's sections sit in the file (`lanes[2].` in a gate array), so errors name the field there. */
+  field?: string;
+}
+
+/** What a fare gate may be given instead of opening it itself. */
+export interface FareParts {
+  /** The fare table, held once for every lane of a box (gate-array.ts). */
+  table?: FareTableHolder;
+  /** A PSAM opened already (tests: an in-process stand-in where the private pcscd has no slot left). */
+  psam?: Psam;
 }
 
 /**
@@ -94,51 +106,26 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   const { config, log } = o;
   const f = config.fares;
   if (!f) return undefined;
-  const directions = fareDirections(config);
+  const at = o.field ?? '';
+  const directions = fareDirections(config, at);
   const readers = o.sources.flatMap((s, i) => (typeof (s as Partial<TransactionSource>).setTransaction === 'function' ? [{ source: s as TransactionSource, i }] : []));
-  if (readers.length === 0) throw new ConfigError('fares: a fare gate runs its card transaction on a PC/SC card reader; add one to drivers.sources ({ "type": "pcsc", ... })');
+  if (readers.length === 0) throw new ConfigError(`${at}fares: a fare gate runs its card transaction on a PC/SC card reader; add one to ${at}drivers.sources ({ "type": "pcsc", ... })`);
   for (const { source, i } of readers) {
-    if (!directions.includes(source.side)) throw new ConfigError(`drivers.sources[${i}].side: "${source.side}" on a fare gate for ${directions.join(' and ')} (fares.direction, lane.direction); set the reader's side`);
+    if (!directions.includes(source.side)) throw new ConfigError(`${at}drivers.sources[${i}].side: "${source.side}" on a fare gate for ${directions.join(' and ')} (${at}fares.direction, ${at ? `${at}direction` : 'lane.direction'}); set the reader's side`);
   }
-  const keys = listKeys(config);
-  const path = fareTablePath(config);
-  if (path === undefined) throw new ConfigError('fares.tablePath: give the signed fare table file (or sync the lists with http-sync, which keeps it in <lists.dir>/fare-table.json)');
-
-  const raise = (a: Alarm) => log.error({ ...a, text: alarmText(a) }, 'fare table alarm');
-  let table: FareTableHolder;
-  let unfollow: (() => void) | undefined;
-  if (o.lists.onFareTable) {
-    // Synced: the table held in the file (verified by list sync) at once, then each newer one. None yet:
-    // every fare is refused as fare-unavailable until the first sync brings one.
-    table = new FareTableHolder(keys, raise);
-    unfollow = o.lists.onFareTable((doc) => table.update(doc));
-    // A sync that keeps no table (lists given by the caller) hands nothing: a table in the file still serves.
-    if (!table.current()) {
-      const doc = await readFile(path).catch(() => undefined);
-      if (doc) table.update(new Uint8Array(doc));
-    }
-  } else {
-    const fix = 'provision the back office\'s signed fare table there (GET /v1/fare-table), or sync the lists with http-sync';
-    await checkReadableFile(path, 'fares.tablePath', fix, (m) => new ConfigError(m));
-    const problems: string[] = [];
-    table = FareTableHolder.fromFile(path, keys, (a) => (problems.push('detail' in a ? String(a.detail) : a.alarm), raise(a)));
-    if (!table.current()) throw new ConfigError(`fares.tablePath: ${path} is refused (${problems.join('; ')}); ${fix}`);
-  }
-
-  const { PcscPsam, pcscPsamConfigSchema } = await import('../../drivers/pcsc-psam.js');
-  const psam = new PcscPsam(parseDriverConfig(pcscPsamConfigSchema, f.psam, 'fares.psam'));
+  const own = o.parts?.table ? undefined : await fareTableFromConfig(config, o.lists, log, at);
+  const table = o.parts?.table ?? own!.table;
+  let psam: Psam & { stop?(): Promise<void> };
   try {
-    await psam.start();
+    psam = o.parts?.psam ?? (await openPsam(f.psam, at));
   } catch (e) {
-    unfollow?.();
-    await psam.stop();
-    const why = (e as Error).message;
-    const code = isGateError(e) ? e.code : GateErrorCode.Timeout;
-    throw new GateError(`fares.psam.reader: ${why}; put the PSAM in a PC/SC slot whose name contains "${f.psam.reader}" (pcsc_scan lists the slots) and check pcscd runs`, code, { field: 'fares.psam.reader' });
+    own?.stop();
+    throw e;
   }
+  const path = fareTablePath(config);
 
   // The terminal id read from the PSAM now, and again when a PSAM is put back in the slot.
-  const lanePsam = { exchange: psam.exchange, get terminalId() { return psam.terminalId; } };
+  const lanePsam: Psam = { exchange: psam.exchange, get terminalId() { return psam.terminalId; } };
   const gates: Partial<Record<Direction, FareGate>> = {};
   for (const direction of new Set(readers.map((r) => r.source.side))) {
     gates[direction] = new FareGate({ laneId: config.lane.id, laneNumber: f.laneNumber, station: f.station, direction, retapGraceMs: f.retapGraceMs }, lanePsam, o.journal);
@@ -182,18 +169,62 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
     stop: async () => {
       for (const { source } of readers) source.setTransaction(undefined);
       untable();
-      unfollow?.();
-      await psam.stop();
+      own?.stop();
+      // A PSAM given (o.parts) is its giver's to release.
+      if (!o.parts?.psam) await psam.stop?.();
     },
   };
 }
 
+/**
+ * The fare table `config.fares` names: followed from list sync (synced lists; none yet: fares refused as
+ * `fare-unavailable` until the first sync), else read from `fares.tablePath`, which must verify. `at` prefixes
+ * the field names in errors (`lanes[2].`). `stop` stops following list sync.
+ */
+export async function fareTableFromConfig(config: LaneConfig, lists: ListProvider, log: Logger, at = ''): Promise<{ table: FareTableHolder; stop(): void }> {
+  const keys = listKeys(config);
+  const path = fareTablePath(config);
+  if (path === undefined) throw new ConfigError(`${at}fares.tablePath: give the signed fare table file (or sync the lists with http-sync, which keeps it in <lists.dir>/fare-table.json)`);
+  const raise = (a: Alarm) => log.error({ ...a, text: alarmText(a) }, 'fare table alarm');
+  if (lists.onFareTable) {
+    const table = new FareTableHolder(keys, raise);
+    const unfollow = lists.onFareTable((doc) => table.update(doc));
+    // A sync that keeps no table (lists given by the caller) hands nothing: a table in the file still serves.
+    if (!table.current()) {
+      const doc = await readFile(path).catch(() => undefined);
+      if (doc) table.update(new Uint8Array(doc));
+    }
+    return { table, stop: unfollow };
+  }
+  const fix = 'provision the back office\'s signed fare table there (GET /v1/fare-table), or sync the lists with http-sync';
+  await checkReadableFile(path, `${at}fares.tablePath`, fix, (m) => new ConfigError(m));
+  const problems: string[] = [];
+  const table = FareTableHolder.fromFile(path, keys, (a) => (problems.push('detail' in a ? String(a.detail) : a.alarm), raise(a)));
+  if (!table.current()) throw new ConfigError(`${at}fares.tablePath: ${path} is refused (${problems.join('; ')}); ${fix}`);
+  return { table, stop: () => {} };
+}
+
+/** The PSAM in its PC/SC slot (`fares.psam`), its terminal id read; an error names `fares.psam.reader` and the fix. */
+async function openPsam(section: FaresConfig['psam'], at: string): Promise<Psam & { stop(): Promise<void> }> {
+  const { PcscPsam, pcscPsamConfigSchema } = await import('../../drivers/pcsc-psam.js');
+  const psam = new PcscPsam(parseDriverConfig(pcscPsamConfigSchema, section, `${at}fares.psam`));
+  try {
+    await psam.start();
+  } catch (e) {
+    await psam.stop();
+    const why = (e as Error).message;
+    const code = isGateError(e) ? e.code : GateErrorCode.Timeout;
+    throw new GateError(`${at}fares.psam.reader: ${why}; put the PSAM in a PC/SC slot whose name contains "${section.reader}" (pcsc_scan lists the slots) and check pcscd runs`, code, { field: `${at}fares.psam.reader` });
+  }
+  return psam;
+}
+
 /** The fare transactions the lane runs: `fares.direction`, else the lane's direction (a bidirectional lane: both). */
-function fareDirections(config: LaneConfig): Direction[] {
+function fareDirections(config: LaneConfig, at: string): Direction[] {
   const want = config.fares!.direction;
   const lane = config.lane.direction;
   if (want === undefined) return lane === 'bidirectional' ? ['entry', 'exit'] : [lane];
-  if (lane !== 'bidirectional' && lane !== want) throw new ConfigError(`fares.direction: "${want}" on an ${lane} lane (lane.direction); make them agree`);
+  if (lane !== 'bidirectional' && lane !== want) throw new ConfigError(`${at}fares.direction: "${want}" on an ${lane} lane (${at ? `${at}direction` : 'lane.direction'}); make them agree`);
   return [want];
 }
 

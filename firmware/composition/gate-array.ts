@@ -4,7 +4,8 @@
 // lane 1 is refused at lane 2). Each lane has its own barrier link, sources and journal: one directory,
 // a journal per lane in `<journal.dir>/<lane id>/`, so each lane's seq is its own and the back office's
 // (lane, seq) key stays exact. One lane's barrier failing, at start or later, takes that lane out of
-// service alone.
+// service alone. Lanes with a `fares` section each have their own PSAM and fare gate; the fare table is the
+// box's, held once and fed by the one list sync.
 
 import type { RecordOverrides } from '../recording/recorder.js';
 import { join } from 'node:path';
@@ -17,6 +18,9 @@ import { laneConfigOf, type ArrayConfig } from '../config/array-config.js';
 import { ConfigError, type LaneConfig } from '../config/config.js';
 import { silentLogger, type Logger } from '../config/log.js';
 import type { ListProvider } from '../lists/list-provider.js';
+import type { Psam } from '../fares/fare-gate.js';
+import type { FareTableHolder } from '../fares/fare-table-file.js';
+import { fareTableFromConfig } from './fare-lane.js';
 import { MemoryPassback, MemoryUsedCodes } from '../verify/decision-core.js';
 import { barrierDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 import type { BarrierFactory, SourceFactory } from './driver-context.js';
@@ -37,6 +41,10 @@ export interface StartArrayOptions {
   lists?: ListProvider;
   /** Record every lane (`gate run --record`): each into `<dir>/<lane id>/`, over the config's `record` section. */
   record?: RecordOverrides;
+  /** A lane's credential sources, built already (tests: an in-process card reader where pcscd has no slot left); otherwise from its config. */
+  sources?: (laneId: string) => CredentialSource[] | undefined;
+  /** A lane's PSAM, opened already (tests: an in-process PSAM); otherwise its `fares.psam` slot. */
+  psam?: (laneId: string) => Psam | undefined;
 }
 
 export interface GateArray {
@@ -45,6 +53,8 @@ export interface GateArray {
   readonly lanes: readonly Lane[];
   /** The one list store every lane decides on. */
   readonly lists: ListProvider;
+  /** The one fare table every fare lane prices by (absent: no lane has a `fares` section). */
+  readonly fareTable?: FareTableHolder;
   lane(id: string): Lane | undefined;
   /** Stop every lane (bounded by each lane's own stop), then the shared list sync. Idempotent. */
   stop(): Promise<void>;
@@ -79,19 +89,27 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
   const built: { barrier: BarrierLink; sources: CredentialSource[] }[] = [];
   const lanes: Lane[] = [];
   let lists: ListProvider | undefined;
+  let fares: { table: FareTableHolder; stop(): void } | undefined;
   try {
     // Each lane's barrier link and sources: built (their sections checked) but not started — the lane starts them.
     for (let i = 0; i < laneConfigs.length; i++) {
       const c = laneConfigs[i];
       step(`lanes[${i}].drivers`, `lane ${c.lane.id}'s barrier link and credential sources`);
       const barrier = await buildBarrier(barrierFactories[i], c, ctxs[i]);
-      const sources: CredentialSource[] = [];
+      const given = opts.sources?.(c.lane.id);
+      const sources: CredentialSource[] = given ?? [];
       built.push({ barrier, sources });
-      for (let k = 0; k < c.drivers.sources.length; k++) sources.push(await buildSource(sourceFactories[i][k], c, k, ctxs[i]));
+      if (!given) for (let k = 0; k < c.drivers.sources.length; k++) sources.push(await buildSource(sourceFactories[i][k], c, k, ctxs[i]));
     }
 
     step('lists', `${config.lists.type} lists (once, for ${laneConfigs.length} lanes)`);
-    lists = opts.lists ?? (await listFactory!(config.lists, { ...ctxs[0], laneId: 'array', log, field: undefined }));
+    // The sync keeps the fare table when a lane sells fares: it reads that lane's `fares` (one tablePath for all, array-config.ts).
+    const fareAt = laneConfigs.findIndex((c) => c.fares !== undefined);
+    lists = opts.lists ?? (await listFactory!(config.lists, { ...ctxs[Math.max(fareAt, 0)], laneId: 'array', log, field: undefined }));
+    if (fareAt >= 0) {
+      step(`lanes[${fareAt}].fares`, 'the fare table (once, for every fare lane)');
+      fares = await fareTableFromConfig(laneConfigs[fareAt], lists, log, `lanes[${fareAt}].`);
+    }
 
     // Station-wide records, one per box: a rider who entered at lane 1 is refused a second entry at lane 2.
     const passback = new MemoryPassback(config.policy.antiPassbackSeconds * 1000);
@@ -114,6 +132,8 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
           inspect: opts.inspect?.(c.lane.id),
           onReload: opts.onReload,
           record: opts.record,
+          fareParts: fares && { table: fares.table, psam: opts.psam?.(c.lane.id) },
+          field: `${at}.`,
           onStep: (s) => step(`${at}.${s.field}`, `lane ${c.lane.id}: ${s.what}`),
         });
         lanes.push(lane);
@@ -124,6 +144,7 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
   } catch (e) {
     // The lanes started stop their own drivers and journals; the links and sources not yet handed to a lane are stopped here.
     await Promise.allSettled([...lanes.map((l) => l.stop()), ...built.slice(lanes.length).flatMap((b) => [b.barrier.stop(), ...b.sources.map((s) => s.stop())])]);
+    fares?.stop();
     if (!opts.lists) await lists?.stop?.();
     throw e;
   }
@@ -134,10 +155,12 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
     config,
     lanes,
     lists: shared,
+    fareTable: fares?.table,
     lane: (id) => lanes.find((l) => l.id === id),
     stop() {
       stopping ??= (async () => {
         await Promise.allSettled(lanes.map((l) => l.stop()));
+        fares?.stop();
         if (!opts.lists) await shared.stop?.();
       })();
       return stopping;
@@ -155,11 +178,12 @@ function named<T>(field: string, f: () => T): T {
   }
 }
 
-/** A lane's failure at start-up, naming the lane: the whole box stops (its journal directory, its config). */
+/** A lane's failure at start-up, naming the lane (unless it names its field there already): the whole box stops. */
 function inLane(e: unknown, at: string, id: string): unknown {
-  if (e instanceof ConfigError) return new ConfigError(`${at} (lane ${id}): ${e.message}`, e.issues);
-  if (e instanceof GateError) return new GateError(`${at} (lane ${id}): ${e.message}`, e.code, { ...e.context, lane: id });
-  if (e instanceof Error) return new Error(`${at} (lane ${id}): ${e.message}`, { cause: e });
+  const head = e instanceof Error && e.message.startsWith(`${at}.`) ? '' : `${at} (lane ${id}): `;
+  if (e instanceof ConfigError) return new ConfigError(`${head}${e.message}`, e.issues);
+  if (e instanceof GateError) return new GateError(`${head}${e.message}`, e.code, { ...e.context, lane: id });
+  if (e instanceof Error) return new Error(`${head}${e.message}`, { cause: e });
   return e;
 }
 

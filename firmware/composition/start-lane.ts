@@ -10,7 +10,7 @@ import { DecisionCore } from '../verify/decision-core.js';
 import { barrierDrivers, journalDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 import { stationLinkFromConfig, type StationLaneOptions } from './station-link.js';
 import { recorderFor, type LaneRecorder, type RecordOverrides } from '../recording/recorder.js';
-import { faresFromConfig, type FareLane } from './fare-lane.js';
+import { faresFromConfig, type FareLane, type FareParts } from './fare-lane.js';
 
 export type { Lane, LaneOptions } from '../lane/lane.js';
 
@@ -25,6 +25,10 @@ export interface StartLaneOptions extends LaneOptions, StationLaneOptions {
   onStep?: (step: StartStep) => void;
   /** Record the lane (`gate run --record`, `gate sim --record`): over the config's `record` section. */
   record?: RecordOverrides;
+  /** Fare parts held by someone else: a gate array's one fare table for the box (never stopped by this lane). */
+  fareParts?: FareParts;
+  /** Where the lane's sections sit in the config file (`lanes[2].` in a gate array), for errors that name them. */
+  field?: string;
 }
 
 /**
@@ -75,7 +79,7 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     // The `fares` section: the PSAM, the fare table and the card readers' transaction (lists checked first).
     if (config.fares !== undefined) step('fares', 'the fare gate (PSAM, fare table)');
     let running: Lane | undefined;
-    const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log, lane: () => running }));
+    const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log, lane: () => running, parts: opts.fareParts, field: opts.field }));
     const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
     // A camera whose decode worker can check ride-code signatures gets the trust list held now (and every update).
     qr?.rideCodes.shareWith(sources); // lives as long as the lane and its verifier: nothing to undo

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, boxSections, laneTimingAndPolicy, parseLaneConfig, type LaneConfig } from './config.js';
+import { ConfigError, boxSections, faresSchema, laneTimingAndPolicy, parseLaneConfig, type LaneConfig } from './config.js';
 
 const driverConfig = z.looseObject({ type: z.string().min(1) });
 const ms = () => z.number().int().min(0).max(3_600_000).optional();
@@ -33,8 +33,14 @@ export const arrayLaneSchema = z
       .object({ passageMs: ms(), deniedDisplayMs: ms(), closingMs: ms(), obstructionHoldMs: ms(), decisionMs: ms() })
       .strict()
       .optional(),
+    /**
+     * The lane's fare gate: the one-lane `fares` section, with its own PSAM slot. `station` defaults to the
+     * lane's `station` when that is a number; `laneNumber` to the lane's place in `lanes` (lanes[0]: 1).
+     */
+    fares: faresSchema.extend({ station: faresSchema.shape.station.optional(), laneNumber: faresSchema.shape.laneNumber.unwrap().optional() }).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine(laneFaresCheck);
 
 export const arrayConfigSchema = z
   .object({
@@ -44,6 +50,7 @@ export const arrayConfigSchema = z
     ...boxSections,
     lane: z.never({ error: 'a gate array names its lanes in `lanes`: give either `lane` (one lane) or `lanes` (an array), not both' }).optional(),
     drivers: z.never({ error: 'in a gate array each lane has its own drivers: `lanes[i].drivers`' }).optional(),
+    fares: z.never({ error: 'in a gate array each lane has its own fare gate: `lanes[i].fares`' }).optional(),
   })
   .loose()
   .superRefine((c, ctx) => {
@@ -66,7 +73,8 @@ export const arrayConfigSchema = z
         else ports.set(port, i);
       }
     });
-  });
+  })
+  .superRefine(faresAcrossLanes);
 
 /** Stands for the lane's id in the `station` section's username, passwordFile, cert and key of a gate array. */
 export const LANE = '{lane}';
@@ -139,5 +147,43 @@ export function laneConfigOf(array: ArrayConfig, i: number): LaneConfig {
     for (const k of ['username', 'passwordFile', 'cert', 'key']) if (typeof b[k] === 'string') b[k] = (b[k] as string).replaceAll(LANE, l.id);
     laneShared.station = b;
   }
+  // The lane's fare gate: the station the lane names, its place in the array as its lane number, unless given.
+  if (l.fares) laneShared.fares = { ...l.fares, station: l.fares.station ?? fareStationOf(l.station), laneNumber: l.fares.laneNumber ?? i + 1 };
   return parseLaneConfig({ ...laneShared, lane: { id: l.id, station: l.station, direction: l.direction, flaps: l.flaps }, drivers: l.drivers, timeouts }, `lanes[${i}]`);
+}
+
+/** The lane's `station` as a fare-table station id (1-65535), when it is one. */
+function fareStationOf(station: string): number | undefined {
+  const n = /^[0-9]{1,5}$/.test(station) ? Number(station) : NaN;
+  return n >= 1 && n <= 65_535 ? n : undefined;
+}
+
+type LaneFields = { station: string; direction: string; fares?: { station?: number; direction?: string } };
+
+/** A lane's `fares` against the lane's own fields, named where they sit (`lanes[2].fares.station`). */
+function laneFaresCheck(l: LaneFields, ctx: z.RefinementCtx): void {
+  const f = l.fares;
+  if (!f) return;
+  if (f.station === undefined && fareStationOf(l.station) === undefined) ctx.addIssue({ code: 'custom', path: ['fares', 'station'], message: `give the station's id in the fare table (1-65535): the lane's station "${l.station}" is not one` });
+  if (f.direction !== undefined && l.direction !== 'bidirectional' && f.direction !== l.direction) ctx.addIssue({ code: 'custom', path: ['fares', 'direction'], message: `"${f.direction}" on an ${l.direction} lane (its direction); make them agree` });
+}
+
+/**
+ * What the fare gates of one box share and what they may not: one fare table (held once, fed by the one
+ * list sync, so one `tablePath`), and never a PSAM slot (each lane has its own PSAM: firmware/fares/README.md).
+ */
+function faresAcrossLanes(c: { lanes: { fares?: { psam: { reader: string }; tablePath?: string } }[] }, ctx: z.RefinementCtx): void {
+  let table: { path: string | undefined; i: number } | undefined;
+  const slots: { reader: string; i: number }[] = [];
+  c.lanes.forEach((l, i) => {
+    if (!l.fares) return;
+    const path = l.fares.tablePath;
+    if (table === undefined) table = { path, i };
+    else if (path !== table.path) ctx.addIssue({ code: 'custom', path: ['lanes', i, 'fares', 'tablePath'], message: `the box holds one fare table: lanes[${table.i}].fares.tablePath is ${table.path === undefined ? 'not given (the synced <lists.dir>/fare-table.json)' : `"${table.path}"`}; give every lane the same (or none)` });
+    // A reader name is a substring of the slot's name: one contained in another may pick the other's slot.
+    const reader = l.fares.psam.reader.toLowerCase();
+    const other = slots.find((s) => s.reader.includes(reader) || reader.includes(s.reader));
+    if (other) ctx.addIssue({ code: 'custom', path: ['lanes', i, 'fares', 'psam', 'reader'], message: `"${l.fares.psam.reader}" may be lanes[${other.i}]'s PSAM slot ("${c.lanes[other.i].fares!.psam.reader}"): each lane has its own PSAM; name each slot so that no name contains another` });
+    else slots.push({ reader, i });
+  });
 }
