@@ -97,6 +97,12 @@ export interface Psam {
   exchange: Exchange;
   /** 6-byte terminal id read at start. */
   terminalId: Uint8Array;
+  /**
+   * The terminal serial of the PSAM's open purchase session (its last MAC1, not yet closed by a MAC2
+   * check). Kept on the PSAM, not on a gate: the gates of a bidirectional lane share one PSAM, and the
+   * other side's purchase ends this side's session.
+   */
+  session?: number;
 }
 
 class Torn extends Error {}
@@ -129,8 +135,6 @@ export class FareGate {
    * terminal serial of their MAC1: only that PSAM session can check the MAC2 the card proves on the re-tap.
    */
   private readonly unanswered = new Map<string, number>();
-  /** The terminal serial of the PSAM's open purchase session (its last MAC1, not yet closed by a MAC2 check). */
-  private psamSession?: number;
   readonly counts: Record<FareOutcome, number> = { debited: 0, recovered: 0, retap: 0, torn: 0, refused: 0, 'ticket-office': 0, 'mac2-failed': 0, waived: 0 };
 
   constructor(
@@ -266,7 +270,7 @@ export class FareGate {
     const tac = toHex(proof.value.tac);
     const proven = { ...ctx, atc, tac, terminalId: toHex(this.psam.terminalId), balanceAfterFen: init.value.balanceFen };
     const serial = this.unanswered.get(key);
-    if (serial === undefined || serial !== this.psamSession) {
+    if (serial === undefined || serial !== this.psam.session) {
       return this.finish(
         { grant: false, reason: 'fare-ticket-office', outcome: 'refused', chargeFen: 0, detail: `torn debit (ATC ${atc}) cannot be checked at this lane: no PSAM session of its MAC1`, tac },
         cardNumber,
@@ -275,7 +279,7 @@ export class FareGate {
       );
     }
     this.unanswered.delete(key);
-    this.psamSession = undefined;
+    this.psam.session = undefined;
     const v = parsePsamMac2(await this.psamSend(psamVerifyMac2(proof.value.mac2)));
     if (!v.ok) {
       if (v.error !== 'mac') throw new PsamFault(`PSAM MAC2: ${v.detail}`);
@@ -311,7 +315,7 @@ export class FareGate {
     const m1 = parsePsamMac1(await this.psamSend(psamMac1({ cardRandom, atc, amountFen: amount, type: TX_COMPOSITE, dateTime, keyVersion, algorithm, cardSerial8: cardSerial8(cardNumber) })));
     if (!m1.ok) throw new PsamFault(`PSAM MAC1: ${m1.detail}`);
     ctx.terminalSerial = m1.value.terminalSerial;
-    this.psamSession = m1.value.terminalSerial;
+    this.psam.session = m1.value.terminalSerial;
     const up = await send(updateTripRecord(encodeTripRecord(next)));
     if (up.length !== 2 || up[0] !== 0x90 || up[1] !== 0) return this.finish({ grant: false, reason: 'card-unreadable', outcome: 'refused', chargeFen: 0, detail: `UPDATE CAPP DATA CACHE: ${toHex(up)}` }, cardNumber, nowMs, ctx);
     const key = `${cardNumber}:${atc}`;
@@ -329,7 +333,7 @@ export class FareGate {
     const balanceAfterFen = init.value.balanceFen - amount;
     Object.assign(ctx, { tac, balanceAfterFen });
     this.remember(key, 'paid');
-    this.psamSession = undefined;
+    this.psam.session = undefined;
     const v = parsePsamMac2(await this.psamSend(psamVerifyMac2(debit.value.mac2)));
     if (!v.ok) {
       // The card debited itself but its MAC2 is wrong: not the card it claims to be. Clearing judges the TAC.

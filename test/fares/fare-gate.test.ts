@@ -374,6 +374,22 @@ describe('the proof of a torn debit is MAC2-checked by the PSAM before it counts
     expect(c.purse!.debitCount).toBe(2);
   });
 
+  it('the two sides of a lane share one PSAM: a purchase on the other side ends the torn debit\'s session, so the ticket office, not a PSAM fault', async () => {
+    const j = new MemoryJournal();
+    const entry = fareGate({ station: 2, direction: 'entry' }, j).gate;
+    const exit = fareGate({ station: 8, direction: 'exit' }, j);
+    const otherSide = fareGate({ station: 8, direction: 'entry' }, j, exit.psam).gate;
+    const c = card();
+    await fareTap(entry, c, T0);
+    expect(await fareTap(exit.gate, c, T0 + 30 * MIN, lostDebit)).toMatchObject({ decision: { outcome: 'torn' } });
+    // Someone enters on the other side meanwhile, through the same PSAM (a new MAC1 session).
+    expect(await fareTap(otherSide, card(), T0 + 30 * MIN + 1000)).toMatchObject({ decision: { grant: true, outcome: 'debited' } });
+    const r = await fareTap(exit.gate, c, T0 + 30 * MIN + 4000);
+    expect(r).toMatchObject({ torn: false, decision: { grant: false, reason: 'fare-ticket-office', outcome: 'refused' } });
+    expect(fareEntries(j).at(-1)).toMatchObject({ detail: { proof: 'unchecked', tac: cardTac(c) } });
+    expect(c.purse!.debitCount).toBe(2);
+  });
+
   it('a card whose MAC2 failed at the DEBIT stays refused when it comes back (its record says "exited here")', async () => {
     const j = new MemoryJournal();
     const exit = fareGate({ station: 8, direction: 'exit' }, j).gate;

@@ -2,7 +2,7 @@
 // fare gate over in-process exchanges (a virtual card and a virtual PSAM answering directly), and tearing.
 
 import { generateKeyPairSync } from 'node:crypto';
-import { FareGate, type FareLaneConfig } from '../../firmware/fares/fare-gate.js';
+import { FareGate, type FareLaneConfig, type Psam } from '../../firmware/fares/fare-gate.js';
 import type { Journal } from '../../firmware/journal/journal.js';
 import { readTap, type Exchange } from '../../protocol/card-session.js';
 import { BEIJING_2014_RULES, faresFromDistances, signFareTable, verifyFareTable, type FareTable } from '../../protocol/fares.js';
@@ -24,8 +24,16 @@ export function lineTable(n = 24, seq = 1): FareTable {
   return v.table;
 }
 
+// One PSAM as the fare gates see it per virtual PSAM: gates given the same one share its purchase session.
+const psams = new WeakMap<VirtualPsam, Psam>();
+function psamFor(v: VirtualPsam): Psam {
+  let p = psams.get(v);
+  if (!p) psams.set(v, (p = { exchange: async (c) => v.respond(c), terminalId: TERMINAL_ID }));
+  return p;
+}
+
 export function fareGate(cfg: Partial<FareLaneConfig> & { station: number; direction: 'entry' | 'exit' }, journal: Journal, psam = new VirtualPsam({ terminalId: TERMINAL_ID }), table = lineTable()) {
-  const g = new FareGate({ laneId: `L-${cfg.station}-${cfg.direction}`, laneNumber: 1, retapGraceMs: 10 * 60_000, ...cfg }, { exchange: async (c) => psam.respond(c), terminalId: TERMINAL_ID }, journal);
+  const g = new FareGate({ laneId: `L-${cfg.station}-${cfg.direction}`, laneNumber: 1, retapGraceMs: 10 * 60_000, ...cfg }, psamFor(psam), journal);
   g.setTable(table);
   return { gate: g, psam };
 }
