@@ -22,7 +22,7 @@ import { virtualCard } from '../../simulator/virtual-card.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { startTestStation, type TestStation } from '../support/mosquitto.js';
 import { laneFiles, type LaneFiles } from '../support/station-lanes.js';
-import { HookedSource } from './hooked-reader.js';
+import { HookedSource } from '../support/hooked-reader.js';
 
 const S = 'BJ-0303';
 const GATE = 'gate-token-0123456789';

@@ -6,8 +6,6 @@
 // Config errors name `lanes[i].fares.<field>`; start-up errors too, and leave nothing running.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +26,9 @@ import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
 import { waitUntil } from '../support/wait.js';
 import { TERMINAL_ID } from '../fares/support.js';
-import { HookedSource } from './hooked-reader.js';
+import { HookedSource } from '../support/hooked-reader.js';
+import { countingProxy } from '../support/counting-proxy.js';
+import { tapUntilDecided } from '../support/tap-until-decided.js';
 
 const GATE = 'gate-token-0123456789';
 const N = 24;
@@ -36,27 +36,11 @@ const EXIT_TERMINAL = fromHex('110100000043');
 let pcscd: PrivatePcscd;
 let vpsam: VirtualPsam;
 let bo: Backoffice;
-let proxy: { url: string; fareTableGets: () => number; server: Server };
+let proxy: Awaited<ReturnType<typeof countingProxy>>;
 let dir: string;
 const riders = [1, 2, 3].map((k) => withCheckDigit(`31041000880000001${k}`));
 const blocked = withCheckDigit('310410008800000029');
 
-/** Forwards to the back office, counting GET /v1/fare-table. */
-async function countingProxy(target: string) {
-  let gets = 0;
-  const to = new URL(target);
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url?.startsWith('/v1/fare-table')) gets++;
-    const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, fareTableGets: () => gets, server };
-}
 
 const network = (metresApart: number) => ({ stations: Array.from({ length: N }, (_, i) => ({ id: i + 1, name: `S${i + 1}`, line: 'L1' })), distancesM: Array.from({ length: N * N }, (_, k) => Math.abs(Math.floor(k / N) - (k % N)) * metresApart) });
 
@@ -66,7 +50,7 @@ beforeAll(async () => {
   bo.publishFareTable(network(3100));
   bo.importEntries([...riders.map((r) => [`card:${r}`, 'green'] as [string, 'green']), [`card:${blocked}`, 'blocked']]);
   bo.publish();
-  proxy = await countingProxy((await bo.listen(0)).url);
+  proxy = await countingProxy((await bo.listen(0)).url, '/v1/fare-table');
   pcscd = await startPcscd();
   process.env.PCSCLITE_CSOCK_NAME = pcscd.socket;
   vpsam = new VirtualPsam({ terminalId: TERMINAL_ID });
@@ -118,16 +102,7 @@ async function tapEntry(array: GateArray, c: VirtualCard) {
   const on = (e: { decision: { grant: boolean; reason: string } }) => decisions.push({ grant: e.decision.grant, reason: e.decision.reason });
   lane.events.on('decision', on);
   try {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const before = decisions.length;
-      const t = c.tap({ port: pcscd.readers[0].port, leaveAfterIdleMs: 10_000 });
-      await waitUntil(() => decisions.length > before, 5000, () => 'no decision').catch(() => undefined);
-      t.remove();
-      await t.done;
-      const d = decisions.at(-1);
-      if (decisions.length > before && d?.reason !== 'tap-again') return d;
-    }
-    return decisions.at(-1);
+    return await tapUntilDecided(c, pcscd.readers[0].port, decisions);
   } finally {
     lane.events.off('decision', on);
   }
@@ -138,10 +113,10 @@ describe('fare gates in a gate array', () => {
     const { array, exit } = await startFareArray(arrayConfig());
     try {
       const sync = array.lists as ListSync;
-      const gets = proxy.fareTableGets();
+      const gets = proxy.count();
       await sync.syncOnce();
       // Two lanes sell fares; the box's one sync asks for the table once and keeps it in one file.
-      expect(proxy.fareTableGets() - gets).toBe(1);
+      expect(proxy.count() - gets).toBe(1);
       expect(readFileSync(join(dir, 'lists', 'fare-table.json'))).toEqual(bo.fareTable());
       expect(array.fareTable?.current()?.seq).toBe(bo.currentFareTable()!.seq);
       await waitUntil(() => array.lanes.every((l) => l.view().mode === 'normal'), 10_000, () => array.lanes.map((l) => l.view().mode).join());
@@ -171,9 +146,9 @@ describe('fare gates in a gate array', () => {
       const old = fareOf(2, 10);
       bo.publishFareTable(network(6200));
       expect(fareOf(2, 10)).toBeGreaterThan(old);
-      const before = proxy.fareTableGets();
+      const before = proxy.count();
       await sync.syncOnce();
-      expect(proxy.fareTableGets() - before).toBe(1);
+      expect(proxy.count() - before).toBe(1);
       expect(array.fareTable?.current()?.seq).toBe(bo.currentFareTable()!.seq);
       const second = card(riders[1]);
       await waitUntil(() => inside.view().state === 'normal.ready', 5000, () => inside.view().state);

@@ -2,9 +2,8 @@
 // the real serial driver (the byte-level virtual board on the other end), simulated card sources, lists
 // synced from the real back office (through a counting proxy, so the test sees how many syncs poll), file
 // journals uploading to it, and the array's health server on a real port.
+import { countingProxy } from '../support/counting-proxy.js';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedSource } from '../../drivers/simulated.js';
@@ -48,22 +47,6 @@ export interface ArrayRig {
 
 const board = (pty: PtyPair) => new BarrierBoard({ path: pty.b, heartbeatMs: 20, failSafeAfterMs: 2000, eventRetryMs: 15, mechanics: { openMs: 5, closeMs: 5 } });
 
-/** Forwards every request to `target`, counting GET /v1/lists/deltas. */
-async function countingProxy(target: string): Promise<{ url: string; deltas: () => number; server: Server }> {
-  let deltas = 0;
-  const to = new URL(target);
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url?.startsWith('/v1/lists/deltas')) deltas++;
-    const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, deltas: () => deltas, server };
-}
 
 /**
  * `ports` lanes with a pty and a board each, then `missing` lanes whose barrier port is not there at start.
@@ -81,7 +64,7 @@ export async function arrayRig(opts: { ports: number; missing?: number; flaps?: 
     const bo = new Backoffice({ db: ':memory:' });
     const { url } = await bo.listen(0);
     cleanups.push(() => bo.close());
-    const proxy = await countingProxy(url);
+    const proxy = await countingProxy(url, '/v1/lists/deltas');
     cleanups.push(() => new Promise<void>((r) => (proxy.server.closeAllConnections(), proxy.server.close(() => r()))));
 
     const n = opts.ports + (opts.missing ?? 0);
@@ -135,7 +118,7 @@ export async function arrayRig(opts: { ports: number; missing?: number; flaps?: 
       array,
       service,
       lanes,
-      deltasRequests: proxy.deltas,
+      deltasRequests: proxy.count,
       lane,
       entry,
       state: (id) => lane(id).view().state,

@@ -23,10 +23,10 @@ import { virtualCard, type VirtualCard } from '../../simulator/virtual-card.js';
 import { VirtualPsam } from '../../simulator/virtual-psam.js';
 import { startPcscd, type PrivatePcscd } from '../support/pcscd.js';
 import { waitUntil } from '../support/wait.js';
-import { cardExchange, TERMINAL_ID } from './support.js';
-import { SimulatedSource } from '../../drivers/simulated.js';
-import { systemClock, type CardTransaction, type SourceEvent } from '../../drivers/seams.js';
-import { readTap } from '../../protocol/card-session.js';
+import { TERMINAL_ID } from './support.js';
+import { systemClock } from '../../drivers/seams.js';
+import { HookedSource } from '../support/hooked-reader.js';
+import { tapUntilDecided } from '../support/tap-until-decided.js';
 
 const GATE = 'gate-token-0123456789';
 const N = 24;
@@ -78,20 +78,8 @@ async function fareLane(id: string, direction: 'entry' | 'exit', station: number
   lane.on('decision', (e) => decisions.push({ grant: e.decision.grant, reason: e.decision.reason }));
   await (lane.lists as ListSync).syncOnce();
   await waitUntil(() => lane.view().mode === 'normal', 10_000, () => `lane ${lane.view().mode}`);
-  const tap = async (c: VirtualCard) => {
-    // A tap takes 0-400 ms to be seen (pcscd polls vpcd); the first one after start may wait for a poll more,
-    // and a reader that just started may see the last lane's card leave (tap-again): the rider taps again.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const before = decisions.length;
-      const t = c.tap({ port: pcscd.readers[0].port, leaveAfterIdleMs: 10_000 });
-      await waitUntil(() => decisions.length > before, 5000, () => 'no decision').catch(() => undefined);
-      t.remove();
-      await t.done;
-      const d = decisions.at(-1);
-      if (decisions.length > before && d?.reason !== 'tap-again') return d;
-    }
-    return decisions.at(-1);
-  };
+  const tap = (c: VirtualCard) => tapUntilDecided(c, pcscd.readers[0].port, decisions);
+
   const fareRecords = () => (lane.journal as MemoryJournal).records.map((r) => r.entry).filter((e) => e.type === 'fare');
   return { lane, tap, fareRecords };
 }
@@ -202,27 +190,7 @@ describe('a fare gate from config over pcscd', () => {
   }, 60_000);
 
   it('a bidirectional lane runs each reader\'s fare transaction by its side, one PSAM between them', async () => {
-    // Two card readers need two card slots: these stand-ins run the hook exactly as the PC/SC driver does
-    // (read the card, then the transaction with the same exchange, then present with its result).
-    class HookedSource extends SimulatedSource {
-      hook?: CardTransaction;
-      setTransaction(t: CardTransaction | undefined) {
-        this.hook = t;
-      }
-      async tapCard(c: VirtualCard) {
-        const ex = cardExchange(c);
-        const read = await readTap(ex.exchange, c.atr, Date.now());
-        if (!read.ok || (read.credential.kind !== 'card' && read.credential.kind !== 'phone-nfc')) throw new Error('unreadable');
-        const transaction = await this.hook!(ex.exchange, read.credential.cardNumber, Date.now(), read.credential);
-        this.emit2?.({ type: 'PRESENTED', presented: { kind: 'credential', credential: read.credential, transaction }, side: this.side, source: this.name, atMs: Date.now() });
-        return transaction;
-      }
-      emit2?: (e: SourceEvent) => void;
-      override async start(emit: (e: SourceEvent) => void) {
-        this.emit2 = emit;
-        await super.start(emit);
-      }
-    }
+    // Two card readers need two card slots: in-process stand-ins run the hook as the PC/SC driver does.
     const entry = new HookedSource('in', 'entry', systemClock);
     const exit = new HookedSource('out', 'exit', systemClock);
     const cfg = laneConfig('F-BI', 'entry', 7);
