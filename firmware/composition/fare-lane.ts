@@ -205,7 +205,7 @@ export async function fareTableFromConfig(config: LaneConfig, lists: ListProvide
 }
 
 /** The PSAM in its PC/SC slot (`fares.psam`), its terminal id read; an error names `fares.psam.reader` and the fix. */
-async function openPsam(section: FaresConfig['psam'], at: string): Promise<Psam & { stop(): Promise<void> }> {
+export async function openPsam(section: FaresConfig['psam'], at: string): Promise<Psam & { stop(): Promise<void> }> {
   const { PcscPsam, pcscPsamConfigSchema } = await import('../../drivers/pcsc-psam.js');
   const psam = new PcscPsam(parseDriverConfig(pcscPsamConfigSchema, section, `${at}fares.psam`));
   try {

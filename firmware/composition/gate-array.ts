@@ -20,7 +20,7 @@ import { silentLogger, type Logger } from '../config/log.js';
 import type { ListProvider } from '../lists/list-provider.js';
 import type { Psam } from '../fares/fare-gate.js';
 import type { FareTableHolder } from '../fares/fare-table-file.js';
-import { fareTableFromConfig } from './fare-lane.js';
+import { fareTableFromConfig, openPsam } from './fare-lane.js';
 import { MemoryPassback, MemoryUsedCodes } from '../verify/decision-core.js';
 import { barrierDrivers, listDrivers, pickDriver, sourceDrivers, type DriverContext } from './registry.js';
 import type { BarrierFactory, SourceFactory } from './driver-context.js';
@@ -90,6 +90,8 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
   const lanes: Lane[] = [];
   let lists: ListProvider | undefined;
   let fares: { table: FareTableHolder; stop(): void } | undefined;
+  // The PSAMs this box opened for its fare lanes (one per lane): released when the box stops.
+  const ownPsams: { stop(): Promise<void> }[] = [];
   try {
     // Each lane's barrier link and sources: built (their sections checked) but not started — the lane starts them.
     for (let i = 0; i < laneConfigs.length; i++) {
@@ -117,8 +119,15 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
     const usedCodes = (config as Record<string, unknown>).station === undefined ? new MemoryUsedCodes() : undefined;
 
     for (let i = 0; i < laneConfigs.length; i++) {
-      const c = laneConfigs[i];
+      let c = laneConfigs[i];
       const at = `lanes[${i}]`;
+      let psam = opts.psam?.(c.lane.id);
+      if (c.fares && !psam) {
+        step(`${at}.fares.psam`, `lane ${c.lane.id}: its PSAM`);
+        const opened = await lanePsam(c, built[i].sources, at, ctxs[i].log);
+        if (opened) ownPsams.push((psam = opened));
+        else c = { ...c, fares: undefined };
+      }
       try {
         const lane = await startLane({
           config: c,
@@ -132,7 +141,7 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
           inspect: opts.inspect?.(c.lane.id),
           onReload: opts.onReload,
           record: opts.record,
-          fareParts: fares && { table: fares.table, psam: opts.psam?.(c.lane.id) },
+          fareParts: fares && { table: fares.table, psam },
           field: `${at}.`,
           onStep: (s) => step(`${at}.${s.field}`, `lane ${c.lane.id}: ${s.what}`),
         });
@@ -145,6 +154,7 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
     // The lanes started stop their own drivers and journals; the links and sources not yet handed to a lane are stopped here.
     await Promise.allSettled([...lanes.map((l) => l.stop()), ...built.slice(lanes.length).flatMap((b) => [b.barrier.stop(), ...b.sources.map((s) => s.stop())])]);
     fares?.stop();
+    await Promise.allSettled(ownPsams.map((p) => p.stop()));
     if (!opts.lists) await lists?.stop?.();
     throw e;
   }
@@ -161,6 +171,7 @@ export async function startGateArray(opts: StartArrayOptions): Promise<GateArray
       stopping ??= (async () => {
         await Promise.allSettled(lanes.map((l) => l.stop()));
         fares?.stop();
+        await Promise.allSettled(ownPsams.map((p) => p.stop()));
         if (!opts.lists) await shared.stop?.();
       })();
       return stopping;
@@ -185,6 +196,29 @@ function inLane(e: unknown, at: string, id: string): unknown {
   if (e instanceof GateError) return new GateError(`${head}${e.message}`, e.code, { ...e.context, lane: id });
   if (e instanceof Error) return new Error(`${head}${e.message}`, { cause: e });
   return e;
+}
+
+/**
+ * A fare lane's PSAM. A section the driver refuses is a config error (the whole start fails, naming it); a
+ * PSAM that does not answer (missing, pcscd down) takes this lane out of service alone, as a missing barrier
+ * does: its card readers are put aside for stand-ins that report the fault (SOURCE_FAULT), the lane runs
+ * without fares, and the other lanes serve. Undefined then.
+ */
+async function lanePsam(c: LaneConfig, sources: CredentialSource[], at: string, log: Logger): Promise<(Psam & { stop(): Promise<void> }) | undefined> {
+  try {
+    return await openPsam(c.fares!.psam, `${at}.`);
+  } catch (e) {
+    if (isGateError(e, GateErrorCode.Config)) throw e;
+    const detail = (e as Error).message;
+    log.error({ lane: c.lane.id, event: 'psam-unavailable', err: detail }, `lane ${c.lane.id} out of service: ${detail}`);
+    for (let k = 0; k < sources.length; k++) {
+      const s = sources[k] as CredentialSource & { setTransaction?: unknown };
+      if (typeof s.setTransaction !== 'function') continue;
+      await s.stop();
+      sources[k] = new UnavailableSource(s.name, `card reader unused: no PSAM for its fares (${detail})`);
+    }
+    return undefined;
+  }
 }
 
 /**

@@ -162,6 +162,32 @@ describe('fare gates in a gate array', () => {
     }
   }, 60_000);
 
+  it('a lane whose PSAM does not answer is out of service alone, saying so; the other lanes serve', async () => {
+    const { array } = await startFareArray(arrayConfig({ lanes: ([q, a, b]) => [q, { ...a, fares: { psam: { reader: 'No Such SAM', readyWaitMs: 300 } } }, b] }));
+    try {
+      const inLane = array.lane('IN')!;
+      await waitUntil(() => inLane.view().mode === 'outOfService', 5000, () => inLane.view().mode);
+      expect(JSON.stringify(inLane.view())).toMatch(/lanes\[1\]\.fares\.psam\.reader: no PSAM answered in a reader matching \\"No Such SAM\\"/);
+      // Nothing was written to a card at the lane without its PSAM: its reader is not even read.
+      const rider = card(riders[2]);
+      const before = Uint8Array.from(rider.purse!.record);
+      const t = rider.tap({ port: pcscd.readers[0].port, leaveAfterIdleMs: 1000 });
+      await new Promise((r) => setTimeout(r, 1200));
+      t.remove();
+      await t.done;
+      expect({ debits: rider.purse!.debitCount, record: rider.purse!.record }).toEqual({ debits: 0, record: before });
+      // The exit lane has its PSAM: it still debits (the rider's card says "entered at 2" from a lane that sold it).
+      const q = array.lane('Q')!;
+      expect(q.view().mode).toBe('normal');
+      const out = array.lane('OUT')!;
+      await (array.lists as ListSync).syncOnce();
+      await waitUntil(() => out.view().mode === 'normal', 5000, () => out.view().mode);
+      expect(array.fareTable?.current()).toBeDefined();
+    } finally {
+      await array.stop();
+    }
+  }, 30_000);
+
   it('start-up errors name lanes[i].fares.<field> and leave nothing running', async () => {
     const fails = async (config: unknown) => {
       const e = await startFareArray(config).then(
@@ -174,8 +200,6 @@ describe('fare gates in a gate array', () => {
       if (!(e instanceof Error)) throw new Error('start-up did not fail');
       return e;
     };
-    const noPsam = await fails(arrayConfig({ lanes: ([q, a, b]) => [q, { ...a, fares: { psam: { reader: 'No Such SAM', readyWaitMs: 300 } } }, b] }));
-    expect(noPsam.message).toMatch(/^lanes\[1\]\.fares\.psam\.reader: no PSAM answered in a reader matching "No Such SAM"/);
     const wrongSide = await fails(arrayConfig({ lanes: ([q, a, b]) => [q, { ...a, drivers: { barrier: { type: 'simulated' }, sources: [{ type: 'pcsc', side: 'exit', reader: pcscd.readers[0].name }] } }, b] }));
     expect(isGateError(wrongSide, GateErrorCode.Config) && wrongSide.message).toMatch(/^lanes\[1\]\.drivers\.sources\[0\]\.side: "exit" on a fare gate for entry \(lanes\[1\]\.fares\.direction, lanes\[1\]\.direction\)/);
     const noTable = await fails(arrayConfig({ lists: { type: 'memory' } }));
