@@ -14,8 +14,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { endianness } from 'node:os';
-import { tmpdir } from 'node:os';
+import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PCSCD_VERSION_ANSWER_BYTES, pcscdVersionQuestion } from '../protocol/pcsc-daemon.js';
 

@@ -14,7 +14,7 @@ import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.
 import type { Direction } from '../../protocol/credential.js';
 import { ConfigError, parseDriverConfig, type FaresConfig, type LaneConfig } from '../config/config.js';
 import type { Logger } from '../config/log.js';
-import { FareGate, fareModeNames, fareModesFromNames, type Psam } from '../fares/fare-gate.js';
+import { FareGate, fareModeSink, type Psam } from '../fares/fare-gate.js';
 import type { FareModeName } from '../../protocol/station-bus.js';
 import { FareTableHolder } from '../fares/fare-table-file.js';
 import type { Journal } from '../journal/journal.js';
@@ -156,16 +156,11 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   for (const { source } of readers) source.setTransaction(transactionFor(source.side, gates[source.side]!));
   log.info({ station: f.station, directions: Object.keys(gates), psam: f.psam.reader, table: path, tableSeq: table.current()?.seq ?? null }, 'fare gate ready');
 
-  const all = Object.values(gates);
+  const [first, ...others] = Object.values(gates);
   return {
     gates,
     table,
-    modes: {
-      set: (names) => {
-        for (const g of all) g.modes = fareModesFromNames(names);
-      },
-      current: () => fareModeNames(all[0].modes),
-    },
+    modes: fareModeSink(first, ...others),
     stop: async () => {
       for (const { source } of readers) source.setTransaction(undefined);
       untable();

@@ -14,7 +14,7 @@ export interface StationLaneOptions {
   stationLink?: LaneStationLink;
   /** What a signed `reload` command does on this runtime. */
   onReload?: ReloadHook;
-  /** The lane's fare gate for signed `fare-mode` commands (`fareModeSink(gate)`, firmware/fares/); or `link.connectFareModes` later. */
+  /** The lane's fare gate for signed `fare-mode` commands (`fareModeSink(...gates)`, firmware/fares/); startLane connects its fare gates itself. */
   fareModes?: FareModeSink;
 }
 

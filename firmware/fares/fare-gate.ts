@@ -54,20 +54,28 @@ export const NORMAL_MODES: FareModes = { waiveOrder: false, waiveTime: false, wa
 const MODE_NAMES: Record<keyof FareModes, FareModeName> = { waiveOrder: 'waive-order', waiveTime: 'waive-time', waiveFare: 'waive-fare', trainFailure: 'train-failure', emergency: 'emergency-release' };
 
 /** The whole set in force from the names a `fare-mode` command carries (absent names: off). */
-export function fareModesFromNames(names: readonly FareModeName[]): FareModes {
+function fareModesFromNames(names: readonly FareModeName[]): FareModes {
   const m = { ...NORMAL_MODES };
   for (const k of Object.keys(m) as (keyof FareModes)[]) m[k] = names.includes(MODE_NAMES[k]);
   return m;
 }
 
 /** The modes in force as the bus names them, in FARE_MODES order. */
-export function fareModeNames(m: FareModes): FareModeName[] {
+function fareModeNames(m: FareModes): FareModeName[] {
   return fareModeSet((Object.keys(m) as (keyof FareModes)[]).filter((k) => m[k]).map((k) => MODE_NAMES[k]));
 }
 
-/** What the station link's `fare-mode` command sets (structurally the link's `FareModeSink`). */
-export function fareModeSink(gate: FareGate): { set(names: readonly FareModeName[]): void; current(): FareModeName[] } {
-  return { set: (names) => (gate.modes = fareModesFromNames(names)), current: () => fareModeNames(gate.modes) };
+/**
+ * What the station link's `fare-mode` command sets (structurally the link's `FareModeSink`): the modes of
+ * every gate given at once (a bidirectional lane's entry and exit gates), read back from the first.
+ */
+export function fareModeSink(...gates: [FareGate, ...FareGate[]]): { set(names: readonly FareModeName[]): void; current(): FareModeName[] } {
+  return {
+    set: (names) => {
+      for (const g of gates) g.modes = fareModesFromNames(names);
+    },
+    current: () => fareModeNames(gates[0].modes),
+  };
 }
 
 export interface FareLaneConfig {

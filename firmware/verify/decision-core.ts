@@ -189,27 +189,26 @@ export class DecisionCore {
   }
 
   private judge(credential: Credential, side: Direction, nowMs: number, freePassage: boolean | undefined): Decision {
-    const input = { nowMs, freePassage };
     const key = credentialKey(credential);
     const base = { direction: side, kind: credential.kind, ref: credentialRef(credential), key };
 
     if (this.laneDirection !== 'bidirectional' && this.laneDirection !== side) {
       return { grant: false, reason: 'wrong-direction', ...base };
     }
-    if (input.freePassage) return { grant: true, reason: 'ok-free-passage', ...base, credential };
-    if (credential.kind === 'qr' && credential.codeId !== undefined && this.usedCodes.isUsed(credential.codeId, input.nowMs)) {
+    if (freePassage) return { grant: true, reason: 'ok-free-passage', ...base, credential };
+    if (credential.kind === 'qr' && credential.codeId !== undefined && this.usedCodes.isUsed(credential.codeId, nowMs)) {
       return { grant: false, reason: 'qr-replayed', ...base };
     }
 
     const lists = this.lists.current();
     const status: keyof StatusPolicy = lists.denylist.isBlocked(key) ? 'blocked' : (lists.allowlist.lookup(key) ?? 'unregistered');
     const table = side === 'entry' ? this.policy.entry : this.policy.exit;
-    const relaxed = table[status] ? undefined : this.stages?.relax(credential.kind, status, input.nowMs);
+    const relaxed = table[status] ? undefined : this.stages?.relax(credential.kind, status, nowMs);
     if (!table[status] && !relaxed) return { grant: false, reason: REFUSE_FOR[status], ...base };
 
     if (side === 'entry' && this.policy.antiPassbackSeconds > 0) {
       const at = this.passback.lastEntry(key);
-      if (at !== undefined && input.nowMs - at < this.policy.antiPassbackSeconds * 1000) {
+      if (at !== undefined && nowMs - at < this.policy.antiPassbackSeconds * 1000) {
         return { grant: false, reason: 'passback', ...base };
       }
     }
