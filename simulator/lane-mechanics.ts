@@ -285,10 +285,10 @@ export class NormallyOpenFlow {
     if (retry) return;
     if (w) {
       w.answer = granted ? 'granted' : 'refused';
-      // Most refused riders stop short of the flaps and turn back; some walk on, and the flaps must stop them.
+      // Most refused riders turn back once they have taken the red cross in; some walk on, and the flaps must
+      // stop them. Until they react they walk on: one who reaches the flaps first is judged there as it is.
       if (!granted && !retry && !w.reached && !this.chance(this.model.refusedWalkOn)) {
-        this.clock.clearTimeout(w.timer);
-        w.timer = this.clock.setTimeout(() => this.stopShort(w), this.model.reactMs);
+        this.clock.setTimeout(() => this.react(w), this.model.reactMs);
       }
     }
     this.checkRelease();
@@ -341,12 +341,23 @@ export class NormallyOpenFlow {
 
   // ---- bodies ----
 
-  /** A refused rider stops where they are (short of the flaps, or at them if they got there) and walks back out. */
-  private stopShort(w: Walker): void {
-    const now = this.clock.now();
-    const eta = w.enteredAt + (this.model.readerToFlapsMm / w.speed) * 1000;
-    if (now >= eta) return this.atFlaps(w);
-    const walkedMs = now - w.enteredAt;
+  /**
+   * A refused rider has taken the answer in: they turn back where they are, short of the flaps or standing at
+   * them (knowing they are refused, they do not wait there for them to open). One already walking through
+   * open flaps walks on, and the board reports it.
+   */
+  private react(w: Walker): void {
+    if (!this.walking.has(w)) return;
+    if (w.reached) {
+      if (w.stoppedSince === undefined) return;
+      this.clock.clearTimeout(w.timer);
+      return this.turnBack(w);
+    }
+    // Not at the flaps yet (still walking to them, or waiting behind the body ahead there).
+    this.clock.clearTimeout(w.timer);
+    const l = w.leader;
+    if (l?.queued) l.queued = l.queued.filter((q) => q !== w);
+    const walkedMs = Math.min(this.clock.now() - w.enteredAt, (this.model.readerToFlapsMm / w.speed) * 1000);
     w.timer = this.clock.setTimeout(() => {
       this.board.bodyTurnsBack(w.body);
       this.done(w);

@@ -39,3 +39,35 @@ describe('normally-open rider flow: who steps in next', () => {
     expect(released).toBe(1);
   });
 });
+
+describe('normally-open rider flow: a refused rider', () => {
+  it('reaches the flaps at walking pace whatever the answer, and turns back once it has reacted, not after waiting there', async () => {
+    // Seed 3: the rider stops (does not walk on), and reaches the flaps before taking the refusal in.
+    const h = await laneHarness({ lane: { id: 'L1', direction: 'entry', flaps: 'normally-open' } });
+    await h.advance(400);
+    const flow = new NormallyOpenFlow(h.clock, h.board, 'entry', 3);
+    const arrivals: { atMs: number; flaps: string }[] = [];
+    flow.onArrival = (a) => arrivals.push({ atMs: a.atMs, flaps: a.flaps });
+    let enteredAt = 0;
+    let eta = 0;
+    h.board.listen((e) => {
+      if (e.type === 'BODY_ENTERED') [enteredAt, eta] = [h.clock.now(), e.etaMs];
+    });
+    flow.enter('entry', { tailgater: false }, { tap: () => {}, release: () => {}, busy: () => false });
+    await h.advance(600);
+    const answeredAt = h.clock.now();
+    flow.answered(false);
+    let leftAt = 0;
+    h.board.listen((e) => {
+      if (e.type === 'BODY_LEFT') leftAt = h.clock.now();
+    });
+    await h.advance(6000);
+    // Its close-by time passed without an authorisation: the lane shut the flaps, and the body met them shut, on time.
+    expect(arrivals.map((a) => a.flaps)).toEqual(['closed']);
+    expect(arrivals[0].atMs - enteredAt).toBeCloseTo(eta, 0);
+    expect(arrivals[0].atMs).toBeLessThan(answeredAt + flow.model.reactMs);
+    // Back out: turn, then the walk back from the flaps; no wait there for them to open.
+    expect(leftAt).toBeGreaterThan(0);
+    expect(leftAt - (answeredAt + flow.model.reactMs)).toBeCloseTo(flow.model.turnMs + (eta / 1000) * 1000, -1);
+  });
+});
