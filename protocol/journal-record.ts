@@ -10,17 +10,19 @@ const M0 = 0x4a, M1 = 0x52; // "JR"
 const FORMAT = 1;
 
 export function encodeJournalRecord(seq: number, entry: unknown): Uint8Array {
-  const payload = Buffer.from(JSON.stringify(entry), 'utf8');
-  if (payload.byteLength > JOURNAL_MAX_PAYLOAD) throw new Error(`journal entry of ${payload.byteLength} bytes is too large`);
-  const out = Buffer.allocUnsafe(JOURNAL_RECORD_HEADER + payload.byteLength);
+  const json = JSON.stringify(entry);
+  const length = Buffer.byteLength(json, 'utf8');
+  if (length > JOURNAL_MAX_PAYLOAD) throw new Error(`journal entry of ${length} bytes is too large`);
+  // The JSON is encoded straight after the header: one buffer, no copy (group commit encodes every record).
+  const out = Buffer.allocUnsafe(JOURNAL_RECORD_HEADER + length);
   out[0] = M0;
   out[1] = M1;
   out[2] = FORMAT;
   out[3] = 0;
-  out.writeUInt32LE(payload.byteLength, 4);
+  out.writeUInt32LE(length, 4);
   out.writeBigUInt64LE(BigInt(seq), 8);
-  payload.copy(out, JOURNAL_RECORD_HEADER);
-  out.writeUInt32LE(crc32(payload, crc32(out.subarray(0, 16))), 16);
+  out.write(json, JOURNAL_RECORD_HEADER, length, 'utf8');
+  out.writeUInt32LE(crc32(out.subarray(JOURNAL_RECORD_HEADER), crc32(out.subarray(0, 16))), 16);
   return out;
 }
 

@@ -135,6 +135,8 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
   private nextSeq = 1;
   private totalBytes = 0;
   private queue: Pending[] = [];
+  /** Bytes in `queue` and in the batch being written (pendingBytes). */
+  private unwrittenBytes = 0;
   private flushing: Promise<void> | undefined;
   private closing = false;
   private closed = false;
@@ -311,15 +313,15 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     this.nextSeq++;
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ bytes, entry, seq, resolve, reject, done: false });
+      this.unwrittenBytes += bytes.byteLength;
       this.counters.appended++;
       if (!this.flushing) this.flushing = this.flushLoop();
     });
   }
 
+  /** Bytes appended and not yet on disk: the queue and the batch being written (the quota counts both). */
   private pendingBytes(): number {
-    let n = 0;
-    for (const p of this.queue) n += p.bytes.byteLength;
-    return n;
+    return this.unwrittenBytes;
   }
 
   /** Group commit: everything queued while the previous fsync ran goes out in one write + one fsync. */
@@ -358,6 +360,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     if (ms > this.counters.fsyncMsMax) this.counters.fsyncMsMax = ms;
     this.emit('fsync', ms);
     this.totalBytes += want;
+    this.unwrittenBytes -= want;
     this.upload.add(batch);
   }
 
@@ -370,6 +373,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     const ioe = asIoError(e, 'write', this.o.dir);
     const rejected = [...batch, ...this.queue];
     this.queue = [];
+    this.unwrittenBytes = 0;
     const tail = this.files.tail;
     if (this.files.working && tail) this.nextSeq = tail.lastSeq + 1;
     this.counters.rejectedAppends += rejected.length;

@@ -6,6 +6,7 @@ import { FileJournal, JournalUnavailableError } from '../../firmware/journal/fil
 import { GateErrorCode, isGateError } from '../../protocol/errors.js';
 import type { JournalEntry } from '../../firmware/journal/journal.js';
 import { encodeJournalRecord } from '../../protocol/journal-record.js';
+import { SEGMENT_HEADER_BYTES } from '../../firmware/journal/segment.js';
 import { dataEnd, fileRecords, markOpen, seqsOnDisk } from '../support/journal-files.js';
 import { Backoffice } from '../../simulator/backoffice/server.js';
 
@@ -160,6 +161,19 @@ describe('file journal', () => {
     expect(alarms).toContain('journal-ok');
     await j.close();
     await bo.close();
+  });
+
+  it('the quota counts the batch being written, not only the records queued behind it', async () => {
+    const dir = tmp();
+    const rec = encodeJournalRecord(1, entry(0)).byteLength;
+    // Room for the new segment's header and two records, not three.
+    const j = await FileJournal.open({ dir, laneId: 'L1', maxBytes: SEGMENT_HEADER_BYTES + rec * 2 + rec / 2 });
+    const first = [j.append(entry(0)), j.append(entry(1))];
+    // Their write is under way (the batch left the queue at the next turn): a third would not fit.
+    await new Promise((r) => setImmediate(r));
+    await expect(j.append(entry(2))).rejects.toMatchObject({ reason: 'disk-full' });
+    expect(await Promise.all(first)).toEqual([1, 2]);
+    await j.close();
   });
 
   it('uploads in batches with lane id + seq; retries after a restart never duplicate; trims uploaded segments', async () => {
