@@ -12,8 +12,10 @@
 // Over http:// or https:// with a configured CA or pinned certificate (firmware/platform/https-client.ts).
 //
 // HTTP API (simulator/backoffice/openapi.yaml):
-//   GET /v1/lists/deltas?since=N&max=M&nonce=H  200 concatenated deltas | 204 up to date | 410 chain not
-//                                               held; each with the `list-freshness` statement
+//   GET /v1/lists/deltas?since=N&max=M&nonce=H&freshness=2
+//                                               200 concatenated deltas | 204 up to date | 410 chain not
+//                                               held; each with the `list-freshness` statement (format 2:
+//                                               it also names the schedule's and fare table's seqs)
 //   GET /v1/lists/snapshot                      200 latest signed snapshot
 //   GET /v1/issuer-keys                         200 trust-list document (ETag; If-None-Match → 304)
 //   GET /v1/policy-schedule                     200 enforcement schedule document (ETag; If-None-Match → 304)
@@ -22,7 +24,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FRESHNESS_HEADER } from '../../protocol/lists/index.js';
+import { FRESHNESS_FORMAT_PARAM, FRESHNESS_FORMAT_VERSION, FRESHNESS_HEADER } from '../../protocol/lists/index.js';
 import { systemClock, type Clock } from '../../drivers/seams.js';
 import { HttpClientError, httpRequest, type TlsTrust } from '../platform/https-client.js';
 import type { ListSyncEvents, ListSyncOptions, SyncCounters, SyncOutcome, SyncStatus } from './sync-options.js';
@@ -56,6 +58,9 @@ const DOWNLOAD_FILE = 'lists.download';
  * ListProvider backed by the back office. Events (ListSyncEvents): 'alarm' (ListAlarm), 'sync-failed',
  * 'version' (ListSnapshot), 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
  */
+/** What the gate holds of a signed document the statement names. */
+type HeldSeq = { readonly seq: number };
+
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
   private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule' | 'fareTable'>>;
@@ -339,8 +344,9 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
       }
       outcome = { kind: 'failed', detail };
     }
-    // The lists were current as of the statement when the gate now holds the version it announced.
-    this.freshness.settle(this.lists.version);
+    // The lists were current as of the statement when the gate now holds the version it announced, and
+    // every document it names: a gate kept on an older schedule or fare table is not current, whatever its lists.
+    if (this.missingAnnounced() === undefined) this.freshness.settle(this.lists.version);
     if (outcome.kind === 'failed' || outcome.kind === 'rejected') {
       this.failures++;
       this.emit('sync-failed', outcome.kind);
@@ -362,8 +368,9 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
 
   /**
    * A round that brought nothing although the statement announces more (a path that dropped the deltas
-   * but kept the statement), or a trust list announced and not held: failed. A round that applied some
-   * deltas but not yet all (`maxDeltas` per poll) made progress and is no failure.
+   * but kept the statement), or a trust list, enforcement schedule or fare table announced and not held
+   * (a path that blocks that one document, so a gate would stay on an older stage or older fares): failed.
+   * A round that applied some deltas but not yet all (`maxDeltas` per poll) made progress and is no failure.
    */
   private checkAnnounced(outcome: SyncOutcome): SyncOutcome {
     const st = this.freshness.statement;
@@ -371,17 +378,30 @@ export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvid
     if (outcome.kind === 'up-to-date' && this.lists.version < st.latestVersion) {
       return { kind: 'failed', detail: `the back office announces list version ${st.latestVersion}, the answer left the gate at ${this.lists.version}` };
     }
-    if (this.held && st.trustListSeq > 0 && this.held.seq < st.trustListSeq) {
-      return { kind: 'failed', detail: `the back office announces issuer trust list seq ${st.trustListSeq}, the gate holds ${this.held.seq}` };
+    const missing = this.missingAnnounced();
+    return missing === undefined ? outcome : { kind: 'failed', detail: missing };
+  }
+
+  /** A document the last statement names that the gate does not hold (its seq is lower), said in words; undefined: none. */
+  private missingAnnounced(): string | undefined {
+    const st = this.freshness.statement;
+    if (!st) return undefined;
+    const behind: [string, HeldSeq | undefined, number][] = [
+      ['issuer trust list', this.held, st.trustListSeq],
+      ['enforcement schedule', this.heldSchedule, st.scheduleSeq],
+      ['fare table', this.heldFareTable, st.fareTableSeq],
+    ];
+    for (const [what, held, announced] of behind) {
+      if (held && announced > 0 && held.seq < announced) return `the back office announces ${what} seq ${announced}, the gate holds ${held.seq}`;
     }
-    return outcome;
+    return undefined;
   }
 
   private async syncLists(): Promise<SyncOutcome> {
     const from = this.lists.version;
     const nonce = this.freshness.nonce();
     // Read straight into shared memory: the merge worker then gets the body without a copy.
-    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}&nonce=${nonce.hex}`, {}, true);
+    const r = await this.get(`/v1/lists/deltas?since=${from}&max=${this.o.maxDeltas}&nonce=${nonce.hex}&${FRESHNESS_FORMAT_PARAM}=${FRESHNESS_FORMAT_VERSION}`, {}, true);
     // Whatever the status, the answer must carry a good statement for this poll: nothing else is believed.
     const f = this.freshness.take(r.headers[FRESHNESS_HEADER], nonce.bytes);
     if (!f.ok) {

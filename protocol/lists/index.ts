@@ -78,6 +78,7 @@ export {
 export { runToEnd, runUntil } from './run.js';
 export {
   FRESHNESS_BYTES,
+  FRESHNESS_FORMAT_PARAM,
   FRESHNESS_FORMAT_VERSION,
   FRESHNESS_HEADER,
   FRESHNESS_NONCE_BYTES,
@@ -91,5 +92,6 @@ export {
   signFreshness,
   type FreshnessChecked,
   type FreshnessError,
+  type FreshnessFormat,
   type FreshnessStatement,
 } from './freshness.js';

@@ -56,6 +56,7 @@ const INT = { type: 'string', pattern: '^(0|[1-9][0-9]{0,14})$' };
 const POSITIVE = { type: 'string', pattern: '^[1-9][0-9]{0,14}$' };
 const LANE = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' };
 const NONCE = { type: 'string', pattern: '^[0-9a-f]{32}$' };
+const FORMAT = { type: 'string', pattern: '^[12]$' };
 const CURSOR = /^([A-Za-z0-9_-]{1,32})\.([1-9][0-9]{0,14})$/;
 const query = (properties: Record<string, object>, required: string[] = []) => ({ type: 'object', properties, required });
 
@@ -203,14 +204,14 @@ export function buildHttp(store: BackofficeStore, opts: HttpOptions = {}): Fasti
       const since = Number(q(req).since);
       // Every answer, 204 and 410 too, carries the signed freshness statement for the gate's nonce: a gate
       // counts its list age from it, so an answer without one (a path that fakes "up to date") fails.
-      reply.header(FRESHNESS_HEADER, freshnessHeaderValue(store.freshness(nonceFromHex(q(req).nonce))));
+      reply.header(FRESHNESS_HEADER, freshnessHeaderValue(store.freshness(nonceFromHex(q(req).nonce), q(req).freshness === '2' ? 2 : 1)));
       const d = store.deltasSince(since, Math.min(Number(q(req).max ?? '100'), 1000));
       if (d === 'current') return reply.code(204).send();
       if (d === 'gone') return reply.code(410).send({ error: 'gone', message: 'deltas not held from that version; fetch the snapshot' });
       if (d === 'ahead') return reply.code(409).send({ error: 'ahead', message: `version ${since} is ahead of the back office` });
       return reply.type('application/octet-stream').send(Buffer.from(d));
     },
-    { query: query({ since: INT, max: POSITIVE, nonce: NONCE }, ['since']), queryHelp: 'since: an integer >= 0 (the gate\'s list version); max: an integer >= 1 (at most 1000 are sent); nonce: 32 lowercase hex digits, echoed in the list-freshness statement' },
+    { query: query({ since: INT, max: POSITIVE, nonce: NONCE, freshness: FORMAT }, ['since']), queryHelp: 'since: an integer >= 0 (the gate\'s list version); max: an integer >= 1 (at most 1000 are sent); nonce: 32 lowercase hex digits, echoed in the list-freshness statement; freshness: 1 or 2, the statement\'s format (2 also names the schedule and fare-table seqs)' },
   );
   route('GET', '/v1/issuer-keys', (req, reply) => {
     const doc = store.issuerKeys();

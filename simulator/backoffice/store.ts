@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { QR_ISSUERS, type QrIssuer } from '../../protocol/credential.js';
-import { ListBuilder, classifyKey, encodeDelta, listKeyId, signFreshness, signList, statusByte, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
+import { ListBuilder, classifyKey, encodeDelta, listKeyId, signFreshness, signList, statusByte, type FreshnessFormat, type ListChange, type ListStatus } from '../../protocol/lists/index.js';
 import { verifyTrustList } from '../../protocol/trust-list.js';
 import { signPolicySchedule, verifyPolicySchedule, type KindSchedule, type PolicySchedule } from '../../protocol/policy-schedule.js';
 import { CREDENTIAL_KINDS, type CredentialKind } from '../../protocol/credential.js';
@@ -294,12 +294,25 @@ export class BackofficeStore {
    * time and the served trust list's seq, as of now, echoing the gate's nonce. Signed afresh on every call
    * (one Ed25519 signature); issued-at times strictly increase, even within one millisecond.
    */
-  freshness(nonce?: Uint8Array): Uint8Array {
+  freshness(nonce?: Uint8Array, format: FreshnessFormat = 1): Uint8Array {
     const l = this.latest();
     const issuedAtMs = Math.max(this.now(), this.lastStatementAtMs + 1);
     this.lastStatementAtMs = issuedAtMs;
     this.counters.statements++;
-    return signFreshness({ latestVersion: l.version, latestPublishedAtMs: l.publishedAtMs, issuedAtMs, trustListSeq: this.trustListSeq(), nonce }, this.key);
+    const seqs = format === 2 ? { scheduleSeq: this.servedSeq('schedule'), fareTableSeq: this.servedSeq('fare-table') } : {};
+    return signFreshness({ latestVersion: l.version, latestPublishedAtMs: l.publishedAtMs, issuedAtMs, trustListSeq: this.trustListSeq(), nonce, format, ...seqs }, this.key);
+  }
+
+  /**
+   * The seq of the schedule or fare table this back office last published (0: none): its word, kept apart
+   * from the document bytes, so a document altered in its store or on the way does not change what it says.
+   */
+  private servedSeq(which: 'schedule' | 'fare-table'): number {
+    const row = this.db.prepare('SELECT v FROM meta WHERE k = ?').get(`published-seq:${which}`) as { v: Buffer } | undefined;
+    return row ? Number(row.v.toString('utf8')) || 0 : 0;
+  }
+  private published(which: 'schedule' | 'fare-table', seq: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run(`published-seq:${which}`, Buffer.from(String(Math.max(seq, this.servedSeq(which)))));
   }
 
   /** The seq of the trust list served (0: none), read from the document's payload (held as the operator's own). */
@@ -328,9 +341,10 @@ export class BackofficeStore {
   publishPolicySchedule(kinds: Partial<Record<CredentialKind, KindSchedule>>): Uint8Array {
     const held = this.policySchedule();
     const prev = held ? verifyPolicySchedule(held, [{ keyId: listKeyId(createPublicKey(this.key)), publicKey: createPublicKey(this.key) }]) : undefined;
-    const schedule: PolicySchedule = { seq: prev?.ok ? prev.schedule.seq + 1 : 1, issuedAtMs: this.now(), kinds };
+    const schedule: PolicySchedule = { seq: Math.max(prev?.ok ? prev.schedule.seq : 0, this.servedSeq('schedule')) + 1, issuedAtMs: this.now(), kinds };
     const doc = signPolicySchedule(schedule, this.key);
     this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('policy-schedule', Buffer.from(doc));
+    this.published('schedule', schedule.seq);
     return doc;
   }
   policySchedule(): Buffer | undefined {
@@ -374,9 +388,10 @@ export class BackofficeStore {
   publishFareTable(network: { stations: FareStation[]; distancesM: ArrayLike<number> }, rules: FareRules = BEIJING_2014_RULES): Uint8Array {
     const held = this.currentFareTable();
     const n = network.stations.length;
-    const table: FareTable = { seq: held ? held.seq + 1 : 1, issuedAtMs: this.now(), rules, stations: network.stations, fares: faresFromDistances(rules, network.distancesM, n) };
+    const table: FareTable = { seq: Math.max(held?.seq ?? 0, this.servedSeq('fare-table')) + 1, issuedAtMs: this.now(), rules, stations: network.stations, fares: faresFromDistances(rules, network.distancesM, n) };
     const doc = signFareTable(table, this.key);
     this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('fare-table', Buffer.from(doc));
+    this.published('fare-table', table.seq);
     return doc;
   }
   fareTable(): Buffer | undefined {

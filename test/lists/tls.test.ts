@@ -130,7 +130,7 @@ describe('list sync and journal upload over TLS', () => {
       expect((r as { detail: string }).detail, name).toMatch(why);
       // At once, not after the usual three failed rounds; and not again on the next round.
       expect(alarms, name).toHaveLength(1);
-      expect(alarms[0], name).toMatch(/^list-sync-failing: 1 sync rounds failed: GET \/v1\/lists\/deltas\?since=0&max=100&nonce=[0-9a-f]{32}: TLS certificate refused/);
+      expect(alarms[0], name).toMatch(/^list-sync-failing: 1 sync rounds failed: GET \/v1\/lists\/deltas\?since=0&max=100&nonce=[0-9a-f]{32}&freshness=2: TLS certificate refused/);
       expect(alarms[0], name).toMatch(why);
       await sync.syncOnce();
       expect(alarms, name).toHaveLength(1);
