@@ -1,7 +1,8 @@
 // The lane's PSAM (purchase security module) in a PC/SC slot of its own: the contact SAM slot of a dual
 // reader, or a second vpcd slot in CI. One APDU at a time (the PSAM keeps one purchase session); its
-// terminal id is read once when it is found. A PSAM that leaves or fails is a reader-class fault: the fare
-// gate refuses with `fare-unavailable` until it is back. nfc-pcsc is loaded lazily, as for the card reader.
+// terminal id is read whenever it is put in. A PSAM that leaves or fails is told to `onPresence` listeners:
+// the fare lane runs it as a source and is out of service until it is back (firmware/composition/fare-lane.ts);
+// a tap that meets it missing meanwhile is refused `fare-unavailable`. nfc-pcsc is loaded lazily, as for the card reader.
 
 import { z } from 'zod';
 import { parsePsamTerminalId, readPsamTerminalId } from '../protocol/tunion-purse.js';
@@ -34,6 +35,10 @@ export class PcscPsam {
   readonly counters = { apdus: 0, faults: 0 };
   private reader?: PsamReader;
   private present = false;
+  /** In its slot and its terminal id read: what the lane is told (onPresence). */
+  private ready = false;
+  private readyDetail = 'PSAM not found yet';
+  private readonly presenceListeners = new Set<(present: boolean, detail: string) => void>();
   private nfc?: { close(): void };
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -64,28 +69,46 @@ export class PcscPsam {
         this.reader = r;
         r.on('card', () => {
           this.present = true;
+          // Read again on every insertion: a PSAM put back may be another one.
           this.exchange(readPsamTerminalId).then(
             (a) => {
               const id = parsePsamTerminalId(a);
               if (id.ok) {
                 this.terminalId = id.value;
+                this.setReady(true, 'PSAM in its slot');
                 clearTimeout(t);
                 resolve();
-              }
+              } else this.setReady(false, `PSAM in "${r.name}" answers no terminal id (${id.detail})`);
             },
-            () => undefined,
+            (e: Error) => this.setReady(false, `PSAM in "${r.name}" does not answer: ${e.message}`),
           );
         });
         r.on('card.off', () => {
           this.present = false;
+          this.setReady(false, `PSAM taken out of "${r.name}": no fare can be charged`);
         });
         r.on('end', () => {
           this.present = false;
           this.reader = undefined;
+          this.setReady(false, `PSAM reader "${r.name}" gone: no fare can be charged`);
         });
       });
     });
     await ready;
+  }
+
+  /** Told at once, then whenever the PSAM becomes usable (in its slot, terminal id read) or stops being so, with why. */
+  onPresence(listener: (present: boolean, detail: string) => void): () => void {
+    this.presenceListeners.add(listener);
+    listener(this.ready, this.readyDetail);
+    return () => void this.presenceListeners.delete(listener);
+  }
+
+  private setReady(ready: boolean, detail: string): void {
+    if (ready === this.ready) return;
+    this.ready = ready;
+    this.readyDetail = detail;
+    for (const l of this.presenceListeners) l(ready, detail);
   }
 
   /** Send one APDU to the PSAM (queued: one at a time). Rejects with a GateError when the PSAM is absent or silent. */

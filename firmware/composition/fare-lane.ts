@@ -7,7 +7,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CardTransaction, CardTransactionResult, Clock, CredentialSource } from '../../drivers/seams.js';
+import type { CardTransaction, CardTransactionResult, Clock, CredentialSource, SourceEvent } from '../../drivers/seams.js';
 import { GateError, GateErrorCode, isGateError } from '../../protocol/errors.js';
 import { alarmText, type Alarm } from '../../protocol/alarms.js';
 import { trustedListKey, type TrustedListKey } from '../../protocol/lists/index.js';
@@ -36,6 +36,12 @@ export interface FareLane {
   table: FareTableHolder;
   /** The degraded modes (GB 50157) of every side's gate at once, for the signed `fare-mode` station command. */
   modes: { set(names: readonly FareModeName[]): void; current(): FareModeName[] };
+  /**
+   * The PSAM as one of the lane's sources (`psam:<slot>`): SOURCE_FAULT while it is out of its slot or
+   * silent, SOURCE_OK when it is back; the lane runs it with its readers (start-lane.ts). Absent when the
+   * PSAM cannot tell (one given in-process).
+   */
+  presence?: CredentialSource;
   /** Unhook the readers, stop following list sync, release the PSAM. */
   stop(): Promise<void>;
 }
@@ -126,6 +132,9 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
 
   // The terminal id read from the PSAM now, and again when a PSAM is put back in the slot.
   const lanePsam: Psam = { exchange: psam.exchange, get terminalId() { return psam.terminalId; } };
+  // Without its PSAM a fare lane cannot charge anyone: it is out of service (a source fault, alarmed) until
+  // the PSAM is back, rather than refusing tap after tap with "use another lane".
+  const presence = psam.onPresence ? new PsamPresence(`psam:${f.psam.reader}`, psam.onPresence.bind(psam)) : undefined;
   const gates: Partial<Record<Direction, FareGate>> = {};
   for (const direction of new Set(readers.map((r) => r.source.side))) {
     gates[direction] = new FareGate({ laneId: config.lane.id, laneNumber: f.laneNumber, station: f.station, direction, retapGraceMs: f.retapGraceMs }, lanePsam, o.journal);
@@ -160,6 +169,7 @@ export async function faresFromConfig(o: FaresFromConfig): Promise<FareLane | un
   return {
     gates,
     table,
+    ...(presence ? { presence } : {}),
     modes: fareModeSink(first, ...others),
     stop: async () => {
       for (const { source } of readers) source.setTransaction(undefined);
@@ -231,5 +241,22 @@ function listKeys(config: LaneConfig): TrustedListKey[] {
     return keys.map(trustedListKey);
   } catch (e) {
     throw new ConfigError(`lists.publicKeys: ${(e as Error).message}`);
+  }
+}
+
+/** The lane's PSAM seen as a source: it presents nothing, it only faults (and recovers) with the PSAM. */
+export class PsamPresence implements CredentialSource {
+  private unlisten?: () => void;
+  constructor(
+    readonly name: string,
+    private readonly onPresence: (listener: (present: boolean, detail: string) => void) => () => void,
+  ) {}
+  async start(emit: (e: SourceEvent) => void): Promise<void> {
+    this.unlisten?.();
+    this.unlisten = this.onPresence((present, detail) => emit(present ? { type: 'SOURCE_OK', source: this.name } : { type: 'SOURCE_FAULT', source: this.name, detail }));
+  }
+  async stop(): Promise<void> {
+    this.unlisten?.();
+    this.unlisten = undefined;
   }
 }

@@ -80,7 +80,9 @@ export async function startLane(opts: StartLaneOptions): Promise<Lane> {
     if (config.fares !== undefined) step('fares', 'the fare gate (PSAM, fare table)');
     let running: Lane | undefined;
     const fares = (opened.fares = await faresFromConfig({ config, lists, journal, sources, core, clock, log, lane: () => running, parts: opts.fareParts, field: opts.field }));
-    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources, core, qr, stages, ownsLists: !opts.lists, inspect });
+    // A fare lane's PSAM runs as one more source: the lane is out of service while it is missing.
+    const laneSources = fares?.presence ? [...sources, fares.presence] : sources;
+    const lane = assembleLane({ config, clock, log, lists, journal, barrier, sources: laneSources, core, qr, stages, ownsLists: !opts.lists, inspect });
     // A camera whose decode worker can check ride-code signatures gets the trust list held now (and every update).
     qr?.rideCodes.shareWith(sources); // lives as long as the lane and its verifier: nothing to undo
     recorder?.attach(lane);

@@ -111,6 +111,11 @@ export interface Psam {
    * other side's purchase ends this side's session.
    */
   session?: number;
+  /**
+   * Told at once, then whenever the PSAM becomes usable (in its slot, terminal id read) or stops being so, with why: the lane
+   * is out of service without it (firmware/composition/fare-lane.ts). Absent: always there (an in-process one).
+   */
+  onPresence?(listener: (present: boolean, detail: string) => void): () => void;
 }
 
 class Torn extends Error {}

@@ -142,6 +142,34 @@ describe('a fare gate from config over pcscd', () => {
     }
   }, 90_000);
 
+  it('the PSAM taken out while the lane runs: out of service naming it (nothing written to a card), back in service once it is put back', async () => {
+    // Failed before: the lane stayed in service and refused tap after tap as fare-unavailable ("use another lane").
+    const rider = card(good);
+    const l = await fareLane('F-SAM', 'entry', 4);
+    const alarms: string[] = [];
+    l.lane.on('alarm', (e) => alarms.push(`${e.alarm.alarm}: ${'detail' in e.alarm ? e.alarm.detail : ''}`));
+    try {
+      const slot = `source:psam:${pcscd.readers[1].name}`;
+      expect(l.lane.view().faults[slot]).toBeUndefined();
+      vpsam.remove();
+      await waitUntil(() => l.lane.view().mode === 'outOfService', 10_000, () => l.lane.view().mode);
+      expect(l.lane.view().faults[slot]).toMatch(/^PSAM taken out of ".*": no fare can be charged$/);
+      expect(alarms).toContainEqual(expect.stringMatching(/^reader-fault: PSAM taken out of/));
+      const before = { balance: rider.purse!.balanceFen, atc: rider.purse!.atc, record: Uint8Array.from(rider.purse!.record) };
+      expect(await l.tap(rider)).toEqual({ grant: false, reason: 'out-of-service' });
+      expect({ balance: rider.purse!.balanceFen, atc: rider.purse!.atc, record: rider.purse!.record }).toEqual(before);
+      await vpsam.insert(pcscd.readers[1].port);
+      await waitUntil(() => l.lane.view().mode === 'normal', 10_000, () => `${l.lane.view().mode} ${JSON.stringify(l.lane.view().faults)}`);
+      expect(l.lane.view().faults[slot]).toBeUndefined();
+      expect(await l.tap(rider)).toEqual({ grant: true, reason: 'ok' });
+      expect(l.fareRecords().at(-1)).toEqual(expect.objectContaining({ outcome: 'debited', station: 4 }));
+    } finally {
+      await l.lane.stop();
+      // Back in its slot for the next test, whatever happened here.
+      if (l.lane.view().faults[`source:psam:${pcscd.readers[1].name}`]) await vpsam.insert(pcscd.readers[1].port).catch(() => {});
+    }
+  }, 60_000);
+
   it('start-up errors name the fares field and leave nothing running', async () => {
     const fails = async (cfg: unknown) => {
       const e = await startLane({ config: parseLaneConfig(cfg) }).then(
