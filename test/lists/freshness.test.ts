@@ -41,19 +41,25 @@ describe('the freshness statement (protocol/README.md, "List freshness statement
   const nonce = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
   const fields = { latestVersion: 0x01020304, latestPublishedAtMs: 1_650_000_000_123, issuedAtMs: 1_650_000_100_456, trustListSeq: 42, nonce };
 
-  it('format 2 lays its fields where the table says, signs bytes 0-79, and reads back', () => {
-    const b = signFreshness({ ...fields, scheduleSeq: 7, fareTableSeq: 9 }, k.privateKey);
-    expect(b.byteLength).toBe(FRESHNESS_BYTES);
-    expect(b.byteLength).toBe(144);
+  /** Bytes 0-55, laid out alike in both formats. */
+  const commonFields = (b: Uint8Array, format: 1 | 2): DataView => {
     const v = new DataView(b.buffer);
     expect(Buffer.from(b.subarray(0, 4)).toString('latin1')).toBe('GLFS');
-    expect([v.getUint16(4, true), v.getUint16(6, true)]).toEqual([2, 144]);
+    expect([v.getUint16(4, true), v.getUint16(6, true)]).toEqual([format, format === 1 ? 128 : 144]);
     expect(v.getUint32(8, true)).toBe(0x01020304);
     expect(v.getUint32(12, true)).toBe(0);
     expect(Number(v.getBigUint64(16, true))).toBe(1_650_000_000_123);
     expect(Number(v.getBigUint64(24, true))).toBe(1_650_000_100_456);
     expect(Number(v.getBigUint64(32, true))).toBe(42);
     expect([...b.subarray(40, 56)]).toEqual([...nonce]);
+    return v;
+  };
+
+  it('format 2 lays its fields where the table says, signs bytes 0-79, and reads back', () => {
+    const b = signFreshness({ ...fields, scheduleSeq: 7, fareTableSeq: 9 }, k.privateKey);
+    expect(b.byteLength).toBe(FRESHNESS_BYTES);
+    expect(b.byteLength).toBe(144);
+    const v = commonFields(b, 2);
     expect([Number(v.getBigUint64(56, true)), Number(v.getBigUint64(64, true))]).toEqual([7, 9]);
     expect(Buffer.from(b.subarray(72, 80)).equals(Buffer.from(keys[0].keyId))).toBe(true);
     expect(verify(null, b.subarray(0, 80), k.publicKey, b.subarray(80))).toBe(true);
@@ -63,15 +69,7 @@ describe('the freshness statement (protocol/README.md, "List freshness statement
   it('format 1 (a gate that does not ask for 2) lays its fields where the table says, signs bytes 0-63, and reads back', () => {
     const b = signFreshness({ ...fields, format: 1, scheduleSeq: 7 }, k.privateKey);
     expect(b.byteLength).toBe(128);
-    const v = new DataView(b.buffer);
-    expect(Buffer.from(b.subarray(0, 4)).toString('latin1')).toBe('GLFS');
-    expect([v.getUint16(4, true), v.getUint16(6, true)]).toEqual([1, 128]);
-    expect(v.getUint32(8, true)).toBe(0x01020304);
-    expect(v.getUint32(12, true)).toBe(0);
-    expect(Number(v.getBigUint64(16, true))).toBe(1_650_000_000_123);
-    expect(Number(v.getBigUint64(24, true))).toBe(1_650_000_100_456);
-    expect(Number(v.getBigUint64(32, true))).toBe(42);
-    expect([...b.subarray(40, 56)]).toEqual([...nonce]);
+    commonFields(b, 1);
     expect(Buffer.from(b.subarray(56, 64)).equals(Buffer.from(keys[0].keyId))).toBe(true);
     expect(verify(null, b.subarray(0, 64), k.publicKey, b.subarray(64))).toBe(true);
     const r = readFreshness(b, keys);
