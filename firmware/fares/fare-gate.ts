@@ -112,8 +112,9 @@ export interface Psam {
    */
   session?: number;
   /**
-   * Told at once, then whenever the PSAM becomes usable (in its slot, terminal id read) or stops being so, with why: the lane
-   * is out of service without it (firmware/composition/fare-lane.ts). Absent: always there (an in-process one).
+   * Told at once, then whenever the PSAM becomes usable (in its slot, terminal id read) or stops being so,
+   * with why: the lane is out of service without it (firmware/composition/fare-lane.ts). Absent: always
+   * there (an in-process one).
    */
   onPresence?(listener: (present: boolean, detail: string) => void): () => void;
 }

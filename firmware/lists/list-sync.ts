@@ -54,13 +54,13 @@ const LIST_FILE = 'lists.seg';
 const DELTA_LOG_FILE = 'lists.deltas';
 const DOWNLOAD_FILE = 'lists.download';
 
+/** What the gate holds of a signed document the statement names. */
+type HeldSeq = { readonly seq: number };
+
 /**
  * ListProvider backed by the back office. Events (ListSyncEvents): 'alarm' (ListAlarm), 'sync-failed',
  * 'version' (ListSnapshot), 'issuer-keys' (Uint8Array). Never throws from polling: failures back off and are counted.
  */
-/** What the gate holds of a signed document the statement names. */
-type HeldSeq = { readonly seq: number };
-
 export class ListSync extends EventEmitter<ListSyncEvents> implements ListProvider {
   private lists: SegmentedLists;
   private readonly o: Required<Omit<ListSyncOptions, 'log' | 'clock' | 'merger' | 'token' | 'tls' | 'issuerKeys' | 'policySchedule' | 'fareTable'>>;
