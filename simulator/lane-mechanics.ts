@@ -1,3 +1,5 @@
+// Why this file is long: it is one lane's walking model whole — the bodies, the judge's tally of them and who may
+// step in next — which only make sense read together; the board it drives is virtual-barrier.ts.
 // Normally-open lane mechanics: bodies walking through a lane at their own speed, past the reader at the
 // lane's mouth, to the flaps, and through them or back. The board (virtual-barrier.ts) numbers and reports
 // them; this model moves them, taps for the riders while they walk, adds the bodies that do not tap (no

@@ -7,12 +7,13 @@
 // firmware/lane/README.md), with the real lane firmware deciding; decisions take no virtual time here.
 // Throughput is counted between the 5th and 95th percentile of answer times, while arrivals (RATE per lane
 // per minute, above either regime's capacity) keep every lane queued; the late riders (re-entries two
-// minutes on, registrations) fall outside it.
+// minutes on, registrations) fall outside it. Last, the rush-hour figure taken apart: the same lanes with
+// the bodies the flaps stop removed step by step (green riders only; plus tailgaters; plus torn taps and refusals).
 
 import { simulateStation } from '../../firmware/composition/simulated-station.js';
 import { DEFAULT_MIX, type PopulationMix } from '../../simulator/population.js';
 import type { PresentationResult, StationSummary } from '../../simulator/station.js';
-import { STOP_STORIES } from '../../simulator/lane-mechanics.js';
+import { NO_FRAUD, STOP_STORIES, type FraudMix } from '../../simulator/lane-mechanics.js';
 import { summary, type BenchReport } from './report.js';
 
 const LANES = 4;
@@ -41,14 +42,14 @@ interface Run {
   summary: StationSummary;
 }
 
-async function once(flaps: Regime, mix: PopulationMix, seed: number): Promise<Run> {
+async function once(flaps: Regime, mix: PopulationMix, seed: number, fraud?: FraudMix): Promise<Run> {
   const answers: number[] = [];
   const admittedAt: number[] = [];
   const onResult = (r: PresentationResult) => {
     answers.push(r.atMs);
     if (r.observed !== 'unanswered' && r.observed.grant) admittedAt.push(r.atMs);
   };
-  const { summary: s } = await simulateStation({ lanes: LANES, passengers: PASSENGERS, seed, rate: RATE, flaps, mix, onResult });
+  const { summary: s } = await simulateStation({ lanes: LANES, passengers: PASSENGERS, seed, rate: RATE, flaps, mix, onResult, ...(fraud ? { fraud } : {}) });
   answers.sort((a, b) => a - b);
   const from = answers[Math.floor(answers.length * 0.05)];
   const to = answers[Math.floor(answers.length * 0.95)];
@@ -101,5 +102,19 @@ export async function run(r: BenchReport): Promise<void> {
       const p50 = p(k, 'p50');
       r.row({ section: 'flaps', metric: `decision margin, ${what}, p1 (${stream})`, value: p1.median, spread: p1.spread, unit: 'ms', note: `p50 ${p50.median} ms; n ${f.reduce((n, x) => n + x[k].n, 0)}` });
     }
+  }
+  // Where the rush-hour figure stops: the same lanes and walking model with the stopped bodies taken out
+  // step by step. Each body the flaps stop costs its lane the walk to them, the wait, the turn and the walk
+  // back, single file; decisions take no virtual time here, so only those bodies move the figure.
+  const steps: [string, PopulationMix, FraudMix][] = [
+    ['green riders only, nobody else', { ...RUSH_HOUR_MIX, tailgateRate: 0, stories: [['green', 100]] }, NO_FRAUD],
+    ['plus 1% tailgaters', { ...RUSH_HOUR_MIX, stories: [['green', 100]] }, NO_FRAUD],
+    ['plus the torn taps and refusals (the rush-hour riders, no walk-ins)', RUSH_HOUR_MIX, NO_FRAUD],
+  ];
+  for (const [what, mix, fraud] of steps) {
+    const runs: number[] = [];
+    for (const seed of SEEDS) runs.push((await once('normally-open', mix, seed, fraud)).perLaneMin);
+    const o = summary(runs);
+    r.row({ section: 'flaps', metric: `riders admitted per lane per minute, normally open, ${what}`, value: o.median, spread: o.spread, unit: '/min', note: 'the rush-hour row adds 1% walking in without a tap and 1% the wrong way' });
   }
 }
