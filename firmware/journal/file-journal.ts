@@ -135,7 +135,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
   private nextSeq = 1;
   private totalBytes = 0;
   private queue: Pending[] = [];
-  /** Bytes in `queue` and in the batch being written (pendingBytes). */
+  /** Bytes appended and not yet on disk: the queue and the batch being written (the quota counts both). */
   private unwrittenBytes = 0;
   private flushing: Promise<void> | undefined;
   private closing = false;
@@ -301,7 +301,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
     } catch (e) {
       return Promise.reject(e as Error);
     }
-    if (this.totalBytes + this.pendingBytes() + bytes.byteLength > this.o.maxBytes) {
+    if (this.totalBytes + this.unwrittenBytes + bytes.byteLength > this.o.maxBytes) {
       this.counters.rejectedAppends++;
       this.quotaNeed = bytes.byteLength;
       if (!this.quotaFull) {
@@ -317,11 +317,6 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
       this.counters.appended++;
       if (!this.flushing) this.flushing = this.flushLoop();
     });
-  }
-
-  /** Bytes appended and not yet on disk: the queue and the batch being written (the quota counts both). */
-  private pendingBytes(): number {
-    return this.unwrittenBytes;
   }
 
   /** Group commit: everything queued while the previous fsync ran goes out in one write + one fsync. */
@@ -474,7 +469,7 @@ export class FileJournal extends EventEmitter<FileJournalEvents> implements Jour
   }
 
   private quotaCheck(): void {
-    if (this.quotaFull && this.totalBytes + this.pendingBytes() + this.quotaNeed <= this.o.maxBytes) this.quotaFull = false;
+    if (this.quotaFull && this.totalBytes + this.unwrittenBytes + this.quotaNeed <= this.o.maxBytes) this.quotaFull = false;
   }
 
   /** Delete closed segments whose every record the back office has acknowledged (damaged copies stay). */

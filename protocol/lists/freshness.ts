@@ -1,8 +1,9 @@
 // The list freshness statement: the back office's signed word that, at a given time, a given list version
-// (and trust-list, schedule and fare-table seq) is the latest it publishes. Signed with the list key on every answer to
-// `GET /v1/lists/deltas`, bound to the gate's request by a nonce it echoes. A gate counts its list age from
-// the last statement it verified, so a path that answers 204, an empty 200 or an old recorded answer cannot
-// keep a gate's lists looking fresh: such a round fails and the age keeps growing. Pure: node:crypto only.
+// (and trust-list, schedule and fare-table seq) is the latest it publishes. Signed with the list key on
+// every answer to `GET /v1/lists/deltas`, bound to the gate's request by a nonce it echoes. A gate counts
+// its list age from the last statement it verified, so a path that answers 204, an empty 200 or an old
+// recorded answer cannot keep a gate's lists looking fresh: such a round fails and the age keeps growing.
+// Pure: node:crypto only.
 // Byte table: protocol/README.md, "List freshness statement".
 
 import { createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';

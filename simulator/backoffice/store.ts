@@ -291,7 +291,8 @@ export class BackofficeStore {
 
   /**
    * A signed freshness statement (protocol/lists/freshness.ts): the latest list version, its publication
-   * time and the served trust list's seq, as of now, echoing the gate's nonce. Signed afresh on every call
+   * time and the served trust list's seq (format 2: also the schedule's and fare table's), as of now,
+   * echoing the gate's nonce. Signed afresh on every call
    * (one Ed25519 signature); issued-at times strictly increase, even within one millisecond.
    */
   freshness(nonce?: Uint8Array, format: FreshnessFormat = 1): Uint8Array {
@@ -311,8 +312,9 @@ export class BackofficeStore {
     const row = this.db.prepare('SELECT v FROM meta WHERE k = ?').get(`published-seq:${which}`) as { v: Buffer } | undefined;
     return row ? Number(row.v.toString('utf8')) || 0 : 0;
   }
+  /** Publishing numbers the next seq above both the stored document's and this. */
   private published(which: 'schedule' | 'fare-table', seq: number): void {
-    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run(`published-seq:${which}`, Buffer.from(String(Math.max(seq, this.servedSeq(which)))));
+    this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run(`published-seq:${which}`, Buffer.from(String(seq)));
   }
 
   /** The seq of the trust list served (0: none), read from the document's payload (held as the operator's own). */

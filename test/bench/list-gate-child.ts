@@ -165,8 +165,7 @@ const mergedMs = performance.now() - a0;
 // durably; the list file is rewritten whole only when the log is full (`compact`: 1.3 GB at 50 M).
 if (mode === 'compact') await merger.writeListFile(`${listFile}.next`, out.next);
 // The bytes in shared memory, as list sync hands them on (its response body): posted to the worker without
-// a copy. (A plain buffer here cost a 2.7 MB structured-clone copy on this thread, 2-3 ms, that the runtime
-// never pays: that was this row's worst turn.)
+// a copy, as the runtime posts them (a plain buffer would be copied on this thread first).
 else await merger.appendDurably(`${listFile}.deltas`, delta);
 const writtenMs = performance.now() - a0;
 done = true;
